@@ -1,0 +1,151 @@
+"""gc-agent: keeps long-running Python applications on Digi gateways out of memory trouble.
+
+Embed it::
+
+    import agent
+    agent.start("/etc/config/gcagent/ix20.ini")
+    agent.on_low_memory(lambda info: my_cache.clear())
+    agent.event("client_disconnected")          # feeds rules with on = app:client_disconnected
+
+or wrap a script: ``python -m agent run --profile P -- app.py ARGS``.
+
+No function here raises into the application because of an agent fault;
+mistakes in how they are called are logged on the "gcagent" logger (which,
+with no logging set up, prints warnings to stderr) and ignored.
+"""
+
+import gc
+import logging
+import re
+import threading
+from typing import Any, Callable, List, Optional, Sequence, Union
+
+__version__ = "0.1.0"
+__all__ = ["start", "stop", "event", "collect", "on_low_memory", "__version__"]
+
+log = logging.getLogger("gcagent")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_lock = threading.RLock()
+_agent = None          # the running Agent, if any
+_callbacks: List[Callable[[dict], object]] = []   # registered before start()
+
+
+def start(profile: Any, report: Union[str, Sequence[str], None] = None) -> bool:
+    """Start the agent thread in this process; True when it is running.
+
+    `profile` is a path to an INI profile (or an `agent.profile.Profile`);
+    `report` overrides the profile's `[report] urls` with one URL or a list.
+    A bad profile or URL is reported on stderr and the agent stays off.
+    """
+    global _agent
+    with _lock:
+        if _agent is not None:
+            log.warning("gc-agent: start() called twice; the agent is already running")
+            return True
+        try:
+            from . import runtime
+            from .errors import AgentError
+            from .profile import Profile, load
+            loaded = profile if isinstance(profile, Profile) else load(str(profile))
+            urls = [report] if isinstance(report, str) else report
+            candidate = runtime.Agent(loaded, urls)
+        except AgentError as exc:
+            log.warning("gc-agent: not started:\n%s", exc)
+            return False
+        except Exception as exc:   # an agent bug must not stop the application starting
+            log.warning("gc-agent: not started: %s: %s", type(exc).__name__, exc)
+            return False
+        for callback in _callbacks:
+            candidate.add_low_memory_callback(callback)
+        try:
+            candidate.start()
+        except Exception as exc:
+            log.warning("gc-agent: not started: %s: %s", type(exc).__name__, exc)
+            return False
+        _agent = candidate
+        import atexit
+        atexit.register(stop)
+        return True
+
+
+def stop(timeout: float = 5.0) -> None:
+    """Send final telemetry and status offline, then stop the agent thread."""
+    global _agent
+    with _lock:
+        current, _agent = _agent, None
+    if current is not None:
+        try:
+            current.stop(timeout)
+        except Exception as exc:
+            log.info("gc-agent: stop: %s: %s", type(exc).__name__, exc)
+
+
+def event(name: str, **fields: Any) -> None:
+    """Tell the agent something happened (an `app:NAME` trigger for event rules).
+
+    Returns at once; the event is reported with `fields` (JSON-able values,
+    others by repr) on the agent's next tick.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        log.warning("gc-agent: event(%r): a name is 1-64 letters, digits, '_', '.' or '-'", name)
+        return
+    current = _agent
+    if current is not None:
+        try:
+            current.post("app:" + name, _jsonable(fields))
+        except Exception as exc:
+            log.info("gc-agent: event: %s: %s", type(exc).__name__, exc)
+
+
+def collect(generation: int = 2, reason: str = "manual") -> int:
+    """Run a measured collection now, in the caller's thread; returns objects collected.
+
+    Works without a running agent too (then it is just gc.collect).
+    """
+    if generation not in (0, 1, 2):
+        log.warning("gc-agent: collect(generation=%r): generation is 0, 1 or 2; using 2",
+                    generation)
+        generation = 2
+    if not isinstance(reason, str) or not _NAME.match(reason):
+        reason = "manual"
+    current = _agent
+    if current is None:
+        return gc.collect(generation)
+    try:
+        return current.collect(generation, reason).collected
+    except Exception as exc:
+        log.info("gc-agent: collect: %s: %s", type(exc).__name__, exc)
+        return 0
+
+
+def on_low_memory(callback: Callable[[dict], object]) -> None:
+    """Register `callback(info)` for low-memory rules whose escalation has `callbacks`.
+
+    `info` holds headroom_kb, below_kb and ceiling_kb. Use it to drop caches.
+    A callback that raises is reported and the others still run.
+    """
+    if not callable(callback):
+        log.warning("gc-agent: on_low_memory(%r): not callable; ignored", callback)
+        return
+    with _lock:
+        _callbacks.append(callback)
+        current = _agent
+    if current is not None:
+        current.add_low_memory_callback(callback)
+
+
+def running() -> Optional[Any]:
+    """The running `agent.runtime.Agent`, or None (for tests and tools)."""
+    return _agent
+
+
+def _jsonable(fields: dict) -> dict:
+    import json
+    try:
+        text = json.dumps(fields, default=repr, allow_nan=False)
+    except (TypeError, ValueError):
+        text = json.dumps({k: repr(v) for k, v in fields.items()})
+    if len(text) > 2048:
+        log.warning("gc-agent: event fields over 2048 bytes; dropped")
+        return {"truncated": True}
+    return json.loads(text)

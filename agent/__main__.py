@@ -1,0 +1,170 @@
+"""Command line: python -m agent {check,run} (see `python -m agent --help`)."""
+
+import argparse
+import atexit
+import logging
+import signal
+import sys
+import threading
+from typing import List, Optional
+
+from . import __version__
+
+EPILOG = """examples:
+  python -m agent check device_profiles/*.ini
+  python -m agent run --profile device_profiles/ix20.ini -- app.py --port 8080
+  python -m agent run --profile device_profiles/emulator.ini --report stdout:
+
+exit status: check gives 0 when every profile is valid, 2 otherwise; run with a
+script gives the script's own exit status.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m agent", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="gc-agent: samples memory and the garbage collector inside a Python "
+                    "application, collects on the rules of a device profile, and reports.")
+    parser.add_argument("--version", action="version", version="gc-agent " + __version__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    check = sub.add_parser("check", help="validate profiles",
+                           description="Validate profiles. Problems are printed on stderr, one "
+                                       "per line: PATH:LINE: [section] key: what is wrong.")
+    check.add_argument("profiles", nargs="+", metavar="PROFILE")
+    check.add_argument("-v", "--verbose", action="store_true",
+                       help="also print what each valid profile does")
+    run = sub.add_parser(
+        "run", help="run the agent, alone or around a script",
+        usage="python -m agent run --profile PROFILE [--report URL ...] [-- SCRIPT [ARGS ...]]",
+        description="Run the agent. With `-- SCRIPT ARGS` the script runs in this interpreter as "
+                    "__main__, exactly as `python SCRIPT ARGS` would, with the agent thread "
+                    "alongside; the exit status is the script's. Without a script the agent runs "
+                    "until SIGTERM or SIGINT. SIGUSR1 asks for a full collection.")
+    run.add_argument("--profile", required=True, metavar="PROFILE", help="device profile (INI)")
+    run.add_argument("--report", action="append", metavar="URL",
+                     help="where messages go, instead of the profile's [report] urls "
+                          "(repeatable): stdout:, file:///path.jsonl[?max=10M&keep=1]")
+    run.add_argument("--log", metavar="FILE",
+                     help="write the agent's own diagnostics here (default: nowhere)")
+    run.add_argument("--strict", action="store_true",
+                     help="with a script: refuse to run it when the profile is invalid "
+                          "(default: warn and run it without the agent)")
+    return parser
+
+
+def _split(argv: List[str]):
+    if "--" in argv:
+        at = argv.index("--")
+        return argv[:at], argv[at + 1:]
+    return argv, []
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ours, script = _split(argv)
+    parser = _parser()
+    args = parser.parse_args(ours)
+    if args.command == "check":
+        return _check(args.profiles, args.verbose)
+    if args.command == "run":
+        return _run(args, script)
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _check(paths: List[str], verbose: bool) -> int:
+    from .errors import ProfileError
+    from .profile import describe, load
+    status = 0
+    for path in paths:
+        try:
+            profile = load(path)
+        except ProfileError as exc:
+            for problem in exc.problems:
+                sys.stderr.write("%s\n" % problem)
+            status = 2
+            continue
+        if verbose:
+            sys.stdout.write("%s: ok: %s\n" % (path, describe(profile)))
+    return status
+
+
+def _run(args: argparse.Namespace, script: List[str]) -> int:
+    from . import start, stop
+    from .errors import AgentError, TransportError
+    from .profile import load
+    from .transports import check_url
+    if args.log:
+        handler = logging.FileHandler(args.log)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logging.getLogger("gcagent").addHandler(handler)
+        logging.getLogger("gcagent").setLevel(logging.INFO)
+    try:
+        profile = load(args.profile)
+        for url in args.report or ():
+            try:
+                check_url(url)
+            except ValueError as exc:
+                raise TransportError("--report %s" % exc)
+    except AgentError as exc:
+        sys.stderr.write("gc-agent: %s:\n%s\n" % (args.profile, exc))
+        if not script or args.strict:
+            return 2
+        sys.stderr.write("gc-agent: running %s without the agent\n" % script[0])
+        profile = None
+    started = profile is not None and start(profile, args.report)
+    if started and profile.agent.signals:
+        _install_signals(with_script=bool(script))
+    if not script:
+        return _wait_for_signal(stop) if started else 2
+    from .launcher import die_by, run_script
+    result = run_script(script)
+    if result.die_by is not None:
+        # Python runs atexit handlers (the script's, then our stop) and dies by
+        # the signal; do the same, in that order.
+        atexit._run_exitfuncs()
+        die_by(result.die_by)
+    return result.status
+
+
+_stop_requested = threading.Event()
+
+
+def _install_signals(with_script: bool) -> None:
+    from . import running
+
+    def on_usr1(signum, frame):
+        current = running()
+        if current is not None:
+            current.post("signal", wake=True)
+
+    def on_term(signum, frame):
+        from . import stop
+        stop()
+        if with_script:   # die as the script would have without us
+            from .launcher import die_by
+            die_by(signum)
+        _stop_requested.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum, handler in ((signal.SIGUSR1, on_usr1), (signal.SIGTERM, on_term)):
+        if signal.getsignal(signum) == signal.SIG_DFL:
+            signal.signal(signum, handler)
+    if not with_script:   # with a script, ^C stays the script's KeyboardInterrupt
+        signal.signal(signal.SIGINT, on_term)
+
+
+def _wait_for_signal(stop) -> int:
+    try:
+        while not _stop_requested.wait(3600):
+            pass
+    except KeyboardInterrupt:
+        pass
+    stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Run a script as `__main__` in this interpreter, exactly as `python SCRIPT ARGS` would.
+
+Same `sys.argv`, `sys.path[0]` (the script's directory), `__file__`,
+`__name__`, tracebacks without our frames, and exit status: 0, the
+`SystemExit` code, 1 after an uncaught exception, and death by SIGINT after
+an uncaught KeyboardInterrupt (as CPython 3.8+ does).
+"""
+
+import builtins
+import os
+import signal
+import sys
+import types
+from importlib.machinery import SourceFileLoader
+from typing import List, Optional
+
+
+def exit_status(code: object) -> int:
+    """The process exit status Python gives for `SystemExit(code)`."""
+    if code is None:
+        return 0
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code & 0xFF
+    if isinstance(code, bool):
+        return int(code)
+    try:
+        sys.stderr.write("%s\n" % (code,))
+    except Exception:
+        pass
+    return 1
+
+
+class ScriptResult(object):
+    """What running the script came to: an exit status, or a signal to die by."""
+
+    def __init__(self, status: int, die_by: Optional[int] = None) -> None:
+        self.status = status
+        self.die_by = die_by
+
+
+def run_script(argv: List[str]) -> ScriptResult:
+    """Execute argv[0] as __main__ with sys.argv = argv."""
+    path = argv[0]
+    full = os.path.abspath(path)
+    try:
+        with open(full, "rb") as handle:
+            source = handle.read()
+    except OSError as exc:
+        sys.stderr.write("%s: can't open file %r: [Errno %d] %s\n"
+                         % (os.path.basename(sys.executable) or "python", full,
+                            exc.errno or 0, exc.strerror or exc))
+        return ScriptResult(2)
+    main = types.ModuleType("__main__")
+    main.__dict__.update(__file__=full, __builtins__=builtins, __loader__=SourceFileLoader(
+        "__main__", full), __spec__=None, __package__=None, __cached__=None)
+    sys.modules["__main__"] = main
+    sys.argv[:] = list(argv)
+    sys.path[0] = os.path.dirname(full)
+    try:
+        code = compile(source, full, "exec", dont_inherit=True)
+        exec(code, main.__dict__)
+    except SystemExit as exc:
+        return ScriptResult(exit_status(exc.code))
+    except KeyboardInterrupt:
+        _print_exception(skip=1)
+        return ScriptResult(130, die_by=signal.SIGINT)
+    except BaseException:
+        _print_exception(skip=1)
+        return ScriptResult(1)
+    return ScriptResult(0)
+
+
+def _print_exception(skip: int) -> None:
+    """Print the current exception through sys.excepthook, minus our own frames."""
+    kind, value, tb = sys.exc_info()
+    for _ in range(skip):
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+    if value is not None:
+        value.__traceback__ = tb
+    try:
+        sys.excepthook(kind, value, tb)
+    except Exception:
+        pass
+
+
+def die_by(signum: int) -> None:
+    """End the process by `signum` with its default action, as Python does after ^C."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)

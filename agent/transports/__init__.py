@@ -1,0 +1,46 @@
+"""Report URLs -> transports, through one explicit scheme table.
+
+Adding a transport is one module plus one line here. Third-party libraries
+(paho-mqtt, pyserial) are imported only inside their own transport module,
+and only when a URL asks for it.
+"""
+
+import importlib
+from typing import Dict, Tuple
+
+from ..errors import TransportError
+from .base import Transport
+
+# scheme -> (module, class)
+SCHEMES: Dict[str, Tuple[str, str]] = {
+    "stdout": ("agent.transports.file", "StdoutTransport"),
+    "file": ("agent.transports.file", "FileTransport"),
+    "memory": ("agent.transports.memory", "MemoryTransport"),
+}
+
+
+def scheme_of(url: str) -> str:
+    """The scheme of a report URL ('' when it has none)."""
+    head, sep, _ = url.partition(":")
+    return head.lower() if sep and head.replace("+", "").isalnum() else ""
+
+
+def check_url(url: str) -> None:
+    """Raise ValueError saying what is wrong with a report URL; None when it is usable."""
+    scheme = scheme_of(url)
+    if scheme not in SCHEMES:
+        raise ValueError("%r: unknown report URL scheme %r (known: %s)"
+                         % (url, scheme, ", ".join(s + ":" for s in sorted(SCHEMES))))
+    if scheme == "file":
+        from .file import parse_file_url
+        parse_file_url(url)
+
+
+def open_transport(url: str) -> Transport:
+    """A transport for `url`, constructed but not yet opened."""
+    try:
+        check_url(url)
+    except ValueError as exc:
+        raise TransportError(str(exc))
+    module, name = SCHEMES[scheme_of(url)]
+    return getattr(importlib.import_module(module), name)(url)
