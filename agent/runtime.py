@@ -105,6 +105,7 @@ class Agent(object):
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._failures: Dict[str, int] = {}
+        self._retry_at: Dict[str, float] = {}
         self.disabled = set()
         self.errors = 0
         self._batch: List[Dict[str, Any]] = []
@@ -185,7 +186,7 @@ class Agent(object):
                 delay = self._tick()
             except Exception as exc:   # a bug in the loop itself: keep going, slower
                 self._fault("loop", exc)
-                delay = self.profile.agent.tick * 4
+                delay = min(MAX_BACKOFF, self.profile.agent.tick * 2 ** self._failures["loop"])
             self._wake.wait(delay)
             self._wake.clear()
 
@@ -206,7 +207,7 @@ class Agent(object):
             error = self._guarded(part, reporter.pump, self._monotonic())
             if error:
                 self._emit_event("error", part=part, error=error)
-        return self._delay()
+        return self.profile.agent.tick
 
     def _decide(self, sample: Sample, triggers: List[str], now: float) -> List[Decision]:
         with self._policy_lock:
@@ -317,7 +318,8 @@ class Agent(object):
     # -- staying alive --------------------------------------------------------------------
 
     def _guarded(self, part: str, fn: Callable, *args: Any) -> Any:
-        if part in self.disabled:
+        """Run one part of the loop; a failing part backs off on its own, the rest go on."""
+        if part in self.disabled or self._monotonic() < self._retry_at.get(part, 0.0):
             return None
         try:
             result = fn(*args)
@@ -330,6 +332,8 @@ class Agent(object):
     def _fault(self, part: str, exc: Exception) -> None:
         count = self._failures[part] = self._failures.get(part, 0) + 1
         self.errors += 1
+        self._retry_at[part] = self._monotonic() + min(
+            MAX_BACKOFF, self.profile.agent.tick * 2 ** min(count, 8))
         log.info("gc-agent: %s failed (%d in a row): %s: %s", part, count, type(exc).__name__, exc)
         try:
             self._emit_event("error", part=part, error="%s: %s" % (type(exc).__name__, exc),
@@ -340,8 +344,3 @@ class Agent(object):
         except Exception:   # reporting the fault failed too; the counters still say it
             pass
 
-    def _delay(self) -> float:
-        worst = max([n for part, n in self._failures.items() if part not in self.disabled] or [0])
-        if not worst:
-            return self.profile.agent.tick
-        return min(MAX_BACKOFF, self.profile.agent.tick * 2 ** min(worst, 6))

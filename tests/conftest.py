@@ -1,0 +1,75 @@
+"""Shared fixtures: real subprocesses, the repository's own profiles."""
+
+import json
+import os
+import subprocess
+import sys
+from typing import List, NamedTuple
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EMULATOR_PROFILE = os.path.join(REPO, "device_profiles", "emulator.ini")
+WORKLOADS = os.path.join(REPO, "tools", "emulator", "workloads")
+
+
+class Finished(NamedTuple):
+    """A finished subprocess, as measured from outside it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    peak_rss_kb: int
+
+
+def run_process(argv: List[str], cwd: str = REPO, env=None, timeout: float = 120.0) -> Finished:
+    """Run argv to the end; peak RSS comes from the kernel (wait4), not the child."""
+    out_path = "%s/.out.%d" % (cwd if os.access(cwd, os.W_OK) else "/tmp", os.getpid())
+    with open(out_path + ".1", "w+b") as out, open(out_path + ".2", "w+b") as err:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL)
+        try:
+            _, status, usage = _wait4(proc.pid, timeout)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        result = Finished(proc.returncode, out.read().decode("utf-8", "replace"),
+                          err.read().decode("utf-8", "replace"), usage.ru_maxrss)
+    os.unlink(out_path + ".1")
+    os.unlink(out_path + ".2")
+    return result
+
+
+def _wait4(pid: int, timeout: float):
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        found, status, usage = os.wait4(pid, os.WNOHANG)
+        if found:
+            return found, status, usage
+        if time.monotonic() > deadline:
+            raise TimeoutError("process %d still running after %ss" % (pid, timeout))
+        time.sleep(0.02)
+
+
+def agent_cmd(*args: str) -> List[str]:
+    """`python -m agent ARGS` with this interpreter."""
+    return [sys.executable, "-m", "agent", *args]
+
+
+def read_jsonl(path) -> List[dict]:
+    """The messages a file:// report wrote."""
+    with open(str(path)) as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+@pytest.fixture
+def env_with_repo():
+    """Environment in which `python -m agent` imports this checkout from any directory."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    return env
