@@ -88,6 +88,15 @@ class _PreadFile(object):
 
 def _meminfo_kb(data: bytes, *names: bytes) -> Tuple[int, ...]:
     found = dict.fromkeys(names, 0)
+    # MemTotal, MemFree, MemAvailable are the first three lines (Linux 3.14+):
+    # look there first and walk the other fifty lines only when one is missing.
+    head = data.split(b"\n", 3)
+    for line in head[:3]:
+        key, _, rest = line.partition(b":")
+        if key in found:
+            found[key] = int(rest.split()[0])
+    if all(found.values()):
+        return tuple(found[n] for n in names)
     for line in data.split(b"\n"):
         key, _, rest = line.partition(b":")
         if key in found:

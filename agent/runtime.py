@@ -15,8 +15,8 @@ duty is to stay out of the way:
 
 import collections
 import logging
-import platform
-import random
+import os
+import sys
 import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
@@ -70,7 +70,7 @@ class Reporter(object):
         except TransportError as exc:
             self.failures += 1
             delay = min(MAX_BACKOFF, 2.0 ** min(self.failures - 1, 10))
-            self.next_try = now + delay * random.uniform(0.8, 1.2)
+            self.next_try = now + delay * (0.8 + 0.4 * os.urandom(1)[0] / 255.0)   # jitter
             first = self.failures == 1
             self.last_error = str(exc)
             return self.last_error if first else None
@@ -137,6 +137,7 @@ class Agent(object):
         deadline = self._monotonic() + timeout
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(max(0.0, timeout / 2))
+        self._guarded("events", self._drain_events)   # the application's last words
         self._guarded("telemetry", self._final_telemetry)
         self._guarded("status", self._emit_status, "offline")
         for reporter in self.reporters:
@@ -300,7 +301,7 @@ class Agent(object):
 
     def _emit_status(self, state: str) -> None:
         ceiling = self.probe.ceiling
-        self._emit("status", state=state, agent=__version__, python=platform.python_version(),
+        self._emit("status", state=state, agent=__version__, python="%d.%d.%d" % sys.version_info[:3],
                    gc_flavour=gc_flavour(), model=self.profile.device.model,
                    profile=self.profile.path, profile_sha256=self.profile.sha256,
                    ceiling_kb=ceiling.kb, uptime_s=round(self._monotonic() - self.started_at, 3),

@@ -112,7 +112,7 @@ def test_report_stdout_prints_json_lines(tmp_path, env_with_repo):
     assert "app says hi" in lines
     import json
     reported = [json.loads(line) for line in lines if line.startswith("{")]
-    assert [m["type"] for m in reported][0] == "status"
+    assert reported[0]["type"] == "status"
     assert reported[-1]["state"] == "offline"
     assert all(messages.validate(m) == [] for m in reported)
 

@@ -1,0 +1,121 @@
+"""`make bench`: prints the performance table and writes bench/results.json.
+
+Each row is a ratio of two things measured side by side in the same run,
+because these machines are noisy; each row names the command that
+reproduces it. Rows so far: sample cost, footprint. (Wire bytes, effect on
+memory and pauses, console ingest and replay arrive with their features.)
+"""
+
+import argparse
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROFILE = os.path.join(REPO, "device_profiles", "emulator.ini")
+
+
+def _best_us(fn, number: int, repeat: int) -> float:
+    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
+
+
+def sample_cost(quick: bool):
+    """Our Sample against the raw reads (the floor) and against a psutil collector."""
+    from agent.probes import Probe
+    statm = os.open("/proc/self/statm", os.O_RDONLY)
+    meminfo = os.open("/proc/meminfo", os.O_RDONLY)
+
+    def floor():
+        os.pread(statm, 128, 0)
+        os.pread(meminfo, 4096, 0)
+        gc.get_count()
+        gc.get_stats()
+
+    probe = Probe()
+    import psutil
+    process = psutil.Process()
+
+    def with_psutil():
+        process.memory_info()
+        psutil.virtual_memory()
+        gc.get_stats()
+
+    number, repeat = (500, 3) if quick else (5000, 7)
+    ours = _best_us(probe.sample, number, repeat)
+    raw = _best_us(floor, number, repeat)
+    other = _best_us(with_psutil, number, repeat)
+    probe.close()
+    return [
+        {"row": "sample cost: agent / raw reads", "value": "%.1f us / %.1f us" % (ours, raw),
+         "ratio": ours / raw, "goal": "<= 3x", "met": ours / raw <= 3.0},
+        {"row": "sample cost: psutil path / agent", "value": "%.1f us / %.1f us" % (other, ours),
+         "ratio": other / ours, "goal": ">= 5x", "met": other / ours >= 5.0},
+    ]
+
+
+IDLE_APP = "import time\nx = [bytes(100) for _ in range(10000)]\ntime.sleep(%f)\n" \
+           "print(open('/proc/self/statm').read().split()[1])\n"
+
+
+def footprint(quick: bool):
+    """RSS of a small application with and without the agent (file transport)."""
+    seconds = 1.5 if quick else 4.0
+    page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
+    env = dict(os.environ, PYTHONPATH=REPO)
+    with tempfile.TemporaryDirectory() as tmp:
+        app = os.path.join(tmp, "app.py")
+        with open(app, "w") as handle:
+            handle.write(IDLE_APP % seconds)
+        # -S: no site-packages, as on a device (and no editable-install hooks).
+        alone = int(subprocess.check_output([sys.executable, "-S", app], env=env)) * page_kb
+        wrapped = subprocess.check_output(
+            [sys.executable, "-S", "-m", "agent", "run", "--profile", PROFILE, "--report",
+             "file://%s/m.jsonl" % tmp, "--", app], env=env)
+        with_agent = int(wrapped.split()[-1]) * page_kb
+    added = (with_agent - alone) / 1024.0
+    return [{"row": "footprint: RSS added by the agent", "value": "%.2f MB (%d K -> %d K)"
+             % (added, alone, with_agent), "ratio": with_agent / float(alone),
+             "goal": "<= 2 MB added", "met": added <= 2.0}]
+
+
+ROWS = (("sample", sample_cost, "python -m tools.bench --only sample"),
+        ("footprint", footprint, "python -m tools.bench --only footprint"))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (CI smoke)")
+    parser.add_argument("--only", choices=[name for name, _, _ in ROWS], action="append")
+    parser.add_argument("--json", default=os.path.join(REPO, "bench", "results.json"))
+    args = parser.parse_args(argv)
+    machine = "%s, %d cores, Python %s, %s" % (platform.machine(), os.cpu_count() or 0,
+                                                platform.python_version(), time.strftime("%Y-%m-%d"))
+    print("gc-agent bench (%s)%s" % (machine, " --quick" if args.quick else ""))
+    results = []
+    for name, fn, command in ROWS:
+        if args.only and name not in args.only:
+            continue
+        print("  measuring %s ..." % name, file=sys.stderr, flush=True)
+        for row in fn(args.quick):
+            row["command"] = command
+            results.append(row)
+    print("\n| measure | value | ratio | goal | met | reproduce |")
+    print("|---|---|---|---|---|---|")
+    for row in results:
+        print("| %s | %s | %.2fx | %s | %s | `%s` |" % (row["row"], row["value"], row["ratio"],
+                                                       row["goal"], "yes" if row["met"] else "NO",
+                                                       row["command"]))
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    with open(args.json, "w") as handle:
+        json.dump({"machine": machine, "rows": results}, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
