@@ -82,7 +82,7 @@ def _check(paths: List[str], verbose: bool) -> int:
             profile = load(path)
         except ProfileError as exc:
             for problem in exc.problems:
-                sys.stderr.write("%s\n" % problem)
+                sys.stderr.write(str(problem) + "\n")
             status = 2
             continue
         if verbose:

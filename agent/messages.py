@@ -82,13 +82,19 @@ def decode(payload: bytes, max_bytes: int = MAX_BYTES) -> Dict[str, Any]:
         if len(payload) > max_bytes or inflater.unconsumed_tail:
             raise MessageError("zlib payload inflates past the %d-byte cap" % max_bytes)
     try:
-        message = json.loads(payload.decode("utf-8"))
+        message = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise MessageError("not UTF-8 JSON: %s" % exc)
+    except RecursionError:
+        raise MessageError("JSON nested too deeply")
     problems = validate(message)
     if problems:
         raise MessageError("; ".join(problems))
     return message
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError("%s is not JSON" % name)
 
 
 def _is(value: Any, types: Any) -> bool:
@@ -102,7 +108,7 @@ def validate(message: Any) -> List[str]:
     if not isinstance(message, dict):
         return ["a message is a JSON object, not %s" % type(message).__name__]
     problems = []
-    if message.get("v") != VERSION:
+    if not _is(message.get("v"), int) or message.get("v") != VERSION:
         return ["schema version %r is not %d" % (message.get("v"), VERSION)]
     kind = message.get("type")
     if kind not in TYPES:

@@ -349,7 +349,7 @@ def _index_lines(text: str) -> Tuple[Dict[str, int], Dict[Tuple[str, str], int]]
         stripped = line.strip()
         if not stripped or stripped[0] in "#;":
             continue
-        m = re.match(r"\[(.+)\]", stripped)
+        m = re.match(r"\[(.+)\]", re.split(r"\s[;#]", stripped, maxsplit=1)[0].rstrip())
         if m and not line[:1].isspace():
             section = m.group(1)
             headers.setdefault(section, number)
@@ -398,6 +398,10 @@ def _parse_text(text: str, path: str, problems: List[Problem]) -> _Layered:
 
 
 def _read(path: str, problems: List[Problem], seen: Tuple[str, ...]) -> _Layered:
+    if "\x00" in path:
+        problems.append(Problem(path.replace("\x00", "\\0"), 0, "", "",
+                                "cannot read profile: the path has a NUL byte"))
+        return _Layered()
     real = os.path.realpath(path)
     if real in seen:
         problems.append(Problem(path, 1, "profile", "extends",

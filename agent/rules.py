@@ -88,7 +88,6 @@ class Policy(object):
         self._budget_said_at: Optional[float] = None
         self._last_rss: Optional[int] = None
         self._gc_enabled: Optional[bool] = None
-        self._signal_rule = any("signal" in r.on for r in self.rules if r.type == "event")
         self.skipped_for_budget = 0
 
     # -- the decision ------------------------------------------------------------
@@ -101,7 +100,7 @@ class Policy(object):
         if self._freeze_at is not None and now >= self._freeze_at:
             self._freeze_at = None
             out.append(Decision("freeze", "start"))
-        if "signal" in triggers and not self._signal_rule:
+        if "signal" in triggers:   # the contract: SIGUSR1 is always a full collection
             out.append(Decision("collect", "signal", 2))
         room = headroom_kb(sample)
         for rule in self.rules:

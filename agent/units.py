@@ -39,7 +39,10 @@ def parse_size(text: str) -> int:
     m = _SIZE.match(text)
     if not m:
         raise ValueError("%r is not a size (examples: 512K, 40M, 1G)" % text)
-    return int(float(m.group(1)) * _SIZE_FACTORS[m.group(2).lower()])
+    value = float(m.group(1)) * _SIZE_FACTORS[m.group(2).lower()]
+    if value > 1 << 62:
+        raise ValueError("%r is too large to be a size" % text)
+    return int(value)
 
 
 def parse_amount(text: str, allow_percent: bool = True) -> Amount:
@@ -71,7 +74,10 @@ def parse_duration(text: str) -> float:
     m = _DURATION.match(text)
     if not m:
         raise ValueError("%r is not a duration (examples: 500ms, 30s, 15m, 2h, 1d)" % text)
-    return float(m.group(1)) * _DURATION_FACTORS[(m.group(2) or "s").lower()]
+    seconds = float(m.group(1)) * _DURATION_FACTORS[(m.group(2) or "s").lower()]
+    if seconds > 10 * 365 * 86400:
+        raise ValueError("%r is longer than ten years" % text)
+    return seconds
 
 
 def is_off(text: str) -> bool:
