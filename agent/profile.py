@@ -16,7 +16,16 @@ import re
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from .errors import Problem, ProfileError
-from .units import Amount, format_duration, is_off, parse_amount, parse_duration, parse_percent, parse_size
+from .units import (
+    Amount,
+    format_duration,
+    format_kb,
+    is_off,
+    parse_amount,
+    parse_duration,
+    parse_percent,
+    parse_size,
+)
 
 RULE_PREFIX = "rule:"
 RULE_TYPES = ("periodic", "low_memory", "event")
@@ -531,6 +540,28 @@ def _check_rule_fires(rule: RuleSettings, section: str, values: Dict[str, _Value
                                         message="has no effect: on = does not list %s" % trigger))
 
 
+def _check_mixed_hysteresis(rules: List[RuleSettings], device: Dict[str, object],
+                            layer: _Layered, problems: List[Problem]) -> None:
+    """`below = 50M` with `rearm_above = 10%` inverts on a small ceiling: check it
+    against the memory the profile names (memory_limit, else ram)."""
+    ceiling = device.get("memory_limit_kb") or device.get("ram_kb")
+    if not ceiling:
+        return
+    for rule in rules:
+        if rule.type != "low_memory" or \
+                (rule.below.fraction is None) == (rule.rearm_above.fraction is None):
+            continue
+        below, rearm = rule.below.resolve(ceiling), rule.rearm_above.resolve(ceiling)
+        if rearm <= below:
+            section = RULE_PREFIX + rule.name
+            value = layer.sections[section].get("rearm_above")
+            path, line = (value.path, value.line) if value else layer.headers[section]
+            problems.append(Problem(path, line, section, "rearm_above",
+                                    "%s of a %s ceiling is %s, not above below = %s: the rule "
+                                    "would never re-arm" % (rule.rearm_above, format_kb(ceiling),
+                                                            format_kb(rearm), format_kb(below))))
+
+
 def _build(layer: _Layered, path: str, problems: List[Problem]) -> Optional[Profile]:
     parts = {}
     rules = []
@@ -549,6 +580,7 @@ def _build(layer: _Layered, path: str, problems: List[Problem]) -> Optional[Prof
                                                            % ", ".join(SCHEMA))))
             continue
         parts[section] = _convert(section, values, schema, header, problems)
+    _check_mixed_hysteresis(rules, parts.get("device", {}), layer, problems)
     if "device" not in layer.sections:
         problems.append(Problem(path, 1, "device", "id",
                                 "missing required key (add a [device] section with id = ...)"))

@@ -588,3 +588,14 @@ def test_problem_lines_are_right_after_a_header_with_a_comment_and_for_a_nul_in_
     with pytest.raises(ProfileError) as err:
         loads("[profile]\nextends = a\x00b\n" + text, str(tmp_path / "q.ini"))
     assert err.value.problems[0].line == 2 and err.value.problems[0].key == "extends"
+
+
+def test_mixed_units_that_invert_the_hysteresis_on_the_named_ceiling_are_refused(tmp_path):
+    text = ("[device]\nid = x\nmemory_limit = 40M\n[rule:low]\ntype = low_memory\nbelow = 10M\n"
+            "rearm_above = 20%\n")
+    with pytest.raises(ProfileError) as err:
+        loads(text, str(tmp_path / "p.ini"))
+    [problem] = err.value.problems
+    assert (problem.line, problem.key) == (7, "rearm_above")
+    assert "8M" in problem.message and "never re-arm" in problem.message
+    assert loads(text.replace("20%", "30%"), str(tmp_path / "p.ini")).rules[0].name == "low"
