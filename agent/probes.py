@@ -128,8 +128,8 @@ class _DigiMemory(object):
         self._runt = runt
         self._total = 0
         try:
-            self._total = _meminfo_kb(_PreadFile(os.path.join(proc_root, "meminfo"), 4096).read(),
-                                      b"MemTotal")[0]
+            with open(os.path.join(proc_root, "meminfo"), "rb") as handle:
+                self._total = _meminfo_kb(handle.read(4096), b"MemTotal")[0]
         except (OSError, ValueError, IndexError):
             pass
         self.read()

@@ -99,6 +99,7 @@ class Agent(object):
         self.policy = Policy(profile.rules, self.started_at, profile.agent.budget,
                              profile.agent.budget_window, profile.gc.freeze_after)
         self._policy_lock = threading.RLock()
+        self._emit_lock = threading.RLock()   # re-entrant: a signal handler may stop us mid-emit
         self._events: Deque[Tuple[str, Dict]] = collections.deque(maxlen=EVENT_QUEUE)
         self.events_dropped = 0
         self._wake = threading.Event()
@@ -312,9 +313,12 @@ class Agent(object):
         self._emit("event", event=event, **fields)
 
     def _emit(self, type_: str, **fields: Any) -> None:
-        item = outgoing(self.envelope.make(type_, **fields))
-        for reporter in self.reporters:
-            reporter.outbox.put(item)
+        # One lock from seq to outbox, so messages made on two threads (the
+        # agent's, and the application's through collect()) queue in seq order.
+        with self._emit_lock:
+            item = outgoing(self.envelope.make(type_, **fields))
+            for reporter in self.reporters:
+                reporter.outbox.put(item)
 
     # -- staying alive --------------------------------------------------------------------
 

@@ -118,3 +118,24 @@ def test_gc_flavour_follows_the_interpreter_version(monkeypatch, version, flavou
 def test_asking_for_a_missing_backend_by_name_fails_clearly(tmp_path):
     with pytest.raises(ImportError):
         probes._choose_memory("digidevice", str(tmp_path))
+
+
+def test_digidevice_runt_is_preferred_when_importable(tmp_path, monkeypatch):
+    package = tmp_path / "digidevice"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    # runt answers strings on the device; 100 MiB available
+    (package / "runt.py").write_text("def get(key):\n"
+                                     "    assert key == 'system.ram.available'\n"
+                                     "    return '104857600'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "digidevice", raising=False)
+    monkeypatch.delitem(sys.modules, "digidevice.runt", raising=False)
+    probe = Probe()
+    try:
+        sample = probe.sample()
+    finally:
+        probe.close()
+    assert probe.backend == "digidevice"
+    assert sample.mem_free_kb == 100 * 1024
+    assert sample.mem_total_kb > 0 and sample.rss_kb > 0
