@@ -139,3 +139,14 @@ def test_digidevice_runt_is_preferred_when_importable(tmp_path, monkeypatch):
     assert probe.backend == "digidevice"
     assert sample.mem_free_kb == 100 * 1024
     assert sample.mem_total_kb > 0 and sample.rss_kb > 0
+
+
+def test_psutil_backend_reads_the_same_machine():
+    import psutil
+    probe = Probe(backend="psutil")
+    try:
+        sample = probe.sample()
+    finally:
+        probe.close()
+    assert probe.backend == "psutil"
+    assert sample.mem_total_kb == psutil.virtual_memory().total // 1024
