@@ -3,6 +3,7 @@
 import argparse
 import atexit
 import logging
+import os
 import signal
 import sys
 import threading
@@ -35,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="also print what each valid profile does")
     run = sub.add_parser(
         "run", help="run the agent, alone or around a script",
-        usage="python -m agent run --profile PROFILE [--report URL ...] [-- SCRIPT [ARGS ...]]",
+        usage="python -m agent run --profile PROFILE [--report URL ...] [--log FILE] [--strict]\n"
+              "                          [-- SCRIPT [ARGS ...]]",
         description="Run the agent. With `-- SCRIPT ARGS` the script runs in this interpreter as "
                     "__main__, exactly as `python SCRIPT ARGS` would, with the agent thread "
                     "alongside; the exit status is the script's. Without a script the agent runs "
@@ -64,7 +66,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ours, script = _split(argv)
     parser = _parser()
-    args = parser.parse_args(ours)
+    args, extra = parser.parse_known_args(ours)
+    if extra:
+        hint = " (put the script after --: run --profile P -- %s)" % " ".join(extra) \
+            if args.command == "run" else ""
+        parser.error("unrecognized arguments: %s%s" % (" ".join(extra), hint))
     if args.command == "check":
         return _check(args.profiles, args.verbose)
     if args.command == "run":
@@ -92,27 +98,20 @@ def _check(paths: List[str], verbose: bool) -> int:
 
 def _run(args: argparse.Namespace, script: List[str]) -> int:
     from . import start, stop
-    from .errors import AgentError, TransportError
-    from .profile import load
-    from .transports import check_url
+    from .errors import AgentError
     if args.log:
-        handler = logging.FileHandler(args.log)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        logging.getLogger("gcagent").addHandler(handler)
-        logging.getLogger("gcagent").setLevel(logging.INFO)
-    try:
-        profile = load(args.profile)
-        for url in args.report or ():
-            try:
-                check_url(url)
-            except ValueError as exc:
-                raise TransportError("--report %s" % exc)
-    except AgentError as exc:
-        sys.stderr.write("gc-agent: %s:\n%s\n" % (args.profile, exc))
-        if not script or args.strict:
-            return 2
-        sys.stderr.write("gc-agent: running %s without the agent\n" % script[0])
-        profile = None
+        _log_to(args.log)
+    if script and not os.path.exists(script[0]):
+        profile = None   # nothing to watch: let the launcher say what Python says
+    else:
+        try:
+            profile = _validated(args)
+        except AgentError as exc:
+            sys.stderr.write("gc-agent: %s\n" % exc)
+            if not script or args.strict:
+                return 2
+            sys.stderr.write("gc-agent: running %s without the agent\n" % script[0])
+            profile = None
     started = profile is not None and start(profile, args.report)
     if started and profile.agent.signals:
         _install_signals(with_script=bool(script))
@@ -126,6 +125,33 @@ def _run(args: argparse.Namespace, script: List[str]) -> int:
         atexit._run_exitfuncs()
         die_by(result.die_by)
     return result.status
+
+
+def _validated(args: argparse.Namespace):
+    """The profile, with its device id resolvable and every --report URL usable."""
+    from .errors import TransportError
+    from .profile import load, resolve_device_id
+    from .transports import check_url
+    profile = load(args.profile)
+    resolve_device_id(profile)   # ${serial}, ${env:NAME}: only knowable here, at start
+    for url in args.report or ():
+        try:
+            check_url(url)
+        except ValueError as exc:
+            raise TransportError("--report %s" % exc)
+    return profile
+
+
+def _log_to(path: str) -> None:
+    try:
+        handler = logging.FileHandler(path)
+    except OSError as exc:
+        sys.stderr.write("gc-agent: --log %s: %s; diagnostics go nowhere\n"
+                         % (path, exc.strerror or exc))
+        return
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logging.getLogger("gcagent").addHandler(handler)
+    logging.getLogger("gcagent").setLevel(logging.INFO)
 
 
 _stop_requested = threading.Event()

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import types
+import zipfile
 from importlib.machinery import SourceFileLoader
 from typing import List, Optional
 
@@ -42,6 +43,8 @@ def run_script(argv: List[str]) -> ScriptResult:
     """Execute argv[0] as __main__ with sys.argv = argv."""
     path = argv[0]
     full = os.path.abspath(path)
+    if os.path.isdir(full) or zipfile.is_zipfile(full):
+        return _run_main_module(argv, full)
     try:
         with open(full, "rb") as handle:
             source = handle.read()
@@ -59,6 +62,30 @@ def run_script(argv: List[str]) -> ScriptResult:
     try:
         code = compile(source, full, "exec", dont_inherit=True)
         exec(code, main.__dict__)
+    except SystemExit as exc:
+        return ScriptResult(exit_status(exc.code))
+    except KeyboardInterrupt:
+        _print_exception(skip=1)
+        return ScriptResult(130, die_by=signal.SIGINT)
+    except BaseException:
+        _print_exception(skip=1)
+        return ScriptResult(1)
+    return ScriptResult(0)
+
+
+def _run_main_module(argv: List[str], full: str) -> ScriptResult:
+    """A directory or zip file (zipapp .pyz) with __main__.py, as Python runs one:
+    the path itself first on sys.path, then runpy's main-module machinery."""
+    import runpy
+    main = types.ModuleType("__main__")
+    main.__dict__["__builtins__"] = builtins
+    sys.modules["__main__"] = main
+    sys.argv[:] = list(argv)
+    sys.path[0] = full
+    try:
+        # The private helper behind `python -m` and `python DIR`: same frames,
+        # same "can't find '__main__' module" message (3.6 to 3.13).
+        runpy._run_module_as_main("__main__", alter_argv=False)
     except SystemExit as exc:
         return ScriptResult(exit_status(exc.code))
     except KeyboardInterrupt:

@@ -423,7 +423,7 @@ def _read(path: str, problems: List[Problem], seen: Tuple[str, ...]) -> _Layered
     try:
         with open(path, "rb") as handle:
             raw = handle.read(1 << 20)
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")   # a BOM from a Windows editor is not a problem
     except OSError as exc:
         problems.append(Problem(path, 0, "", "", "cannot read profile: %s" % (exc.strerror or exc)))
         return _Layered()
@@ -526,6 +526,10 @@ def _check_rule_fires(rule: RuleSettings, section: str, values: Dict[str, _Value
             problems.append(Problem(*at("rearm_above"), section=section, key="rearm_above",
                                     message="%s must be above below = %s, or the rule never re-arms"
                                     % (rearm, below)))
+        if rearm.fraction is not None and rearm.fraction >= 1.0:
+            problems.append(Problem(*at("rearm_above"), section=section, key="rearm_above",
+                                    message="100% of the ceiling is never free (RSS is never 0): "
+                                    "the episode would never end"))
         if below.fraction is not None and below.fraction >= 1.0:
             problems.append(Problem(*at("below"), section=section, key="below",
                                     message="100% of the ceiling is always below: the rule would "
@@ -556,9 +560,10 @@ def _check_mixed_hysteresis(rules: List[RuleSettings], device: Dict[str, object]
             section = RULE_PREFIX + rule.name
             value = layer.sections[section].get("rearm_above")
             path, line = (value.path, value.line) if value else layer.headers[section]
+            said = "" if value else "(default) "
             problems.append(Problem(path, line, section, "rearm_above",
-                                    "%s of a %s ceiling is %s, not above below = %s: the rule "
-                                    "would never re-arm" % (rule.rearm_above, format_kb(ceiling),
+                                    "%s%s of a %s ceiling is %s, not above below = %s: the rule "
+                                    "would never re-arm" % (said, rule.rearm_above, format_kb(ceiling),
                                                             format_kb(rearm), format_kb(below))))
 
 

@@ -89,7 +89,8 @@ class Agent(object):
         self._monotonic = monotonic
         self.device_id = resolve_device_id(profile)
         self.envelope = Envelope(self.device_id, clock=clock)
-        urls = list(reports) if reports else list(profile.report.urls)
+        # The same URL twice would mean two writers on one file: keep one.
+        urls = list(dict.fromkeys(reports if reports else profile.report.urls))
         # Open transports' modules now, before a launched script changes sys.path.
         self.reporters = [Reporter(open_transport(url), Outbox(profile.buffer.ram_bytes))
                           for url in urls]
@@ -122,6 +123,15 @@ class Agent(object):
     def start(self) -> None:
         """Apply start-up settings, announce ourselves, start the thread."""
         before, after = self.actor.set_thresholds(self.profile.gc.thresholds)
+        for reporter in self.reporters:
+            # Open now so a destination that cannot work is said at start, where
+            # people look; the agent still runs and keeps retrying it.
+            try:
+                reporter.transport.open()
+                reporter.opened = True
+            except TransportError as exc:
+                log.warning("gc-agent: report %s: %s (will keep retrying)",
+                            reporter.transport.describe(), exc)
         self._emit_status("online")
         if before != after:
             self._emit_event("threshold", rule="start", before=list(before), after=list(after))
@@ -208,6 +218,8 @@ class Agent(object):
                 continue
             error = self._guarded(part, reporter.pump, self._monotonic())
             if error:
+                self.errors += 1
+                log.info("gc-agent: %s failed: %s", part, error)
                 self._emit_event("error", part=part, error=error)
         return self.profile.agent.tick
 
@@ -231,7 +243,10 @@ class Agent(object):
 
     def _act(self, decision: Decision) -> None:
         if decision.action == "event":
-            self._emit_event(decision.event, rule=decision.rule, **dict(decision.fields))
+            fields = dict(decision.fields)
+            if decision.rule:   # gc_disabled / gc_enabled belong to no rule
+                fields["rule"] = decision.rule
+            self._emit_event(decision.event, **fields)
             return
         result = self.actor.perform(decision)
         self._after_action(decision, result)
@@ -249,8 +264,9 @@ class Agent(object):
         elif result.action == "callbacks":
             fields.update(callbacks=result.collected)
         if result.ok or result.action == "callbacks":
+            if result.action != "freeze":   # freeze gives nothing back: no RSS to report
+                fields.update(rss_before_kb=result.rss_before_kb, rss_after_kb=result.rss_after_kb)
             self._emit_event(result.action, rule=result.rule, duration_ms=result.duration_ms,
-                             rss_before_kb=result.rss_before_kb, rss_after_kb=result.rss_after_kb,
                              **fields)
         with self._policy_lock:
             follow = self.policy.record(decision, result.reclaimed_kb,

@@ -44,6 +44,9 @@ def _run(title: str, argv, seconds: float) -> int:
     started = time.monotonic()
     while proc.poll() is None:
         kb = _rss_kb(proc.pid)
+        if kb < 4096:   # the interpreter is still starting: nothing to show yet
+            time.sleep(0.1)
+            continue
         peak = max(peak, kb)
         print("   t=%4.1fs rss %6.1fM %s" % (time.monotonic() - started, kb / 1024.0, _bar(kb)),
               flush=True)

@@ -41,7 +41,7 @@ class StdoutTransport(Transport):
 def parse_file_url(url: str):
     """file:///path?max=10M&keep=1 -> (path, max_bytes, keep); ValueError says what is wrong."""
     parts = urlsplit(url)
-    if parts.netloc:
+    if parts.netloc or not parts.path.startswith("/"):
         raise ValueError("%r: a file URL needs three slashes and an absolute path: file:///path"
                          % url)
     if not parts.path or parts.path.endswith("/"):

@@ -186,3 +186,59 @@ def test_sigterm_with_script_reports_offline_and_dies_like_python(tmp_path, env_
 def test_version_from_any_directory(tmp_path, env_with_repo):
     done = run_process(agent_cmd("--version"), cwd=str(tmp_path), env=env_with_repo)
     assert done.returncode == 0 and done.stdout.startswith("gc-agent 0.")
+
+
+@pytest.mark.parametrize("target", ["folder", "app.pyz", "no-main"])
+def test_directories_and_zipapps_run_like_python(tmp_path, env_with_repo, target):
+    import zipapp
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "__main__.py").write_text(
+        "import sys\nprint(__name__, sys.argv, sys.path[0] == __file__.rsplit('/', 1)[0])\n"
+        "def f():\n    raise ValueError('from __main__')\nf()\n")
+    zipapp.create_archive(str(folder), str(tmp_path / "app.pyz"))
+    (tmp_path / "no-main").mkdir()
+    plain = run_process([sys.executable, target, "x"], cwd=str(tmp_path))
+    wrapped = run_process(agent_cmd("run", "--profile", EMULATOR_PROFILE, "--report",
+                                    "file://%s/m.jsonl" % tmp_path, "--", target, "x"),
+                          cwd=str(tmp_path), env=env_with_repo)
+    assert (wrapped.stdout, wrapped.stderr, wrapped.returncode) == \
+        (plain.stdout, plain.stderr, plain.returncode)
+    assert plain.returncode == 1 and plain.stderr
+
+
+def test_start_up_problems_are_said_once_and_the_script_still_runs(tmp_path, env_with_repo):
+    script = tmp_path / "s.py"
+    script.write_text("print('ran')\n")
+    done = run_process(agent_cmd("run", "--profile", EMULATOR_PROFILE, "--log", "/proc/nope/log",
+                                 "--report", "file:///proc/nope/m.jsonl", "--", str(script)),
+                       env=env_with_repo)
+    assert (done.returncode, done.stdout) == (0, "ran\n")
+    assert "--log /proc/nope/log: No such file or directory" in done.stderr
+    assert "report file:///proc/nope/m.jsonl: " in done.stderr and "keep retrying" in done.stderr
+
+
+def test_strict_refuses_a_device_id_that_cannot_be_filled_in(tmp_path, env_with_repo):
+    profile = tmp_path / "p.ini"
+    profile.write_text("[device]\nid = ${env:GCAGENT_UNSET_FOR_TEST}\n"
+                       "[rule:p]\ntype = periodic\nevery = 1m\n")
+    script = tmp_path / "s.py"
+    script.write_text("print('ran')\n")
+    done = run_process(agent_cmd("run", "--strict", "--profile", str(profile), "--", str(script)),
+                       env=env_with_repo)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "GCAGENT_UNSET_FOR_TEST is not set" in done.stderr
+
+
+def test_a_missing_script_starts_no_agent(tmp_path, env_with_repo):
+    done = run_process(agent_cmd("run", "--profile", EMULATOR_PROFILE, "--report",
+                                 "file://%s/m.jsonl" % tmp_path, "--", "missing.py"),
+                       cwd=str(tmp_path), env=env_with_repo)
+    assert done.returncode == 2
+    assert not (tmp_path / "m.jsonl").exists()
+
+
+def test_relative_file_urls_are_refused(env_with_repo):
+    done = run_process(agent_cmd("run", "--profile", EMULATOR_PROFILE, "--report", "file:out.jsonl"),
+                       env=env_with_repo)
+    assert done.returncode == 2 and "three slashes and an absolute path" in done.stderr
