@@ -175,7 +175,8 @@ def _install_signals(with_script: bool) -> None:
 
     if threading.current_thread() is not threading.main_thread():
         return
-    for signum, handler in ((signal.SIGUSR1, on_usr1), (signal.SIGTERM, on_term)):
+    for signum, handler in ((signal.SIGUSR1, on_usr1), (signal.SIGTERM, on_term),
+                            (signal.SIGHUP, on_term)):
         if signal.getsignal(signum) == signal.SIG_DFL:
             signal.signal(signum, handler)
     if not with_script:   # with a script, ^C stays the script's KeyboardInterrupt

@@ -224,8 +224,14 @@ def _urls(value: str) -> Tuple[str, ...]:
     urls = _list(value)
     if not urls:
         raise ValueError("is empty; give at least one URL such as stdout: or file:///path")
+    bad = []
     for url in urls:
-        check_url(url)
+        try:
+            check_url(url)
+        except ValueError as exc:
+            bad.append(str(exc))
+    if bad:
+        raise ValueError("; ".join(bad))
     return urls
 
 
@@ -641,11 +647,9 @@ def load(path: str) -> Profile:
     """Read and validate the profile at `path`; raise ProfileError listing every problem."""
     problems: List[Problem] = []
     layer = _read(path, problems, ())
-    if problems:
-        raise ProfileError(problems)
-    profile = _build(layer, path, problems)
+    profile = None if problems else _build(layer, path, problems)
     if profile is None:
-        raise ProfileError(problems)
+        raise ProfileError(sorted(problems, key=lambda p: (p.path != path, p.path, p.line)))
     return profile
 
 
@@ -655,7 +659,7 @@ def loads(text: str, path: str = "<profile>") -> Profile:
     layer = _layer_text(text, path, problems, (os.path.realpath(path),))
     profile = None if problems else _build(layer, path, problems)
     if profile is None:
-        raise ProfileError(problems)
+        raise ProfileError(sorted(problems, key=lambda p: (p.path != path, p.path, p.line)))
     return profile
 
 
