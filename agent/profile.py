@@ -87,17 +87,41 @@ class RuleSettings(NamedTuple):
 
 
 class ReportSettings(NamedTuple):
-    """[report]: where messages go and how telemetry is batched."""
+    """[report]: where messages go, how telemetry is batched, and the MQTT session."""
 
     urls: Tuple[str, ...] = ("stdout:",)
     interval: float = 60.0           # seconds between telemetry samples
     batch: int = 10                  # samples per telemetry message
+    prefix: str = "gcagent"          # MQTT topics: PREFIX/DEVICE/{status,telemetry,event,resp,cmd}
+    keepalive: float = 60.0          # under the carrier's NAT idle timeout
+    compress: bool = False           # zlib payloads (MQTT)
+    window: int = 20                 # QoS 1 messages in flight at once
+    replay_rate: float = 20.0        # journal messages replayed per second after an outage
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    username: str = ""
+    password_file: str = ""
+    password_env: str = ""
 
 
 class BufferSettings(NamedTuple):
-    """[buffer]: the outbox bounds."""
+    """[buffer]: the outbox bounds, and the journal on flash for long outages."""
 
     ram_bytes: int = 256 * 1024
+    flash: str = ""                  # journal directory; "" keeps everything in RAM
+    flash_max_bytes: int = 2 * 1024 * 1024
+    spill_after: float = 60.0        # link down this long: RAM backlog goes to flash
+    sync_every: float = 5.0          # fsync at most this often (flash wear)
+
+
+class CommandSettings(NamedTuple):
+    """[commands]: signed remote commands (off without a key file)."""
+
+    key_file: str = ""
+    window: float = 300.0            # accepted clock difference of a command's ts
+    allow: Tuple[str, ...] = ("collect", "status", "set", "snapshot", "reload")
+    settable: Tuple[str, ...] = ()   # RULE.KEY pairs `set` may change, e.g. low-memory.below
 
 
 class Profile(NamedTuple):
@@ -112,6 +136,7 @@ class Profile(NamedTuple):
     rules: Tuple[RuleSettings, ...]
     report: ReportSettings
     buffer: BufferSettings
+    commands: CommandSettings = CommandSettings()
 
 
 # --- value parsers: text -> value, ValueError with a user's message ---------
@@ -260,6 +285,69 @@ def _triggers(value: str) -> Tuple[str, ...]:
     return triggers
 
 
+def _topic_prefix(value: str) -> str:
+    text = _text(value)
+    if any(c in text for c in "+#\x00") or text.startswith("/") or text.endswith("/"):
+        raise ValueError("%r: a topic prefix has no +, #, or leading/trailing /" % value)
+    return text
+
+
+def _keepalive(value: str) -> float:
+    seconds = parse_duration(value)
+    if not 5 <= seconds <= 65535:
+        raise ValueError("%r: keepalive is 5s to 18h (MQTT's limit); keep it under the "
+                         "carrier's NAT idle timeout" % value)
+    return seconds
+
+
+def _compress(value: str) -> bool:
+    return _choice(("none", "zlib"))(value) == "zlib"
+
+
+def _rate(value: str) -> float:
+    text = value.strip()
+    text = text[:-2] if text.endswith("/s") else text
+    try:
+        rate = float(text)
+    except ValueError:
+        raise ValueError("%r is not a rate (example: 20/s)" % value)
+    if not 0 < rate <= 10000:
+        raise ValueError("%r: a rate is above 0 and at most 10000/s" % value)
+    return rate
+
+
+def _flash_dir(value: str) -> str:
+    if is_off(value):
+        return ""
+    text = _text(value)
+    if not text.startswith("/"):
+        raise ValueError("%r: give an absolute directory (flash survives reboots: "
+                         "/etc/config/gcagent/outbox on DAL)" % value)
+    return text
+
+
+COMMANDS = ("collect", "status", "set", "snapshot", "reload")
+
+
+def _command_names(value: str) -> Tuple[str, ...]:
+    names = _list(value)
+    for name in names:
+        if name not in COMMANDS:
+            raise ValueError("unknown command %r (known: %s)%s"
+                             % (name, ", ".join(COMMANDS), _hint(name, COMMANDS)))
+    return names
+
+
+def _settable(value: str) -> Tuple[str, ...]:
+    pairs = _list(value)
+    for pair in pairs:
+        rule, _, key = pair.partition(".")
+        if not rule or key not in _ALL_RULE_KEYS or key == "type":
+            raise ValueError("%r: write RULE.KEY, e.g. low-memory.below (keys: %s)"
+                             % (pair, ", ".join(k for k in _ALL_RULE_KEYS if k != "type")))
+    return pairs
+
+
 def _hint(word: str, choices) -> str:
     import difflib  # only on the error path: it costs RSS on every device otherwise
     close = difflib.get_close_matches(word, list(choices), n=1)
@@ -298,9 +386,30 @@ SCHEMA = {
         "urls": ("urls", _urls, False),
         "interval": ("interval", _positive_duration, False),
         "batch": ("batch", _int_range(1, 1000), False),
+        "prefix": ("prefix", _topic_prefix, False),
+        "keepalive": ("keepalive", _keepalive, False),
+        "compress": ("compress", _compress, False),
+        "window": ("window", _int_range(1, 1000), False),
+        "replay_rate": ("replay_rate", _rate, False),
+        "ca_file": ("ca_file", _text, False),
+        "cert_file": ("cert_file", _text, False),
+        "key_file": ("key_file", _text, False),
+        "username": ("username", _text, False),
+        "password_file": ("password_file", _text, False),
+        "password_env": ("password_env", _text, False),
     },
     "buffer": {
         "ram": ("ram_bytes", lambda v: _positive_kb(v) * 1024, False),
+        "flash": ("flash", _flash_dir, False),
+        "flash_max": ("flash_max_bytes", lambda v: _positive_kb(v) * 1024, False),
+        "spill_after": ("spill_after", parse_duration, False),
+        "sync_every": ("sync_every", parse_duration, False),
+    },
+    "commands": {
+        "key_file": ("key_file", _text, True),
+        "window": ("window", _positive_duration, False),
+        "allow": ("allow", _command_names, False),
+        "settable": ("settable", _settable, False),
     },
 }
 
@@ -612,6 +721,7 @@ def _build(layer: _Layered, path: str, problems: List[Problem]) -> Optional[Prof
         rules=tuple(rules),
         report=ReportSettings(**parts.get("report", {})),
         buffer=BufferSettings(**parts.get("buffer", {})),
+        commands=CommandSettings(**parts.get("commands", {})),
     )
 
 

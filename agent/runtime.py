@@ -15,7 +15,6 @@ duty is to stay out of the way:
 
 import collections
 import logging
-import os
 import sys
 import threading
 import time
@@ -23,59 +22,21 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
 from .actions import ActionResult, Actor
-from .errors import TransportError
+from .errors import AgentError, TransportError
 from .messages import Envelope
 from .outbox import Outbox, outgoing
 from .probes import Probe, Sample, gc_flavour
 from .profile import Profile, resolve_device_id
+from .reporter import Reporter
 from .rules import Decision, Policy
 from .transports import open_transport
-from .transports.base import Transport
+from .transports.base import Context, TransportEvent
 
 log = logging.getLogger("gcagent")
 
 MAX_FAILURES = 5          # unexpected errors in a row before a part is disabled
 MAX_BACKOFF = 60.0        # seconds
 EVENT_QUEUE = 256         # application events waiting for the next tick
-SEND_PER_TICK = 200       # messages one reporter sends in one tick at most
-
-
-class Reporter(object):
-    """One transport and its outbox, with back-off while the transport fails."""
-
-    def __init__(self, transport: Transport, outbox: Outbox) -> None:
-        self.transport = transport
-        self.outbox = outbox
-        self.failures = 0
-        self.next_try = 0.0
-        self.opened = False
-        self.sent = 0
-        self.last_error = ""
-
-    def pump(self, now: float, limit: int = SEND_PER_TICK) -> Optional[str]:
-        """Send what is queued; returns the error text when the transport just started failing."""
-        if now < self.next_try:
-            return None
-        try:
-            if not self.opened:
-                self.transport.open()
-                self.opened = True
-            for _ in range(limit):
-                item = self.outbox.peek()
-                if item is None:
-                    break
-                self.transport.send(item)
-                self.outbox.pop(item)
-                self.sent += 1
-        except TransportError as exc:
-            self.failures += 1
-            delay = min(MAX_BACKOFF, 2.0 ** min(self.failures - 1, 10))
-            self.next_try = now + delay * (0.8 + 0.4 * os.urandom(1)[0] / 255.0)   # jitter
-            first = self.failures == 1
-            self.last_error = str(exc)
-            return self.last_error if first else None
-        self.failures = 0
-        return None
 
 
 class Agent(object):
@@ -89,14 +50,19 @@ class Agent(object):
         self._monotonic = monotonic
         self.device_id = resolve_device_id(profile)
         self.envelope = Envelope(self.device_id, clock=clock)
-        # The same URL twice would mean two writers on one file: keep one.
-        urls = list(dict.fromkeys(reports if reports else profile.report.urls))
-        # Open transports' modules now, before a launched script changes sys.path.
-        self.reporters = [Reporter(open_transport(url), Outbox(profile.buffer.ram_bytes))
-                          for url in urls]
         self.probe = probe or Probe(profile.device.memory_limit_kb, profile.agent.probe)
         self.actor = Actor(self.probe.rss_kb)
         self.started_at = monotonic()
+        # The same URL twice would mean two writers on one file: keep one.
+        urls = list(dict.fromkeys(reports if reports else profile.report.urls))
+        context = Context(self.device_id, self._will(), profile.report)
+        # Transports' modules are imported now, before a launched script changes sys.path.
+        self.reporters = [self._reporter(open_transport(url, context)) for url in urls]
+        self._been_up = set()
+        self.commands = None
+        if profile.commands.key_file:
+            from .control import make_commands
+            self.commands = make_commands(self)
         self.policy = Policy(profile.rules, self.started_at, profile.agent.budget,
                              profile.agent.budget_window, profile.gc.freeze_after)
         self._policy_lock = threading.RLock()
@@ -117,6 +83,28 @@ class Agent(object):
         self.last_sample: Optional[Sample] = None
         self._thread_cpu = 0.0
         self._stopped = False
+
+    def _will(self) -> bytes:
+        """The retained status "offline" the broker publishes if we vanish (seq 0)."""
+        from .messages import encode
+        will = self._status_fields("offline")
+        will.update(v=1, type="status", device=self.device_id, boot=self.envelope.boot, seq=0,
+                    ts=round(self._clock(), 3), will=True)
+        return encode(will, self.profile.report.compress)
+
+    def _reporter(self, transport) -> Reporter:
+        journal = None
+        buffer = self.profile.buffer
+        if buffer.flash and transport.has_link:
+            from .journal import Journal
+            name = "".join(c if c.isalnum() else "_" for c in transport.describe())
+            try:
+                journal = Journal("%s/%s" % (buffer.flash, name), buffer.flash_max_bytes,
+                                  sync_every=buffer.sync_every)
+            except AgentError as exc:
+                log.warning("gc-agent: flash buffer off for %s: %s", transport.describe(), exc)
+        return Reporter(transport, Outbox(buffer.ram_bytes), journal, buffer.spill_after,
+                        self.profile.report.replay_rate)
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -151,18 +139,23 @@ class Agent(object):
         self._guarded("events", self._drain_events)   # the application's last words
         self._guarded("telemetry", self._final_telemetry)
         self._guarded("status", self._emit_status, "offline")
+        # Deliver what we can (an MQTT "offline" needs its PUBACK) until the deadline;
+        # what is left goes to the journal when the reporter closes.
         for reporter in self.reporters:
             reporter.next_try = 0.0   # a last try, whatever the back-off said
-            while len(reporter.outbox) and self._monotonic() < deadline:
-                before = len(reporter.outbox)
-                self._guarded("transport " + reporter.transport.describe(), reporter.pump,
-                              self._monotonic())
-                if len(reporter.outbox) >= before:
-                    break
+        waiting = list(self.reporters)
+        while waiting and self._monotonic() < deadline:
+            for reporter in list(waiting):
+                self._pump(reporter)
+                if reporter.settled() or not reporter.link_up or reporter.failures:
+                    waiting.remove(reporter)
+            if waiting:
+                time.sleep(0.02)
+        for reporter in self.reporters:
             try:
-                reporter.transport.close()
+                reporter.close()
             except Exception as exc:
-                log.debug("closing %s: %s", reporter.transport.describe(), exc)
+                log.info("gc-agent: closing %s: %s", reporter.transport.describe(), exc)
         self.probe.close()
 
     @property
@@ -213,15 +206,29 @@ class Agent(object):
                 self._guarded("actions", self._act, decision)
             self._guarded("telemetry", self._telemetry, sample, now)
         for reporter in self.reporters:
-            part = "transport " + reporter.transport.describe()
-            if part in self.disabled:
-                continue
-            error = self._guarded(part, reporter.pump, self._monotonic())
-            if error:
-                self.errors += 1
-                log.info("gc-agent: %s failed: %s", part, error)
-                self._emit_event("error", part=part, error=error)
+            self._pump(reporter)
         return self.profile.agent.tick
+
+    def _pump(self, reporter: Reporter) -> None:
+        part = "transport " + reporter.transport.describe()
+        for event in self._guarded(part, reporter.pump, self._monotonic()) or ():
+            self._guarded(part, self._transport_event, reporter, part, event)
+
+    def _transport_event(self, reporter: Reporter, part: str, event: TransportEvent) -> None:
+        if event.kind == "error":
+            self.errors += 1
+            log.info("gc-agent: %s: %s", part, event.value)
+            self._emit_event("error", part=part, error=event.value)
+        elif event.kind == "link":
+            trigger = "link_up" if event.value else "link_down"
+            self.post(trigger, {"transport": reporter.transport.describe()})
+            if event.value:
+                if reporter in self._been_up and not self._stopping.is_set():
+                    self._emit_status("online")   # the broker published our Will meanwhile
+                self._been_up.add(reporter)
+        elif event.kind == "command" and self.commands is not None:
+            from .control import handle_command
+            handle_command(self, event.value)
 
     def _decide(self, sample: Sample, triggers: List[str], now: float) -> List[Decision]:
         with self._policy_lock:
@@ -305,8 +312,8 @@ class Agent(object):
 
     def _send_batch(self) -> None:
         batch, self._batch = self._batch, []
-        self._emit("telemetry", samples=batch, buffered=max(len(r.outbox) for r in self.reporters),
-                   dropped=sum(r.outbox.dropped for r in self.reporters) + self.events_dropped,
+        self._emit("telemetry", samples=batch, buffered=max(r.buffered for r in self.reporters),
+                   dropped=sum(r.dropped for r in self.reporters) + self.events_dropped,
                    agent_cpu_ms=round(self._agent_cpu_ms(), 3), agent_errors=self.errors)
 
     def _agent_cpu_ms(self) -> float:
@@ -316,14 +323,17 @@ class Agent(object):
         self._thread_cpu = time.clock_gettime(clock_id) * 1000.0
         return self._thread_cpu
 
-    def _emit_status(self, state: str) -> None:
+    def _status_fields(self, state: str) -> Dict[str, Any]:
         ceiling = self.probe.ceiling
-        self._emit("status", state=state, agent=__version__, python="%d.%d.%d" % sys.version_info[:3],
-                   gc_flavour=gc_flavour(), model=self.profile.device.model,
-                   profile=self.profile.path, profile_sha256=self.profile.sha256,
-                   ceiling_kb=ceiling.kb, uptime_s=round(self._monotonic() - self.started_at, 3),
-                   ceiling_source=ceiling.source, probe=self.probe.backend,
-                   reports=[r.transport.describe() for r in self.reporters])
+        return dict(state=state, agent=__version__, python="%d.%d.%d" % sys.version_info[:3],
+                    gc_flavour=gc_flavour(), model=self.profile.device.model,
+                    profile=self.profile.path, profile_sha256=self.profile.sha256,
+                    ceiling_kb=ceiling.kb, uptime_s=round(self._monotonic() - self.started_at, 3),
+                    ceiling_source=ceiling.source, probe=self.probe.backend)
+
+    def _emit_status(self, state: str) -> None:
+        self._emit("status", reports=[r.transport.describe() for r in self.reporters],
+                   **self._status_fields(state))
 
     def _emit_event(self, event: str, **fields: Any) -> None:
         self._emit("event", event=event, **fields)

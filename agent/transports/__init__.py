@@ -6,16 +6,18 @@ and only when a URL asks for it.
 """
 
 import importlib
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 from ..errors import TransportError
-from .base import Transport
+from .base import Context, Transport
 
 # scheme -> (module, class)
 SCHEMES: Dict[str, Tuple[str, str]] = {
     "stdout": ("agent.transports.file", "StdoutTransport"),
     "file": ("agent.transports.file", "FileTransport"),
     "memory": ("agent.transports.memory", "MemoryTransport"),
+    "mqtt": ("agent.transports.mqtt", "MqttTransport"),
+    "mqtts": ("agent.transports.mqtt", "MqttTransport"),
 }
 
 
@@ -34,13 +36,16 @@ def check_url(url: str) -> None:
     if scheme == "file":
         from .file import parse_file_url
         parse_file_url(url)
+    elif scheme in ("mqtt", "mqtts"):
+        from .mqtt import parse_mqtt_url
+        parse_mqtt_url(url)
 
 
-def open_transport(url: str) -> Transport:
+def open_transport(url: str, context: Optional[Context] = None) -> Transport:
     """A transport for `url`, constructed but not yet opened."""
     try:
         check_url(url)
     except ValueError as exc:
         raise TransportError(str(exc))
     module, name = SCHEMES[scheme_of(url)]
-    return getattr(importlib.import_module(module), name)(url)
+    return getattr(importlib.import_module(module), name)(url, context)

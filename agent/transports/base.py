@@ -1,35 +1,63 @@
 """The transport seam: one small interface every report URL implements.
 
-A transport delivers encoded messages upstream. `send` either delivers the
-message (returns) or raises `TransportError`; the runtime keeps the message
-in the outbox and retries with back-off. Transports with a link that can go
-down (MQTT, serial) call `on_link(up)` so `link_down`/`link_up` reach the
-rules, and hand received command payloads to `on_command(payload)`.
+A transport delivers encoded messages upstream and never calls back into the
+agent from its own threads: everything it has to say (acknowledgements, the
+link going down or up, commands received, errors) waits in `poll()`, which
+the agent thread drains once a tick. That keeps library callbacks (paho's
+network thread) free of locks the agent holds, the classic deadlock.
+
+    open()      acquire sockets or files; TransportError when that fails
+    ready()     whether send() may be called now (connected, window not full)
+    send(item)  True: delivered; False: accepted, an "ack" event follows
+    poll()      TransportEvents since the last call
+    close()     release everything; safe twice
 """
 
-
-from typing import Callable, Optional
+from typing import Any, List, NamedTuple, Optional
 
 from ..outbox import Outgoing
 
 
+class Context(NamedTuple):
+    """What a transport may need besides its URL."""
+
+    device: str = ""
+    will: bytes = b""      # encoded status "offline" for this boot (MQTT Last Will)
+    settings: Any = None   # agent.profile.ReportSettings
+    secrets: Any = None    # agent.profile.Secrets (passwords), never logged
+
+
+class TransportEvent(NamedTuple):
+    """kind: "ack" (value: the Outgoing), "link" (value: True/False), "command" (bytes), "error" (str)."""
+
+    kind: str
+    value: Any
+
+
 class Transport(object):
-    """Base class: override `send`; `open` and `close` are optional."""
+    """Base class: override `send`; the rest have working defaults."""
 
     scheme = ""
     has_link = False   # True when link_down / link_up can happen
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, context: Optional[Context] = None) -> None:
         self.url = url
-        self.on_link: Optional[Callable[[bool], None]] = None
-        self.on_command: Optional[Callable[[bytes], None]] = None
+        self.context = context or Context()
 
     def open(self) -> None:
         """Acquire what `send` needs (files, sockets)."""
 
-    def send(self, item: Outgoing) -> None:
-        """Deliver one message or raise TransportError."""
+    def ready(self) -> bool:
+        """Whether `send` may be called now."""
+        return True
+
+    def send(self, item: Outgoing) -> bool:
+        """Deliver one message (True), accept it for a later "ack" (False), or raise TransportError."""
         raise NotImplementedError("%s must implement send()" % type(self).__name__)
+
+    def poll(self) -> List[TransportEvent]:
+        """Acknowledgements, link changes, commands and errors since the last call."""
+        return []
 
     def close(self) -> None:
         """Release everything; safe to call twice."""

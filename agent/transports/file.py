@@ -31,11 +31,12 @@ class StdoutTransport(Transport):
 
     scheme = "stdout"
 
-    def send(self, item: Outgoing) -> None:
+    def send(self, item: Outgoing) -> bool:
         try:
             _write_all(1, item.body + b"\n")
         except OSError as exc:
             raise TransportError("stdout: %s" % (exc.strerror or exc))
+        return True
 
 
 def parse_file_url(url: str):
@@ -62,8 +63,8 @@ class FileTransport(Transport):
 
     scheme = "file"
 
-    def __init__(self, url: str) -> None:
-        super(FileTransport, self).__init__(url)
+    def __init__(self, url: str, context=None) -> None:
+        super(FileTransport, self).__init__(url, context)
         self.path, self.max_bytes, self.keep = parse_file_url(url)
         self._fd = -1
         self._size = 0
@@ -78,7 +79,7 @@ class FileTransport(Transport):
         except OSError as exc:
             raise TransportError("%s: %s" % (self.path, exc.strerror or exc))
 
-    def send(self, item: Outgoing) -> None:
+    def send(self, item: Outgoing) -> bool:
         if self._fd < 0:
             self.open()
         line = item.body + b"\n"
@@ -90,6 +91,7 @@ class FileTransport(Transport):
         except OSError as exc:
             self.close()   # reopen on the next try: the file may have been removed
             raise TransportError("%s: %s" % (self.path, exc.strerror or exc))
+        return True
 
     def _rotate(self) -> None:
         os.close(self._fd)

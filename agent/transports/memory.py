@@ -21,18 +21,19 @@ class MemoryTransport(Transport):
 
     scheme = "memory"
 
-    def __init__(self, url: str, limit: int = 10000) -> None:
-        super(MemoryTransport, self).__init__(url)
+    def __init__(self, url: str, context=None, limit: int = 10000) -> None:
+        super(MemoryTransport, self).__init__(url, context)
         self.name = url.partition(":")[2] or "default"
         self.sent: Deque[Outgoing] = collections.deque(maxlen=limit)
         self.fail_with: Optional[str] = None
         with _LOCK:
             _REGISTRY[self.name] = self
 
-    def send(self, item: Outgoing) -> None:
+    def send(self, item: Outgoing) -> bool:
         if self.fail_with:
             raise TransportError(self.fail_with)
         self.sent.append(item)
+        return True
 
 
 def get(name: str) -> MemoryTransport:

@@ -1,0 +1,245 @@
+"""One report destination: a transport, its outbox, and store-and-forward.
+
+Messages wait in the RAM outbox (bounded in bytes, oldest dropped and
+counted). A transport with acknowledgements (MQTT) takes a message in flight
+and the message leaves us only on its ack. When the link has been down for
+`spill_after`, the RAM backlog goes to the journal on flash, at most once per
+`spill_after` so the flash sees few, batched writes; at shutdown everything
+not yet acknowledged goes there too. After reconnecting (or at the next start)
+the journal is replayed first, oldest segment first, at `replay_rate`
+messages a second, each marked `historical: true`; a segment is removed only
+when every record in it was acknowledged.
+"""
+
+import json
+import random
+from typing import Dict, List, Optional
+
+from . import messages
+from .errors import AgentError, TransportError
+from .outbox import Outbox, Outgoing
+from .transports.base import Transport, TransportEvent
+
+MAX_BACKOFF = 60.0
+SEND_PER_TICK = 200
+
+
+class _Replay(object):
+    """The journal segment being replayed and what of it is still unacknowledged."""
+
+    def __init__(self, name: str, records: List[bytes]) -> None:
+        self.name = name
+        self.records = records
+        self.next = 0
+        self.outstanding = 0
+
+
+def historical(body: bytes) -> Optional[Outgoing]:
+    """A journal record as a replayable message flagged historical (None if unusable)."""
+    try:
+        message = json.loads(body.decode("utf-8"))
+        message["historical"] = True
+        return Outgoing(int(message["seq"]), str(message["type"]), messages.encode(message))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+class Reporter(object):
+    """Moves messages from the outbox (and journal) to one transport."""
+
+    def __init__(self, transport: Transport, outbox: Outbox, journal=None,
+                 spill_after: float = 60.0, replay_rate: float = 20.0) -> None:
+        self.transport = transport
+        self.outbox = outbox
+        self.journal = journal
+        self.spill_after = spill_after
+        self.replay_rate = replay_rate
+        self.failures = 0
+        self.next_try = 0.0
+        self.opened = False
+        self.sent = 0
+        self.acked = 0
+        self.last_error = ""
+        self.link_up: Optional[bool] = None if transport.has_link else True
+        self.ever_up = not transport.has_link
+        self._down_since: Optional[float] = None
+        self._last_spill = 0.0
+        self._inflight: Dict[int, Outgoing] = {}   # id(item) -> item
+        self._replay: Optional[_Replay] = None
+        self._replay_of: Dict[int, _Replay] = {}   # id(item) -> its segment
+        self._tokens = 0.0
+        self._tokens_at: Optional[float] = None
+        self.journal_records = journal.pending() if journal is not None else 0
+        self.journal_errors = 0
+
+    # -- numbers for telemetry ------------------------------------------------------
+
+    @property
+    def buffered(self) -> int:
+        """Messages not yet acknowledged: in RAM, in flight, and on flash."""
+        return len(self.outbox) + len(self._inflight) + self.journal_records
+
+    @property
+    def dropped(self) -> int:
+        """Messages lost to a full outbox or a full journal since start."""
+        return self.outbox.dropped + (self.journal.dropped if self.journal is not None else 0)
+
+    # -- the tick -------------------------------------------------------------------------
+
+    def pump(self, now: float) -> List[TransportEvent]:
+        """Open, drain the transport's events, spill or replay, send. Returns link/command/error events.
+
+        TransportError becomes an "error" event (first of a streak) and a back-off;
+        any other exception is a bug and propagates to the runtime's guard.
+        """
+        if now < self.next_try:
+            return []
+        out: List[TransportEvent] = []
+        try:
+            if not self.opened:
+                self.transport.open()
+                self.opened = True
+            for event in self.transport.poll():
+                if event.kind == "ack":
+                    self._acked(event.value)
+                    continue
+                if event.kind == "link":
+                    self._link(bool(event.value), now)
+                out.append(event)
+            if self.link_up is False and self.journal is not None and self._down_since is not None \
+                    and now - self._down_since >= self.spill_after \
+                    and now - self._last_spill >= self.spill_after:
+                self._last_spill = now
+                self.spill(include_inflight=False)
+            if self.link_up:
+                self._send_replay(now)
+                self._send_new()
+        except TransportError as exc:
+            self.failures += 1
+            delay = min(MAX_BACKOFF, 2.0 ** min(self.failures - 1, 10))
+            self.next_try = now + delay * random.uniform(0.8, 1.2)
+            self.last_error = str(exc)
+            if self.failures == 1:
+                out.append(TransportEvent("error", self.last_error))
+            return out
+        self.failures = 0
+        return out
+
+    def _link(self, up: bool, now: float) -> None:
+        self.link_up = up
+        self._down_since = None if up else now
+        if up:
+            self.ever_up = True
+
+    def _send_new(self) -> None:
+        for _ in range(SEND_PER_TICK):
+            if not self.transport.ready():
+                return
+            item = self.outbox.peek()
+            if item is None:
+                return
+            delivered = self.transport.send(item)
+            self.outbox.pop(item)
+            self.sent += 1
+            if not delivered:
+                self._inflight[id(item)] = item
+
+    def _send_replay(self, now: float) -> None:
+        if self.journal is None:
+            return
+        if self._tokens_at is None:
+            self._tokens_at = now
+        self._tokens = min(self.replay_rate, self._tokens + (now - self._tokens_at) * self.replay_rate)
+        self._tokens_at = now
+        while self._tokens >= 1 and self.transport.ready():
+            replay = self._replay
+            if replay is None or replay.next >= len(replay.records):
+                if replay is not None and replay.outstanding:
+                    return   # wait for this segment's acks before moving on
+                if replay is not None:
+                    self._finish(replay)
+                found = self._journal_call(self.journal.oldest)
+                if not found:
+                    self._replay = None
+                    return
+                replay = self._replay = _Replay(found[0], found[1])
+                if not replay.records:
+                    continue
+            body = replay.records[replay.next]
+            replay.next += 1
+            item = historical(body)
+            if item is None:   # a record that is intact but not a message: count it gone
+                self.journal_records = max(0, self.journal_records - 1)
+                continue
+            self._tokens -= 1
+            self.sent += 1
+            if self.transport.send(item):
+                self.journal_records = max(0, self.journal_records - 1)
+            else:
+                replay.outstanding += 1
+                self._inflight[id(item)] = item
+                self._replay_of[id(item)] = replay
+        replay = self._replay
+        if replay is not None and replay.next >= len(replay.records) and not replay.outstanding:
+            self._finish(replay)
+
+    def _finish(self, replay: _Replay) -> None:
+        self._journal_call(self.journal.remove, replay.name)
+        if self._replay is replay:
+            self._replay = None
+
+    def _acked(self, item: Outgoing) -> None:
+        key = id(item)
+        if self._inflight.pop(key, None) is None:
+            return
+        self.acked += 1
+        replay = self._replay_of.pop(key, None)
+        if replay is not None:
+            replay.outstanding -= 1
+            self.journal_records = max(0, self.journal_records - 1)
+
+    # -- store-and-forward ----------------------------------------------------------------
+
+    def spill(self, include_inflight: bool) -> int:
+        """Move the RAM backlog (and, at shutdown, what is in flight) to the journal."""
+        if self.journal is None:
+            return 0
+        items = []
+        if include_inflight:
+            items = [i for k, i in self._inflight.items() if k not in self._replay_of]
+            self._inflight.clear()
+        while True:
+            item = self.outbox.peek()
+            if item is None:
+                break
+            self.outbox.pop(item)
+            items.append(item)
+        items.sort(key=lambda i: i.seq)
+        written = 0
+        for item in items:
+            if self._journal_call(self.journal.append, item.body) is not False:
+                written += 1
+        self._journal_call(self.journal.sync)
+        self.journal_records += written
+        return written
+
+    def _journal_call(self, fn, *args):
+        try:
+            return fn(*args)
+        except AgentError as exc:   # flash full or gone: count it; RAM delivery goes on
+            self.journal_errors += 1
+            self.last_error = str(exc)
+            return False
+
+    def settled(self) -> bool:
+        """Nothing left to send or to wait for (the journal aside)."""
+        return not len(self.outbox) and not self._inflight
+
+    def close(self) -> None:
+        """Spill what is unacknowledged, then close the transport and the journal."""
+        self.spill(include_inflight=True)
+        try:
+            self.transport.close()
+        finally:
+            if self.journal is not None:
+                self._journal_call(self.journal.close)

@@ -1,0 +1,236 @@
+"""`mqtt://[user@]host[:port]` and `mqtts://...` (TLS): reports to a broker.
+
+Built on paho-mqtt, with the 1.6 client API (what a Python 3.6 device can
+run) and the 2.x one (`CallbackAPIVersion.VERSION2`), imported only here and
+only when a URL asks for MQTT. The rules we keep, from paho's issue tracker:
+
+- paho owns one network thread (`loop_start`); we never wait on the network:
+  `connect_async`, and publishing only while connected and under `window`
+  messages in flight (`max_inflight_messages_set`, `max_queued_messages_set`,
+  so paho's own queue is bounded too: #158);
+- callbacks only append to deques and never raise: paho calls `on_publish`
+  holding its outbox mutex, and a lock of ours there deadlocks against
+  `publish()` (#354, #177); the agent thread drains them in `poll()`;
+- QoS 1 everywhere. A message leaves our outbox on its PUBACK. paho itself
+  resends in-flight messages after a reconnect (with DUP), so we publish each
+  message once per process; a crash leaves it in our outbox or journal, and
+  it is sent again after the restart (a duplicate only where an ack was lost).
+
+Session shape: retained `status` online is the agent's first message; the Last
+Will is the retained `status` offline of this boot (seq 0); a clean stop
+publishes `offline` itself before disconnecting.
+"""
+
+import collections
+import os
+import ssl
+from typing import Deque, Dict, List, Optional
+from urllib.parse import urlsplit
+
+from ..errors import TransportError
+from ..outbox import Outgoing
+from .base import Context, Transport, TransportEvent
+
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+_ERROR_LOGS_KEPT = 20
+
+
+def parse_mqtt_url(url: str):
+    """mqtt://[user@]host[:port] -> (tls, host, port, user); ValueError says what is wrong."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        raise ValueError("%r: no password in the URL (it would show in status and logs); "
+                         "use [report] password_file or password_env" % url)
+    if not parts.hostname:
+        raise ValueError("%r names no broker host: mqtt://host[:port]" % url)
+    if parts.path not in ("", "/") or parts.query:
+        raise ValueError("%r: no path or query in an MQTT URL (topics come from [report] prefix)"
+                         % url)
+    try:
+        port = parts.port or DEFAULT_PORTS[parts.scheme.lower()]
+    except ValueError:
+        raise ValueError("%r: the port is not a number from 1 to 65535" % url)
+    return parts.scheme.lower() == "mqtts", parts.hostname, port, parts.username or ""
+
+
+def _paho():
+    try:
+        import paho.mqtt.client as mqtt
+    except ImportError:
+        raise TransportError("paho-mqtt is not installed (pip install paho-mqtt; a bundle "
+                             "carries its own copy)")
+    return mqtt
+
+
+class MqttTransport(Transport):
+    """One MQTT session per agent start, kept alive across reconnects."""
+
+    has_link = True
+
+    def __init__(self, url: str, context: Optional[Context] = None) -> None:
+        super(MqttTransport, self).__init__(url, context)
+        self.scheme = urlsplit(url).scheme.lower()
+        self.tls, self.host, self.port, self.username = parse_mqtt_url(url)
+        settings = self.context.settings
+        self.prefix = "%s/%s" % (getattr(settings, "prefix", "gcagent"), self.context.device)
+        self.keepalive = int(getattr(settings, "keepalive", 60))
+        self.window = int(getattr(settings, "window", 20))
+        self.username = self.username or getattr(settings, "username", "")
+        self._client = None
+        self._connected = False
+        self._inflight: Dict[int, Outgoing] = {}
+        # Filled by paho's thread, drained by ours; deque operations are atomic.
+        self._acks: Deque[int] = collections.deque()
+        self._events: Deque[TransportEvent] = collections.deque(maxlen=1000)
+        self._errors_seen = 0
+
+    # -- paho's thread: append, never raise, never lock -----------------------------
+
+    def _on_connect(self, client, userdata, flags, rc, *properties) -> None:
+        try:
+            code = getattr(rc, "value", rc)
+            if code == 0:
+                self._connected = True
+                client.subscribe(self.prefix + "/cmd", qos=1)
+                self._events.append(TransportEvent("link", True))
+            else:
+                self._events.append(TransportEvent("error", "broker refused the connection: %s"
+                                                   % (rc,)))
+        except Exception:
+            pass
+
+    def _on_disconnect(self, client, userdata, *args) -> None:
+        try:
+            was, self._connected = self._connected, False
+            if was:
+                self._events.append(TransportEvent("link", False))
+        except Exception:
+            pass
+
+    def _on_publish(self, client, userdata, mid, *args) -> None:
+        self._acks.append(mid)
+
+    def _on_message(self, client, userdata, message) -> None:
+        try:
+            self._events.append(TransportEvent("command", bytes(message.payload[:65536])))
+        except Exception:
+            pass
+
+    def _on_log(self, client, userdata, level, text) -> None:
+        # paho reports connection failures (TLS errors, refused sockets) only here.
+        try:
+            if level <= 8 and self._errors_seen < _ERROR_LOGS_KEPT:   # MQTT_LOG_ERR / WARNING
+                self._errors_seen += 1
+                self._events.append(TransportEvent("error", str(text)[:300]))
+        except Exception:
+            pass
+
+    # -- the agent's thread ---------------------------------------------------------------
+
+    def open(self) -> None:
+        mqtt = _paho()
+        client_id = "gcagent-%s" % self.context.device
+        try:
+            if hasattr(mqtt, "CallbackAPIVersion"):   # paho-mqtt 2.x
+                client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                     clean_session=True, protocol=mqtt.MQTTv311)
+            else:                                     # paho-mqtt 1.x
+                client = mqtt.Client(client_id=client_id, clean_session=True,
+                                     protocol=mqtt.MQTTv311)
+            client.on_connect = self._on_connect
+            client.on_disconnect = self._on_disconnect
+            client.on_publish = self._on_publish
+            client.on_message = self._on_message
+            client.on_log = self._on_log
+            client.max_inflight_messages_set(self.window)
+            client.max_queued_messages_set(self.window)
+            # paho doubles the delay up to the maximum; the random start spreads a
+            # fleet that lost its broker at the same moment.
+            client.reconnect_delay_set(1 + ord(os.urandom(1)) % 3, 120)
+            if self.username:
+                client.username_pw_set(self.username, self._password())
+            if self.tls:
+                self._set_tls(client)
+            if self.context.will:
+                client.will_set(self.prefix + "/status", self.context.will, qos=1, retain=True)
+            client.connect_async(self.host, self.port, keepalive=self.keepalive)
+            client.loop_start()
+        except TransportError:
+            raise
+        except Exception as exc:
+            raise TransportError("%s: %s: %s" % (self.describe(), type(exc).__name__, exc))
+        self._client = client
+
+    def _password(self) -> Optional[str]:
+        settings = self.context.settings
+        path = getattr(settings, "password_file", "")
+        if path:
+            try:
+                with open(path) as handle:
+                    return handle.read().strip()
+            except OSError as exc:
+                raise TransportError("password_file %s: %s" % (path, exc.strerror or exc))
+        name = getattr(settings, "password_env", "")
+        if name:
+            if name not in os.environ:
+                raise TransportError("password_env: environment variable %s is not set" % name)
+            return os.environ[name]
+        return None
+
+    def _set_tls(self, client) -> None:
+        settings = self.context.settings
+        ca = getattr(settings, "ca_file", "") or None
+        cert = getattr(settings, "cert_file", "") or None
+        key = getattr(settings, "key_file", "") or None
+        for what, path in (("ca_file", ca), ("cert_file", cert), ("key_file", key)):
+            if path and not os.access(path, os.R_OK):
+                raise TransportError("%s %s cannot be read" % (what, path))
+        try:
+            client.tls_set(ca_certs=ca, certfile=cert, keyfile=key,
+                           cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT
+                           if hasattr(ssl, "PROTOCOL_TLS_CLIENT") else ssl.PROTOCOL_TLSv1_2)
+        except (ssl.SSLError, ValueError, OSError) as exc:
+            raise TransportError("TLS set-up (ca_file, cert_file, key_file): %s" % exc)
+
+    def ready(self) -> bool:
+        return self._client is not None and self._connected and len(self._inflight) < self.window
+
+    def send(self, item: Outgoing) -> bool:
+        topic = "%s/%s" % (self.prefix, item.type)
+        payload = item.body
+        if getattr(self.context.settings, "compress", False):
+            import zlib
+            payload = zlib.compress(payload, 9)
+        info = self._client.publish(topic, payload, qos=1, retain=item.type == "status")
+        if info.rc != 0:
+            raise TransportError("publish to %s failed (paho rc %s)" % (topic, info.rc))
+        self._inflight[info.mid] = item
+        return False
+
+    def poll(self) -> List[TransportEvent]:
+        out = []
+        while self._acks:
+            item = self._inflight.pop(self._acks.popleft(), None)
+            if item is not None:
+                out.append(TransportEvent("ack", item))
+        while self._events:
+            out.append(self._events.popleft())
+        return out
+
+    def unacked(self) -> List[Outgoing]:
+        """Messages handed to paho and not acknowledged yet, oldest first."""
+        return [self._inflight[mid] for mid in sorted(self._inflight)]
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.disconnect()   # a clean DISCONNECT: the broker drops the Will
+            client.loop_stop()
+        except Exception:
+            pass
+
+    def describe(self) -> str:
+        user = (self.username + "@") if self.username else ""
+        return "%s://%s%s:%d" % (self.scheme, user, self.host, self.port)
