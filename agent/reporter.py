@@ -70,6 +70,7 @@ class Reporter(object):
         self._tokens = 0.0
         self._tokens_at: Optional[float] = None
         self.journal_records = journal.pending() if journal is not None else 0
+        self._spilled_this_run = 0
         self.journal_errors = 0
 
     # -- numbers for telemetry ------------------------------------------------------
@@ -86,11 +87,14 @@ class Reporter(object):
 
     # -- the tick -------------------------------------------------------------------------
 
-    def pump(self, now: float) -> List[TransportEvent]:
+    def pump(self, now: float, hurry: bool = False, ungated: bool = False) -> List[TransportEvent]:
         """Open, drain the transport's events, spill or replay, send. Returns link/command/error events.
 
         TransportError becomes an "error" event (first of a streak) and a back-off;
-        any other exception is a bug and propagates to the runtime's guard.
+        any other exception is a bug and propagates to the runtime's guard. At
+        shutdown `hurry` lifts the replay rate, and `ungated` lets new messages
+        (the final status offline) pass a replay still in progress: a clean
+        disconnect cancels the Will, so "offline" must get out.
         """
         if now < self.next_try:
             return []
@@ -112,8 +116,11 @@ class Reporter(object):
                 self._last_spill = now
                 self.spill(include_inflight=False)
             if self.link_up:
-                self._send_replay(now)
-                self._send_new()
+                replaying = self._send_replay(now, hurry)
+                # This boot's spilled messages are older than what waits in RAM: they
+                # go first. Earlier boots' records may interleave (order is per boot).
+                if ungated or not (replaying and self._spilled_this_run):
+                    self._send_new()
         except TransportError as exc:
             self.failures += 1
             delay = min(MAX_BACKOFF, 2.0 ** min(self.failures - 1, 10))
@@ -144,24 +151,29 @@ class Reporter(object):
             if not delivered:
                 self._inflight[id(item)] = item
 
-    def _send_replay(self, now: float) -> None:
+    def _send_replay(self, now: float, hurry: bool = False) -> bool:
+        """Replay journal records within the rate; True while the journal is not done."""
         if self.journal is None:
-            return
+            return False
         if self._tokens_at is None:
             self._tokens_at = now
         self._tokens = min(self.replay_rate, self._tokens + (now - self._tokens_at) * self.replay_rate)
+        if hurry:
+            self._tokens = float(SEND_PER_TICK)
         self._tokens_at = now
         while self._tokens >= 1 and self.transport.ready():
             replay = self._replay
             if replay is None or replay.next >= len(replay.records):
                 if replay is not None and replay.outstanding:
-                    return   # wait for this segment's acks before moving on
+                    return True   # wait for this segment's acks before moving on
                 if replay is not None:
                     self._finish(replay)
                 found = self._journal_call(self.journal.oldest)
                 if not found:
                     self._replay = None
-                    return
+                    self._spilled_this_run = 0
+                    self.journal_records = 0
+                    return False
                 replay = self._replay = _Replay(found[0], found[1])
                 if not replay.records:
                     continue
@@ -182,6 +194,7 @@ class Reporter(object):
         replay = self._replay
         if replay is not None and replay.next >= len(replay.records) and not replay.outstanding:
             self._finish(replay)
+        return True
 
     def _finish(self, replay: _Replay) -> None:
         self._journal_call(self.journal.remove, replay.name)
@@ -221,6 +234,7 @@ class Reporter(object):
                 written += 1
         self._journal_call(self.journal.sync)
         self.journal_records += written
+        self._spilled_this_run += written
         return written
 
     def _journal_call(self, fn, *args):

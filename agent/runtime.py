@@ -39,6 +39,11 @@ MAX_BACKOFF = 60.0        # seconds
 EVENT_QUEUE = 256         # application events waiting for the next tick
 
 
+def journal_folder(flash: str, destination: str) -> str:
+    """Each report destination keeps its own journal under [buffer] flash."""
+    return "%s/%s" % (flash, "".join(c if c.isalnum() else "_" for c in destination))
+
+
 class Agent(object):
     """One running agent. Use `agent.start()` rather than this class directly."""
 
@@ -97,10 +102,9 @@ class Agent(object):
         buffer = self.profile.buffer
         if buffer.flash and transport.has_link:
             from .journal import Journal
-            name = "".join(c if c.isalnum() else "_" for c in transport.describe())
             try:
-                journal = Journal("%s/%s" % (buffer.flash, name), buffer.flash_max_bytes,
-                                  sync_every=buffer.sync_every)
+                journal = Journal(journal_folder(buffer.flash, transport.describe()),
+                                  buffer.flash_max_bytes, sync_every=buffer.sync_every)
             except AgentError as exc:
                 log.warning("gc-agent: flash buffer off for %s: %s", transport.describe(), exc)
         return Reporter(transport, Outbox(buffer.ram_bytes), journal, buffer.spill_after,
@@ -145,8 +149,9 @@ class Agent(object):
             reporter.next_try = 0.0   # a last try, whatever the back-off said
         waiting = list(self.reporters)
         while waiting and self._monotonic() < deadline:
+            last_second = deadline - self._monotonic() < 1.0
             for reporter in list(waiting):
-                self._pump(reporter)
+                self._pump(reporter, hurry=True, ungated=last_second)
                 if reporter.settled() or not reporter.link_up or reporter.failures:
                     waiting.remove(reporter)
             if waiting:
@@ -209,9 +214,9 @@ class Agent(object):
             self._pump(reporter)
         return self.profile.agent.tick
 
-    def _pump(self, reporter: Reporter) -> None:
+    def _pump(self, reporter: Reporter, hurry: bool = False, ungated: bool = False) -> None:
         part = "transport " + reporter.transport.describe()
-        for event in self._guarded(part, reporter.pump, self._monotonic()) or ():
+        for event in self._guarded(part, reporter.pump, self._monotonic(), hurry, ungated) or ():
             self._guarded(part, self._transport_event, reporter, part, event)
 
     def _transport_event(self, reporter: Reporter, part: str, event: TransportEvent) -> None:

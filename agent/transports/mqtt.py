@@ -23,7 +23,10 @@ publishes `offline` itself before disconnecting.
 
 import collections
 import os
+import socket
 import ssl
+import threading
+import time
 from typing import Deque, Dict, List, Optional
 from urllib.parse import urlsplit
 
@@ -33,6 +36,7 @@ from .base import Context, Transport, TransportEvent
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 _ERROR_LOGS_KEPT = 20
+DIAGNOSE_EVERY = 300.0   # seconds between two diagnoses of a failing connection
 
 
 def parse_mqtt_url(url: str):
@@ -83,6 +87,8 @@ class MqttTransport(Transport):
         self._acks: Deque[int] = collections.deque()
         self._events: Deque[TransportEvent] = collections.deque(maxlen=1000)
         self._errors_seen = 0
+        self._connect_fails = 0
+        self._diagnosed_at: Optional[float] = None
 
     # -- paho's thread: append, never raise, never lock -----------------------------
 
@@ -116,6 +122,9 @@ class MqttTransport(Transport):
         except Exception:
             pass
 
+    def _on_connect_fail(self, client, userdata) -> None:
+        self._connect_fails += 1
+
     def _on_log(self, client, userdata, level, text) -> None:
         # paho reports connection failures (TLS errors, refused sockets) only here.
         try:
@@ -142,6 +151,7 @@ class MqttTransport(Transport):
             client.on_publish = self._on_publish
             client.on_message = self._on_message
             client.on_log = self._on_log
+            client.on_connect_fail = self._on_connect_fail
             client.max_inflight_messages_set(self.window)
             client.max_queued_messages_set(self.window)
             # paho doubles the delay up to the maximum; the random start spreads a
@@ -208,6 +218,14 @@ class MqttTransport(Transport):
         return False
 
     def poll(self) -> List[TransportEvent]:
+        if self._connect_fails and (self._diagnosed_at is None
+                                    or time.monotonic() - self._diagnosed_at > DIAGNOSE_EVERY):
+            # paho retries silently (the reason is only at DEBUG, without the
+            # exception): find the reason ourselves, off the agent's thread.
+            self._diagnosed_at = time.monotonic()
+            self._connect_fails = 0
+            threading.Thread(target=self._diagnose, name="gc-agent-mqtt-diagnose",
+                             daemon=True).start()
         out = []
         while self._acks:
             item = self._inflight.pop(self._acks.popleft(), None)
@@ -216,6 +234,25 @@ class MqttTransport(Transport):
         while self._events:
             out.append(self._events.popleft())
         return out
+
+    def _diagnose(self) -> None:
+        """One connection attempt of our own, to say why paho's keep failing."""
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=10)
+            try:
+                if self.tls:
+                    settings = self.context.settings
+                    context = ssl.create_default_context(cafile=settings.ca_file or None)
+                    if settings.cert_file:
+                        context.load_cert_chain(settings.cert_file, settings.key_file or None)
+                    context.wrap_socket(sock, server_hostname=self.host).close()
+                reason = "the broker accepts connections now; paho will retry"
+            finally:
+                sock.close()
+        except Exception as exc:
+            reason = "%s: %s" % (type(exc).__name__, exc)
+        self._events.append(TransportEvent("error", "cannot connect to %s: %s"
+                                           % (self.describe(), reason)))
 
     def unacked(self) -> List[Outgoing]:
         """Messages handed to paho and not acknowledged yet, oldest first."""

@@ -84,8 +84,25 @@ def footprint(quick: bool):
              "goal": "<= 2 MB added", "met": added <= 2.0}]
 
 
+def wire_bytes(quick: bool):
+    """A day of 1-minute telemetry over MQTT: batched and compressed against plain."""
+    from tools.bench.wire import measure
+    got = measure(quick)
+    plain_sample, plain_day = got["plain"]
+    batched_sample, batched_day = got["batched"]
+    return [
+        {"row": "wire: bytes per sample, batched+zlib", "value": "%.0f B (plain JSON: %.0f B)"
+         % (batched_sample, plain_sample), "ratio": batched_sample / plain_sample,
+         "goal": "<= 40 B", "met": batched_sample <= 40},
+        {"row": "wire: a day of 1-minute telemetry", "value": "%.1f KB (plain: %.1f KB); %.2f MB a month"
+         % (batched_day / 1024, plain_day / 1024, batched_day * 30 / 2 ** 20),
+         "ratio": batched_day / plain_day, "goal": "<= 3 MB a month", "met": batched_day * 30 <= 3 * 2 ** 20},
+    ]
+
+
 ROWS = (("sample", sample_cost, "python -m tools.bench --only sample"),
-        ("footprint", footprint, "python -m tools.bench --only footprint"))
+        ("footprint", footprint, "python -m tools.bench --only footprint"),
+        ("wire", wire_bytes, "python -m tools.bench --only wire"))
 
 
 def main(argv=None) -> int:

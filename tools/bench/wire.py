@@ -1,0 +1,134 @@
+"""Bytes on the wire for a day of 1-minute telemetry, measured at a TCP proxy.
+
+The agent runs against a real mosquitto through a proxy that counts every byte
+both ways (TCP payload: MQTT packets with their headers; IP and TCP headers,
+about 64 bytes a packet, are not in it). Time is compressed: samples are
+taken every 20 ms instead of every minute, which changes nothing on the wire
+but the keepalives, and those are added from the MQTT spec (PINGREQ and
+PINGRESP are 2 bytes each).
+
+Two runs of different lengths give the cost per sample without the session's
+fixed cost (connect, status, subscribe), which is then added once for the day.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Dict, Tuple
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SAMPLES_PER_DAY = 24 * 60
+KEEPALIVE_S = 240.0
+
+
+class CountingProxy(object):
+    """Forwards one TCP port to another and counts the bytes."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.bytes = 0
+        self._lock = threading.Lock()
+        self._server = socket.socket()
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(8)
+        self.port = self._server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                with self._lock:
+                    self.bytes += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _profile(folder: str, port: int, batch: int, compress: str) -> str:
+    path = os.path.join(folder, "wire-%d-%s.ini" % (batch, compress))
+    with open(path, "w") as handle:
+        handle.write("[device]\nid = ix20-0042\nmodel = IX20\n"
+                     "[agent]\ntick = 20ms\n"
+                     "[rule:periodic]\ntype = periodic\nevery = 1d\n"
+                     "[report]\nurls = mqtt://127.0.0.1:%d\ninterval = 20ms\nbatch = %d\n"
+                     "compress = %s\nkeepalive = 240s\n" % (port, batch, compress))
+    return path
+
+
+def _run(profile: str, seconds: float) -> None:
+    env = {"PYTHONPATH": "%s:%s" % (REPO, os.path.join(REPO, ".venv", "paho-2")), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--profile", profile], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(seconds)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    if proc.returncode != 0:
+        raise RuntimeError("agent failed: %s" % err.decode()[-500:])
+
+
+def measure(quick: bool) -> Dict[str, Tuple[float, float]]:
+    """{"plain"|"batched": (bytes per sample, bytes per day)}."""
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    short, long_ = (1.0, 3.0) if quick else (2.0, 8.0)
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        port = _free_port()
+        conf = os.path.join(folder, "m.conf")
+        with open(conf, "w") as handle:
+            handle.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n%s"
+                         % (port, "user root\n" if os.getuid() == 0 else ""))
+        broker = subprocess.Popen([mosquitto, "-c", conf], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            for name, batch, compress in (("plain", 1, "none"), ("batched", 10, "zlib")):
+                counts = []
+                for seconds in (short, long_):
+                    proxy = CountingProxy(port)
+                    _run(_profile(folder, proxy.port, batch, compress), seconds)
+                    counts.append((proxy.bytes, seconds / 0.02))
+                    proxy.close()
+                (b1, n1), (b2, n2) = counts
+                per_sample = (b2 - b1) / (n2 - n1)
+                fixed = b1 - per_sample * n1
+                pings = SAMPLES_PER_DAY * 60 / KEEPALIVE_S * 4
+                results[name] = (per_sample, fixed + per_sample * SAMPLES_PER_DAY + pings)
+        finally:
+            broker.terminate()
+            broker.wait(10)
+    return results
