@@ -97,6 +97,8 @@ class MqttTransport(Transport):
             code = getattr(rc, "value", rc)
             if code == 0:
                 self._connected = True
+                # Subscribing here is paho's documented pattern (it renews the
+                # subscription after every reconnect) and takes no lock of ours.
                 client.subscribe(self.prefix + "/cmd", qos=1)
                 self._events.append(TransportEvent("link", True))
             else:
@@ -263,6 +265,15 @@ class MqttTransport(Transport):
         if client is None:
             return
         try:
+            if self._inflight and self._connected:
+                # Our "offline" may be among the unacknowledged: a clean DISCONNECT
+                # would cancel the Will and leave "online" retained for good. Drop
+                # the connection instead, so the broker publishes the Will.
+                client.loop_stop()
+                sock = client.socket()
+                if sock is not None:
+                    sock.close()
+                return
             client.disconnect()   # a clean DISCONNECT: the broker drops the Will
             client.loop_stop()
         except Exception:
