@@ -59,18 +59,7 @@ def run_script(argv: List[str]) -> ScriptResult:
     sys.modules["__main__"] = main
     sys.argv[:] = list(argv)
     sys.path[0] = os.path.dirname(full)
-    try:
-        code = compile(source, full, "exec", dont_inherit=True)
-        exec(code, main.__dict__)
-    except SystemExit as exc:
-        return ScriptResult(exit_status(exc.code))
-    except KeyboardInterrupt:
-        _print_exception(skip=1)
-        return ScriptResult(130, die_by=signal.SIGINT)
-    except BaseException:
-        _print_exception(skip=1)
-        return ScriptResult(1)
-    return ScriptResult(0)
+    return _outcome(lambda: exec(compile(source, full, "exec", dont_inherit=True), main.__dict__))
 
 
 def _run_main_module(argv: List[str], full: str) -> ScriptResult:
@@ -82,17 +71,22 @@ def _run_main_module(argv: List[str], full: str) -> ScriptResult:
     sys.modules["__main__"] = main
     sys.argv[:] = list(argv)
     sys.path[0] = full
+    # The private helper behind `python -m` and `python DIR`: same frames,
+    # same "can't find '__main__' module" message (3.6 to 3.13).
+    return _outcome(lambda: runpy._run_module_as_main("__main__", alter_argv=False))
+
+
+def _outcome(run) -> ScriptResult:
+    """Run the script and turn how it ended into what Python would exit with."""
     try:
-        # The private helper behind `python -m` and `python DIR`: same frames,
-        # same "can't find '__main__' module" message (3.6 to 3.13).
-        runpy._run_module_as_main("__main__", alter_argv=False)
+        run()
     except SystemExit as exc:
         return ScriptResult(exit_status(exc.code))
     except KeyboardInterrupt:
-        _print_exception(skip=1)
+        _print_exception(skip=2)   # our two frames: this one and the lambda
         return ScriptResult(130, die_by=signal.SIGINT)
     except BaseException:
-        _print_exception(skip=1)
+        _print_exception(skip=2)
         return ScriptResult(1)
     return ScriptResult(0)
 

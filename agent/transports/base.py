@@ -13,6 +13,7 @@ network thread) free of locks the agent holds, the classic deadlock.
     close()     release everything; safe twice
 """
 
+import abc
 from typing import Any, List, NamedTuple, Optional
 
 from ..outbox import Outgoing
@@ -34,8 +35,8 @@ class TransportEvent(NamedTuple):
     value: Any
 
 
-class Transport(object):
-    """Base class: override `send`; the rest have working defaults."""
+class Transport(abc.ABC):
+    """Base class: implement `send`; the rest have working defaults."""
 
     scheme = ""
     has_link = False   # True when link_down / link_up can happen
@@ -44,22 +45,22 @@ class Transport(object):
         self.url = url
         self.context = context or Context()
 
-    def open(self) -> None:
+    def open(self) -> None:  # noqa: B027 (optional hook: most transports need nothing)
         """Acquire what `send` needs (files, sockets)."""
 
     def ready(self) -> bool:
         """Whether `send` may be called now."""
         return True
 
+    @abc.abstractmethod
     def send(self, item: Outgoing) -> bool:
         """Deliver one message (True), accept it for a later "ack" (False), or raise TransportError."""
-        raise NotImplementedError("%s must implement send()" % type(self).__name__)
 
     def poll(self) -> List[TransportEvent]:
         """Acknowledgements, link changes, commands and errors since the last call."""
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook)
         """Release everything; safe to call twice."""
 
     def describe(self) -> str:
