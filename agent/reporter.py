@@ -61,7 +61,6 @@ class Reporter(object):
         self.acked = 0
         self.last_error = ""
         self.link_up: Optional[bool] = None if transport.has_link else True
-        self.ever_up = not transport.has_link
         self._down_since: Optional[float] = None
         self._last_spill = 0.0
         self._inflight: Dict[int, Outgoing] = {}   # id(item) -> item
@@ -135,8 +134,6 @@ class Reporter(object):
     def _link(self, up: bool, now: float) -> None:
         self.link_up = up
         self._down_since = None if up else now
-        if up:
-            self.ever_up = True
 
     def _send_new(self) -> None:
         for _ in range(SEND_PER_TICK):

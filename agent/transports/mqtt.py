@@ -256,10 +256,6 @@ class MqttTransport(Transport):
         self._events.append(TransportEvent("error", "cannot connect to %s: %s"
                                            % (self.describe(), reason)))
 
-    def unacked(self) -> List[Outgoing]:
-        """Messages handed to paho and not acknowledged yet, oldest first."""
-        return [self._inflight[mid] for mid in sorted(self._inflight)]
-
     def close(self) -> None:
         client, self._client = self._client, None
         if client is None:
