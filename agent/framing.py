@@ -1,0 +1,101 @@
+"""Serial framing: one message per line, `JSON*CRC\\n` (shared with the tools).
+
+CRC is the CRC-32 (zlib's) of the JSON bytes as 8 lowercase hex digits, the
+same framing both ways. A reader keeps at most `max_line` bytes of a line: a
+longer one is dropped as it streams past, so a megabyte of garbage without a
+newline costs no more memory than a good line. Every dropped line is counted
+by reason, and reading resumes at the next newline, the way NMEA readers
+resync on a damaged sentence.
+
+Acknowledgements travel the same way: `{"type":"ack","boot":B,"seq":[N, ...]}`
+names the messages the far end holds (`seq` may be one number; `boot` may be
+left out for this boot's messages). Naming each message, rather than a
+cumulative high-water mark, is what keeps a frame lost to line noise from
+being acknowledged by the frame after it.
+"""
+
+import json
+import zlib
+from typing import Dict, Iterable, List, Optional
+
+MAX_LINE = 64 * 1024
+REASONS = ("crc", "too_long", "malformed")
+
+
+def crc_hex(body: bytes) -> bytes:
+    """The frame check of `body`: CRC-32 as 8 lowercase hex digits."""
+    return b"%08x" % (zlib.crc32(body) & 0xFFFFFFFF)
+
+
+def frame(body: bytes) -> bytes:
+    """`body` (compact JSON, no newline) as one line on the wire."""
+    return body + b"*" + crc_hex(body) + b"\n"
+
+
+def unframe(line: bytes) -> Optional[bytes]:
+    """The JSON body of one line (newline optional), or None when the check fails."""
+    line = line.rstrip(b"\r\n")
+    body, star, check = line.rpartition(b"*")
+    if not star or len(check) != 8 or crc_hex(body) != check:
+        return None
+    return body
+
+
+def ack(seqs: Iterable[int], boot: Optional[str] = None) -> bytes:
+    """An acknowledgement frame for the messages `seqs` (of `boot`)."""
+    message: Dict[str, object] = {"type": "ack", "seq": sorted(set(seqs))}
+    if boot:
+        message["boot"] = boot
+    return frame(json.dumps(message, separators=(",", ":")).encode("ascii"))
+
+
+class LineReader(object):
+    """Bytes in, checked frame bodies out; bad and overlong lines counted and skipped."""
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self.max_line = max_line
+        self.bad: Dict[str, int] = dict.fromkeys(REASONS, 0)
+        self.good = 0
+        self._buffer = bytearray()
+        self._skipping = False   # inside an overlong line: discard up to its newline
+
+    @property
+    def dropped(self) -> int:
+        """Lines refused so far, whatever the reason."""
+        return sum(self.bad.values())
+
+    def feed(self, data: bytes) -> List[bytes]:
+        """The bodies of every complete, intact line in `data` (after what came before)."""
+        bodies = []
+        start = 0
+        while start < len(data):
+            end = data.find(b"\n", start)
+            if end < 0:
+                self._keep(data[start:])
+                break
+            self._keep(data[start:end])
+            start = end + 1
+            if self._skipping:
+                self._skipping = False
+                self.bad["too_long"] += 1
+                continue
+            line = bytes(self._buffer)
+            del self._buffer[:]
+            if not line.strip():
+                continue   # blank lines (a terminal's CR LF, a human's Enter) are not frames
+            body = unframe(line)
+            if body is None:
+                self.bad["crc" if b"*" in line else "malformed"] += 1
+                continue
+            self.good += 1
+            bodies.append(body)
+        return bodies
+
+    def _keep(self, chunk: bytes) -> None:
+        if self._skipping:
+            return
+        if len(self._buffer) + len(chunk) > self.max_line:
+            del self._buffer[:]
+            self._skipping = True
+            return
+        self._buffer += chunk
