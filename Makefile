@@ -18,14 +18,14 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --upgrade --target $(VENV)/paho-2 'paho-mqtt>=2,<3'
 	@touch $(STAMP)
 
-# Tests use a real mosquitto (and openssl for TLS), started by the tests themselves.
+# Tests use a real mosquitto (openssl for TLS, socat for linked pty pairs), started by the tests.
 broker:
-	@if ! command -v mosquitto >/dev/null 2>&1 && ! test -x /usr/sbin/mosquitto; then \
+	@if { ! command -v mosquitto && ! test -x /usr/sbin/mosquitto; } >/dev/null 2>&1 || ! command -v socat >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing mosquitto (apt-get)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients openssl >/dev/null; \
+	    echo "installing mosquitto and socat (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients openssl socat >/dev/null; \
 	  else \
-	    echo "mosquitto is needed by the tests: sudo apt-get install mosquitto mosquitto-clients openssl"; exit 1; \
+	    echo "the tests need mosquitto and socat: sudo apt-get install mosquitto mosquitto-clients openssl socat"; exit 1; \
 	  fi; \
 	fi
 

@@ -1,4 +1,4 @@
-"""Command line: python -m agent {check,run} (see `python -m agent --help`)."""
+"""Command line: python -m agent {check,run,decode} (see `python -m agent --help`)."""
 
 import argparse
 import atexit
@@ -15,6 +15,7 @@ EPILOG = """examples:
   python -m agent check device_profiles/*.ini
   python -m agent run --profile device_profiles/ix20.ini -- app.py --port 8080
   python -m agent run --profile device_profiles/emulator.ini --report stdout:
+  python -m agent decode capture.txt        # serial frames -> JSON lines
 
 exit status: check gives 0 when every profile is valid, 2 otherwise; run with a
 script gives the script's own exit status.
@@ -51,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--strict", action="store_true",
                      help="with a script: refuse to run it when the profile is invalid "
                           "(default: warn and run it without the agent)")
+    decode = sub.add_parser(
+        "decode", help="turn captured wire frames into JSON lines",
+        description="Read serial frames (JSON*CRC lines), JSON lines, or zlib MQTT payloads from "
+                    "FILE (a capture, or a live port such as /dev/ttyS1) or stdin, and print each "
+                    "message as one JSON line. Lines that fail their check are reported on stderr "
+                    "with their line number; exit status 1 when any was refused.")
+    decode.add_argument("file", nargs="?", metavar="FILE", help="capture or port (default: stdin)")
+    decode.add_argument("--max-line", type=int, default=64 * 1024, metavar="BYTES",
+                        help="longest line accepted (default 65536)")
     return parser
 
 
@@ -75,6 +85,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _check(args.profiles, args.verbose)
     if args.command == "run":
         return _run(args, script)
+    if args.command == "decode":
+        from .decode import decode_file
+        return decode_file(args.file, sys.stdout, sys.stderr, args.max_line)
     parser.print_help(sys.stderr)
     return 2
 

@@ -39,6 +39,11 @@ MAX_BACKOFF = 60.0        # seconds
 EVENT_QUEUE = 256         # application events waiting for the next tick
 
 
+def _report_name(transport) -> str:
+    note = transport.note()
+    return "%s (%s)" % (transport.describe(), note) if note else transport.describe()
+
+
 def journal_folder(flash: str, destination: str) -> str:
     """Each report destination keeps its own journal under [buffer] flash."""
     return "%s/%s" % (flash, "".join(c if c.isalnum() else "_" for c in destination))
@@ -231,6 +236,8 @@ class Agent(object):
                 if reporter in self._been_up and not self._stopping.is_set():
                     self._emit_status("online")   # the broker published our Will meanwhile
                 self._been_up.add(reporter)
+        elif event.kind == "mode" and not self._stopping.is_set():
+            self._emit_status("online")   # say how this transport delivers now
         elif event.kind == "command" and self.commands is not None:
             from .control import handle_command
             handle_command(self, event.value)
@@ -337,7 +344,7 @@ class Agent(object):
                     ceiling_source=ceiling.source, probe=self.probe.backend)
 
     def _emit_status(self, state: str) -> None:
-        self._emit("status", reports=[r.transport.describe() for r in self.reporters],
+        self._emit("status", reports=[_report_name(r.transport) for r in self.reporters],
                    **self._status_fields(state))
 
     def _emit_event(self, event: str, **fields: Any) -> None:

@@ -18,11 +18,20 @@ SCHEMES: Dict[str, Tuple[str, str]] = {
     "memory": ("agent.transports.memory", "MemoryTransport"),
     "mqtt": ("agent.transports.mqtt", "MqttTransport"),
     "mqtts": ("agent.transports.mqtt", "MqttTransport"),
+    # serial: a device path; the rest are pyserial's own URL handlers
+    "serial": ("agent.transports.serial", "SerialTransport"),
+    "loop": ("agent.transports.serial", "SerialTransport"),
+    "socket": ("agent.transports.serial", "SerialTransport"),
+    "rfc2217": ("agent.transports.serial", "SerialTransport"),
+    "spy": ("agent.transports.serial", "SerialTransport"),
 }
+SERIAL_PATH = "/dev/"   # a bare device path (/dev/ttyS1?baud=115200) is a serial URL
 
 
 def scheme_of(url: str) -> str:
     """The scheme of a report URL ('' when it has none)."""
+    if url.startswith(SERIAL_PATH):
+        return "serial"
     head, sep, _ = url.partition(":")
     return head.lower() if sep and head.replace("+", "").isalnum() else ""
 
@@ -39,6 +48,9 @@ def check_url(url: str) -> None:
     elif scheme in ("mqtt", "mqtts"):
         from .mqtt import parse_mqtt_url
         parse_mqtt_url(url)
+    elif SCHEMES[scheme][0].endswith(".serial"):
+        from .serial import parse_serial_url
+        parse_serial_url(url)
 
 
 def open_transport(url: str, context: Optional[Context] = None) -> Transport:

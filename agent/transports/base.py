@@ -29,7 +29,8 @@ class Context(NamedTuple):
 
 
 class TransportEvent(NamedTuple):
-    """kind: "ack" (value: the Outgoing), "link" (value: True/False), "command" (bytes), "error" (str)."""
+    """kind: "ack" (value: the Outgoing), "link" (True/False), "command" (bytes), "error" (str),
+    "mode" (str: how delivery works now changed; the agent re-sends its status)."""
 
     kind: str
     value: Any
@@ -66,6 +67,10 @@ class Transport(abc.ABC):
     def describe(self) -> str:
         """The URL, with any secret removed, for status and logs."""
         return self.url
+
+    def note(self) -> str:
+        """A word on how delivery works now (for status), or ''."""
+        return ""
 
     def __enter__(self) -> "Transport":
         self.open()
