@@ -2,8 +2,7 @@
 
 Each row is a ratio of two things measured side by side in the same run,
 because these machines are noisy; each row names the command that
-reproduces it. Rows so far: sample cost, footprint. (Wire bytes, effect on
-memory and pauses, console ingest and replay arrive with their features.)
+reproduces it.
 """
 
 import argparse
@@ -11,9 +10,7 @@ import gc
 import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
 import timeit
 
@@ -59,31 +56,6 @@ def sample_cost(quick: bool):
     ]
 
 
-IDLE_APP = "import time\nx = [bytes(100) for _ in range(10000)]\ntime.sleep(%f)\n" \
-           "print(open('/proc/self/statm').read().split()[1])\n"
-
-
-def footprint(quick: bool):
-    """RSS of a small application with and without the agent (file transport)."""
-    seconds = 1.5 if quick else 4.0
-    page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
-    env = dict(os.environ, PYTHONPATH=REPO)
-    with tempfile.TemporaryDirectory() as tmp:
-        app = os.path.join(tmp, "app.py")
-        with open(app, "w") as handle:
-            handle.write(IDLE_APP % seconds)
-        # -S: no site-packages, as on a device (and no editable-install hooks).
-        alone = int(subprocess.check_output([sys.executable, "-S", app], env=env)) * page_kb
-        wrapped = subprocess.check_output(
-            [sys.executable, "-S", "-m", "agent", "run", "--profile", PROFILE, "--report",
-             "file://%s/m.jsonl" % tmp, "--", app], env=env)
-        with_agent = int(wrapped.split()[-1]) * page_kb
-    added = (with_agent - alone) / 1024.0
-    return [{"row": "footprint: RSS added by the agent", "value": "%.2f MB (%d K -> %d K)"
-             % (added, alone, with_agent), "ratio": with_agent / float(alone),
-             "goal": "<= 2 MB added", "met": added <= 2.0}]
-
-
 def wire_bytes(quick: bool):
     """A day of 1-minute telemetry over MQTT: batched and compressed against plain."""
     from tools.bench.wire import measure
@@ -100,9 +72,30 @@ def wire_bytes(quick: bool):
     ]
 
 
+def replay_rate(quick: bool):
+    """Messages a second replayed from the flash journal, against the profile's default cap."""
+    from tools.bench.replay import measure
+    rate = measure(quick)
+    return [{"row": "replay: journal messages a second to the broker", "value": "%.0f msg/s (cap lifted; "
+             "default replay_rate 20/s)" % rate, "ratio": rate / 20.0, "goal": "none (measured)",
+             "met": True}]
+
+
+def footprint(quick: bool):
+    from tools.bench.cost import footprint
+    return footprint(quick)
+
+
+def cpu(quick: bool):
+    from tools.bench.cost import cpu
+    return cpu(quick)
+
+
 ROWS = (("sample", sample_cost, "python -m tools.bench --only sample"),
         ("footprint", footprint, "python -m tools.bench --only footprint"),
-        ("wire", wire_bytes, "python -m tools.bench --only wire"))
+        ("cpu", cpu, "python -m tools.bench --only cpu"),
+        ("wire", wire_bytes, "python -m tools.bench --only wire"),
+        ("replay", replay_rate, "python -m tools.bench --only replay"))
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,6 @@ fixed cost (connect, status, subscribe), which is then added once for the day.
 """
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +21,8 @@ import threading
 import time
 from typing import Dict, Tuple
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.bench.broker import Broker, agent_env
+
 SAMPLES_PER_DAY = 24 * 60
 KEEPALIVE_S = 240.0
 
@@ -73,12 +73,6 @@ class CountingProxy(object):
         self._server.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _profile(folder: str, port: int, batch: int, compress: str) -> str:
     path = os.path.join(folder, "wire-%d-%s.ini" % (batch, compress))
     with open(path, "w") as handle:
@@ -91,8 +85,7 @@ def _profile(folder: str, port: int, batch: int, compress: str) -> str:
 
 
 def _run(profile: str, seconds: float) -> None:
-    env = {"PYTHONPATH": "%s:%s" % (REPO, os.path.join(REPO, ".venv", "paho-2")), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--profile", profile], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--profile", profile], env=agent_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(seconds)
     proc.send_signal(signal.SIGTERM)
@@ -103,32 +96,19 @@ def _run(profile: str, seconds: float) -> None:
 
 def measure(quick: bool) -> Dict[str, Tuple[float, float]]:
     """{"plain"|"batched": (bytes per sample, bytes per day)}."""
-    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     short, long_ = (1.0, 3.0) if quick else (2.0, 8.0)
     results = {}
-    with tempfile.TemporaryDirectory() as folder:
-        port = _free_port()
-        conf = os.path.join(folder, "m.conf")
-        with open(conf, "w") as handle:
-            handle.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n%s"
-                         % (port, "user root\n" if os.getuid() == 0 else ""))
-        broker = subprocess.Popen([mosquitto, "-c", conf], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(0.5)
-            for name, batch, compress in (("plain", 1, "none"), ("batched", 10, "zlib")):
-                counts = []
-                for seconds in (short, long_):
-                    proxy = CountingProxy(port)
-                    _run(_profile(folder, proxy.port, batch, compress), seconds)
-                    counts.append((proxy.bytes, seconds / 0.02))
-                    proxy.close()
-                (b1, n1), (b2, n2) = counts
-                per_sample = (b2 - b1) / (n2 - n1)
-                fixed = b1 - per_sample * n1
-                pings = SAMPLES_PER_DAY * 60 / KEEPALIVE_S * 4
-                results[name] = (per_sample, fixed + per_sample * SAMPLES_PER_DAY + pings)
-        finally:
-            broker.terminate()
-            broker.wait(10)
+    with tempfile.TemporaryDirectory() as folder, Broker(folder) as broker:
+        for name, batch, compress in (("plain", 1, "none"), ("batched", 10, "zlib")):
+            counts = []
+            for seconds in (short, long_):
+                proxy = CountingProxy(broker.port)
+                _run(_profile(folder, proxy.port, batch, compress), seconds)
+                counts.append((proxy.bytes, seconds / 0.02))
+                proxy.close()
+            (b1, n1), (b2, n2) = counts
+            per_sample = (b2 - b1) / (n2 - n1)
+            fixed = b1 - per_sample * n1
+            pings = SAMPLES_PER_DAY * 60 / KEEPALIVE_S * 4
+            results[name] = (per_sample, fixed + per_sample * SAMPLES_PER_DAY + pings)
     return results
