@@ -68,7 +68,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                       secrets_dir=args.secrets_dir, app=args.app, device_dir=args.device_dir)
     except ProfileError as exc:
         for problem in exc.problems:
-            sys.stderr.write("%s\n" % problem)
+            sys.stderr.write(str(problem) + "\n")
         return 2
     except (ValueError, OSError, vendor.VendorError) as exc:
         sys.stderr.write("gc-bundle: %s\n" % exc)
