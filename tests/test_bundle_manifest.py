@@ -105,8 +105,10 @@ def test_only_device_code_goes_in_and_the_python_decides_the_paho(tmp_path):
 
 
 def test_same_inputs_give_the_same_bytes(tmp_path):
-    first = open(build(tmp_path), "rb").read()
-    second = open(build(tmp_path), "rb").read()
+    with open(build(tmp_path), "rb") as one:
+        first = one.read()
+    with open(build(tmp_path), "rb") as two:
+        second = two.read()
     assert first == second and first.startswith(b"#!/usr/bin/env python3\n")
 
 

@@ -8,10 +8,14 @@ and when the marker arrives (the broker handles one client's messages in
 order) the denied message must not have arrived before it.
 """
 
+import json
 import os
 import shutil
+import signal
 import ssl
 import subprocess
+import sys
+import textwrap
 import threading
 import time
 from typing import List, Tuple
@@ -19,8 +23,10 @@ from typing import List, Tuple
 import paho.mqtt.client as mqtt
 import pytest
 
+from agent.commands import sign
 from tests.conftest import REPO
 from tests.integration.broker import Mosquitto
+from tools.bundle.__main__ import main as gc_bundle
 
 BROKER_DIR = os.path.join(REPO, "deploy", "broker")
 MAKE_CERTS = os.path.join(BROKER_DIR, "make-certs.sh")
@@ -111,6 +117,21 @@ class Client(object):
             time.sleep(0.02)
         raise AssertionError("%s never arrived; got %r" % (topic, self.got))
 
+    def wait_until(self, predicate) -> dict:
+        """The first JSON message for which predicate(topic, message) holds."""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with self.lock:
+                for topic, payload in self.got:
+                    try:
+                        message = json.loads(payload)
+                    except ValueError:
+                        continue
+                    if isinstance(message, dict) and predicate(topic, message):
+                        return message
+            time.sleep(0.05)
+        raise AssertionError("no such message; got %r" % [t for t, _ in self.got])
+
     def close(self) -> None:
         self.client.disconnect()   # first: the network thread then ends at once
         self.client.loop_stop()
@@ -196,7 +217,53 @@ def test_no_connection_without_a_certificate_from_the_fleet_ca(fleet, tmp_path):
 
 
 def test_make_certs_refuses_a_device_named_like_the_console(fleet):
-    server, folder = fleet
+    folder = fleet[1]
     done = subprocess.run(["sh", MAKE_CERTS, "--dir", folder, "device", "console"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "console" in done.stderr
+
+
+def test_the_agent_bundle_works_within_the_acl(fleet, clients, tmp_path):
+    """What the agent really does (retained status, telemetry, cmd in, resp out) fits the ACL."""
+    server, folder = fleet
+    (tmp_path / "cmd.key").write_bytes(b"k" * 32)
+    profile = tmp_path / "dev-a.ini"
+    profile.write_text(textwrap.dedent("""\
+        [device]
+        id = dev-a
+        [agent]
+        tick = 200ms
+        [rule:periodic]
+        type = periodic
+        every = 1s
+        [report]
+        urls = mqtts://localhost:{port}
+        interval = 200ms
+        batch = 2
+        keepalive = 10s
+        ca_file = {pki}/ca.crt
+        cert_file = {pki}/dev-a.crt
+        key_file = {pki}/dev-a.key
+        [commands]
+        key_file = {tmp}/cmd.key
+        """).format(port=server.port, pki=folder, tmp=tmp_path))
+    assert gc_bundle(["--profile", str(profile), "--device-id", "dev-a", "--out",
+                      str(tmp_path / "dist"), "--python", "3.10"]) == 0
+    console = clients("console")
+    console.subscribe("gcagent/#")
+    proc = subprocess.Popen([sys.executable, "-I", str(tmp_path / "dist" / "gc-agent-dev-a.pyz"),
+                             "run"], cwd=str(tmp_path), env={"PATH": "/usr/bin:/bin"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        telemetry = console.wait_until(lambda t, m: t == "gcagent/dev-a/telemetry")
+        command = sign({"id": "acl-1", "cmd": "status", "args": {}, "ts": time.time()}, b"k" * 32)
+        console.publish("gcagent/dev-a/cmd", json.dumps(command).encode())
+        resp = console.wait_until(lambda t, m: t == "gcagent/dev-a/resp" and m.get("id") == "acl-1")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 0, err.decode()
+    assert telemetry["samples"] and resp["ok"] is True
+    offline = console.wait_until(lambda t, m: t == "gcagent/dev-a/status"
+                                 and m.get("state") == "offline")
+    assert offline["bundle"]
