@@ -554,17 +554,28 @@ def _read_bytes(path: str, limit: int) -> bytes:
         with open(path, "rb") as handle:
             return handle.read(limit)
     except (FileNotFoundError, NotADirectoryError):
-        archive = os.path.dirname(path)
-        while archive and not os.path.isfile(archive) and os.path.dirname(archive) != archive:
-            archive = os.path.dirname(archive)
-        if not os.path.isfile(archive):
+        data = _read_from_zip(path)
+        if data is None:
             raise
-        import zipimport
-        try:
-            importer = zipimport.zipimporter(archive)
-        except zipimport.ZipImportError:
-            raise FileNotFoundError(2, "No such file or directory")
-        return importer.get_data(path[len(archive) + 1:])[:limit]
+        return data[:limit]
+
+
+def _read_from_zip(path: str) -> Optional[bytes]:
+    archive = os.path.dirname(path)
+    while archive and not os.path.isfile(archive) and os.path.dirname(archive) != archive:
+        archive = os.path.dirname(archive)
+    if not os.path.isfile(archive):
+        return None
+    import zipimport
+    try:
+        importer = zipimport.zipimporter(archive)
+    except zipimport.ZipImportError:
+        return None
+    member = path[len(archive) + 1:]
+    try:
+        return importer.get_data(member)
+    except OSError:
+        raise FileNotFoundError(2, "%s is not inside %s" % (member, archive))
 
 
 def _layer_text(text: str, path: str, problems: List[Problem], seen: Tuple[str, ...]) -> _Layered:

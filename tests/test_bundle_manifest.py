@@ -14,7 +14,8 @@ import zipfile
 import pytest
 
 from agent import bundle
-from agent.profile import loads, sha256_hex
+from agent.errors import ProfileError
+from agent.profile import load, loads, sha256_hex
 from tools.bundle.__main__ import main as gc_bundle
 from tools.bundle.vendor import DEFAULT_VENDOR
 
@@ -196,3 +197,12 @@ def wheels_present(monkeypatch):
     assert os.path.isdir(DEFAULT_VENDOR), "no %s: run make setup" % DEFAULT_VENDOR
     # verify() records the bundle hash for status messages: keep it out of other tests
     monkeypatch.setattr(bundle, "_verified", None)
+
+
+def test_a_profile_inside_the_bundle_loads_by_its_path(tmp_path):
+    pyz = build(tmp_path)
+    profile = load(pyz + "/profile.ini")
+    assert profile.device.id == ID and profile.path == pyz + "/profile.ini"
+    with pytest.raises(ProfileError) as raised:
+        load(pyz + "/other.ini")
+    assert "other.ini is not inside %s" % pyz in str(raised.value)
