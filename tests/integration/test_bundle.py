@@ -143,3 +143,17 @@ def test_the_36_bundle_passes_vermin_and_checks_under_python_36(tmp_path):
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stderr
     assert "ok: device dev-36" in check.stdout
+
+
+def test_the_bundle_wraps_an_application_like_python_does(tmp_path):
+    pyz = build(tmp_path, 1883, "dev-app", "3.10")
+    app = tmp_path / "app.py"
+    app.write_text("import sys\nprint('app', sys.argv[1:], __name__)\nsys.exit(3)\n")
+    out = tmp_path / "messages.jsonl"
+    done = subprocess.run([sys.executable, "-I", pyz, "run", "--report", "file://%s" % out,
+                           "--", str(app), "a", "b"], cwd=str(tmp_path), env=ENV,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3 and done.stdout == "app ['a', 'b'] __main__\n", done.stderr
+    messages = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [m["state"] for m in messages if m["type"] == "status"] == ["online", "offline"]
+    assert all(m["bundle"] for m in messages if m["type"] == "status")
