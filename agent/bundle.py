@@ -60,11 +60,13 @@ def verify(archive: Optional[str] = None) -> Optional[str]:
         return None
     try:
         manifest = json.loads(raw.decode("utf-8"))
-        files = manifest["files"]
-        if not isinstance(files, dict):
-            raise ValueError("files is not an object")
-    except (ValueError, KeyError, TypeError) as exc:
-        return "bundle %s: %s is not valid (%s); rebuild the bundle" % (archive, MANIFEST, exc)
+    except ValueError as exc:   # UnicodeDecodeError included
+        return "bundle %s: %s is damaged (%s); rebuild the bundle" % (archive, MANIFEST, exc)
+    if not isinstance(manifest, dict) or "format" not in manifest:
+        return None   # some other tool's MANIFEST.json: not a gc-bundle
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return "bundle %s: %s has no files table; rebuild the bundle" % (archive, MANIFEST)
     problem = _check_files(archive, importer, files)
     if problem is not None:
         return "bundle %s refused: %s; the bundle was changed after gc-bundle built it " \

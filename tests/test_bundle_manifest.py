@@ -5,6 +5,7 @@ running in a fresh interpreter is in tests/integration/test_bundle.py.
 """
 
 import hashlib
+import itertools
 import json
 import os
 import stat
@@ -20,6 +21,7 @@ from tools.bundle.__main__ import main as gc_bundle
 from tools.bundle.vendor import DEFAULT_VENDOR
 
 ID = "ix20-0042"
+_REWRITES = itertools.count()
 
 
 def write_profiles(tmp_path, extra: str = "") -> str:
@@ -61,7 +63,7 @@ def members(pyz: str):
 def rewrite(pyz: str, target: str, change) -> str:
     """A copy of the bundle with member `target` passed through `change` (None: added)."""
     # A new name each time: zipimport caches an archive's table of contents by path.
-    bad = pyz.replace(".pyz", "-%s.pyz" % target.replace("/", "-"))
+    bad = pyz.replace(".pyz", "-%d.pyz" % next(_REWRITES))
     with zipfile.ZipFile(pyz) as src, zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
             data = src.read(info.filename)
@@ -125,6 +127,8 @@ def test_verify_names_the_changed_the_added_and_the_missing_file(tmp_path):
     manifest["files"]["agent/gone.py"] = "0" * 64
     missing = bundle.verify(rewrite(pyz, "MANIFEST.json", lambda d: json.dumps(manifest).encode()))
     assert "agent/gone.py is listed in MANIFEST.json but missing" in missing
+    damaged = bundle.verify(rewrite(pyz, "MANIFEST.json", lambda d: d[:-20]))
+    assert "MANIFEST.json is damaged" in damaged
 
 
 def test_secrets_stay_out_unless_asked_and_are_installed_once(tmp_path, capsys):
