@@ -16,6 +16,11 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m pip install --quiet --upgrade --target $(VENV)/paho-1.6 'paho-mqtt==1.6.1'
 	$(PY) -m pip install --quiet --upgrade --target $(VENV)/paho-2 'paho-mqtt>=2,<3'
+	@# gc-bundle vendors these into device bundles (it never downloads): pyserial and
+	@# paho-mqtt 2.x are wheels on PyPI; 1.6.1 is an sdist only, so build its wheel here.
+	$(PY) -m pip download --quiet --no-deps --only-binary :all: --dest $(VENV)/wheels \
+	    'pyserial==3.5' 'paho-mqtt>=2,<3'
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir $(VENV)/wheels 'paho-mqtt==1.6.1'
 	@touch $(STAMP)
 
 # Tests use a real mosquitto (openssl for TLS, socat for linked pty pairs), started by the tests.

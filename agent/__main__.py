@@ -74,6 +74,11 @@ def _split(argv: List[str]):
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    from .bundle import refuse_if_tampered
+    tampered = refuse_if_tampered()   # from a gc-bundle .pyz: every file as built, or no start
+    if tampered:
+        sys.stderr.write("gc-agent: %s\n" % tampered)
+        return 2
     ours, script = _split(argv)
     parser = _parser()
     args, extra = parser.parse_known_args(ours)

@@ -536,8 +536,7 @@ def _read(path: str, problems: List[Problem], seen: Tuple[str, ...]) -> _Layered
                                 "more than %d levels of extends" % _MAX_EXTENDS_DEPTH))
         return _Layered()
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(1 << 20)
+        raw = _read_bytes(path, 1 << 20)
         text = raw.decode("utf-8-sig")   # a BOM from a Windows editor is not a problem
     except OSError as exc:
         problems.append(Problem(path, 0, "", "", "cannot read profile: %s" % (exc.strerror or exc)))
@@ -547,6 +546,36 @@ def _read(path: str, problems: List[Problem], seen: Tuple[str, ...]) -> _Layered
                                 "not UTF-8 text (byte 0x%02x)" % raw[exc.start]))
         return _Layered()
     return _layer_text(text, path, problems, seen + (real,))
+
+
+def _read_bytes(path: str, limit: int) -> bytes:
+    """A file's bytes; a path inside a zip (a gc-bundle .pyz) is read through zipimport."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(limit)
+    except (FileNotFoundError, NotADirectoryError):
+        data = _read_from_zip(path)
+        if data is None:
+            raise
+        return data[:limit]
+
+
+def _read_from_zip(path: str) -> Optional[bytes]:
+    archive = os.path.dirname(path)
+    while archive and not os.path.isfile(archive) and os.path.dirname(archive) != archive:
+        archive = os.path.dirname(archive)
+    if not os.path.isfile(archive):
+        return None
+    import zipimport
+    try:
+        importer = zipimport.zipimporter(archive)
+    except zipimport.ZipImportError:
+        return None
+    member = path[len(archive) + 1:]
+    try:
+        return importer.get_data(member)
+    except OSError:
+        raise FileNotFoundError(2, "%s is not inside %s" % (member, archive))
 
 
 def _layer_text(text: str, path: str, problems: List[Problem], seen: Tuple[str, ...]) -> _Layered:

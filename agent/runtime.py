@@ -22,6 +22,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
 from .actions import ActionResult, Actor
+from .bundle import bundle_field
 from .errors import AgentError, TransportError
 from .messages import Envelope
 from .outbox import Outbox, outgoing
@@ -341,7 +342,8 @@ class Agent(object):
                     gc_flavour=gc_flavour(), model=self.profile.device.model,
                     profile=self.profile.path, profile_sha256=self.profile.sha256,
                     ceiling_kb=ceiling.kb, uptime_s=round(self._monotonic() - self.started_at, 3),
-                    ceiling_source=ceiling.source, probe=self.probe.backend)
+                    ceiling_source=ceiling.source, probe=self.probe.backend,
+                    **bundle_field())
 
     def _emit_status(self, state: str) -> None:
         self._emit("status", reports=[_report_name(r.transport) for r in self.reporters],
