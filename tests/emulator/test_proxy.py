@@ -62,12 +62,12 @@ def connect(proxy: Proxy) -> socket.socket:
 
 
 def recv_exactly(sock: socket.socket, n: int) -> bytes:
-    got = b""
+    got = bytearray()
     while len(got) < n:
         data = sock.recv(65536)
         assert data, "connection closed after %d of %d bytes" % (len(got), n)
         got += data
-    return got
+    return bytes(got)
 
 
 def broken(sock: socket.socket) -> bool:
