@@ -13,64 +13,17 @@ fixed cost (connect, status, subscribe), which is then added once for the day.
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from typing import Dict, Tuple
 
 from tools.bench.broker import Broker, agent_env
+from tools.emulator.proxy import Proxy
 
 SAMPLES_PER_DAY = 24 * 60
 KEEPALIVE_S = 240.0
-
-
-class CountingProxy(object):
-    """Forwards one TCP port to another and counts the bytes."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.bytes = 0
-        self._lock = threading.Lock()
-        self._server = socket.socket()
-        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._server.bind(("127.0.0.1", 0))
-        self._server.listen(8)
-        self.port = self._server.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                with self._lock:
-                    self.bytes += len(data)
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self._server.close()
 
 
 def _profile(folder: str, port: int, batch: int, compress: str) -> str:
@@ -102,10 +55,10 @@ def measure(quick: bool) -> Dict[str, Tuple[float, float]]:
         for name, batch, compress in (("plain", 1, "none"), ("batched", 10, "zlib")):
             counts = []
             for seconds in (short, long_):
-                proxy = CountingProxy(broker.port)
+                proxy = Proxy(target=("127.0.0.1", broker.port)).start()
                 _run(_profile(folder, proxy.port, batch, compress), seconds)
                 counts.append((proxy.bytes, seconds / 0.02))
-                proxy.close()
+                proxy.stop()
             (b1, n1), (b2, n2) = counts
             per_sample = (b2 - b1) / (n2 - n1)
             fixed = b1 - per_sample * n1
