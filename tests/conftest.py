@@ -61,6 +61,17 @@ def agent_cmd(*args: str) -> List[str]:
     return [sys.executable, "-m", "agent", *args]
 
 
+def unique(got: List[dict]) -> List[dict]:
+    """Drop duplicates by (device, boot, seq), keeping the first arrival: what a consumer does."""
+    seen, out = set(), []
+    for m in got:
+        key = (m["device"], m["boot"], m["seq"])
+        if key not in seen:
+            seen.add(key)
+            out.append(m)
+    return out
+
+
 def read_jsonl(path) -> List[dict]:
     """The messages a file:// report wrote."""
     with open(str(path)) as handle:

@@ -136,17 +136,6 @@ class Peer(object):
         self._thread.join(2)
 
 
-def unique(got: List[dict]) -> List[dict]:
-    """Drop duplicates by (device, boot, seq), keeping the first: what a console does."""
-    seen, out = set(), []
-    for m in got:
-        key = (m["device"], m["boot"], m["seq"])
-        if key not in seen:
-            seen.add(key)
-            out.append(m)
-    return out
-
-
 def open_raw(path: str) -> int:
     """Open a tty path for reading and writing, raw, non-blocking."""
     fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)

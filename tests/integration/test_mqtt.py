@@ -17,6 +17,7 @@ from agent import messages
 from agent.commands import sign
 from agent.journal import Journal
 from agent.runtime import journal_folder
+from tests.conftest import unique
 from tests.integration.broker import PAHO, Mosquitto, Subscriber
 
 KEY = b"k" * 32
@@ -85,17 +86,6 @@ def stop_agent(proc: subprocess.Popen) -> str:
         proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     return err.decode()
-
-
-def unique(got):
-    """Drop duplicates by (device, boot, seq), keeping the first arrival: what a consumer does."""
-    seen, out = set(), []
-    for m in got:
-        key = (m["device"], m["boot"], m["seq"])
-        if key not in seen:
-            seen.add(key)
-            out.append(m)
-    return out
 
 
 def test_session_shape_status_telemetry_events_and_clean_offline(tmp_path, broker, subscriber, paho):

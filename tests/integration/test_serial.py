@@ -23,8 +23,8 @@ from agent.commands import sign
 from agent.outbox import Outgoing
 from agent.transports import open_transport
 from agent.transports.serial import parse_serial_url
-from tests.conftest import REPO
-from tests.integration.serial_peer import Peer, Socat, open_raw, pty_pair, unique
+from tests.conftest import REPO, unique
+from tests.integration.serial_peer import Peer, Socat, open_raw, pty_pair
 
 KEY = b"s" * 32
 
