@@ -303,21 +303,24 @@ EVENT_COLUMNS = ("ts", "boot", "seq", "event", "rule", "generation", "collected"
 
 def cmd_export(args: argparse.Namespace) -> int:
     store = _open_store(args.db)
-    out = open(args.out, "w", newline="") if args.out else sys.stdout
-    try:
-        writer = csv.writer(out)
-        if args.events:
-            writer.writerow(("time",) + EVENT_COLUMNS)
-            for event in store.events(args.device):
-                writer.writerow((_iso(event["ts"]),) + tuple(event.get(c, "") for c in EVENT_COLUMNS))
-        else:
-            writer.writerow(("time",) + SAMPLE_COLUMNS)
-            for row in store.samples(args.device):
-                writer.writerow((_iso(row["ts"]),) + tuple(row[c] for c in SAMPLE_COLUMNS))
-    finally:
-        if args.out:
-            out.close()
+    if args.out:
+        with open(args.out, "w", newline="") as out:
+            _write_csv(store, args, out)
+    else:
+        _write_csv(store, args, sys.stdout)
     return 0
+
+
+def _write_csv(store, args: argparse.Namespace, out) -> None:
+    writer = csv.writer(out)
+    if args.events:
+        writer.writerow(("time",) + EVENT_COLUMNS)
+        for event in store.events(args.device):
+            writer.writerow((_iso(event["ts"]),) + tuple(event.get(c, "") for c in EVENT_COLUMNS))
+    else:
+        writer.writerow(("time",) + SAMPLE_COLUMNS)
+        for row in store.samples(args.device):
+            writer.writerow((_iso(row["ts"]),) + tuple(row[c] for c in SAMPLE_COLUMNS))
 
 
 def _iso(ts: float) -> str:

@@ -53,7 +53,7 @@ class EmbeddedBroker(object):
         return self
 
     def _run(self) -> None:
-        from amqtt.broker import Broker   # imported here: only `watch` without --broker needs it
+        from amqtt.broker import Broker  # imported here: only `watch` without --broker needs it
 
         loop = asyncio.new_event_loop()
         self._loop = loop

@@ -61,7 +61,7 @@ class _Seqs(object):
     in `recent`: at or below it, only the store knows.
     """
 
-    __slots__ = ("max_seq", "received", "recent", "first_seen", "floor")
+    __slots__ = ("first_seen", "floor", "max_seq", "received", "recent")
 
     def __init__(self, max_seq: int = 0, received: int = 0, first_seen: float = 0.0,
                  floor: int = -1) -> None:

@@ -38,7 +38,7 @@ class SerialLink(object):
 
     def start(self) -> "SerialLink":
         """Open the port; raises OSError (pyserial's SerialException) saying why it cannot."""
-        import serial   # pyserial: imported here so MQTT-only use does not need it
+        import serial  # pyserial: imported here so MQTT-only use does not need it
 
         self._port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.2)
         self._thread = threading.Thread(target=self._run, name="gc-console-serial", daemon=True)
