@@ -236,6 +236,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         first.setdefault("at", time.monotonic())
 
     session = _session(args, on_message=started)
+    print("gc-console: recording from %s into %s" % (args.serial or session.broker_url, args.db),
+          file=sys.stderr, flush=True)
     deadline = _deadline(args)
     try:
         while time.monotonic() < deadline:
