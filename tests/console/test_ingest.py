@@ -7,9 +7,9 @@ import zlib
 import pytest
 
 from agent import messages
+from tests.console.fleetdata import Clock, Device
 from tools.console.ingest import Ingestor
 from tools.console.store import Store
-from tests.console.fleetdata import Clock, Device
 
 
 @pytest.fixture

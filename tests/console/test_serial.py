@@ -6,10 +6,10 @@ import select
 import time
 
 from agent import framing, messages
+from tests.console.fleetdata import Device
 from tools.console.ingest import Ingestor
 from tools.console.serial_link import SerialLink
 from tools.console.store import Store
-from tests.console.fleetdata import Device
 
 
 def read_frames(fd: int, want: int, timeout: float = 10.0) -> list:

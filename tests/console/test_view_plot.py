@@ -8,11 +8,11 @@ from PIL import Image
 from rich.console import Console
 
 from agent import messages
+from tests.console.fleetdata import Clock, Device
 from tools.console import view
 from tools.console.__main__ import main
 from tools.console.ingest import Ingestor
 from tools.console.store import Store
-from tests.console.fleetdata import Clock, Device
 
 
 def fleet_db(path: str, clock: Clock) -> Store:
@@ -58,12 +58,12 @@ def test_fleet_table_fits_80_columns_and_puts_the_riskiest_first(tmp_path):
 def test_device_detail_shows_events_and_a_memory_sparkline(tmp_path):
     clock = Clock()
     store = fleet_db(str(tmp_path / "c.db"), clock)
-    device = [d for d in store.devices() if d["device"] == "ix20-near"][0]
+    device = next(d for d in store.devices() if d["device"] == "ix20-near")
     text = render(view.device_detail(device, store.samples("ix20-near", limit=60),
                                      store.events("ix20-near", 10), store.alerts("ix20-near"),
                                      clock()))
     assert "ix20-near online" in text and "ALERT ceiling" in text
-    spark = [line for line in text.splitlines() if line.startswith("rss ")][0]
+    spark = next(line for line in text.splitlines() if line.startswith("rss "))
     assert len(set(spark) & set(view.SPARK)) >= 4        # a curve, not a flat line
     assert text.count("collect") >= 5
 

@@ -59,6 +59,8 @@ class MqttLink(object):
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         self._snapshot_mid: Optional[int] = None
+        self._fleet_mid: Optional[int] = None
+        self.subscribed = threading.Event()   # SUBACK seen: nothing published from now on is missed
         self.client.reconnect_delay_set(0.5, 10)
         self.client.max_queued_messages_set(10000)   # paho's own queue is unbounded by default
 
@@ -68,7 +70,10 @@ class MqttLink(object):
         return [("%s/+/+" % self.prefix, 1)]
 
     def start(self, timeout: float = 10.0) -> "MqttLink":
-        """Connect and subscribe; raises LinkError when the broker does not answer in time."""
+        """Connect and subscribe (returns once the broker acknowledged the subscription).
+
+        Raises LinkError when the broker does not answer in time.
+        """
         try:
             self.client.connect(self.host, self.port, keepalive=30)
         except (OSError, ValueError) as exc:
@@ -78,6 +83,11 @@ class MqttLink(object):
         if not self.connected.wait(timeout):
             self.stop()
             raise LinkError("the broker at %s did not accept us within %gs" % (self.url, timeout))
+        if self.topics and not self.subscribed.wait(timeout):
+            self.stop()
+            raise LinkError("the broker at %s did not acknowledge our subscription to %s within "
+                            "%gs (does it allow $share, and do its ACLs let us read there?)"
+                            % (self.url, ", ".join(t for t, _ in self.topics), timeout))
         return self
 
     def _on_connect(self, client, userdata, flags, reason, properties=None) -> None:
@@ -85,12 +95,14 @@ class MqttLink(object):
             log.error("broker %s refused the connection: %s", self.url, reason)
             return
         if self.topics:
-            client.subscribe(self.topics)
+            self._fleet_mid = client.subscribe(self.topics)[1]
         if self.share:
             self._snapshot_mid = client.subscribe("%s/+/status" % self.prefix, qos=1)[1]
         self.connected.set()
 
     def _on_subscribe(self, client, userdata, mid, reasons, properties=None) -> None:
+        if mid == self._fleet_mid:
+            self.subscribed.set()
         if mid == self._snapshot_mid:   # the retained snapshot is on its way: stop the plain copy
             client.unsubscribe("%s/+/status" % self.prefix)
 
