@@ -150,3 +150,18 @@ def test_alerts_for_ceiling_escalation_leak_and_drops_are_raised_and_recorded(st
     assert {("ceiling", "raised"), ("leak", "raised")} <= recorded
     ingest.accept(messages.encode(dev.event("recovered", rule="low-memory")))
     assert set(ingest.devices["a"]["alerts"]) == {"ceiling", "dropped"}
+
+
+def test_a_console_started_mid_boot_counts_no_gap_for_what_came_before_it(store):
+    ingest = Ingestor(store)
+    dev = Device("a")
+    status = dev.status()                          # seq 1, retained at the broker
+    for _ in range(40):
+        dev.telemetry(1000)                        # sent before the console started
+    ingest.accept(messages.encode(status), retained=True)
+    for _ in range(3):
+        ingest.accept(messages.encode(dev.telemetry(1000)))
+    dev.telemetry(1000)                            # this one is lost
+    ingest.accept(messages.encode(dev.telemetry(1000)))
+    ingest.flush()
+    assert store.devices()[0]["missing"] == 1

@@ -7,9 +7,12 @@ a test) and
    inflation is capped there), counting what it refuses by reason;
 2. drops duplicates by (device, boot, seq): a window of recent seqs per boot
    in memory, older ones looked up in the store, so memory stays bounded;
-3. counts what is missing per boot: the highest seq seen minus the distinct
-   seqs received (the Last Will's seq 0 aside), so a message that arrives late
-   (a replay) fills its gap again;
+3. counts what is missing per boot: the seqs between the first and the
+   highest seen that never arrived (the Last Will's seq 0 aside), so a message
+   that arrives late (a replay) fills its gap again. Counting starts at the
+   first message seen of a boot, not at 1: a console started in the middle of
+   a boot has not "missed" what came before it. Retained messages (the
+   broker's snapshot of `status`) are recorded but not counted: they are old;
 4. keeps each device's state (online/offline and why, memory, last
    collection, collections per rule, alerts) and queues rows for the store,
    written in batches by `flush()`.
@@ -61,10 +64,11 @@ class _Seqs(object):
     in `recent`: at or below it, only the store knows.
     """
 
-    __slots__ = ("first_seen", "floor", "max_seq", "received", "recent")
+    __slots__ = ("first_seen", "first_seq", "floor", "max_seq", "received", "recent")
 
-    def __init__(self, max_seq: int = 0, received: int = 0, first_seen: float = 0.0,
-                 floor: int = -1) -> None:
+    def __init__(self, first_seq: int = 0, max_seq: int = 0, received: int = 0,
+                 first_seen: float = 0.0, floor: int = -1) -> None:
+        self.first_seq = first_seq
         self.max_seq = max_seq
         self.received = received
         self.recent: Set[int] = set()
@@ -73,7 +77,15 @@ class _Seqs(object):
 
     @property
     def missing(self) -> int:
-        return max(0, self.max_seq - self.received)
+        if not self.received:
+            return 0
+        return max(0, self.max_seq - self.first_seq + 1 - self.received)
+
+    def count(self, seq: int) -> None:
+        """One more distinct seq of this boot arrived."""
+        self.first_seq = seq if not self.received else min(self.first_seq, seq)
+        self.max_seq = max(self.max_seq, seq)
+        self.received += 1
 
 
 def bad_reason(error: str) -> str:
@@ -127,7 +139,8 @@ class Ingestor(object):
 
     # -- intake ----------------------------------------------------------------------------
 
-    def accept(self, payload: bytes, topic: Optional[str] = None, prefix: str = "gcagent") -> Outcome:
+    def accept(self, payload: bytes, topic: Optional[str] = None, prefix: str = "gcagent",
+               retained: bool = False) -> Outcome:
         """Decode, check and record one payload; never raises on bad input."""
         now = self.clock()
         with self.lock:
@@ -144,9 +157,8 @@ class Ingestor(object):
             if self._seen(seqs, device_id, boot, seq):
                 self.stats["duplicates"] += 1
                 return Outcome("duplicate", message)
-            if seq > 0:   # the Last Will is seq 0: it counts for no gap
-                seqs.received += 1
-                seqs.max_seq = max(seqs.max_seq, seq)
+            if seq > 0 and not retained:   # the Will is seq 0; a retained status is old news
+                seqs.count(seq)
             seqs.recent.add(seq)
             if len(seqs.recent) > SEQ_WINDOW + SEQ_WINDOW // 4:   # trim now and then, not each time
                 seqs.floor = max(seqs.floor, seqs.max_seq - SEQ_WINDOW)
@@ -177,7 +189,7 @@ class Ingestor(object):
         if seqs is None:
             row = self.store.boot(device, boot) if key not in self._dirty_boots else None
             if row is not None:   # a boot from before a restart, or one evicted below
-                seqs = _Seqs(row[3], row[4], row[2], floor=row[3])
+                seqs = _Seqs(row[3], row[4], row[5], row[2], floor=row[4])
             else:
                 seqs = _Seqs(first_seen=now)
             self.seqs[key] = seqs
@@ -343,8 +355,9 @@ class Ingestor(object):
                 return 0
             batch, at = self._pending, self._pending_at
             devices = [self.devices[d] for d in self._dirty_devices]
-            boots = [(d, b, self.seqs[(d, b)].first_seen, self.seqs[(d, b)].max_seq,
-                      self.seqs[(d, b)].received) for d, b in self._dirty_boots if (d, b) in self.seqs]
+            boots = [(d, b, self.seqs[(d, b)].first_seen, self.seqs[(d, b)].first_seq,
+                      self.seqs[(d, b)].max_seq, self.seqs[(d, b)].received)
+                     for d, b in self._dirty_boots if (d, b) in self.seqs]
             pending_alerts = self._pending_alerts
             self._pending, self._pending_at, self._pending_alerts = [], [], []
             self._dirty_devices, self._dirty_boots = set(), set()

@@ -77,7 +77,7 @@ class Session(object):
         return self
 
     def _on_payload(self, payload: bytes, topic: str, retained: bool) -> None:
-        self.ingestor.accept(payload, topic, self.prefix)
+        self.ingestor.accept(payload, topic, self.prefix, retained)
 
     def _alert(self, alert: Dict[str, Any]) -> None:
         if self.mqtt is not None and self._publish_alerts:

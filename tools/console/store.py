@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS devices (
     rules TEXT, alerts TEXT, status TEXT);
 CREATE TABLE IF NOT EXISTS boots (
     device TEXT NOT NULL, boot TEXT NOT NULL, first_seen REAL NOT NULL,
-    max_seq INTEGER NOT NULL, received INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL, max_seq INTEGER NOT NULL, received INTEGER NOT NULL,
     PRIMARY KEY (device, boot)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS samples (
     device TEXT NOT NULL, boot TEXT NOT NULL, ts REAL NOT NULL,
@@ -95,8 +95,9 @@ class Store(object):
                 new += 1
                 self._details(message)
             self.db.executemany(
-                "INSERT INTO boots VALUES (?,?,?,?,?) ON CONFLICT (device, boot) DO UPDATE SET "
-                "max_seq=excluded.max_seq, received=excluded.received", list(boots))
+                "INSERT INTO boots VALUES (?,?,?,?,?,?) ON CONFLICT (device, boot) DO UPDATE SET "
+                "first_seq=excluded.first_seq, max_seq=excluded.max_seq, "
+                "received=excluded.received", list(boots))
             rows = [tuple(json.dumps(d.get(c)) if c in JSON_COLUMNS else d.get(c)
                           for c in DEVICE_COLUMNS) for d in devices]
             if rows:
@@ -146,7 +147,8 @@ class Store(object):
     def devices(self) -> List[Dict[str, Any]]:
         """Every device as a dict (JSON columns decoded), with `missing` summed over its boots."""
         missing = dict(self.db.execute(
-            "SELECT device, SUM(max_seq - received) FROM boots GROUP BY device").fetchall())
+            "SELECT device, SUM(MAX(0, max_seq - first_seq + 1 - received)) FROM boots "
+            "WHERE received > 0 GROUP BY device").fetchall())
         out = []
         for row in self.db.execute("SELECT * FROM devices ORDER BY device"):
             device = dict(row)
@@ -157,11 +159,11 @@ class Store(object):
         return out
 
     def boots(self) -> List[tuple]:
-        """(device, boot, first_seen, max_seq, received) for every boot seen."""
+        """(device, boot, first_seen, first_seq, max_seq, received) for every boot seen."""
         return [tuple(r) for r in self.db.execute("SELECT * FROM boots")]
 
     def boot(self, device: str, boot: str) -> Optional[tuple]:
-        """(device, boot, first_seen, max_seq, received) of one boot, or None."""
+        """(device, boot, first_seen, first_seq, max_seq, received) of one boot, or None."""
         row = self.db.execute("SELECT * FROM boots WHERE device=? AND boot=?",
                               (device, boot)).fetchone()
         return tuple(row) if row else None

@@ -173,13 +173,19 @@ def device_detail(device: Dict[str, Any], samples: Sequence[Any], events: Sequen
     for kind, detail in (device.get("alerts") or {}).items():
         head.append("ALERT %s: %s\n" % (kind, detail), style="bold red")
     table = Table(title="recent events", box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
-    for name in ("AGO", "EVENT", "RULE", "DETAIL"):
-        table.add_column(name, no_wrap=True, overflow="ellipsis")
+    for name, least in (("AGO", 4), ("EVENT", 9), ("RULE", 10), ("DETAIL", 20)):
+        table.add_column(name, no_wrap=True, overflow="ellipsis", min_width=least)
     for event in list(events)[-15:][::-1]:
         detail = []
         if "rss_before_kb" in event and "rss_after_kb" in event:
             detail.append("rss %s->%s" % (mb(event["rss_before_kb"]), mb(event["rss_after_kb"])))
-        for field in ("generation", "collected", "duration_ms", "step", "trigger", "name", "error"):
+        if "generation" in event:
+            detail.append("gen%s" % event["generation"])
+        if "collected" in event:
+            detail.append("%s objs" % event["collected"])
+        if "duration_ms" in event:
+            detail.append("%.1fms" % event["duration_ms"])
+        for field in ("step", "trigger", "name", "error"):
             if field in event:
                 detail.append("%s=%s" % (field, event[field]))
         table.add_row(ago(event["ts"], now), event["event"], event.get("rule") or "-",
