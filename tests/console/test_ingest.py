@@ -165,3 +165,16 @@ def test_a_console_started_mid_boot_counts_no_gap_for_what_came_before_it(store)
     ingest.accept(messages.encode(dev.telemetry(1000)))
     ingest.flush()
     assert store.devices()[0]["missing"] == 1
+
+
+def test_retain_prunes_old_rows_and_keeps_recent_ones(store):
+    clock = Clock(1_000_000.0)
+    ingest = Ingestor(store, clock=clock)
+    dev = Device("a", clock)
+    ingest.accept(messages.encode(dev.telemetry(1000)))
+    clock.advance(40 * 86400)
+    ingest.accept(messages.encode(dev.telemetry(2000)))
+    ingest.flush()
+    assert store.prune(clock() - 30 * 86400) >= 2          # the old message and its sample
+    assert [s["rss_kb"] for s in store.samples("a")] == [2000]
+    assert len(store.messages("a")) == 1

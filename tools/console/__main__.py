@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "socket://host:port)")
             p.add_argument("--baud", type=int, default=115200, help="serial speed (default 115200)")
         p.add_argument("--prefix", default="gcagent", help="MQTT topic prefix (default gcagent)")
+        p.add_argument("--ca", metavar="FILE", help="mqtts: the CA that signed the broker's "
+                                                   "certificate (default: the system's)")
+        p.add_argument("--cert", metavar="FILE", help="mqtts: the console's client certificate")
+        p.add_argument("--cert-key", metavar="FILE", help="mqtts: its private key")
 
     def fleet_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--db", default=default_db_path(), help=db_help)
@@ -165,7 +169,9 @@ def _session(args: argparse.Namespace, **extra: Any):
                        baud=getattr(args, "baud", 115200), prefix=args.prefix,
                        share=getattr(args, "share", None), retain=getattr(args, "retain", None),
                        default_interval=getattr(args, "default_interval", 3600.0),
-                       ceiling_margin=getattr(args, "ceiling_margin", 0.10), **extra).start()
+                       ceiling_margin=getattr(args, "ceiling_margin", 0.10),
+                       tls={"ca_file": args.ca, "cert_file": args.cert, "key_file": args.cert_key},
+                       **extra).start()
     except (LinkError, RuntimeError, OSError, ValueError) as exc:
         raise Fatal(str(exc))
 

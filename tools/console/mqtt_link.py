@@ -37,7 +37,8 @@ class MqttLink(object):
 
     def __init__(self, url: str, on_payload: Optional[Handler] = None, prefix: str = "gcagent",
                  share: Optional[str] = None, topics: Optional[list] = None,
-                 ca_file: Optional[str] = None, client_id: Optional[str] = None) -> None:
+                 ca_file: Optional[str] = None, cert_file: Optional[str] = None,
+                 key_file: Optional[str] = None, client_id: Optional[str] = None) -> None:
         try:
             tls, self.host, self.port, user = parse_mqtt_url(url)
         except ValueError as exc:
@@ -53,8 +54,12 @@ class MqttLink(object):
                                   protocol=mqtt.MQTTv311)
         if user:
             self.client.username_pw_set(user, os.environ.get("GC_CONSOLE_PASSWORD"))
-        if tls:
-            self.client.tls_set(ca_certs=ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        if tls:   # the deploy/broker set-up wants a client certificate whose CN is "console"
+            try:
+                self.client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file,
+                                    cert_reqs=ssl.CERT_REQUIRED)
+            except (OSError, ssl.SSLError) as exc:
+                raise LinkError("TLS files for %s: %s (check --ca, --cert, --cert-key)" % (url, exc))
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe

@@ -32,7 +32,7 @@ class Session(object):
                  default_interval: float = 3600.0, ceiling_margin: float = 0.10,
                  topics: Optional[list] = None,
                  on_message: Optional[Callable[[Dict[str, Any]], None]] = None,
-                 publish_alerts: bool = True) -> None:
+                 publish_alerts: bool = True, tls: Optional[Dict[str, Optional[str]]] = None) -> None:
         self.store = Store(db)
         self.prefix = prefix
         self.retain = retain
@@ -46,6 +46,7 @@ class Session(object):
         self._topics = topics
         self._embedded_port = embedded_port
         self._publish_alerts = publish_alerts
+        self._tls = tls or {}
         self.ingestor = Ingestor(self.store, default_interval=default_interval,
                                  ceiling_margin=ceiling_margin, on_alert=self._alert,
                                  on_message=on_message)
@@ -68,7 +69,7 @@ class Session(object):
                     port = 1883 if _port_free(1883) else free_port()
                 self.embedded = EmbeddedBroker(port).start()
             self.mqtt = MqttLink(self.broker_url, self._on_payload, self.prefix, self._share,
-                                 topics=self._topics).start()
+                                 topics=self._topics, **self._tls).start()
         if self.retain:
             self.store.prune(time.time() - self.retain)
         self._thread = threading.Thread(target=self._housekeeping, name="gc-console-housekeeping",
