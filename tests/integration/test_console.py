@@ -165,6 +165,9 @@ def test_ingest_records_once_shows_missed_messages_and_marks_a_killed_device_off
     assert (listed["ex15-c"]["state"], listed["ex15-c"]["reason"]) == ("offline", "lost")
     assert (listed["ix20-a"]["state"], listed["ix20-a"]["reason"]) == ("offline", "stopped")
     assert "offline" in listed["ex15-c"]["alerts"]
+    republished = [s.message for s in reference.seen if s.topic == "gcagent/_alerts"]
+    assert {"device": "ex15-c", "alert": "offline", "state": "raised", "detail": "lost"} in [
+        {k: a[k] for k in ("device", "alert", "state", "detail")} for a in republished]
     table = run("devices", "--db", db).stdout
     assert "lost" in table and "stopped" in table
 

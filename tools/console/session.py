@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from typing import Any, Callable, Dict, Optional
 
 from .broker import EmbeddedBroker, free_port
@@ -21,6 +22,7 @@ log = logging.getLogger("gc-console")
 
 FLUSH_EVERY_S = 0.5
 PRUNE_EVERY_S = 3600.0
+ALERTS_QUEUED = 1000   # alerts waiting to be republished; beyond that the oldest go (they are recorded)
 
 
 class Session(object):
@@ -52,6 +54,7 @@ class Session(object):
                                  on_message=on_message)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self._alerts: deque = deque(maxlen=ALERTS_QUEUED)
 
     @property
     def broker_url(self) -> Optional[str]:
@@ -81,7 +84,14 @@ class Session(object):
         self.ingestor.accept(payload, topic, self.prefix, retained)
 
     def _alert(self, alert: Dict[str, Any]) -> None:
-        if self.mqtt is not None and self._publish_alerts:
+        # Called inside paho's callback: queue it, publish from housekeeping (FIELD_NOTES: never
+        # publish from inside paho's own callbacks).
+        if self._publish_alerts:
+            self._alerts.append(alert)
+
+    def _republish_alerts(self) -> None:
+        while self._alerts and self.mqtt is not None:
+            alert = self._alerts.popleft()
             self.mqtt.publish("%s/_alerts" % self.prefix,
                               json.dumps(alert, separators=(",", ":")).encode("utf-8"))
 
@@ -94,6 +104,7 @@ class Session(object):
                     self.ingestor.tick()
                     last_tick = now
                 self.ingestor.flush()
+                self._republish_alerts()
                 if self.retain and now - last_prune >= PRUNE_EVERY_S:
                     self.store.prune(time.time() - self.retain)
                     last_prune = now
