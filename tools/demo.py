@@ -135,8 +135,12 @@ def start_fleet(broker_url: str, folder: str, seconds: float) -> list:
         profile = demo_profile(folder, device, model, ceiling, batch)
         argv = [sys.executable, "-m", "agent", "run", "--profile", profile, "--report", broker_url,
                 "--", WORKLOAD, "--seconds", str(seconds), "--quiet", *workload]
-        procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                      stdin=subprocess.DEVNULL))
+        # A session of their own: Ctrl-C in the terminal reaches only the console, which then
+        # stops each device with SIGTERM, in order (and their stderr goes to a file, not the view).
+        with open(os.path.join(folder, device + ".log"), "wb") as log:
+            procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                          stderr=log, stdin=subprocess.DEVNULL,
+                                          start_new_session=True))
     return procs
 
 
