@@ -170,6 +170,10 @@ def test_ingest_records_once_shows_missed_messages_and_marks_a_killed_device_off
         {k: a[k] for k in ("device", "alert", "state", "detail")} for a in republished]
     table = run("devices", "--db", db).stdout
     assert "lost" in table and "stopped" in table
+    from tools.console.store import Store
+    commands = Store(db).commands("ix20-a")
+    assert [(c["cmd"], c["ok"]) for c in commands] == [("collect", 1), ("collect", 0)]
+    assert json.loads(commands[0]["resp"])["result"]["generation"] == 2
 
 
 def test_two_ingest_instances_sharing_a_group_record_each_message_exactly_once(tmp_path, broker):
@@ -179,6 +183,10 @@ def test_two_ingest_instances_sharing_a_group_record_each_message_exactly_once(t
     agents = [start_agent(profile(tmp_path, broker.port, "share-%d" % i, "IX20")) for i in range(3)]
     try:
         reference.wait_for(lambda s: len(reference.seen) >= 60, what="60 messages")
+        # a recorder that joins later gets every device's retained status, even through a share
+        late = run("watch", "--once", "--broker", broker.url, "--db", str(tmp_path / "late.db"),
+                   "--share", "latecomers", "--settle", "1s")
+        assert "3 devices: 3 online" in late.stdout, late.stdout + late.stderr
     finally:
         for proc in agents:
             stop(proc)

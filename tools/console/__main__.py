@@ -164,6 +164,9 @@ class Fatal(Exception):
 def _session(args: argparse.Namespace, **extra: Any):
     from .mqtt_link import LinkError
     from .session import Session
+    if getattr(args, "share", None) and not args.broker:
+        raise Fatal("--share needs --broker: the embedded broker (amqtt) has no shared "
+                    "subscriptions, and a serial line has nothing to share")
     try:
         return Session(args.db, broker=args.broker, serial=getattr(args, "serial", None),
                        baud=getattr(args, "baud", 115200), prefix=args.prefix,

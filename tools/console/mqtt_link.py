@@ -66,6 +66,7 @@ class MqttLink(object):
         self._snapshot_mid: Optional[int] = None
         self._fleet_mid: Optional[int] = None
         self.subscribed = threading.Event()   # SUBACK seen: nothing published from now on is missed
+        self.refusal = ""
         self.client.reconnect_delay_set(0.5, 10)
         self.client.max_queued_messages_set(10000)   # paho's own queue is unbounded by default
 
@@ -93,6 +94,9 @@ class MqttLink(object):
             raise LinkError("the broker at %s did not acknowledge our subscription to %s within "
                             "%gs (does it allow $share, and do its ACLs let us read there?)"
                             % (self.url, ", ".join(t for t, _ in self.topics), timeout))
+        if self.refusal:
+            self.stop()
+            raise LinkError(self.refusal)
         return self
 
     def _on_connect(self, client, userdata, flags, reason, properties=None) -> None:
@@ -107,6 +111,12 @@ class MqttLink(object):
 
     def _on_subscribe(self, client, userdata, mid, reasons, properties=None) -> None:
         if mid == self._fleet_mid:
+            refused = [str(r) for r in reasons if getattr(r, "is_failure", False)]
+            if refused:
+                self.refusal = "the broker at %s refused the subscription to %s (%s)%s" % (
+                    self.url, ", ".join(t for t, _ in self.topics), ", ".join(refused),
+                    "; $share needs mosquitto 2, EMQX, HiveMQ or VerneMQ (not the embedded "
+                    "broker)" if self.share else "; check the broker's ACL")
             self.subscribed.set()
         if mid == self._snapshot_mid:   # the retained snapshot is on its way: stop the plain copy
             client.unsubscribe("%s/+/status" % self.prefix)
