@@ -211,3 +211,30 @@ def test_make_demo_shows_three_devices_online(tmp_path):
     for device in ("demo-ix20-01", "demo-tx64-01", "demo-ex15-01"):
         assert any(line.startswith(device) and "online" in line for line in online.splitlines())
     assert frames[-1].startswith("0 online, 3 offline"), "Ctrl-C/stop left devices running"
+
+
+def test_a_thousand_malformed_payloads_through_the_broker_are_refused_and_counted(tmp_path, broker):
+    from agent import messages
+    from tests.console.fleetdata import Device
+    from tests.console.test_ingest import malformed
+    db = str(tmp_path / "junk.db")
+    ingest = start_ingest(broker.url, db, "--exit-after", "1")
+    sender = Subscriber(broker.port, topic="nothing/here")
+    try:
+        junk = [malformed(i) for i in range(10)]
+        for i in range(1000):
+            sender.client.publish("gcagent/junk-%d/telemetry" % (i % 7), junk[i % 10], qos=1)
+        good = Device("after-junk").status()
+        sender.publish("gcagent/after-junk/status", messages.encode(good))
+        _, err = ingest.communicate(timeout=60)   # --exit-after 1: the good one ends it
+    finally:
+        if ingest.poll() is None:
+            stop(ingest)
+        sender.close()
+    stats = json.loads(err.decode().strip().splitlines()[-1])
+    assert stats["bad"] == 1000 and stats["recorded"] == 1, stats
+    assert {k for k, n in stats["bad_by_reason"].items() if n} == {"not_json", "schema",
+                                                                    "too_large", "zlib"}
+    peak = stats["peak_rss_kb"]   # the recorder's VmHWM: a 50 MB bomb is never inflated
+    assert peak < 100 * 1024, "refusing junk grew the recorder to %d KB" % peak
+    assert [m["device"] for m in db_messages(db)] == ["after-junk"]

@@ -262,8 +262,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             seconds = time.monotonic() - first["at"] if "at" in first else 0.0
             stats["seconds"] = round(seconds, 3)
             stats["rate_per_s"] = round(stats["recorded"] / seconds, 1) if seconds > 0 else None
+            stats["peak_rss_kb"] = _peak_rss_kb()
             print(json.dumps(stats), file=sys.stderr, flush=True)
     return 0
+
+
+def _peak_rss_kb() -> Optional[int]:
+    """This process's peak RSS (VmHWM), or None where /proc has no such line."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 # -- history ----------------------------------------------------------------------------------
