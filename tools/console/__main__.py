@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import time
 from typing import Any, Dict, List, Optional
@@ -164,6 +165,7 @@ class Fatal(Exception):
 def _session(args: argparse.Namespace, **extra: Any):
     from .mqtt_link import LinkError
     from .session import Session
+    from .store import StoreError
     if getattr(args, "share", None) and not args.broker:
         raise Fatal("--share needs --broker: the embedded broker (amqtt) has no shared "
                     "subscriptions, and a serial line has nothing to share")
@@ -175,7 +177,7 @@ def _session(args: argparse.Namespace, **extra: Any):
                        ceiling_margin=getattr(args, "ceiling_margin", 0.10),
                        tls={"ca_file": args.ca, "cert_file": args.cert, "key_file": args.cert_key},
                        **extra).start()
-    except (LinkError, RuntimeError, OSError, ValueError) as exc:
+    except (LinkError, RuntimeError, OSError, ValueError, StoreError) as exc:
         raise Fatal(str(exc))
 
 
@@ -282,11 +284,14 @@ def _peak_rss_kb() -> Optional[int]:
 # -- history ----------------------------------------------------------------------------------
 
 def _open_store(path: str):
-    from .store import Store
+    from .store import Store, StoreError
     if not os.path.exists(path):
         raise Fatal("no console database at %s (run `gc-console ingest` or `watch` first, "
                     "or give --db)" % path)
-    return Store(path)
+    try:
+        return Store(path)
+    except (StoreError, sqlite3.DatabaseError) as exc:
+        raise Fatal("%s: %s" % (path, exc) if isinstance(exc, sqlite3.DatabaseError) else str(exc))
 
 
 def cmd_devices(args: argparse.Namespace) -> int:

@@ -1,6 +1,8 @@
 """`gc-console plot`: one device's memory and collections over time, as a PNG.
 
-Free memory and RSS against the ceiling; a marker for every collection,
+RSS and the headroom left against the ceiling (left axis), the device's free
+memory (right axis: on a gateway it is close to the ceiling's scale, on a
+desktop emulator it is the host's and would flatten the rest); a marker for every collection,
 coloured by rule and labelled with the RSS it gave back; outages (no sample
 for more than SILENT_FACTOR x the usual spacing) shaded. Uses matplotlib's
 Agg backend: no display needed.
@@ -46,14 +48,15 @@ def plot(store: Store, device: str, out: str, since: float = 0.0,
     when = [datetime.datetime.fromtimestamp(t) for t in times]
     fig, ax = plt.subplots(figsize=(width, height), dpi=dpi)
     ax.plot(when, [s["rss_kb"] / 1024.0 for s in samples], color="tab:blue", lw=1.8, label="RSS")
-    free = [min(s["mem_free_kb"], (ceiling or s["mem_free_kb"]) * 4) / 1024.0 for s in samples]
     if ceiling:
         headroom = [max(0.0, (ceiling - s["rss_kb"]) / 1024.0) for s in samples]
         ax.plot(when, headroom, color="tab:green", lw=1.4, label="headroom to ceiling")
         ax.axhline(ceiling / 1024.0, color="tab:red", ls="--", lw=1.2,
                    label="ceiling %.0fM" % (ceiling / 1024.0))
-    else:
-        ax.plot(when, free, color="tab:green", lw=1.4, label="free memory")
+    free_ax = ax.twinx()
+    free_ax.plot(when, [s["mem_free_kb"] / 1024.0 for s in samples], color="tab:olive", lw=1.0,
+                 ls=":", label="device free memory (right)")
+    free_ax.set_ylabel("device free memory, MB")
     for start, end in outages(times):
         ax.axvspan(datetime.datetime.fromtimestamp(start), datetime.datetime.fromtimestamp(end),
                    color="0.85", zorder=0)
@@ -75,7 +78,9 @@ def plot(store: Store, device: str, out: str, since: float = 0.0,
     ax.set_title("%s (%s): memory and collections" % (device, info.get("model") or "?"))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    more, more_labels = free_ax.get_legend_handles_labels()
+    ax.legend(handles + more, labels + more_labels, loc="best", fontsize=8, framealpha=0.8)
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(out, format="png")

@@ -48,6 +48,13 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_device_ts ON alerts (device, ts);
 """
 
+SCHEMA_VERSION = 1   # PRAGMA user_version; bump with a migration when the tables change
+
+
+class StoreError(Exception):
+    """The database cannot be used; the message says what to do."""
+
+
 DEVICE_COLUMNS = ("device", "state", "reason", "boot", "model", "ceiling_kb", "first_seen",
                   "last_seen", "interval_s", "rss_kb", "mem_free_kb", "mem_total_kb", "dropped",
                   "buffered", "last_collect_ts", "last_collect_rule", "last_reclaimed_kb",
@@ -72,7 +79,15 @@ class Store(object):
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")   # WAL + NORMAL: durable at checkpoints, fast
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        used = self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if used and version != SCHEMA_VERSION:
+            self.db.close()
+            raise StoreError("%s holds tables of another gc-console version (schema %d, this one "
+                             "reads %d): move it aside or give another --db" % (path, version,
+                                                                             SCHEMA_VERSION))
         self.db.executescript(SCHEMA)
+        self.db.execute("PRAGMA user_version=%d" % SCHEMA_VERSION)
 
     def close(self) -> None:
         self.db.close()
