@@ -80,10 +80,11 @@ def sparkline(values: Sequence[float], width: int = 40) -> str:
 
 
 def fleet_table(devices: Iterable[Dict[str, Any]], now: Optional[float] = None,
-                title: str = "", default_interval: float = 3600.0, width: int = 80) -> Table:
+                title: str = "", default_interval: float = 3600.0, width: int = 80,
+                selected: Optional[str] = None) -> Table:
     """The fleet, riskiest device first, laid out for a terminal `width` columns wide."""
     now = time.time() if now is None else now
-    rows = sorted(devices, key=lambda d: (-risk(d, now, default_interval), d["device"]))
+    rows = ordered(devices, now, default_interval)
     table = Table(title=title or None, box=None, pad_edge=False, padding=(0, 1),
                   collapse_padding=True, header_style="bold underline",
                   show_edge=False,
@@ -124,8 +125,14 @@ def fleet_table(devices: Iterable[Dict[str, Any]], now: Optional[float] = None,
             cells.append(mb(d.get("mem_free_kb")))
         cells += [last_gc, rules or "-", Text(alerts or "-", style="bold red" if alerts else "dim"),
                   str(d.get("missing") or 0), ago(d.get("last_seen"), now)]
-        table.add_row(*cells)
+        table.add_row(*cells, style="reverse" if d["device"] == selected else None)
     return table
+
+
+def ordered(devices: Iterable[Dict[str, Any]], now: float,
+            default_interval: float = 3600.0) -> List[Dict[str, Any]]:
+    """Devices riskiest first (ties by name), the order of the table."""
+    return sorted(devices, key=lambda d: (-risk(d, now, default_interval), d["device"]))
 
 
 def _short_rule(rule: str) -> str:
