@@ -109,6 +109,7 @@ FLEET = (
     ("demo-ex15-01", "EX15", "48M", ["--rate", "12", "--gc-off", "--block", "65536"], 2),
 )
 NON_TTY_SECONDS = 30.0
+DEMO_INTERVAL = 5.0   # the demo devices report every 1-3 s: silent after 15 s is offline
 
 
 def demo_profile(folder: str, device: str, model: str, ceiling: str, batch: int) -> str:
@@ -161,9 +162,8 @@ def stop_fleet(procs: list) -> None:
 def fleet(args) -> int:
     """The console with its embedded broker, and three devices reporting to it."""
     from rich.console import Console
-    from rich.live import Live
 
-    from tools.console import view
+    from tools.console import live
     from tools.console.broker import free_port
     from tools.console.session import Session
 
@@ -172,38 +172,22 @@ def fleet(args) -> int:
     duration = args.duration if args.duration else (None if interactive else NON_TTY_SECONDS)
     with tempfile.TemporaryDirectory(prefix="gc-demo-") as tmp:
         session = Session(args.db or os.path.join(tmp, "console.db"),
-                          embedded_port=free_port(), default_interval=5.0).start()
+                          embedded_port=free_port(), default_interval=DEMO_INTERVAL).start()
         console.print("gc-agent demo: the console (embedded broker at %s) watching three devices"
                       % session.broker_url, highlight=False)
-        console.print("the same view by hand: gc-console watch; one device: gc-console watch "
-                      "--device demo-ix20-01; %s" % ("Ctrl-C stops" if duration is None else
-                                                     "runs %.0fs" % duration), highlight=False)
+        console.print("the same view of your own fleet: gc-console watch; %s" % (
+            "q or Ctrl-C stops" if duration is None else "runs %.0fs" % duration), highlight=False)
         procs = start_fleet(session.broker_url, tmp, (duration or 24 * 3600) + 30)
-
-        def frame():
-            session.ingestor.flush()
-            devices = session.store.devices()
-            now = time.time()
-            return view.fleet_table(devices, now, view.summary(devices, now, session.ingestor.stats,
-                                                               5.0), 5.0, console.width)
 
         deadline = time.monotonic() + duration if duration else float("inf")
         try:
-            if interactive:
-                with Live(frame(), console=console, refresh_per_second=4) as live:
-                    while time.monotonic() < deadline:
-                        time.sleep(1.0)
-                        live.update(frame())
-            else:
-                while time.monotonic() < deadline:
-                    time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
-                    console.print(frame())
+            live.run(session, console, deadline, DEMO_INTERVAL)
         except KeyboardInterrupt:
             pass
         finally:
             stop_fleet(procs)
             time.sleep(1.0)   # the devices' "offline" status arrives
-            console.print(frame())
+            console.print(live.frame(session, DEMO_INTERVAL, console.width))
             session.stop()
     return 0
 

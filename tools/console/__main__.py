@@ -187,71 +187,10 @@ def _deadline(args: argparse.Namespace) -> float:
 
 # -- watch ------------------------------------------------------------------------------------
 
-def _frame(session, args: argparse.Namespace, width: int = 80, nav: Optional["_Nav"] = None):
-    from rich.console import Group
-    from rich.text import Text
-
-    from . import view
-    from .keys import HELP
-    session.ingestor.flush()
-    now = time.time()
-    devices = session.store.devices()
-    shown = nav.open if nav and nav.open else args.device
-    if shown:
-        device = next((d for d in devices if d["device"] == shown), None)
-        if device is None:
-            return "no device %r yet (known: %s)" % (shown,
-                                                    ", ".join(d["device"] for d in devices) or "none")
-        detail = view.device_detail(device, session.store.samples(shown, limit=120),
-                                    session.store.events(shown, 30), session.store.alerts(shown, 20),
-                                    now, args.default_interval)
-        return Group(detail, Text(HELP, style="dim")) if nav and nav.keys else detail
-    if nav is not None:
-        nav.order = [d["device"] for d in view.ordered(devices, now, args.default_interval)]
-        nav.clamp()
-    title = view.summary(devices, now, session.ingestor.stats, args.default_interval)
-    if session.embedded is not None:
-        title += "\nbroker: %s" % session.broker_url
-    table = view.fleet_table(devices, now, title, args.default_interval, width,
-                             selected=nav.selected if nav and nav.keys else None)
-    return Group(table, Text(HELP, style="dim")) if nav and nav.keys else table
-
-
-class _Nav(object):
-    """Which device is selected in the table, and which one is open in detail."""
-
-    def __init__(self, keys: bool) -> None:
-        self.keys = keys
-        self.order: List[str] = []
-        self.selected: Optional[str] = None
-        self.open: Optional[str] = None
-
-    def clamp(self) -> None:
-        if self.order and self.selected not in self.order:
-            self.selected = self.order[0]
-
-    def press(self, key: str) -> bool:
-        """Apply one key; False when it means quit."""
-        if key == "quit":
-            return False
-        if self.open:
-            if key == "back":
-                self.open = None
-            return True
-        if self.order:
-            i = self.order.index(self.selected) if self.selected in self.order else 0
-            if key == "up":
-                self.selected = self.order[max(0, i - 1)]
-            elif key == "down":
-                self.selected = self.order[min(len(self.order) - 1, i + 1)]
-            elif key == "enter":
-                self.open = self.selected
-        return True
-
-
 def cmd_watch(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.live import Live
+
+    from . import live
     console = Console()
     session = _session(args, embedded_port=args.listen)
     try:
@@ -262,24 +201,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if args.once:
             time.sleep(args.settle)
             session.ingestor.tick()
-            console.print(_frame(session, args, console.width))
+            console.print(live.frame(session, args.default_interval, console.width,
+                                     device=args.device))
             return 0
-        deadline = _deadline(args)
-        if not console.is_terminal:   # a log or a pipe: a frame now and then, not a redraw
-            while time.monotonic() < deadline:
-                time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
-                console.print(_frame(session, args, console.width))
-            return 0
-        from .keys import Keys
-        with Keys() as keys:
-            nav = _Nav(keys.fd is not None and not args.device)
-            with Live(_frame(session, args, console.width, nav), console=console,
-                      refresh_per_second=4, screen=False, transient=False) as live:
-                going = True
-                while going and time.monotonic() < deadline:
-                    pressed = keys.wait(min(args.refresh, max(0.0, deadline - time.monotonic())))
-                    going = all([nav.press(k) for k in pressed])
-                    live.update(_frame(session, args, console.width, nav))
+        live.run(session, console, _deadline(args), args.default_interval, args.device,
+                 args.refresh)
         return 0
     finally:
         session.stop()
