@@ -82,6 +82,9 @@ class MqttLink(object):
         """
         try:
             self.client.connect(self.host, self.port, keepalive=30)
+        except ssl.SSLError as exc:
+            raise LinkError("TLS with the broker at %s failed: %s (check --ca: the CA that signed "
+                            "the broker's certificate; --cert and --cert-key: ours)" % (self.url, exc))
         except (OSError, ValueError) as exc:
             raise LinkError("cannot reach the broker at %s: %s (is it running? is the port right?)"
                             % (self.url, exc))
