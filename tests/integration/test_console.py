@@ -198,6 +198,8 @@ def test_two_ingest_instances_sharing_a_group_record_each_message_exactly_once(t
     assert one and two, "one instance got nothing: the share did not spread the stream"
     assert not one & two, "%d messages recorded by both" % len(one & two)
     assert one | two == keys(m for m in reference.messages() if m.get("v") == 1)
+    from tools.console.store import Store
+    assert {d["missing"] for d in Store(dbs[0]).devices()} == {None}   # no gaps from half a stream
 
 
 def test_make_demo_shows_three_devices_online(tmp_path):

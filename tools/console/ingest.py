@@ -106,7 +106,7 @@ class Ingestor(object):
                  default_interval: float = 3600.0, ceiling_margin: float = 0.10,
                  on_alert: Optional[Callable[[Dict[str, Any]], None]] = None,
                  on_message: Optional[Callable[[Dict[str, Any]], None]] = None,
-                 max_bytes: int = messages.MAX_BYTES) -> None:
+                 max_bytes: int = messages.MAX_BYTES, count_gaps: bool = True) -> None:
         self.store = store
         self.clock = clock
         self.default_interval = default_interval
@@ -114,6 +114,7 @@ class Ingestor(object):
         self.on_alert = on_alert
         self.on_message = on_message
         self.max_bytes = max_bytes
+        self.count_gaps = count_gaps   # False with --share: this instance sees part of each stream
         self.lock = threading.RLock()
         self.devices: Dict[str, Dict[str, Any]] = {}
         self.seqs: Dict[tuple, _Seqs] = {}
@@ -357,7 +358,7 @@ class Ingestor(object):
             devices = [self.devices[d] for d in self._dirty_devices]
             boots = [(d, b, self.seqs[(d, b)].first_seen, self.seqs[(d, b)].first_seq,
                       self.seqs[(d, b)].max_seq, self.seqs[(d, b)].received)
-                     for d, b in self._dirty_boots if (d, b) in self.seqs]
+                     for d, b in self._dirty_boots if (d, b) in self.seqs and self.count_gaps]
             pending_alerts = self._pending_alerts
             self._pending, self._pending_at, self._pending_alerts = [], [], []
             self._dirty_devices, self._dirty_boots = set(), set()

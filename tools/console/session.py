@@ -51,7 +51,7 @@ class Session(object):
         self._tls = tls or {}
         self.ingestor = Ingestor(self.store, default_interval=default_interval,
                                  ceiling_margin=ceiling_margin, on_alert=self._alert,
-                                 on_message=on_message)
+                                 on_message=on_message, count_gaps=not share)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._alerts: deque = deque(maxlen=ALERTS_QUEUED)

@@ -160,16 +160,21 @@ class Store(object):
     # -- reading ---------------------------------------------------------------------------
 
     def devices(self) -> List[Dict[str, Any]]:
-        """Every device as a dict (JSON columns decoded), with `missing` summed over its boots."""
+        """Every device as a dict (JSON columns decoded), with `missing` summed over its boots.
+
+        `missing` is None for a device whose seqs are not counted here (a recorder
+        with --share sees only part of each device's messages).
+        """
         missing = dict(self.db.execute(
-            "SELECT device, SUM(MAX(0, max_seq - first_seq + 1 - received)) FROM boots "
-            "WHERE received > 0 GROUP BY device").fetchall())
+            "SELECT device, SUM(CASE WHEN received > 0 THEN MAX(0, max_seq - first_seq + 1 - received)"
+            " ELSE 0 END) FROM boots GROUP BY device").fetchall())
         out = []
         for row in self.db.execute("SELECT * FROM devices ORDER BY device"):
             device = dict(row)
             for column in JSON_COLUMNS:
                 device[column] = json.loads(device[column]) if device[column] else None
-            device["missing"] = int(missing.get(device["device"]) or 0)
+            counted = missing.get(device["device"])
+            device["missing"] = None if counted is None else int(counted)
             out.append(device)
         return out
 

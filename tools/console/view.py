@@ -124,7 +124,7 @@ def fleet_table(devices: Iterable[Dict[str, Any]], now: Optional[float] = None,
         if wide:
             cells.append(mb(d.get("mem_free_kb")))
         cells += [last_gc, rules or "-", Text(alerts or "-", style="bold red" if alerts else "dim"),
-                  str(d.get("missing") or 0), ago(d.get("last_seen"), now)]
+                  "-" if d.get("missing") is None else str(d["missing"]), ago(d.get("last_seen"), now)]
         table.add_row(*cells, style="reverse" if d["device"] == selected else None)
     return table
 
@@ -167,9 +167,10 @@ def device_detail(device: Dict[str, Any], samples: Sequence[Any], events: Sequen
     head.append("  model %s  python %s  agent %s  gc %s\n" % (
         device.get("model") or "-", status.get("python") or "-", status.get("agent") or "-",
         status.get("gc_flavour") or "-"))
-    head.append("boot %s  ceiling %s  rss %s  free %s  headroom %s  missing %d  seen %s ago\n" % (
+    head.append("boot %s  ceiling %s  rss %s  free %s  headroom %s  missing %s  seen %s ago\n" % (
         device.get("boot") or "-", mb(device.get("ceiling_kb")), mb(device.get("rss_kb")),
-        mb(device.get("mem_free_kb")), mb(headroom_kb(device)), device.get("missing") or 0,
+        mb(device.get("mem_free_kb")), mb(headroom_kb(device)),
+        "-" if device.get("missing") is None else device["missing"],
         ago(device.get("last_seen"), now)))
     rss = [s["rss_kb"] for s in samples]
     if rss:
