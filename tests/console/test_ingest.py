@@ -1,6 +1,7 @@
 """The ingestor: one record per message, gaps, bad input, silence, alerts (real SQLite files)."""
 
 import json
+import sqlite3
 import tracemalloc
 import zlib
 
@@ -178,3 +179,19 @@ def test_retain_prunes_old_rows_and_keeps_recent_ones(store):
     assert store.prune(clock() - 30 * 86400) >= 2          # the old message and its sample
     assert [s["rss_kb"] for s in store.samples("a")] == [2000]
     assert len(store.messages("a")) == 1
+
+
+def test_a_store_that_cannot_be_written_keeps_the_batch_for_the_next_try(store):
+    ingest = Ingestor(store)
+    dev = Device("a")
+    blocker = sqlite3.connect(store.path, timeout=0)
+    blocker.execute("BEGIN IMMEDIATE")                 # another writer holds the database
+    store.db.execute("PRAGMA busy_timeout=100")
+    for _ in range(3):
+        assert ingest.accept(messages.encode(dev.telemetry(1000))).status == "new"
+    with pytest.raises(sqlite3.OperationalError):
+        ingest.flush()
+    blocker.rollback()
+    blocker.close()
+    assert ingest.flush() == 3
+    assert sorted(m["seq"] for m in store.messages("a")) == [1, 2, 3]

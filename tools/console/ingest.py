@@ -27,6 +27,7 @@ samples per message).
 """
 
 import logging
+import sqlite3
 import statistics
 import threading
 import time
@@ -45,6 +46,7 @@ SILENT_FACTOR = 3.0
 SEQ_WINDOW = 4096          # recent seqs kept per boot; older duplicates are checked in the store
 BOOTS_KEPT = 4             # boots per device whose seq windows stay in memory
 FLUSH_EVERY = 500          # messages per write batch (and flush() on a timer in between)
+MAX_QUEUED = 100000        # messages held while the database cannot be written
 PERIODS_KEPT = 8
 BAD_REASONS = ("too_large", "zlib", "not_json", "schema", "topic")
 
@@ -126,7 +128,7 @@ class Ingestor(object):
         self._dirty_devices: Set[str] = set()
         self._dirty_boots: Set[tuple] = set()
         self._pending_alerts: List[tuple] = []
-        self.stats = {"received": 0, "recorded": 0, "duplicates": 0, "bad": 0}
+        self.stats = {"received": 0, "recorded": 0, "duplicates": 0, "bad": 0, "unwritten": 0}
         self.bad = dict.fromkeys(BAD_REASONS, 0)
         self._load()
 
@@ -170,7 +172,10 @@ class Ingestor(object):
             self._pending_at.append(now)
             self.stats["recorded"] += 1
             if len(self._pending) >= FLUSH_EVERY:
-                self.flush()
+                try:
+                    self.flush()
+                except sqlite3.Error as exc:   # kept queued; housekeeping retries and says so
+                    log.debug("batch not written yet: %s", exc)
         if self.on_message is not None:
             self.on_message(message)
         return Outcome("new", message)
@@ -197,10 +202,12 @@ class Ingestor(object):
             order = self._boot_order.setdefault(device, deque())
             order.append(boot)
             while len(order) > BOOTS_KEPT:   # an old boot's counts stay in the store
-                old = (device, order.popleft())
-                if old in self._dirty_boots:
-                    self.flush()
-                self.seqs.pop(old, None)
+                if (device, order[0]) in self._dirty_boots:
+                    try:
+                        self.flush()
+                    except sqlite3.Error:
+                        break   # kept in memory until the store can take its counts
+                self.seqs.pop((device, order.popleft()), None)
         return seqs
 
     def _seen(self, seqs: _Seqs, device: str, boot: str, seq: int) -> bool:
@@ -350,20 +357,34 @@ class Ingestor(object):
     # -- writing ---------------------------------------------------------------------------
 
     def flush(self) -> int:
-        """Write what is queued in one transaction; returns how many messages were written."""
+        """Write what is queued in one transaction; returns how many messages were written.
+
+        When the write fails (disk full, database locked for 30 s), everything
+        stays queued for the next try, up to MAX_QUEUED messages; beyond that the
+        oldest are dropped and counted in `stats["unwritten"]`. Raises the
+        sqlite3 error so the caller can say so.
+        """
         with self.lock:
             if not (self._pending or self._dirty_devices or self._dirty_boots or self._pending_alerts):
                 return 0
-            batch, at = self._pending, self._pending_at
             devices = [self.devices[d] for d in self._dirty_devices]
             boots = [(d, b, self.seqs[(d, b)].first_seen, self.seqs[(d, b)].first_seq,
                       self.seqs[(d, b)].max_seq, self.seqs[(d, b)].received)
                      for d, b in self._dirty_boots if (d, b) in self.seqs and self.count_gaps]
-            pending_alerts = self._pending_alerts
+            try:
+                self.store.write_batch(self._pending, self._pending_at, devices, boots,
+                                       self._pending_alerts)
+            except sqlite3.Error:
+                excess = len(self._pending) - MAX_QUEUED
+                if excess > 0:
+                    del self._pending[:excess], self._pending_at[:excess]
+                    self.stats["unwritten"] += excess
+                del self._pending_alerts[:-MAX_QUEUED]
+                raise
+            written = len(self._pending)
             self._pending, self._pending_at, self._pending_alerts = [], [], []
             self._dirty_devices, self._dirty_boots = set(), set()
-            self.store.write_batch(batch, at, devices, boots, pending_alerts)
-            return len(batch)
+            return written
 
     def missing(self, device: str) -> int:
         """Messages missing from `device` over the boots kept in memory."""

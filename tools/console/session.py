@@ -130,7 +130,11 @@ class Session(object):
                     part.stop()
                 except Exception:
                     pass
-        self.ingestor.flush()
+        try:
+            self.ingestor.flush()
+        except Exception as exc:
+            log.error("could not write the last %d messages to %s: %s",
+                      len(self.ingestor._pending), self.store.path, exc)
         if self.embedded is not None:
             self.embedded.stop()
 
