@@ -51,6 +51,24 @@ def test_duplicates_are_recognised_after_a_restart_of_the_console(store, tmp_pat
     assert again.accept(messages.encode(dev.telemetry(1))).status == "new"
 
 
+def _zlib_bomb(megabytes: int = 50) -> bytes:
+    """~50 KB that inflate to `megabytes` of JSON whitespace, built a megabyte at a time.
+
+    (Compressing one 50 MB string would raise this test process's peak RSS, and
+    other tests measure children's peak RSS, which Linux carries over from the
+    parent at fork.)
+    """
+    packer = zlib.compressobj(9)
+    parts = [packer.compress(b"{")]
+    chunk = b" " * (1024 * 1024)
+    parts += [packer.compress(chunk) for _ in range(megabytes)]
+    parts.append(packer.compress(b"}") + packer.flush())
+    return b"".join(parts)
+
+
+ZLIB_BOMB = _zlib_bomb()
+
+
 def malformed(i: int) -> bytes:
     """Ten kinds of junk, each a way a payload can be wrong."""
     good = messages.encode(Device("x").telemetry(1000))
@@ -62,7 +80,7 @@ def malformed(i: int) -> bytes:
                     "ts": "now", "samples": "many", "buffered": 0, "dropped": 0}).encode(),
         b"[" * 100000,                                                      # deep nesting
         b"x" * (300 * 1024),                                                # over the size cap
-        zlib.compress(b"{" + b" " * (50 * 1024 * 1024) + b"}", 9),          # zlib bomb: 50 MB
+        ZLIB_BOMB,                                                          # inflates to 50 MB
         b"\x78\x9c garbage that is not zlib",
         json.dumps({"v": 1, "type": "shell", "device": "d", "boot": "b", "seq": 1,
                     "ts": 1}).encode(),

@@ -3,11 +3,14 @@
 import csv
 import io
 import os
+import subprocess
+import sys
 
 from PIL import Image
 from rich.console import Console
 
 from agent import messages
+from tests.conftest import REPO
 from tests.console.fleetdata import Clock, Device
 from tools.console import view
 from tools.console.__main__ import main
@@ -68,24 +71,31 @@ def test_device_detail_shows_events_and_a_memory_sparkline(tmp_path):
     assert text.count("collect") >= 5
 
 
-def test_plot_draws_curves_markers_and_outages(tmp_path, capsys):
+def test_plot_draws_curves_markers_and_outages(tmp_path):
     clock = Clock()
     db = str(tmp_path / "c.db")
     fleet_db(db, clock).close()
     out = str(tmp_path / "near.png")
-    assert main(["plot", "ix20-near", "--db", db, "--out", out]) == 0
-    assert "120 samples, 6 collections, 1 outages" in capsys.readouterr().out
+    # in a subprocess, as users run it (and matplotlib stays out of the test process)
+    drawn = subprocess.run([sys.executable, "-m", "tools.console", "plot", "ix20-near", "--db", db,
+                            "--out", out], cwd=REPO, capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, PYTHONPATH=REPO))
+    assert drawn.returncode == 0, drawn.stderr
+    assert "120 samples, 6 collections, 1 outages" in drawn.stdout
     assert 20000 < os.path.getsize(out) < 2000000
     image = Image.open(out).convert("RGB")
     assert image.size == (1100, 550)
-    data = image.tobytes()
-    pixels = [tuple(data[i:i + 3]) for i in range(0, len(data), 3)]
-    coloured = [p for p in pixels if max(p) - min(p) > 60]   # not white, grey or black
-    assert len(coloured) > 2000, "the curves are missing: %d coloured pixels" % len(coloured)
-    blue = sum(1 for r, g, b in coloured if b > 150 and r < 80)   # RSS, tab:blue
-    red = sum(1 for r, g, b in coloured if r > 180 and g < 80 and b < 80)   # the ceiling line
+    colours = image.getcolors(1 << 20)   # (count, rgb) per distinct colour: small, unlike per pixel
+    coloured = [(n, p) for n, p in colours if max(p) - min(p) > 60]   # not white, grey or black
+    assert sum(n for n, _ in coloured) > 2000, "the curves are missing: %d coloured pixels" % sum(
+        n for n, _ in coloured)
+    blue = sum(n for n, (r, g, b) in coloured if b > 150 and r < 80)   # RSS, tab:blue
+    red = sum(n for n, (r, g, b) in coloured if r > 180 and g < 80 and b < 80)   # the ceiling line
     assert blue > 300 and red > 200, (blue, red)
-    assert main(["plot", "nope", "--db", db, "--out", out]) == 2
+    nothing = subprocess.run([sys.executable, "-m", "tools.console", "plot", "nope", "--db", db,
+                              "--out", out], cwd=REPO, capture_output=True, text=True, timeout=120,
+                             env=dict(os.environ, PYTHONPATH=REPO))
+    assert nothing.returncode == 2 and "no samples of device 'nope'" in nothing.stderr
 
 
 def test_export_writes_samples_and_events_as_csv(tmp_path, capsys):
