@@ -42,8 +42,8 @@ lint: setup
 test: lint broker
 	$(PY) -m pytest
 
-# The agent around a workload that makes reference cycles with gc disabled,
-# once without and once with the agent, under a 64M ceiling.
+# The console (embedded broker) watching three devices: agents around workloads.
+# Ctrl-C stops it; without a terminal it runs 30 s. The earlier demo: python -m tools.demo --compare
 demo: setup
 	$(PY) -m tools.demo
 

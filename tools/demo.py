@@ -1,8 +1,15 @@
-"""`make demo`: the same application run twice under a 64M ceiling, without and with gc-agent.
+"""`make demo`: the console watching a fleet of three emulated devices.
 
-The application (tools/emulator/workloads/cycles.py) makes reference cycles
-with gc disabled, as some libraries do. RSS is read from outside the process
-(/proc/PID/statm) twice a second and drawn as a bar against the ceiling.
+`python -m tools.demo` starts the console with its embedded MQTT broker on
+127.0.0.1 (nothing to install, no root), then three devices of different
+models, each an application under gc-agent reporting to that broker, and
+shows the live fleet view until Ctrl-C (in a terminal) or for --duration
+(default: until Ctrl-C in a terminal, 30 s otherwise, e.g. `make demo </dev/null | cat`).
+Ctrl-C stops the devices first (they say "offline"), then the console.
+
+`python -m tools.demo --compare` is the earlier demo: one application run
+twice under a 64M ceiling, without and with gc-agent; RSS is read from
+outside the process (/proc/PID/statm) and drawn as a bar against the ceiling.
 """
 
 import argparse
@@ -57,11 +64,8 @@ def _run(title: str, argv, seconds: float) -> int:
     return peak
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="how long each run lasts")
-    parser.add_argument("--rate", type=float, default=25.0, help="MB of cyclic garbage a second")
-    args = parser.parse_args(argv)
+def compare(args) -> int:
+    """Without and with the agent, side by side (the --compare demo)."""
     workload = [WORKLOAD, "--rate", str(args.rate), "--seconds", str(args.seconds), "--gc-off",
                 "--quiet"]
     print("gc-agent demo: an application that makes %.0f MB/s of reference cycles with gc "
@@ -93,6 +97,113 @@ def main(argv=None) -> int:
           % (without / 1024.0, with_agent / 1024.0, 100.0 * (1 - with_agent / float(without or 1))))
     print("Next: python -m agent run --help, device_profiles/*.ini, and the README.")
     return 0 if with_agent < CEILING_KB else 1
+
+
+# -- the fleet demo ----------------------------------------------------------------------------
+
+# Three devices: (id, model, memory ceiling, workload arguments, report batch). Different
+# models, ceilings and workloads, so the table has something to sort by risk.
+FLEET = (
+    ("demo-ix20-01", "IX20", "64M", ["--rate", "20", "--gc-off"], 2),
+    ("demo-tx64-01", "TX64", "128M", ["--rate", "4"], 3),
+    ("demo-ex15-01", "EX15", "48M", ["--rate", "12", "--gc-off", "--block", "65536"], 2),
+)
+NON_TTY_SECONDS = 30.0
+DEMO_INTERVAL = 5.0   # the demo devices report every 1-3 s: silent after 15 s is offline
+
+
+def demo_profile(folder: str, device: str, model: str, ceiling: str, batch: int) -> str:
+    """A device profile extending the emulator's (fast ticks, low-memory rules that act in seconds)."""
+    path = os.path.join(folder, device + ".ini")
+    with open(path, "w") as handle:
+        handle.write("[profile]\nextends = %s\ndescription = make demo: %s\n\n"
+                     "[device]\nid = %s\nmodel = %s\nmemory_limit = %s\n\n"
+                     "[report]\nurls = stdout:\ninterval = 1s\nbatch = %d\nkeepalive = 5s\n"
+                     % (PROFILE, model, device, model, ceiling, batch))
+    return path
+
+
+def start_fleet(broker_url: str, folder: str, seconds: float) -> list:
+    """The three devices, as `python -m agent run ... -- workload` subprocesses.
+
+    This is where the emulator plugs in: once `gc-emulator` lands, each device
+    becomes `gc-emulator run --profile P --workload cycles --report URL`
+    (or one `--devices 3`), with the emulated model's memory and faults.
+    """
+    procs = []
+    env = dict(os.environ, PYTHONPATH=REPO)
+    for device, model, ceiling, workload, batch in FLEET:
+        profile = demo_profile(folder, device, model, ceiling, batch)
+        argv = [sys.executable, "-m", "agent", "run", "--profile", profile, "--report", broker_url,
+                "--", WORKLOAD, "--seconds", str(seconds), "--quiet", *workload]
+        # A session of their own: Ctrl-C in the terminal reaches only the console, which then
+        # stops each device with SIGTERM, in order (and their stderr goes to a file, not the view).
+        with open(os.path.join(folder, device + ".log"), "wb") as log:
+            procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                          stderr=log, stdin=subprocess.DEVNULL,
+                                          start_new_session=True))
+    return procs
+
+
+def stop_fleet(procs: list) -> None:
+    """SIGTERM (the agent sends its final telemetry and "offline"), then wait."""
+    import signal
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def fleet(args) -> int:
+    """The console with its embedded broker, and three devices reporting to it."""
+    from rich.console import Console
+
+    from tools.console import live
+    from tools.console.broker import free_port
+    from tools.console.session import Session
+
+    console = Console()
+    interactive = console.is_terminal
+    duration = args.duration if args.duration else (None if interactive else NON_TTY_SECONDS)
+    with tempfile.TemporaryDirectory(prefix="gc-demo-") as tmp:
+        session = Session(args.db or os.path.join(tmp, "console.db"),
+                          embedded_port=free_port(), default_interval=DEMO_INTERVAL).start()
+        console.print("gc-agent demo: the console (embedded broker at %s) watching three devices"
+                      % session.broker_url, highlight=False)
+        console.print("the same view of your own fleet: gc-console watch; %s" % (
+            "q or Ctrl-C stops" if duration is None else "runs %.0fs" % duration), highlight=False)
+        procs = start_fleet(session.broker_url, tmp, (duration or 24 * 3600) + 30)
+
+        deadline = time.monotonic() + duration if duration else float("inf")
+        try:
+            live.run(session, console, deadline, DEMO_INTERVAL)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop_fleet(procs)
+            time.sleep(1.0)   # the devices' "offline" status arrives
+            console.print(live.frame(session, DEMO_INTERVAL, console.width))
+            session.stop()
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C "
+                        "in a terminal, %.0f otherwise)" % NON_TTY_SECONDS)
+    parser.add_argument("--db", help="keep the console's database here (default: a temporary one)")
+    parser.add_argument("--compare", action="store_true",
+                        help="the earlier demo: one application without and with the agent")
+    parser.add_argument("--seconds", type=float, default=8.0, help="--compare: length of each run")
+    parser.add_argument("--rate", type=float, default=25.0,
+                        help="--compare: MB of cyclic garbage a second")
+    args = parser.parse_args(argv)
+    return compare(args) if args.compare else fleet(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+"""Alerts: which conditions of a device an operator must see, as a pure function.
+
+`active(device, now, margin)` returns the alerts a device's state calls for
+right now; the ingestor compares that with what was active before, records
+each change and republishes it to PREFIX/_alerts. Kinds:
+
+- ``offline``: the device said so (clean stop or its Last Will) or went silent;
+- ``ceiling``: headroom (ceiling minus RSS, or free memory if smaller) under
+  `margin` of the ceiling;
+- ``escalated``: a low-memory rule walked to its last step (`alert` event)
+  and has not `recovered` since;
+- ``leak``: collections reclaim nothing: the agent's `leak_suspected`, or
+  `LEAK_AFTER` collections in a row that gave back no RSS;
+- ``dropped``: the device lost messages to a full outbox this boot.
+"""
+
+from typing import Any, Dict
+
+KINDS = ("offline", "ceiling", "escalated", "leak", "dropped")
+LEAK_AFTER = 3
+
+
+def headroom_kb(device: Dict[str, Any]) -> Any:
+    """How much more the process may grow, as the agent computes it; None when unknown."""
+    ceiling, rss, free = device.get("ceiling_kb"), device.get("rss_kb"), device.get("mem_free_kb")
+    if not ceiling or rss is None:
+        return None
+    room = ceiling - rss
+    return min(room, free) if free is not None else room
+
+
+def active(device: Dict[str, Any], margin: float) -> Dict[str, str]:
+    """kind -> a one-line detail, for every alert `device` calls for now."""
+    out = {}
+    if device.get("state") == "offline":
+        out["offline"] = device.get("reason") or "offline"
+    room = headroom_kb(device)
+    if room is not None and device.get("state") != "offline" \
+            and room < margin * device["ceiling_kb"]:
+        out["ceiling"] = "headroom %dK of a %dK ceiling (under %d%%)" % (
+            room, device["ceiling_kb"], round(margin * 100))
+    if device.get("escalated"):
+        out["escalated"] = "low-memory rule %s reached its last step" % device["escalated"]
+    if device.get("leak"):
+        out["leak"] = device["leak"]
+    if device.get("dropped"):
+        out["dropped"] = "%d messages lost to a full outbox" % device["dropped"]
+    return out
