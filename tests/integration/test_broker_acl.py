@@ -189,14 +189,17 @@ def test_a_device_reads_only_its_own_commands(clients):
     assert set(seen) == {("gcagent/dev-a/cmd", b"for a")}
 
 
-def test_the_console_sends_commands_but_cannot_publish_as_a_device(clients):
+def test_the_console_sends_commands_and_alerts_but_cannot_publish_as_a_device(clients):
     console = clients("console")
     console.subscribe("gcagent/#")
+    device = clients("dev-a")
+    device.publish("gcagent/_alerts", b"forged alert")
     console.publish("gcagent/dev-a/status", b"forged status")
     console.publish("gcagent/dev-a/telemetry", b"forged telemetry")
+    console.publish("gcagent/_alerts", b"an alert")
     console.publish("gcagent/dev-a/cmd", b"a command")
     seen = console.wait_for("gcagent/dev-a/cmd", b"a command")
-    assert seen == [("gcagent/dev-a/cmd", b"a command")]
+    assert seen == [("gcagent/_alerts", b"an alert"), ("gcagent/dev-a/cmd", b"a command")]
 
 
 def test_no_connection_without_a_certificate_from_the_fleet_ca(fleet, tmp_path):
