@@ -440,3 +440,36 @@ def test_the_readme_example_frame_decodes():
         example = next(line for line in handle if line.startswith('{"v":1') and "*" in line)
     assert framing.unframe(example.encode()) is not None
     assert messages.validate(json.loads(framing.unframe(example.encode()))) == []
+
+
+def test_the_console_records_a_real_agent_over_serial_once_each_through_a_cable_pull(tmp_path):
+    cable = Socat(str(tmp_path)).start()
+    db = tmp_path / "console.db"
+    env = dict(os.environ, PYTHONPATH=REPO)
+    console = subprocess.Popen([sys.executable, "-m", "tools.console", "ingest", "--serial", cable.b,
+                                "--db", str(db)], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    agent = start_agent(write_profile(tmp_path, "serial://%s?resend=1s" % cable.a),
+                        str(tmp_path / "emit.py"), "80", "0.05")
+    try:
+        time.sleep(2.0)
+        cable.stop()                            # both ends vanish mid-stream ...
+        time.sleep(1.5)
+        cable.start()                           # ... and the console and agent both reopen
+        err = finish(agent, timeout=60)
+        assert agent.returncode == 0, err
+        time.sleep(2.0)                         # the last acks and batched writes
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        console.send_signal(signal.SIGTERM)
+        _, console_err = console.communicate(timeout=30)
+        cable.stop()
+    import sqlite3
+    with sqlite3.connect(str(db)) as conn:
+        seqs = [s for (s,) in conn.execute("SELECT seq FROM messages WHERE device = 'dev-s' ORDER BY seq")]
+        ticks = conn.execute("SELECT COUNT(*) FROM events WHERE device = 'dev-s' AND event = 'app'").fetchone()
+        state = conn.execute("SELECT state FROM devices WHERE device = 'dev-s'").fetchone()
+    assert seqs == list(range(1, seqs[-1] + 1)), console_err.decode()[-2000:]
+    assert ticks == (80,), console_err.decode()[-2000:]
+    assert state == ("offline",)

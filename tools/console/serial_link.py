@@ -6,6 +6,10 @@ them and counts the bad ones. Every message the ingestor accepts *or already
 had* is acknowledged by (boot, seq), one ack frame per boot per read, so the
 agent stops resending it; refused lines are not acknowledged (the agent's
 copy stays, and a line garbled on the wire is resent).
+
+A port that goes away (USB unplugged, a pty closed) is reopened with back-off
+until the link is stopped: the agent resends what was not acknowledged, so a
+cable pull loses nothing.
 """
 
 import json
@@ -19,6 +23,7 @@ from agent import framing
 log = logging.getLogger("gc-console")
 
 Accept = Callable[[bytes], object]   # returns an ingest.Outcome
+REOPEN_MAX = 5.0   # seconds between attempts at most: a console is watched by a person
 
 
 class SerialLink(object):
@@ -38,23 +43,46 @@ class SerialLink(object):
 
     def start(self) -> "SerialLink":
         """Open the port; raises OSError (pyserial's SerialException) saying why it cannot."""
-        import serial  # pyserial: imported here so MQTT-only use does not need it
-
-        self._port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.2)
+        self._port = self._open()
         self._thread = threading.Thread(target=self._run, name="gc-console-serial", daemon=True)
         self._thread.start()
         return self
+
+    def _open(self):
+        import serial  # pyserial: imported here so MQTT-only use does not need it
+        return serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.2)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 data = self._port.read(max(1, self._port.in_waiting))
             except Exception as exc:   # the port went away (USB unplugged, pty closed)
-                if not self._stop.is_set():
-                    log.error("serial port %s failed: %s", self.url, exc)
-                return
+                if self._stop.is_set():
+                    return
+                log.error("serial port %s failed: %s; reopening", self.url, exc)
+                self._reopen()
+                continue
             if data:
                 self.handle(data)
+
+    def _reopen(self) -> None:
+        with self._write_lock:
+            port, self._port = self._port, None
+        try:
+            port.close()
+        except Exception:   # a vanished device may fail to close; it is gone either way
+            pass
+        delay = 0.2
+        while not self._stop.wait(delay):
+            try:
+                port = self._open()
+            except Exception:
+                delay = min(REOPEN_MAX, delay * 2)
+                continue
+            with self._write_lock:
+                self._port = port
+            log.warning("serial port %s is back", self.url)
+            return
 
     def handle(self, data: bytes) -> None:
         """Feed bytes read from the port; acknowledge what was accepted."""
@@ -75,6 +103,8 @@ class SerialLink(object):
 
     def _write(self, frame: bytes) -> None:
         with self._write_lock:
+            if self._port is None:   # reopening: the agent resends what goes unacknowledged
+                return
             try:
                 self._port.write(frame)
                 self._port.flush()
@@ -85,5 +115,7 @@ class SerialLink(object):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2.0)
-        if self._port is not None:
-            self._port.close()
+        with self._write_lock:
+            port, self._port = self._port, None
+        if port is not None:
+            port.close()
