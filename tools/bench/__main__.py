@@ -81,6 +81,19 @@ def replay_rate(quick: bool):
              "met": True}]
 
 
+def effect(quick: bool):
+    from tools.bench.effect import measure
+    return measure(quick)
+
+
+def ingest(quick: bool):
+    """gc-console ingest against mosquitto_sub on the same stream."""
+    from tools.bench.ingest import measure
+    console, plain = measure(quick)
+    return [{"row": "console: ingest rate against mosquitto_sub", "value": "%.0f msg/s vs %.0f msg/s"
+             % (console, plain), "ratio": console / plain, "goal": ">= 0.5x", "met": console >= 0.5 * plain}]
+
+
 def footprint(quick: bool):
     from tools.bench.cost import footprint
     return footprint(quick)
@@ -94,7 +107,9 @@ def cpu(quick: bool):
 ROWS = (("sample", sample_cost, "python -m tools.bench --only sample"),
         ("footprint", footprint, "python -m tools.bench --only footprint"),
         ("cpu", cpu, "python -m tools.bench --only cpu"),
+        ("effect", effect, "python -m tools.bench --only effect"),
         ("wire", wire_bytes, "python -m tools.bench --only wire"),
+        ("ingest", ingest, "python -m tools.bench --only ingest"),
         ("replay", replay_rate, "python -m tools.bench --only replay"))
 
 
@@ -113,7 +128,7 @@ def main(argv=None) -> int:
             continue
         print("  measuring %s ..." % name, file=sys.stderr, flush=True)
         for row in fn(args.quick):
-            row["command"] = command
+            row.setdefault("command", command)
             results.append(row)
     print("\n| measure | value | ratio | goal | met | reproduce |")
     print("|---|---|---|---|---|---|")
