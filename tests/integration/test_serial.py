@@ -468,7 +468,8 @@ def test_the_console_records_a_real_agent_over_serial_once_each_through_a_cable_
     import sqlite3
     with sqlite3.connect(str(db)) as conn:
         seqs = [s for (s,) in conn.execute("SELECT seq FROM messages WHERE device = 'dev-s' ORDER BY seq")]
-        ticks = conn.execute("SELECT COUNT(*) FROM events WHERE device = 'dev-s' AND event = 'app'").fetchone()
+        ticks = conn.execute("SELECT COUNT(*) FROM events WHERE device = 'dev-s' AND event = 'app'")
+        ticks = ticks.fetchone()
         state = conn.execute("SELECT state FROM devices WHERE device = 'dev-s'").fetchone()
     assert seqs == list(range(1, seqs[-1] + 1)), console_err.decode()[-2000:]
     assert ticks == (80,), console_err.decode()[-2000:]
