@@ -18,6 +18,7 @@ SCHEMES: Dict[str, Tuple[str, str]] = {
     "memory": ("agent.transports.memory", "MemoryTransport"),
     "mqtt": ("agent.transports.mqtt", "MqttTransport"),
     "mqtts": ("agent.transports.mqtt", "MqttTransport"),
+    "drm": ("agent.transports.digi", "DigiTransport"),
 }
 
 
@@ -39,6 +40,9 @@ def check_url(url: str) -> None:
     elif scheme in ("mqtt", "mqtts"):
         from .mqtt import parse_mqtt_url
         parse_mqtt_url(url)
+    elif scheme == "drm":
+        from .digi import parse_drm_url
+        parse_drm_url(url)
 
 
 def open_transport(url: str, context: Optional[Context] = None) -> Transport:

@@ -1,0 +1,261 @@
+"""One emulated device: its script in a subprocess, watched from outside like DAL does.
+
+The device's script is the real agent around a workload
+(`python -m agent run --profile P --report URL -- workload.py ...`), or the
+workload alone (`--no-agent`). Every poll the emulator reads the child's RSS
+from /proc/PID/statm; over the model's limit the child is SIGKILLed and the
+kill recorded, then the auto-start exit action runs:
+
+- ``none``: the device stays up, the script stays down;
+- ``restart``: the script starts again at once (same boot);
+- ``reboot``: a new boot after `reboot_delay`, unless the last starts came
+  too fast: like Digi's Dia framework, when the average time between the last
+  `rapid_count` starts is under `rapid_window`, wait `rapid_wait` first.
+
+The emulated digidevice package reads what the emulator publishes here:
+runt.json (RAM available: the model's RAM minus the firmware's baseline minus
+the script's RSS), and appmonitor registrations, which this class enforces.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from typing import Dict, List, NamedTuple, Optional
+
+from .model import DeviceModel
+
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+ONBOARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "onboard")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Timing(NamedTuple):
+    """Reboot timing; Dia's rapid-reboot defaults (20 minutes, 10 minutes, 3 starts)."""
+
+    reboot_delay: float = 3.0
+    rapid_window: float = 1200.0
+    rapid_wait: float = 600.0
+    rapid_count: int = 3
+
+
+class Kill(NamedTuple):
+    """A kill the emulator did: when (seconds since the run began), why, at what RSS."""
+
+    at: float
+    reason: str          # oom | power-loss | appmonitor
+    rss_kb: int
+    boot: int
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size of `pid` from /proc, 0 once it is gone."""
+    try:
+        with open("/proc/%d/statm" % pid, "rb") as handle:
+            return int(handle.read().split()[1]) * PAGE_KB
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+class Device(object):
+    """The life of one emulated device over a run."""
+
+    def __init__(self, index: int, device_id: str, folder: str, model: DeviceModel,
+                 command: List[str], env: Dict[str, str], timing: Optional[Timing] = None,
+                 t0: Optional[float] = None, log=None) -> None:
+        self.index = index
+        self.id = device_id
+        self.folder = folder
+        self.model = model
+        self.command = command
+        self.env = env
+        self.timing = timing or Timing()
+        self.t0 = time.monotonic() if t0 is None else t0
+        self.log = log or (lambda text: None)
+        self.proc: Optional[subprocess.Popen] = None
+        self.state = "off"           # off | running | waiting | down | powered-off
+        self.start_at: Optional[float] = None
+        self.boot = 0                # device boots (the first start is boot 1)
+        self.starts: List[float] = []
+        self.boot_times: List[float] = []
+        self.kills: List[Kill] = []
+        self.exits: List[int] = []   # exit statuses of scripts that ended by themselves
+        self.peak_rss_kb = 0
+        self.rss_now_kb = 0
+        self.boot_wall = time.time()
+        self.console_path = ""
+        self.backoffs = 0
+        self._output = None
+        os.makedirs(os.path.join(folder, "appmonitor"), exist_ok=True)
+
+    # -- timeline -------------------------------------------------------------------
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def power_on(self, at: float) -> None:
+        """Boot the device (first boot) at `at` seconds into the run."""
+        self.state = "waiting"
+        self.start_at = at
+        self._new_boot(at)
+
+    def _new_boot(self, at: float) -> None:
+        self.boot += 1
+        self.boot_times.append(at)
+        self.boot_wall = time.time() + max(0.0, at - self.now())
+        for name in os.listdir(os.path.join(self.folder, "appmonitor")):
+            os.unlink(os.path.join(self.folder, "appmonitor", name))
+
+    def poll(self) -> None:
+        """Start what is due, watch what runs, apply exit actions."""
+        now = self.now()
+        if self.state == "waiting" and now >= self.start_at:
+            self._start(now)
+        if self.state != "running":
+            return
+        code = self.proc.poll()
+        if code is not None:
+            self._ended(now, "exit", code)
+            return
+        kb = rss_kb(self.proc.pid)
+        self.rss_now_kb = kb
+        self.peak_rss_kb = max(self.peak_rss_kb, kb)
+        if kb > self.model.kill_at_kb:
+            self.kill("oom", kb)
+            return
+        self._watchdog(now)
+
+    def _start(self, now: float) -> None:
+        self.starts.append(now)
+        self._output = open(os.path.join(self.folder, "output.log"), "ab")  # noqa: SIM115 (open while the script runs)
+        self._output.write(b"--- start %d (boot %d) at %.1fs\n" % (len(self.starts), self.boot, now))
+        self._output.flush()
+        env = dict(self.env, GCEMU_BOOT=str(self.boot))
+        self.proc = subprocess.Popen(self.command, cwd=self.folder, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self._output, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.state = "running"
+        self.log("%s: script started (boot %d, pid %d)" % (self.id, self.boot, self.proc.pid))
+
+    def kill(self, reason: str, kb: Optional[int] = None, then_action: bool = True) -> None:
+        """SIGKILL the script now and record why; then the exit action (unless told not to)."""
+        if self.state != "running":
+            return
+        kb = kb if kb is not None else rss_kb(self.proc.pid)
+        self.peak_rss_kb = max(self.peak_rss_kb, kb)
+        self._signal(signal.SIGKILL)
+        self.proc.wait()
+        now = self.now()
+        self.kills.append(Kill(round(now, 2), reason, kb, self.boot))
+        self.log("%s: killed (%s) at %.1fs, RSS %dK against %dK" % (self.id, reason, now, kb,
+                                                                    self.model.kill_at_kb))
+        self._close_output()
+        self.state = "down"
+        if then_action:
+            self._exit_action(now, self.model.exit_action)
+
+    def power_loss(self, off: Optional[float]) -> None:
+        """Power cut: SIGKILL whatever runs, then boot again after `off` (or the boot delay)."""
+        now = self.now()
+        if self.state == "running":
+            self.kill("power-loss", then_action=False)
+        self.state = "powered-off"
+        self._reboot(now, self.timing.reboot_delay if off is None else off, rapid=False)
+
+    def _ended(self, now: float, how: str, code: int) -> None:
+        self.exits.append(code)
+        self.log("%s: script ended with status %d at %.1fs" % (self.id, code, now))
+        self._close_output()
+        self.state = "down"
+        self._exit_action(now, self.model.exit_action)
+
+    def _exit_action(self, now: float, action: str) -> None:
+        if action == "restart":
+            self.state = "waiting"
+            self.start_at = now
+        elif action == "reboot":
+            self._reboot(now, self.timing.reboot_delay, rapid=True)
+
+    def _reboot(self, now: float, delay: float, rapid: bool) -> None:
+        wait = delay
+        recent = self.boot_times[-self.timing.rapid_count:]
+        if rapid and len(recent) >= self.timing.rapid_count:
+            gaps = [b - a for a, b in zip(recent, recent[1:] + [now])]
+            if sum(gaps) / len(gaps) < self.timing.rapid_window:
+                wait += self.timing.rapid_wait
+                self.backoffs += 1
+                self.log("%s: rapid reboots (average %.1fs apart): waiting %.0fs before booting"
+                         % (self.id, sum(gaps) / len(gaps), wait))
+        self.state = "waiting"
+        self.start_at = now + wait
+        self._new_boot(now + wait)
+
+    # -- the application watchdog (digidevice.appmonitor) ------------------------------
+
+    def _watchdog(self, now: float) -> None:
+        folder = os.path.join(self.folder, "appmonitor")
+        for name in os.listdir(folder):
+            if not name.endswith(".json"):
+                continue
+            path = os.path.join(folder, name)
+            try:
+                with open(path) as handle:
+                    entry = json.load(handle)
+                refreshed = os.stat(path).st_mtime
+            except (OSError, ValueError):
+                continue
+            if time.time() - refreshed <= entry.get("timeout_ms", 0) / 1000.0:
+                continue
+            os.unlink(path)
+            action = entry.get("action", "KILL")
+            self.log("%s: appmonitor: not refreshed within %d ms: %s"
+                     % (self.id, entry.get("timeout_ms", 0), action))
+            self.kill("appmonitor", then_action=False)
+            self._exit_action(now, {"KILL": "none", "RESTART": "restart",
+                                    "REBOOT": "reboot"}.get(action, "none"))
+            return
+
+    # -- publishing for digidevice.runt ------------------------------------------------
+
+    def publish(self) -> None:
+        """Write runt.json: the RAM the model has left, and the facts `show system` prints."""
+        available = (self.model.ram_kb - self.model.baseline_kb - self.rss_now_kb) * 1024
+        facts = {"system.ram.available": max(0, available), "system.ram.total": self.model.ram_kb * 1024,
+                 "system.model": self.model.model, "system.serial": self.id,
+                 "system.hostname": self.id, "system.firmware": "gc-emulator",
+                 "system.boot_time": round(self.boot_wall, 3)}
+        path = os.path.join(self.folder, "runt.json")
+        with open(path + ".tmp", "w") as handle:
+            json.dump(facts, handle)
+        os.replace(path + ".tmp", path)
+
+    # -- end of run --------------------------------------------------------------------
+
+    def stop(self, grace: float = 8.0) -> None:
+        """SIGTERM (the agent sends final telemetry and status offline), then SIGKILL."""
+        if self.state == "running":
+            self._signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.proc.wait()
+            self._close_output()
+        self.state = "stopped"
+
+    def _signal(self, signum: int) -> None:
+        try:
+            os.killpg(self.proc.pid, signum)
+        except OSError:
+            pass
+
+    def _close_output(self) -> None:
+        if self._output is not None:
+            self._output.close()
+            self._output = None
+
+    @property
+    def survived(self) -> bool:
+        """Never killed and never ended with a failure."""
+        return not self.kills and not any(self.exits)
