@@ -10,11 +10,18 @@ and with the agent:
 
     python -m agent run --profile device_profiles/emulator.ini -- \
         tools/emulator/workloads/cycles.py --rate 20 --seconds 10 --gc-off
+
+It prints a progress line a second (not with --quiet), then a summary line
+for people (`cycles: made N cycles (M MB), peak RSS NK`) and, last, the same
+as one JSON object for the emulator (see tools/emulator/workloads/__init__.py).
 """
 
 import argparse
 import gc
+import json
 import os
+import platform
+import resource
 import sys
 import time
 
@@ -24,6 +31,19 @@ def rss_kb() -> int:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
+def summary(name: str, started: float, stats_before: list, **fields) -> str:
+    """The final JSON line every workload prints: common fields, then its own."""
+    after = gc.get_stats()
+    out = {"workload": name, "seconds": round(time.monotonic() - started, 3),
+           "peak_rss_kb": max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rss_kb()),
+           "rss_kb": rss_kb(),
+           "gc_enabled": gc.isenabled(),
+           "collections": [a["collections"] - b["collections"] for a, b in zip(after, stats_before)],
+           "python": platform.python_version()}
+    out.update(fields)
+    return json.dumps(out, sort_keys=False)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=20.0, help="MB of cyclic garbage a second")
@@ -31,11 +51,12 @@ def main(argv=None) -> int:
     parser.add_argument("--block", type=int, default=16384, help="payload bytes per cycle")
     parser.add_argument("--gc-off", action="store_true",
                         help="call gc.disable() first, as some libraries do")
-    parser.add_argument("--quiet", action="store_true", help="print only the summary line")
+    parser.add_argument("--quiet", action="store_true", help="print only the summary lines")
     args = parser.parse_args(argv)
     if args.gc_off:
         gc.disable()
     per_tick = max(1, int(args.rate * 1024 * 1024 / args.block / 50))   # 50 ticks a second
+    stats_before = gc.get_stats()
     start = time.monotonic()
     made = peak = 0
     next_report = start
@@ -53,6 +74,8 @@ def main(argv=None) -> int:
         time.sleep(0.02)
     print("cycles: made %d cycles (%.0f MB), peak RSS %dK" % (made, made * args.block / 2 ** 20, peak),
           flush=True)
+    print(summary("cycles", start, stats_before, cycles=made,
+                  garbage_mb=round(made * args.block / 2.0 ** 20, 1)), flush=True)
     return 0
 
 
