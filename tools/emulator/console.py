@@ -1,37 +1,42 @@
-"""Each device's console port: a real pty pair, the far end read by the emulator.
+"""Each device's console port: a real pty, a serial cable (relay.py), the emulator at the far end.
 
 The device side is a path such as /dev/pts/7; the agent reports to it with
 `--report serial:///dev/pts/7?baud=115200` (gc-emulator writes that for
-`--report console`). The emulator holds the other side: it checks every
-`JSON*CRC` line with agent.framing, counts good and damaged frames, and
-answers each good message with a selective ack frame
+`--report console`). The cable is emuparts' Relay, so the serial-noise fault
+corrupts a share of the bytes on the way. The emulator holds the far end: it
+checks every `JSON*CRC` line with agent.framing, counts good and damaged
+frames, and answers each good message with a selective ack frame
 (`{"type":"ack","boot":B,"seq":[N]}`), as the upstream console does.
 """
 
-import fcntl
 import json
 import os
-import tty
 from typing import Dict, Set, Tuple
 
 from agent.framing import LineReader, ack
 
+from .relay import Relay
+
 
 class ConsolePort(object):
-    """A pty pair; `device_path` is what the device opens, `pump()` reads the other end."""
+    """A device's console; `device_path` is what the device opens, `pump()` reads the far end."""
 
-    def __init__(self) -> None:
-        self.master, self._slave = os.openpty()
-        tty.setraw(self._slave)          # no echo, no CR/LF translation: bytes as a UART has them
-        tty.setraw(self.master)
-        self.device_path = os.ttyname(self._slave)
-        flags = fcntl.fcntl(self.master, fcntl.F_GETFL)
-        fcntl.fcntl(self.master, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+    def __init__(self, noise: float = 0.0, seed=None) -> None:
+        self.relay = Relay(noise=noise, seed=seed).start()
+        self.device_path = self.relay.device_path
+        self.master = os.open(self.relay.user_path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         self.reader = LineReader()
         self.messages: Dict[Tuple[str, int], dict] = {}   # (boot, seq) -> message, duplicates once
         self.duplicates = 0
         self.acks_sent = 0
 
+    @property
+    def noise(self) -> float:
+        return self.relay.noise
+
+    @noise.setter
+    def noise(self, share: float) -> None:
+        self.relay.noise = share
     def url(self, baud: int = 115200) -> str:
         """The agent's report URL for this port."""
         return "serial://%s?baud=%d" % (self.device_path, baud)
@@ -67,8 +72,8 @@ class ConsolePort(object):
         return arrived
 
     def close(self) -> None:
-        for fd in (self.master, self._slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        try:
+            os.close(self.master)
+        except OSError:
+            pass
+        self.relay.stop()

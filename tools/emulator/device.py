@@ -19,6 +19,7 @@ the script's RSS), and appmonitor registrations, which this class enforces.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -160,6 +161,9 @@ class Device(object):
         now = self.now()
         if self.state == "running":
             self.kill("power-loss", then_action=False)
+        flash = os.path.join(self.folder, "flash")
+        if os.path.isdir(flash):   # the journal as the power cut left it, for the record
+            shutil.copytree(flash, os.path.join(self.folder, "flash-at-power-loss-%d" % len(self.kills)))
         self.state = "powered-off"
         self._reboot(now, self.timing.reboot_delay if off is None else off, rapid=False)
 

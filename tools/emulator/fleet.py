@@ -30,6 +30,10 @@ WORKLOADS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worklo
 # Defaults each workload runs with (the user's own arguments after `--` come later and win).
 WORKLOAD_DEFAULTS: Dict[str, List[str]] = {
     "cycles": ["--rate", "8", "--gc-off", "--quiet"],
+    "bigfree": ["--quiet"],
+    "leak": ["--rate", "1", "--quiet"],
+    "server": ["--quiet"],
+    "gcoff": ["--quiet"],
 }
 
 
@@ -110,8 +114,7 @@ class Run(object):
         parts = urlsplit(url)
         port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         if self.proxy is None:
-            self.proxy = Proxy(parts.hostname, port)
-            self.proxy.start()
+            self.proxy = Proxy((parts.hostname, port)).start()
             try:
                 from .brokerwatch import BrokerWatch
                 self.watch = BrokerWatch(url, self.profile.report.prefix)
@@ -125,11 +128,18 @@ class Run(object):
         paths = [ONBOARD, REPO] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env["GCEMU_DEVICE_DIR"] = folder
+        if any(f.kind == "flash-full" for f in self.options.faults):
+            # the device's Python refuses journal writes while this flag file exists
+            env["GC_EMULATOR_JOURNAL_DIR"] = os.path.join(folder, "flash")
+            env["GC_EMULATOR_FLASH_FULL"] = os.path.join(folder, "flash_full")
         return env
 
     def _command(self, profile: str, urls: Sequence[str], folder: str) -> List[str]:
         args = list(WORKLOAD_DEFAULTS.get(self.options.workload, []))
-        args += ["--seconds", "%g" % (self.options.duration + 60)] if self._takes_seconds() else []
+        # The workload ends just before the run does, so it prints its own summary
+        # (the last JSON line of its output) before the emulator stops the device.
+        if self._takes_seconds():
+            args += ["--seconds", "%g" % max(1.0, self.options.duration - 1.0)]
         args += list(self.options.workload_args)
         if self.options.no_agent:
             return [self.options.python, self.workload] + args
@@ -154,7 +164,7 @@ class Run(object):
             ident = device_id(options.model, i)
             folder = os.path.join(self.folder, ident)
             os.makedirs(folder, exist_ok=True)
-            console = self.consoles[ident] = ConsolePort()
+            console = self.consoles[ident] = ConsolePort(seed=i)
             urls = ["file://%s" % os.path.join(folder, "messages.jsonl")]
             for url in upstream:
                 urls.append(console.url(options.baud) if url == "console" else url)

@@ -39,6 +39,26 @@ def read_datapoints(folder: str) -> List[Dict[str, Any]]:
         return []
 
 
+def workload_result(folder: str) -> Optional[Dict[str, Any]]:
+    """The workload's own summary: the last JSON object line it printed (its last start)."""
+    try:
+        with open(os.path.join(folder, "output.log"), "rb") as handle:
+            lines = handle.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.startswith("--- start"):
+            return None
+        if line.startswith("{"):
+            try:
+                found = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(found, dict):
+                return found
+    return None
+
+
 def _pauses(messages: Iterable[Dict[str, Any]]):
     total = longest = 0.0
     for m in messages:
@@ -84,6 +104,9 @@ def device_report(device, broker_counts: Optional[Dict[str, int]] = None) -> Dic
         "dropped": sum(m.get("dropped", 0) for m in last_by_boot.values()),
         "console": device.console_path,
     }
+    result = workload_result(device.folder)
+    if result is not None:
+        report["workload"] = result
     points = read_datapoints(device.folder)
     if points:
         report["drm_datapoints"] = len(points)
