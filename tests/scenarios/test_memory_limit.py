@@ -1,0 +1,33 @@
+"""`cycles` under a 40M script limit: killed without the agent, alive with it (IX20 profile).
+
+The workload makes 4 MB/s of reference cycles with the collector disabled
+(as some libraries do). Both runs start together and last 20 s; in that time
+the workload makes about twice the limit in garbage, so surviving means the
+agent's collections gave it back, not that the run was too short to fill up.
+"""
+
+from tests.scenarios.conftest import IX20_INI, Emulation
+
+ARGS = ("--profile", IX20_INI, "--workload", "cycles", "--limit", "40M", "--duration", "20",
+        "--", "--rate", "4")
+
+
+def test_cycles_is_oom_killed_alone_and_survives_with_the_agent(tmp_path):
+    alone = Emulation(tmp_path / "alone", "--no-agent", *ARGS)
+    agent = Emulation(tmp_path / "agent", *ARGS)
+    without, with_agent = alone.result()["devices"][0], agent.result()["devices"][0]
+
+    limit = 40 * 1024
+    # Without the agent: killed by the emulator, which read RSS over the limit from outside.
+    assert without["outcome"] == "OOM-killed", without
+    assert without["oom_kills"] and without["oom_kills"][0]["rss_kb"] > limit
+    assert without["peak_rss_kb"] > limit
+
+    # With the agent: never over the limit, and it really ran the whole time.
+    assert with_agent["outcome"] == "survived", with_agent
+    assert with_agent["peak_rss_kb"] < limit
+    workload = with_agent["workload"]       # the workload's own last line: it ran to its end
+    assert workload["seconds"] >= 18 and not workload["gc_enabled"]
+    assert workload["garbage_mb"] * 1024 > 1.5 * limit
+    assert sum(with_agent["collections"].values()) >= 1
+    assert with_agent["reclaimed_kb"] > 0
