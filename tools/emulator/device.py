@@ -88,6 +88,7 @@ class Device(object):
         self.console_path = ""
         self.backoffs = 0
         self._output = None
+        self._boot_pending = False
         os.makedirs(os.path.join(folder, "appmonitor"), exist_ok=True)
 
     # -- timeline -------------------------------------------------------------------
@@ -99,12 +100,13 @@ class Device(object):
         """Boot the device (first boot) at `at` seconds into the run."""
         self.state = "waiting"
         self.start_at = at
-        self._new_boot(at)
+        self._boot_pending = True
 
     def _new_boot(self, at: float) -> None:
+        self._boot_pending = False
         self.boot += 1
         self.boot_times.append(at)
-        self.boot_wall = time.time() + max(0.0, at - self.now())
+        self.boot_wall = time.time()
         for name in os.listdir(os.path.join(self.folder, "appmonitor")):
             os.unlink(os.path.join(self.folder, "appmonitor", name))
 
@@ -112,6 +114,8 @@ class Device(object):
         """Start what is due, watch what runs, apply exit actions."""
         now = self.now()
         if self.state == "waiting" and now >= self.start_at:
+            if self._boot_pending:
+                self._new_boot(now)
             self._start(now)
         if self.state != "running":
             return
@@ -193,7 +197,7 @@ class Device(object):
                          % (self.id, sum(gaps) / len(gaps), wait))
         self.state = "waiting"
         self.start_at = now + wait
-        self._new_boot(now + wait)
+        self._boot_pending = True
 
     # -- the application watchdog (digidevice.appmonitor) ------------------------------
 

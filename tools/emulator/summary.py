@@ -89,6 +89,7 @@ def device_report(device, broker_counts: Optional[Dict[str, int]] = None) -> Dic
         "kills": [k._asdict() for k in device.kills],
         "boots": device.boot,
         "starts": len(device.starts),
+        "rapid_reboot_waits": device.backoffs,
         "peak_rss_kb": device.peak_rss_kb,
         "limit_kb": device.model.kill_at_kb,
         "collections": dict(Counter(m.get("rule", "?") for m in collects)),
