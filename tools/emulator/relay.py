@@ -19,9 +19,9 @@ The relay keeps its own descriptor of each slave open, so either side may
 close its end and open it again at any time: nothing breaks, and the relay
 never sees end-of-file. Both slaves are put in raw mode (no echo, no line
 editing, 8 bits) before anyone opens them. While nobody reads a side, what is
-sent to it waits in that pty's buffer (about 4 KiB); once the buffer is full,
-further bytes are dropped and counted, as a UART with nobody listening would
-lose them.
+sent to it waits in that pty's buffers (about 17 KiB on Linux) and is read by
+whoever opens it next; once they are full, further bytes are dropped and
+counted (after a 50 ms grace), as a UART with nobody listening would lose them.
 """
 
 import argparse
