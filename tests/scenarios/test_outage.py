@@ -53,6 +53,26 @@ def test_broker_outage_loses_nothing(tmp_path):
         assert device["dropped"] == 0
 
 
+def test_flash_full_during_an_outage_loses_nothing_ram_still_holds(tmp_path):
+    broker, subscriber = _broker(tmp_path)
+    try:
+        run = Emulation(tmp_path / "run", "--profile", os.path.join(PROFILES, "journal.ini"),
+                        "--workload", "cycles", "--duration", "10", "--report", broker.url,
+                        "--fault", "broker-outage:at=2s,for=5s", "--fault", "flash-full:at=1s",
+                        "--", "--rate", "2")
+        device = run.result()["devices"][0]
+        at_broker = _keys(subscriber.messages())
+    finally:
+        subscriber.close()
+        broker.stop()
+    folder = run.device_folder(device["device"])
+    sent = messages(folder)
+    assert not _keys(sent) - at_broker
+    assert not [p for p in glob.glob(os.path.join(folder, "flash", "*", "seg-*.log"))
+                if os.path.getsize(p)], "the journal was written although the flash was full"
+    assert device["dropped"] == 0
+
+
 def test_power_loss_during_outage_loses_nothing_the_journal_had_fsynced(tmp_path):
     broker, subscriber = _broker(tmp_path)
     try:

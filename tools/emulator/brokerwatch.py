@@ -44,10 +44,11 @@ class BrokerWatch(object):
         with self._lock:
             self._seen.setdefault(str(message.get("device")), set()).add((str(message.get("boot")), seq))
 
-    def counts(self) -> Dict[str, int]:
-        """Distinct messages per device id, so far."""
+    def seen(self) -> Dict[str, Set[Tuple[str, int]]]:
+        """(boot, seq) of the distinct messages per device id, so far (retained ones of
+        earlier runs included: the summary keeps only this run's boots)."""
         with self._lock:
-            return {device: len(keys) for device, keys in self._seen.items()}
+            return {device: set(keys) for device, keys in self._seen.items()}
 
     def close(self) -> None:
         self.client.loop_stop()

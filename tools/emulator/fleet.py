@@ -290,7 +290,7 @@ class Run(object):
             for console in self.consoles.values():
                 console.pump()
         time.sleep(0.5 if self.watch is not None else 0.0)   # the last messages reach the broker
-        counts = self.watch.counts() if self.watch is not None else None
+        counts = self.watch.seen() if self.watch is not None else None
         reports = []
         for d in self.devices:
             report = device_report(d, counts)

@@ -9,7 +9,7 @@ agent's schema-v1 messages in the device's file:// report (and, with
 import json
 import os
 from collections import Counter
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from agent.units import format_kb
 
@@ -69,7 +69,7 @@ def _pauses(messages: Iterable[Dict[str, Any]]):
     return total, longest
 
 
-def device_report(device, broker_counts: Optional[Dict[str, int]] = None) -> Dict[str, Any]:
+def device_report(device, at_broker: Optional[Dict[str, Set[Tuple[str, int]]]] = None) -> Dict[str, Any]:
     """Everything the summary says about one device, as JSON-ready values."""
     messages = read_messages(device.folder)
     events = [m for m in messages if m.get("type") == "event"]
@@ -112,8 +112,9 @@ def device_report(device, broker_counts: Optional[Dict[str, int]] = None) -> Dic
     if points:
         report["drm_datapoints"] = len(points)
         report["drm_messages"] = sum(1 for p in points if p.get("data_type") == "JSON")
-    if broker_counts is not None:
-        report["at_broker"] = broker_counts.get(device.id, 0)
+    if at_broker is not None:   # this run's boots only: the broker keeps earlier runs' retained status
+        boots = {m.get("boot") for m in messages}
+        report["at_broker"] = sum(1 for boot, _ in at_broker.get(device.id, ()) if boot in boots)
     return report
 
 
