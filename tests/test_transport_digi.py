@@ -83,6 +83,16 @@ def test_telemetry_also_becomes_numeric_streams(device):
     assert streams["fleet/gc/rss_kb"]["data"] == "1234" and streams["fleet/gc/rss_kb"]["timestamp"] == 5.0
 
 
+def test_a_status_message_goes_at_once_with_what_waits_before_it(device):
+    transport = DigiTransport("drm:?batch=20&flush=1h")
+    transport.open()
+    envelope = messages.Envelope("d")
+    transport.send(outgoing(envelope.make("event", event="app", name="x")))
+    assert not _uploaded(device)
+    transport.send(outgoing(envelope.make("status", state="offline")))
+    assert [json.loads(p["data"])["seq"] for p in _uploaded(device)] == [1, 2]
+
+
 def test_an_outage_keeps_every_message_and_delivers_it_after(device):
     clock = Clock()
     transport = DigiTransport("drm:?batch=3&flush=0s", clock=clock)

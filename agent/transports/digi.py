@@ -9,7 +9,8 @@ chart memory without parsing JSON.
 
 Points are sent in batches with `upload_multiple`, the call a device makes
 over its one management connection: a batch goes when it holds `batch`
-messages or its oldest has waited `flush` seconds. A message leaves the
+messages, when its oldest has waited `flush` seconds, or at once with a
+status message (online at start, offline at stop). A message leaves the
 agent's outbox only when its batch uploaded (the same acknowledgement path
 as MQTT's PUBACK); a failed upload marks the link down, keeps the batch,
 and retries with a doubling delay, while new messages wait in the outbox and
@@ -101,7 +102,10 @@ class DigiTransport(Transport):
         if not self._pending:
             self._oldest = self._clock()
         self._pending.append(item)
-        if len(self._pending) >= self.batch:
+        # A status goes at once, with whatever waits before it: Remote Manager shows
+        # the device online promptly, and "offline" (the last message at a stop)
+        # never waits for a flush that the process will not live to see.
+        if len(self._pending) >= self.batch or item.type == "status":
             self._upload()
         return False   # acknowledged from poll() once its batch is uploaded
 
