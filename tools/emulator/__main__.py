@@ -6,6 +6,7 @@
 
 import argparse
 import json
+import shutil
 import sys
 from typing import List, Optional
 
@@ -155,15 +156,20 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, workload_arg
                          devices=args.devices, duration=args.duration, reports=tuple(args.report),
                          faults=faults, no_agent=args.no_agent, stagger=args.stagger,
                          python=args.python, workdir=args.workdir or "", timing=_timing(parser, args))
+    run = None
     try:
         run = Run(options, log)
-        log("%d device(s): %s; workload %s%s; %gs each; files in %s"
-            % (args.devices, model.describe(), args.workload, " without the agent" if args.no_agent else "",
-               args.duration, run.folder))
         run.setup()
     except (ValueError, OSError) as exc:
         sys.stderr.write("gc-emulator: %s\n" % exc)
+        if run is not None:
+            run.close()
+            if not args.workdir:
+                shutil.rmtree(run.folder, ignore_errors=True)
         return 2
+    log("%d device(s): %s; workload %s%s; %gs each; files in %s"
+        % (args.devices, model.describe(), args.workload, " without the agent" if args.no_agent else "",
+           args.duration, run.folder))
     try:
         reports = run.execute()
     except KeyboardInterrupt:

@@ -183,6 +183,14 @@ class Run(object):
                             self._env(folder), options.timing, log=self.log)
             device.console_path = console.device_path
             self.devices.append(device)
+        kinds = {f.kind for f in options.faults}
+        if "slow-link" in kinds and self.proxy is None:
+            raise ValueError("--fault slow-link acts at the proxy in front of the broker: "
+                             "give --report mqtt://HOST:PORT")
+        if "broker-outage" in kinds and self.proxy is None and \
+                not any(scheme_of(u) == "drm" for u in options.reports):
+            raise ValueError("--fault broker-outage needs an uplink to cut: --report mqtt://HOST:PORT "
+                             "or --report drm:")
         self._schedule_faults()
 
     def _schedule_faults(self) -> None:
@@ -234,8 +242,6 @@ class Run(object):
 
     def _slow(self, delay: float, rate: Optional[int]) -> Callable[[], None]:
         def apply() -> None:
-            if self.proxy is None:
-                raise ValueError("slow-link acts on MQTT: give --report mqtt://HOST:PORT")
             self.proxy.delay = delay
             self.proxy.rate = rate
         return apply
