@@ -24,6 +24,9 @@ def runs(tmp_path_factory):
                             "--duration", "12", "--", "--rate", "12"),
         "watchdog": Emulation(folder / "watchdog", "--profile", IX20_INI, "--workload",
                               os.path.join(APPS, "watchdog.py"), "--no-agent", "--duration", "5"),
+        "crash": Emulation(folder / "crash", "--profile", IX20_INI, "--workload",
+                           os.path.join(APPS, "crash_registered.py"), "--no-agent", "--duration", "4",
+                           "--reboot-delay", "1s", "--rapid-reboot", "2,1m,1h"),
         "restart": Emulation(folder / "restart", "--profile", EMULATOR_INI, "--workload", "cycles",
                              "--no-agent", "--limit", "30M", "--exit-action", "restart",
                              "--duration", "6", "--", "--rate", "16"),
@@ -59,3 +62,11 @@ def test_restart_exit_action_keeps_the_boot(runs):
     device = runs["restart"][1]["devices"][0]
     assert device["boots"] == 1 and len(device["oom_kills"]) >= 2
     assert device["starts"] == len(device["oom_kills"]) + 1
+
+
+def test_a_registered_application_that_ends_gets_the_monitor_action(runs):
+    # The profile's exit action is none; the monitor's REBOOT wins for a registered
+    # application, then the rapid-reboot back-off holds the third boot.
+    device = runs["crash"][1]["devices"][0]
+    assert device["outcome"] == "failed" and not device["kills"]
+    assert device["boots"] == 2 and device["rapid_reboot_waits"] == 1

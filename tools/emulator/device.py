@@ -27,6 +27,7 @@ from typing import Dict, List, NamedTuple, Optional
 
 from .model import DeviceModel
 
+_MONITOR_ACTIONS = {"KILL": "none", "RESTART": "restart", "REBOOT": "reboot"}
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 ONBOARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "onboard")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -107,8 +108,6 @@ class Device(object):
         self.boot += 1
         self.boot_times.append(at)
         self.boot_wall = time.time()
-        for name in os.listdir(os.path.join(self.folder, "appmonitor")):
-            os.unlink(os.path.join(self.folder, "appmonitor", name))
 
     def poll(self) -> None:
         """Start what is due, watch what runs, apply exit actions."""
@@ -132,6 +131,7 @@ class Device(object):
         self._watchdog(now)
 
     def _start(self, now: float) -> None:
+        self._clear_registrations()   # a new process: the old one's registrations died with it
         self.starts.append(now)
         self._output = open(os.path.join(self.folder, "output.log"), "ab")  # noqa: SIM115 (open while the script runs)
         self._output.write(b"--- start %d (boot %d) at %.1fs\n" % (len(self.starts), self.boot, now))
@@ -176,6 +176,13 @@ class Device(object):
         self.log("%s: script ended with status %d at %.1fs" % (self.id, code, now))
         self._close_output()
         self.state = "down"
+        registered = self._registrations()
+        self._clear_registrations()
+        if registered:   # the monitor acts on an application that ends while registered
+            action = registered[0][1].get("action", "KILL")
+            self.log("%s: appmonitor: registered application ended: %s" % (self.id, action))
+            self._exit_action(now, _MONITOR_ACTIONS.get(action, "none"))
+            return
         self._exit_action(now, self.model.exit_action)
 
     def _exit_action(self, now: float, action: str) -> None:
@@ -201,27 +208,39 @@ class Device(object):
 
     # -- the application watchdog (digidevice.appmonitor) ------------------------------
 
-    def _watchdog(self, now: float) -> None:
+    def _registrations(self) -> List[tuple]:
+        """(path, entry, last refresh) of each appmonitor registration."""
         folder = os.path.join(self.folder, "appmonitor")
-        for name in os.listdir(folder):
+        found = []
+        for name in sorted(os.listdir(folder)):
             if not name.endswith(".json"):
                 continue
             path = os.path.join(folder, name)
             try:
                 with open(path) as handle:
-                    entry = json.load(handle)
-                refreshed = os.stat(path).st_mtime
+                    found.append((path, json.load(handle), os.stat(path).st_mtime))
             except (OSError, ValueError):
                 continue
+        return found
+
+    def _clear_registrations(self) -> None:
+        folder = os.path.join(self.folder, "appmonitor")
+        for name in os.listdir(folder):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
+
+    def _watchdog(self, now: float) -> None:
+        for _, entry, refreshed in self._registrations():
             if time.time() - refreshed <= entry.get("timeout_ms", 0) / 1000.0:
                 continue
-            os.unlink(path)
             action = entry.get("action", "KILL")
             self.log("%s: appmonitor: not refreshed within %d ms: %s"
                      % (self.id, entry.get("timeout_ms", 0), action))
             self.kill("appmonitor", then_action=False)
-            self._exit_action(now, {"KILL": "none", "RESTART": "restart",
-                                    "REBOOT": "reboot"}.get(action, "none"))
+            self._clear_registrations()
+            self._exit_action(now, _MONITOR_ACTIONS.get(action, "none"))
             return
 
     # -- publishing for digidevice.runt ------------------------------------------------
