@@ -4,11 +4,12 @@
   holds far more) loses nothing: every message the agents wrote reaches the
   broker.
 - A full flash during an outage loses nothing RAM still holds.
+- A slow link (300 ms each way, 1 KiB/s) delays messages and loses none.
 - A power loss during an outage loses nothing the journal had fsynced: the
   emulator keeps a copy of the journal as the power cut left it, and every
   record in it reaches the broker after the reboot, flagged historical.
 
-The three runs are light and start together, once for the module.
+The four runs are light and start together, once for the module.
 """
 
 import glob
@@ -27,6 +28,8 @@ SCENARIOS = {
                "--fault", "broker-outage:at=2s,for=6s"),
     "flash-full": ("--profile", JOURNAL_INI, "--duration", "14",
                    "--fault", "broker-outage:at=2s,for=5s", "--fault", "flash-full:at=1s"),
+    "slow-link": ("--profile", EMULATOR_INI, "--duration", "10",
+                  "--fault", "slow-link:delay=300ms,rate=1K/s"),
     "power-loss": ("--profile", JOURNAL_INI, "--duration", "18", "--reboot-delay", "1s",
                    "--fault", "broker-outage:at=2s,for=8s", "--fault", "power-loss:at=6s"),
 }
@@ -125,6 +128,15 @@ def test_power_loss_during_outage_loses_nothing_the_journal_had_fsynced(outcomes
     replayed = {(m["device"], m["boot"], m["seq"]) for m in outcome.seen if m.get("historical")}
     assert journaled <= replayed   # they came back from the journal, flagged historical
     assert len({m["boot"] for m in outcome.sent()}) == 2   # the agent ran before and after the cut
+
+
+def test_a_slow_link_delays_but_loses_nothing(outcomes):
+    outcome = outcomes["slow-link"]
+    sent = outcome.sent()
+    assert not _keys(sent) - _keys(outcome.seen)
+    assert not [m for m in sent if m.get("event") == "link_down"]   # slow, never down
+    proxy = outcome.summary["proxy"]
+    assert 0 < proxy["bytes_up"] <= 1024 * 11   # 1 KiB/s each way for 10 s, measured at the proxy
 
 
 def _key(record: bytes):

@@ -181,9 +181,12 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, workload_arg
         sys.stdout.write(json.dumps({"profile": model.profile_path, "model": model._asdict(),
                                      "workload": args.workload, "agent": not args.no_agent,
                                      "duration_s": args.duration, "folder": run.folder,
-                                     "devices": reports}, indent=1) + "\n")
+                                     "proxy": run.proxy_stats, "devices": reports}, indent=1) + "\n")
     else:
         sys.stdout.write(table(reports) + "\n")
+        if run.proxy_stats:
+            sys.stdout.write("uplink (proxy): %(bytes_up)d bytes up, %(bytes_down)d down, %(accepted)d "
+                             "connections, %(refused)d refused during outages\n" % run.proxy_stats)
         sys.stdout.write("files: %s\n" % run.folder)
     return 0 if all(r["outcome"] == "survived" for r in reports) else 1
 

@@ -93,6 +93,7 @@ class Run(object):
         self.proxy = None
         self.watch = None
         self._timeline: List[Tuple[float, str, Callable[[], None]]] = []
+        self.proxy_stats: Optional[Dict[str, int]] = None   # the uplink's byte counts, after a run
         self.workload = workload_path(options.workload)
 
     # -- set-up -------------------------------------------------------------------------
@@ -297,6 +298,7 @@ class Run(object):
                 console.pump()
         time.sleep(0.5 if self.watch is not None else 0.0)   # the last messages reach the broker
         counts = self.watch.seen() if self.watch is not None else None
+        self.proxy_stats = self.proxy.stats()._asdict() if self.proxy is not None else None
         reports = []
         for d in self.devices:
             report = device_report(d, counts)
