@@ -2,6 +2,8 @@
 black-holes, delays and caps bandwidth. Real sockets throughout."""
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -62,12 +64,12 @@ def connect(proxy: Proxy) -> socket.socket:
 
 
 def recv_exactly(sock: socket.socket, n: int) -> bytes:
-    got = b""
+    got = bytearray()
     while len(got) < n:
         data = sock.recv(65536)
         assert data, "connection closed after %d of %d bytes" % (len(got), n)
         got += data
-    return got
+    return bytes(got)
 
 
 def broken(sock: socket.socket) -> bool:
@@ -227,3 +229,9 @@ def wait_until(predicate, what: str, timeout: float = 20.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("no %s within %ss" % (what, timeout))
+
+
+def test_runs_by_hand_with_help():
+    shown = subprocess.run([sys.executable, "-m", "tools.emulator.proxy", "--help"],
+                           capture_output=True, text=True, timeout=30)
+    assert shown.returncode == 0 and "--delay" in shown.stdout and "--rate" in shown.stdout

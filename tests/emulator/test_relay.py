@@ -2,6 +2,9 @@
 share, counters, and either side closing and reopening its end."""
 
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -135,3 +138,15 @@ def test_nobody_reading_drops_and_counts_instead_of_blocking(relay):
 def test_noise_must_be_a_share():
     with pytest.raises(ValueError, match="share between 0 and 1"):
         Relay(noise=5)
+
+
+def test_runs_by_hand_and_prints_both_paths():
+    proc = subprocess.Popen([sys.executable, "-m", "tools.emulator.relay", "--noise", "1%"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        device, user = proc.stdout.readline(), proc.stdout.readline()
+        assert device.startswith("device side: /dev/pts/") and user.startswith("user side:   /dev/pts/")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+    assert proc.returncode == 0

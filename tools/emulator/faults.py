@@ -119,7 +119,7 @@ def _share(text: str) -> float:
     return value
 
 
-def _rate(text: str) -> int:
+def parse_rate(text: str) -> int:
     """'2KB/s', '2K/s', '2048' -> bytes per second (binary K, as in agent.units)."""
     body = text.strip()
     if body.lower().endswith("/s"):
@@ -151,7 +151,7 @@ _KINDS: Dict[str, Tuple[type, Dict[str, Tuple[str, _Parser]], Tuple[str, ...]]] 
                      ("share",)),
     "flash-full": (FlashFull, {"at": ("at", _duration), "for": ("duration", _positive_duration)},
                    ("at",)),
-    "slow-link": (SlowLink, {"delay": ("delay", _duration), "rate": ("rate", _rate),
+    "slow-link": (SlowLink, {"delay": ("delay", _duration), "rate": ("rate", parse_rate),
                              "at": ("at", _duration), "for": ("duration", _positive_duration)},
                   ()),
 }

@@ -10,6 +10,7 @@
 
 Also a context manager (`with Proxy(target=...) as proxy:`), and runnable by
 hand: `python -m tools.emulator.proxy --target 127.0.0.1:1883 --listen 1884`.
+A stopped proxy stays stopped (make a new one); for outages use cut/restore.
 
 Semantics:
 
@@ -344,7 +345,8 @@ def _address(text: str) -> Tuple[str, int]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run a proxy by hand; prints its counters every few seconds; Ctrl-C stops it."""
-    from agent.units import parse_duration, parse_size
+    from agent.units import parse_duration
+    from tools.emulator.faults import parse_rate
     parser = argparse.ArgumentParser(
         prog="python -m tools.emulator.proxy",
         description="A TCP proxy with an added delay, a bandwidth cap and byte counters.")
@@ -352,10 +354,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--listen", type=int, default=0, help="port to listen on (default: any free)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--delay", type=parse_duration, default=0.0, help="added each way, e.g. 300ms")
-    parser.add_argument("--rate", default=None, help="cap each way, bytes a second, e.g. 2K")
+    parser.add_argument("--rate", type=parse_rate, default=None,
+                        help="cap each way, bytes a second, e.g. 2KB/s")
     args = parser.parse_args(argv)
-    rate = parse_size(args.rate.replace("/s", "")) if args.rate else None
-    proxy = Proxy(args.target, args.listen, args.host, args.delay, rate).start()
+    proxy = Proxy(args.target, args.listen, args.host, args.delay, args.rate).start()
     print("listening on %s:%d -> %s:%d" % (args.host, proxy.port, args.target[0], args.target[1]),
           flush=True)
     try:

@@ -3,9 +3,9 @@
 Busy phases take requests at `--rps` (open loop: each request has an arrival
 time, and its latency runs from then to its answer, so a gc pause delays every
 request queued behind it). A request builds container objects with cycles
-(request <-> context, as frameworks do) and touches a long-lived cache of
-`--heap` objects, which is what makes full collections slow. Idle phases
-sleep. Every gc pause is timed through `gc.callbacks` and filed under the
+(request <-> context, as frameworks do), touches a long-lived cache of
+`--heap` objects, which is what makes full collections slow, and computes for
+`--work` ms. Idle phases sleep. Every gc pause is timed through `gc.callbacks` and filed under the
 phase it started in, so one can see whether collections happen while
 requests wait (busy) or while nobody waits (idle).
 
@@ -94,8 +94,9 @@ def pause_summary(pauses: list) -> dict:
 class Server(object):
     """Request handling: container objects, a cycle per request, a bounded long-lived cache."""
 
-    def __init__(self, objects: int, heap: int) -> None:
+    def __init__(self, objects: int, heap: int, work: float) -> None:
         self.objects = objects
+        self.work = work
         self.cache = collections.OrderedDict()
         for i in range(heap):
             self.cache[i] = {"key": i, "value": [i, str(i)]}
@@ -112,6 +113,10 @@ class Server(object):
                            "cached": self.cache.get(n % self.heap, {}).get("key")})
         self.cache[self.heap + n] = {"key": n, "value": [n, body]}   # churn in the long-lived heap
         self.cache.popitem(last=False)
+        deadline = time.perf_counter() + self.work     # the request's own computing, no allocations
+        spin = 0
+        while time.perf_counter() < deadline:
+            spin = (spin * 31 + 7) & 0xFFFF
         self.served += 1
         return len(body)
 
@@ -134,6 +139,9 @@ def main(argv=None) -> int:
     parser.add_argument("--idle", type=float, default=3.0, help="seconds per idle phase (default 3)")
     parser.add_argument("--rps", type=float, default=200.0, help="requests a second when busy")
     parser.add_argument("--objects", type=int, default=300, help="container objects per request")
+    parser.add_argument("--work", type=float, default=1.0,
+                        help="ms of CPU per request besides allocating (default 1; 200 rps x 1 ms "
+                             "keeps busy phases above an idle rule's idle_cpu)")
     parser.add_argument("--heap", type=int, default=20000,
                         help="long-lived entries in the cache (default 20000)")
     parser.add_argument("--hint", default="idle",
@@ -141,7 +149,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quiet", action="store_true", help="print only the summary lines")
     args = parser.parse_args(argv)
     hint = None if args.hint.lower() in ("", "none", "off") else args.hint
-    server = Server(args.objects, max(1, args.heap))
+    server = Server(args.objects, max(1, args.heap), args.work / 1000.0)
     gc.collect()                                   # start from a clean heap, then measure
     gc.callbacks.append(on_gc)
     stats_before = gc.get_stats()
