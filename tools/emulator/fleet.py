@@ -165,7 +165,9 @@ class Run(object):
             ident = device_id(options.model, i)
             folder = os.path.join(self.folder, ident)
             os.makedirs(folder, exist_ok=True)
-            console = self.consoles[ident] = ConsolePort(seed=i)
+            seed = next((f.seed for f in options.faults
+                         if f.kind == "serial-noise" and f.seed is not None), 0)
+            console = self.consoles[ident] = ConsolePort(seed=seed * 1000 + i)   # repeatable, per device
             urls = ["file://%s" % os.path.join(folder, "messages.jsonl")]
             for url in upstream:
                 urls.append(console.url(options.baud) if url == "console" else url)
