@@ -1,14 +1,16 @@
 """`cycles` under a 40M script limit: killed without the agent, alive with it (IX20 profile).
 
-The workload makes 4 MB/s of reference cycles with the collector disabled
-(as some libraries do). Both runs start together and last 20 s; in that time
-the workload makes about twice the limit in garbage, so surviving means the
-agent's collections gave it back, not that the run was too short to fill up.
+The workload aims at 4 MB/s of reference cycles (it makes about 3 MB/s)
+with the collector disabled, as some libraries do. Both runs start together
+and last 22 s; in that time the workload makes over 1.5 times the limit in
+garbage, so surviving means the agent's collections gave it back, not that
+the run was too short to fill up. (The IX20 profile acts at 8M of headroom:
+over 2 s of growth at this rate, against its 1 s tick.)
 """
 
 from tests.scenarios.conftest import IX20_INI, Emulation
 
-ARGS = ("--profile", IX20_INI, "--workload", "cycles", "--limit", "40M", "--duration", "20",
+ARGS = ("--profile", IX20_INI, "--workload", "cycles", "--limit", "40M", "--duration", "22",
         "--", "--rate", "4")
 
 
@@ -27,7 +29,7 @@ def test_cycles_is_oom_killed_alone_and_survives_with_the_agent(tmp_path):
     assert with_agent["outcome"] == "survived", with_agent
     assert with_agent["peak_rss_kb"] < limit
     workload = with_agent["workload"]       # the workload's own last line: it ran to its end
-    assert workload["seconds"] >= 18 and not workload["gc_enabled"]
+    assert workload["seconds"] >= 20 and not workload["gc_enabled"]
     assert workload["garbage_mb"] * 1024 > 1.5 * limit
     assert sum(with_agent["collections"].values()) >= 1
     assert with_agent["reclaimed_kb"] > 0

@@ -151,6 +151,8 @@ class Run(object):
         return command + ["--", self.workload] + args
 
     def _takes_seconds(self) -> bool:
+        # Shipped workloads all take --seconds; a user's script gets it only if it
+        # declares the option (its argparse would refuse an unknown one).
         try:
             with open(self.workload, "rb") as handle:
                 return b'"--seconds"' in handle.read()

@@ -104,6 +104,7 @@ def device_report(device, at_broker: Optional[Dict[str, Set[Tuple[str, int]]]] =
         "buffered": sum(m.get("buffered", 0) for m in last_by_boot.values()),
         "dropped": sum(m.get("dropped", 0) for m in last_by_boot.values()),
         "console": device.console_path,
+        "python": next((m.get("python") for m in messages if m.get("type") == "status"), None),
     }
     result = workload_result(device.folder)
     if result is not None:
