@@ -120,7 +120,7 @@ class Device(object):
             return
         code = self.proc.poll()
         if code is not None:
-            self._ended(now, "exit", code)
+            self._ended(now, code)
             return
         kb = rss_kb(self.proc.pid)
         self.rss_now_kb = kb
@@ -169,9 +169,9 @@ class Device(object):
         if os.path.isdir(flash):   # the journal as the power cut left it, for the record
             shutil.copytree(flash, os.path.join(self.folder, "flash-at-power-loss-%d" % len(self.kills)))
         self.state = "powered-off"
-        self._reboot(now, self.timing.reboot_delay if off is None else off, rapid=False)
+        self._reboot(now, self.timing.reboot_delay if off is None else off)
 
-    def _ended(self, now: float, how: str, code: int) -> None:
+    def _ended(self, now: float, code: int) -> None:
         self.exits.append(code)
         self.log("%s: script ended with status %d at %.1fs" % (self.id, code, now))
         self._close_output()
@@ -190,12 +190,13 @@ class Device(object):
             self.state = "waiting"
             self.start_at = now
         elif action == "reboot":
-            self._reboot(now, self.timing.reboot_delay, rapid=True)
+            self._reboot(now, self.timing.reboot_delay)
 
-    def _reboot(self, now: float, delay: float, rapid: bool) -> None:
+    def _reboot(self, now: float, delay: float) -> None:
+        """Boot again after `delay`; Dia's check at start-up holds back a boot loop, whatever its cause."""
         wait = delay
         recent = self.boot_times[-self.timing.rapid_count:]
-        if rapid and len(recent) >= self.timing.rapid_count:
+        if len(recent) >= self.timing.rapid_count:
             gaps = [b - a for a, b in zip(recent, recent[1:] + [now])]
             if sum(gaps) / len(gaps) < self.timing.rapid_window:
                 wait += self.timing.rapid_wait
