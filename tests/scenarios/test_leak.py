@@ -7,12 +7,17 @@ wrote reached Remote Manager.
 
 import json
 
-from tests.scenarios.conftest import EMULATOR_INI, Emulation, messages
+from tests.scenarios.conftest import EMULATOR_INI, Emulation, background, messages
 
 
-def test_leak_is_reported_and_collections_stay_within_budget(tmp_path):
-    run = Emulation(tmp_path, "--profile", EMULATOR_INI, "--workload", "leak", "--duration", "16",
-                    "--report", "drm:?flush=1s", "--", "--rate", "2.5")
+@background("leak")
+def _leak(folder):
+    return Emulation(folder, "--profile", EMULATOR_INI, "--workload", "leak", "--duration", "16",
+                     "--report", "drm:?flush=1s", "--", "--rate", "2.5")
+
+
+def test_leak_is_reported_and_collections_stay_within_budget(launched):
+    run = launched["leak"]
     device = run.result()["devices"][0]
     sent = messages(run.device_folder(device["device"]))
     events = [m for m in sent if m["type"] == "event"]

@@ -8,16 +8,27 @@ the run was too short to fill up. (The IX20 profile acts at 8M of headroom:
 over 2 s of growth at this rate, against its 1 s tick.)
 """
 
-from tests.scenarios.conftest import IX20_INI, Emulation
+import os
+
+from tests.scenarios.conftest import IX20_INI, Emulation, background
 
 ARGS = ("--profile", IX20_INI, "--workload", "cycles", "--limit", "40M", "--duration", "22",
         "--", "--rate", "4")
 
 
-def test_cycles_is_oom_killed_alone_and_survives_with_the_agent(tmp_path):
-    alone = Emulation(tmp_path / "alone", "--no-agent", *ARGS)
-    agent = Emulation(tmp_path / "agent", *ARGS)
-    without, with_agent = alone.result()["devices"][0], agent.result()["devices"][0]
+@background("cycles-alone")
+def _alone(folder):
+    return Emulation(os.path.join(folder, "alone"), "--no-agent", *ARGS)
+
+
+@background("cycles-agent")
+def _with_agent(folder):
+    return Emulation(os.path.join(folder, "agent"), *ARGS)
+
+
+def test_cycles_is_oom_killed_alone_and_survives_with_the_agent(launched):
+    without = launched["cycles-alone"].result()["devices"][0]
+    with_agent = launched["cycles-agent"].result()["devices"][0]
 
     limit = 40 * 1024
     # Without the agent: killed by the emulator, which read RSS over the limit from outside.

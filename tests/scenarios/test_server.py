@@ -7,15 +7,24 @@ outcome does not rest on the agent's report.
 
 import os
 
-from tests.scenarios.conftest import EMULATOR_INI, PROFILES, Emulation
+from tests.scenarios.conftest import EMULATOR_INI, PROFILES, Emulation, background
 
 
-def test_idle_rule_moves_pauses_out_of_busy_phases(tmp_path):
-    default = Emulation(tmp_path / "default", "--profile", EMULATOR_INI, "--workload", "server",
-                        "--duration", "12", "--no-agent")
-    tuned = Emulation(tmp_path / "tuned", "--profile", os.path.join(PROFILES, "server-idle.ini"),
-                      "--workload", "server", "--duration", "12")
-    alone, with_agent = default.result()["devices"][0], tuned.result()["devices"][0]
+@background("server-default")
+def _default(folder):
+    return Emulation(folder, "--profile", EMULATOR_INI, "--workload", "server", "--duration", "12",
+                     "--no-agent")
+
+
+@background("server-tuned")
+def _tuned(folder):
+    return Emulation(folder, "--profile", os.path.join(PROFILES, "server-idle.ini"),
+                     "--workload", "server", "--duration", "12")
+
+
+def test_idle_rule_moves_pauses_out_of_busy_phases(launched):
+    alone = launched["server-default"].result()["devices"][0]
+    with_agent = launched["server-tuned"].result()["devices"][0]
     busy_alone = alone["workload"]["busy_pauses"]["count"]
     busy_agent = with_agent["workload"]["busy_pauses"]["count"]
 
