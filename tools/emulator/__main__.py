@@ -167,6 +167,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, workload_arg
             if not args.workdir:
                 shutil.rmtree(run.folder, ignore_errors=True)
         return 2
+    version = "%d.%d" % sys.version_info[:2] if args.python == sys.executable else ""
+    if version and model.python and version not in model.python:
+        log("the profile says the device runs Python %s; this is %s (use --python to match, "
+            "e.g. a 3.6 for older firmware)" % (model.python, version))
     log("%d device(s): %s; workload %s%s; %gs each; files in %s"
         % (args.devices, model.describe(), args.workload, " without the agent" if args.no_agent else "",
            args.duration, run.folder))
