@@ -20,6 +20,7 @@ from agent.transports import check_url, scheme_of
 
 from .console import ConsolePort
 from .device import ONBOARD, REPO, Device, Timing
+from .flashfull import set_full
 from .model import DeviceModel
 from .summary import device_report
 
@@ -214,16 +215,16 @@ class Run(object):
                     self._at(end, "slow link ends", self._slow(0.0, None))
             elif kind == "power-loss":
                 for d in self.devices:
-                    self._at(d.index * stagger - stagger + fault.at, "%s: power loss" % d.id,
+                    self._at((d.index - 1) * stagger + fault.at, "%s: power loss" % d.id,
                              lambda d=d, off=fault.off: d.power_loss(off))
             elif kind == "flash-full":
                 for d in self.devices:
                     flag = os.path.join(d.folder, "flash_full")
                     self._at((d.index - 1) * stagger + fault.at, "%s: flash full" % d.id,
-                             lambda flag=flag: open(flag, "w").close())
+                             lambda flag=flag: set_full(flag, True))
                     if end is not None:
                         self._at((d.index - 1) * stagger + end, "%s: flash has room again" % d.id,
-                                 lambda flag=flag: os.path.exists(flag) and os.unlink(flag))
+                                 lambda flag=flag: set_full(flag, False))
             elif kind == "serial-noise":
                 self._at(fault.at, "serial noise %.2f%%" % (100 * fault.share), self._noise(fault))
                 if end is not None:
