@@ -76,7 +76,7 @@ class Device(object):
         self.t0 = time.monotonic() if t0 is None else t0
         self.log = log or (lambda text: None)
         self.proc: Optional[subprocess.Popen] = None
-        self.state = "off"           # off | running | waiting | down | powered-off
+        self.state = "off"           # off | waiting | running | down | powered-off | stopping | stopped
         self.start_at: Optional[float] = None
         self.boot = 0                # device boots (the first start is boot 1)
         self.starts: List[float] = []
@@ -90,6 +90,7 @@ class Device(object):
         self.backoffs = 0
         self._output = None
         self._boot_pending = False
+        self._kill_at = 0.0
         os.makedirs(os.path.join(folder, "appmonitor"), exist_ok=True)
 
     # -- timeline -------------------------------------------------------------------
@@ -112,6 +113,9 @@ class Device(object):
     def poll(self) -> None:
         """Start what is due, watch what runs, apply exit actions."""
         now = self.now()
+        if self.state == "stopping":   # no more kills or restarts: the run is over for it
+            self._stopping()
+            return
         if self.state == "waiting" and now >= self.start_at:
             if self._boot_pending:
                 self._new_boot(now)
@@ -162,6 +166,8 @@ class Device(object):
 
     def power_loss(self, off: Optional[float]) -> None:
         """Power cut: SIGKILL whatever runs, then boot again after `off` (or the boot delay)."""
+        if self.state in ("stopping", "stopped"):   # the run is over for this device
+            return
         now = self.now()
         if self.state == "running":
             self.kill("power-loss", then_action=False)
@@ -260,17 +266,31 @@ class Device(object):
 
     # -- end of run --------------------------------------------------------------------
 
-    def stop(self, grace: float = 8.0) -> None:
-        """SIGTERM (the agent sends final telemetry and status offline), then SIGKILL."""
+    def terminate(self, grace: float = 8.0) -> None:
+        """End of the run: SIGTERM (the agent sends final telemetry and status offline);
+        `poll()` sends SIGKILL if the script is still there after `grace` seconds."""
         if self.state == "running":
             self._signal(signal.SIGTERM)
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
-                self.proc.wait()
-            self._close_output()
+            self.state = "stopping"
+            self._kill_at = self.now() + grace
+        elif self.state != "stopping":
+            self.state = "stopped"
+
+    def _stopping(self) -> None:
+        if self.proc.poll() is None and self.now() < self._kill_at:
+            return
+        if self.proc.poll() is None:
+            self._signal(signal.SIGKILL)
+            self.proc.wait()
+        self._close_output()
         self.state = "stopped"
+
+    def stop(self, grace: float = 8.0) -> None:
+        """terminate() and wait until the script is gone."""
+        self.terminate(grace)
+        while self.state == "stopping":
+            self._stopping()
+            time.sleep(0.02)
 
     def _signal(self, signum: int) -> None:
         try:

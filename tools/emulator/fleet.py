@@ -271,7 +271,6 @@ class Run(object):
         end = (len(self.devices) - 1) * options.stagger + options.duration
         timeline = list(self._timeline)
         next_publish = 0.0
-        stopped = set()
         try:
             while True:
                 now = time.monotonic() - t0
@@ -280,12 +279,8 @@ class Run(object):
                     self.log("%.1fs: %s" % (now, what))
                     action()
                 for d in self.devices:
-                    if d.id in stopped:
-                        continue
                     if now >= (d.index - 1) * options.stagger + options.duration:
-                        d.stop()
-                        stopped.add(d.id)
-                        continue
+                        d.terminate()   # without waiting: the others are still watched
                     d.poll()
                 if now >= next_publish:
                     next_publish = now + PUBLISH_EVERY
@@ -293,10 +288,12 @@ class Run(object):
                         d.publish()
                 for console in self.consoles.values():
                     console.pump()
-                if now >= end and len(stopped) == len(self.devices):
+                if now >= end and all(d.state == "stopped" for d in self.devices):
                     break
                 time.sleep(POLL)
         finally:
+            for d in self.devices:
+                d.terminate()
             for d in self.devices:
                 d.stop()
             for console in self.consoles.values():
