@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import REPO
 
-PROFILES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profiles")
+PROFILES = os.path.join(REPO, "device_profiles", "examples")
 EMULATOR_INI = os.path.join(REPO, "device_profiles", "emulator.ini")
 IX20_INI = os.path.join(REPO, "device_profiles", "ix20.ini")
 

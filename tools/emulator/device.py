@@ -90,7 +90,8 @@ class Device(object):
         self.backoffs = 0
         self._output = None
         self._boot_pending = False
-        self._kill_at = 0.0
+        self._kill_at = self._term_at = 0.0
+        self._term_sent = False
         os.makedirs(os.path.join(folder, "appmonitor"), exist_ok=True)
 
     # -- timeline -------------------------------------------------------------------
@@ -266,22 +267,34 @@ class Device(object):
 
     # -- end of run --------------------------------------------------------------------
 
-    def terminate(self, grace: float = 8.0) -> None:
-        """End of the run: SIGTERM (the agent sends final telemetry and status offline);
-        `poll()` sends SIGKILL if the script is still there after `grace` seconds."""
+    def terminate(self, grace: float = 8.0, wait_first: float = 0.0) -> None:
+        """End of the run. A script that ends by itself gets `wait_first` seconds to do
+        so (its agent is flushing over a slow link); then SIGTERM (the agent sends final
+        telemetry and status offline); SIGKILL if it is still there `grace` later.
+        `poll()` carries this out, so the other devices stay watched meanwhile."""
         if self.state == "running":
-            self._signal(signal.SIGTERM)
             self.state = "stopping"
-            self._kill_at = self.now() + grace
-        elif self.state != "stopping":
+            self._term_at = self.now() + wait_first
+            self._kill_at = self._term_at + grace
+            self._term_sent = False
+            self._stopping()
+        elif self.state == "stopping":
+            self._term_at = min(self._term_at, self.now() + wait_first)
+            self._kill_at = min(self._kill_at, self._term_at + grace)
+        else:
             self.state = "stopped"
 
     def _stopping(self) -> None:
-        if self.proc.poll() is None and self.now() < self._kill_at:
-            return
+        now = self.now()
         if self.proc.poll() is None:
-            self._signal(signal.SIGKILL)
-            self.proc.wait()
+            if now >= self._kill_at:
+                self._signal(signal.SIGKILL)
+                self.proc.wait()
+            else:
+                if now >= self._term_at and not self._term_sent:
+                    self._signal(signal.SIGTERM)
+                    self._term_sent = True
+                return
         self._close_output()
         self.state = "stopped"
 

@@ -24,6 +24,7 @@ from .flashfull import set_full
 from .model import DeviceModel
 from .summary import device_report
 
+ENDS_BY_ITSELF = 5.0  # seconds a workload given --seconds has to end (and its agent to flush)
 POLL = 0.1            # seconds between RSS readings: ~10 MB/s of growth overshoots by 1 MB at most
 PUBLISH_EVERY = 0.25  # runt.json refresh
 WORKLOADS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workloads")
@@ -96,6 +97,7 @@ class Run(object):
         self._timeline: List[Tuple[float, str, Callable[[], None]]] = []
         self.proxy_stats: Optional[Dict[str, int]] = None   # the uplink's byte counts, after a run
         self.workload = workload_path(options.workload)
+        self._ends_itself = self._takes_seconds()
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -280,7 +282,8 @@ class Run(object):
                     action()
                 for d in self.devices:
                     if now >= (d.index - 1) * options.stagger + options.duration:
-                        d.terminate()   # without waiting: the others are still watched
+                        # without blocking: the others are still watched meanwhile
+                        d.terminate(wait_first=ENDS_BY_ITSELF if self._ends_itself else 0.0)
                     d.poll()
                 if now >= next_publish:
                     next_publish = now + PUBLISH_EVERY
