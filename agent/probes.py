@@ -125,6 +125,9 @@ class _DigiMemory(object):
 
     def __init__(self, proc_root: str) -> None:
         from digidevice import runt  # the Digi way; present on DAL devices only
+        start = getattr(runt, "start", None)
+        if start is not None:   # Digi's stubs: start() before any get(); stop() when done
+            start()
         self._runt = runt
         self._total = 0
         try:
@@ -136,10 +139,17 @@ class _DigiMemory(object):
 
     def read(self) -> Tuple[int, int]:
         value = self._runt.get("system.ram.available")
+        if value is None:   # "None if the path is not populated" (Digi's stubs)
+            raise ValueError("runt has no system.ram.available")
         return int(value) // 1024, self._total   # runt reports bytes
 
     def close(self) -> None:
-        pass
+        stop = getattr(self._runt, "stop", None)
+        if stop is not None:
+            try:
+                stop()
+            except Exception:
+                pass
 
 
 class _PsutilMemory(object):

@@ -32,6 +32,7 @@ RULE_TYPES = ("periodic", "low_memory", "event")
 ESCALATION_STEPS = ("collect0", "collect1", "collect2", "callbacks", "event")
 EVENT_TRIGGERS = ("idle", "large_free", "link_down", "link_up", "signal")
 PROBES = ("auto", "proc", "digidevice", "psutil")
+EXIT_ACTIONS = ("none", "restart", "reboot")   # DAL auto-start: what follows the script's end
 _TEMPLATE = re.compile(r"\$\{([^}]*)\}")
 _ID_CHARS = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _MAX_EXTENDS_DEPTH = 8
@@ -45,6 +46,7 @@ class DeviceSettings(NamedTuple):
     memory_limit_kb: Optional[int] = None   # None: auto (cgroup, rlimit, RAM)
     ram_kb: Optional[int] = None     # the model's RAM, for people and the emulator
     python: str = ""                 # the model's Python, for people and the emulator
+    exit_action: str = "none"        # the auto-start entry's exit action: none, restart, reboot
 
 
 class AgentSettings(NamedTuple):
@@ -370,6 +372,7 @@ SCHEMA = {
         "memory_limit": ("memory_limit_kb", _memory_limit, False),
         "ram": ("ram_kb", _positive_kb, False),
         "python": ("python", _text, False),
+        "exit_action": ("exit_action", _choice(EXIT_ACTIONS), False),
     },
     "agent": {
         "tick": ("tick", _positive_duration, False),
@@ -844,6 +847,9 @@ def describe(profile: Profile) -> str:
     """A short human summary, used by `check -v` and the README's examples."""
     lines = ["device %s (model %s), %d rule(s)" % (profile.device.id, profile.device.model,
                                                     len(profile.rules))]
+    if profile.device.exit_action != "none":
+        lines.append("  when the script ends (or is killed over memory_limit): %s"
+                     % profile.device.exit_action)
     for rule in profile.rules:
         if rule.type == "periodic":
             what = "every %s, generation %d" % (format_duration(rule.every), rule.generation)

@@ -71,6 +71,7 @@ class Reporter(object):
         self.journal_records = journal.pending() if journal is not None else 0
         self._spilled_this_run = 0
         self.journal_errors = 0
+        self.lost = 0   # unacknowledged at shutdown and refused by the journal
 
     # -- numbers for telemetry ------------------------------------------------------
 
@@ -82,7 +83,7 @@ class Reporter(object):
     @property
     def dropped(self) -> int:
         """Messages lost to a full outbox or a full journal since start."""
-        return self.outbox.dropped + (self.journal.dropped if self.journal is not None else 0)
+        return self.outbox.dropped + self.lost + (self.journal.dropped if self.journal is not None else 0)
 
     # -- the tick -------------------------------------------------------------------------
 
@@ -214,21 +215,26 @@ class Reporter(object):
         """Move the RAM backlog (and, at shutdown, what is in flight) to the journal."""
         if self.journal is None:
             return 0
-        items = []
-        if include_inflight:
-            items = [i for k, i in self._inflight.items() if k not in self._replay_of]
+        written = 0
+        if include_inflight:   # at shutdown: in flight is older than what waits in RAM
+            items = sorted((i for k, i in self._inflight.items() if k not in self._replay_of),
+                           key=lambda i: i.seq)
             self._inflight.clear()
+            for item in items:
+                if self._journal_call(self.journal.append, item.body) is False:
+                    self.lost += 1   # flash full at shutdown: nowhere left to keep it; counted
+                else:
+                    written += 1
         while True:
             item = self.outbox.peek()
             if item is None:
                 break
+            # A message leaves RAM only once the journal holds it: with the flash
+            # full (or gone) the rest stays in the outbox, bounded and counted there.
+            if self._journal_call(self.journal.append, item.body) is False:
+                break
             self.outbox.pop(item)
-            items.append(item)
-        items.sort(key=lambda i: i.seq)
-        written = 0
-        for item in items:
-            if self._journal_call(self.journal.append, item.body) is not False:
-                written += 1
+            written += 1
         self._journal_call(self.journal.sync)
         self.journal_records += written
         self._spilled_this_run += written

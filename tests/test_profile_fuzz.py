@@ -43,7 +43,8 @@ ini_lines = st.lists(
 
 # A sensible value for each known key, so that drawn profiles are often valid.
 GOOD = {"extends": "base.ini", "description": "a site", "id": "gw-1", "model": "IX20",
-        "memory_limit": "40M", "ram": "256M", "python": "3.6.10", "tick": "1s", "budget": "5%",
+        "memory_limit": "40M", "ram": "256M", "python": "3.6.10", "exit_action": "reboot",
+        "tick": "1s", "budget": "5%",
         "budget_window": "1m", "signals": "yes", "probe": "proc", "thresholds": "700, 10, 10",
         "freeze_after_start": "30s", "urls": "stdout:", "interval": "60s", "batch": "10",
         "enabled": "yes", "every": "15m", "generation": "2", "below": "15%", "rearm_above": "25%",

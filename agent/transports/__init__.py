@@ -24,6 +24,7 @@ SCHEMES: Dict[str, Tuple[str, str]] = {
     "socket": ("agent.transports.serial", "SerialTransport"),
     "rfc2217": ("agent.transports.serial", "SerialTransport"),
     "spy": ("agent.transports.serial", "SerialTransport"),
+    "drm": ("agent.transports.digi", "DigiTransport"),
 }
 SERIAL_PATH = "/dev/"   # a bare device path (/dev/ttyS1?baud=115200) is a serial URL
 
@@ -51,6 +52,9 @@ def check_url(url: str) -> None:
     elif SCHEMES[scheme][0].endswith(".serial"):
         from .serial import parse_serial_url
         parse_serial_url(url)
+    elif scheme == "drm":
+        from .digi import parse_drm_url
+        parse_drm_url(url)
 
 
 def open_transport(url: str, context: Optional[Context] = None) -> Transport:

@@ -1,0 +1,170 @@
+"""`drm:` : reports to Digi Remote Manager as data points, through `digidevice.datapoint`.
+
+Each message becomes one data point of type JSON on the stream
+`PREFIX/TYPE` (`gcagent/status`, `gcagent/telemetry`, `gcagent/event`,
+`gcagent/resp`; Remote Manager prepends the device id itself), stamped
+with the message's own `ts`. Each telemetry sample also becomes numeric
+points on `PREFIX/rss_kb` and `PREFIX/mem_free_kb`, so Remote Manager can
+chart memory without parsing JSON.
+
+Points are sent in batches with `upload_multiple`, the call a device makes
+over its one management connection: a batch goes when it holds `batch`
+messages, when its oldest has waited `flush` seconds, or at once with a
+status message (online at start, offline at stop). A message leaves the
+agent's outbox only when its batch uploaded (the same acknowledgement path
+as MQTT's PUBACK); a failed upload marks the link down, keeps the batch,
+and retries with a doubling delay, while new messages wait in the outbox and
+spill to the journal as with any other link.
+
+URL: `drm:` or `drm:?batch=20&flush=5s&stream=gcagent`.
+"""
+
+import json
+import time
+from typing import List, Optional
+from urllib.parse import parse_qs
+
+from ..errors import TransportError
+from ..outbox import Outgoing
+from ..units import parse_duration
+from .base import Context, Transport, TransportEvent
+
+UPLOAD_TIMEOUT = 20.0
+MAX_RETRY = 60.0
+_NUMERIC = ("rss_kb", "mem_free_kb")
+
+
+def parse_drm_url(url: str):
+    """drm:[?batch=N&flush=S&stream=PREFIX] -> (batch, flush_s, prefix or None)."""
+    rest = url.partition(":")[2]
+    if rest.startswith("//"):
+        raise ValueError("%r: write drm: (no host: the device's own Remote Manager connection "
+                         "is used)" % url)
+    path, _, query = rest.partition("?")
+    if path:
+        raise ValueError("%r: drm: takes no path; options go after ?" % url)
+    options = parse_qs(query, keep_blank_values=True)
+    unknown = sorted(set(options) - {"batch", "flush", "stream"})
+    if unknown:
+        raise ValueError("%r: unknown option %s (known: batch, flush, stream)" % (url, ", ".join(unknown)))
+    try:
+        batch = int(options["batch"][-1]) if "batch" in options else 20
+        flush = parse_duration(options["flush"][-1]) if "flush" in options else 5.0
+    except ValueError:
+        raise ValueError("%r: batch is a whole number, flush a duration such as 5s" % url)
+    if not 1 <= batch <= 250 or not 0 <= flush <= 3600:
+        raise ValueError("%r: batch must be 1..250 and flush 0s..1h" % url)
+    stream = options["stream"][-1].strip("/") if "stream" in options else None
+    if stream is not None and not stream:
+        raise ValueError("%r: stream is empty" % url)
+    return batch, flush, stream
+
+
+class DigiTransport(Transport):
+    """Status, telemetry and events as Remote Manager data points."""
+
+    scheme = "drm"
+    has_link = True
+
+    def __init__(self, url: str, context: Optional[Context] = None,
+                 clock=time.monotonic) -> None:
+        super(DigiTransport, self).__init__(url, context)
+        self.batch, self.flush, stream = parse_drm_url(url)
+        self.prefix = stream or getattr(self.context.settings, "prefix", "gcagent")
+        self._clock = clock
+        self._datapoint = None
+        self._pending: List[Outgoing] = []
+        self._oldest = 0.0
+        self._events: List[TransportEvent] = []
+        self._up: Optional[bool] = None
+        self._failures = 0
+        self._retry_at = 0.0
+        self.uploads = 0
+
+    def open(self) -> None:
+        if self._datapoint is not None:
+            return
+        try:
+            from digidevice import datapoint
+        except ImportError:
+            raise TransportError("drm: needs the digidevice package, present on Digi devices "
+                                 "(and under gc-emulator); it is not importable here")
+        self._datapoint = datapoint
+        self._set_link(True)
+
+    def ready(self) -> bool:
+        # A full batch waits for its upload before more are taken.
+        return self._up is True and len(self._pending) < self.batch
+
+    def send(self, item: Outgoing) -> bool:
+        if self._datapoint is None:
+            self.open()
+        if not self._pending:
+            self._oldest = self._clock()
+        self._pending.append(item)
+        # A status goes at once, with whatever waits before it: Remote Manager shows
+        # the device online promptly, and "offline" (the last message at a stop)
+        # never waits for a flush that the process will not live to see.
+        if len(self._pending) >= self.batch or item.type == "status":
+            self._upload()
+        return False   # acknowledged from poll() once its batch is uploaded
+
+    def poll(self) -> List[TransportEvent]:
+        if self._pending and self._datapoint is not None:
+            now = self._clock()
+            due = self._retry_at if self._up is False else self._oldest + self.flush
+            if now >= due:
+                self._upload()
+        out, self._events = self._events, []
+        return out
+
+    def _points(self, items: List[Outgoing]) -> list:
+        dp = self._datapoint
+        points = []
+        for item in items:
+            try:
+                message = json.loads(item.body.decode("utf-8"))
+            except ValueError:
+                continue
+            ts = message.get("ts")
+            points.append(dp.DataPoint("%s/%s" % (self.prefix, item.type), item.body.decode("utf-8"),
+                                       timestamp=ts, data_type=dp.DataType.JSON))
+            for sample in message.get("samples", ()) if item.type == "telemetry" else ():
+                for key in _NUMERIC:
+                    if isinstance(sample.get(key), int):
+                        points.append(dp.DataPoint("%s/%s" % (self.prefix, key), sample[key],
+                                                   timestamp=sample.get("ts"), units="KB",
+                                                   data_type=dp.DataType.INT))
+        return points
+
+    def _upload(self) -> None:
+        batch = list(self._pending)
+        try:
+            self._datapoint.upload_multiple(self._points(batch), timeout=UPLOAD_TIMEOUT)
+        except Exception as exc:   # DataPointException, TimeoutError, ValueError: all "not delivered"
+            self._failures += 1
+            self._retry_at = self._clock() + min(MAX_RETRY, 2.0 ** min(self._failures - 1, 6))
+            if self._up is not False:
+                self._events.append(TransportEvent("error", "Remote Manager upload failed: %s: %s"
+                                                   % (type(exc).__name__, exc)))
+            self._set_link(False)
+            return
+        self._failures = 0
+        self.uploads += 1
+        del self._pending[:len(batch)]
+        self._oldest = self._clock()
+        self._set_link(True)
+        self._events.extend(TransportEvent("ack", item) for item in batch)
+
+    def _set_link(self, up: bool) -> None:
+        if self._up is not up:
+            self._up = up
+            self._events.append(TransportEvent("link", up))
+
+    def close(self) -> None:
+        if self._pending and self._datapoint is not None and self._up:
+            self._upload()   # a last batch (the final status); what fails goes to the journal
+        self._datapoint = None
+
+    def describe(self) -> str:
+        return "drm:"

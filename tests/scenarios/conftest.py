@@ -1,0 +1,88 @@
+"""Scenario helpers: run gc-emulator as a user would (a real subprocess), read its JSON summary.
+
+Each scenario asserts from measurements: RSS and kills come from the
+emulator's readings of /proc/PID from outside the device's process, and
+message counts from a real mosquitto (tests/integration/broker.py) or the
+files the devices wrote, never from the agent's own claims alone.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any, Callable, Dict, List, Optional
+
+import pytest
+
+from tests.conftest import REPO
+
+PROFILES = os.path.join(REPO, "device_profiles", "examples")
+EMULATOR_INI = os.path.join(REPO, "device_profiles", "emulator.ini")
+IX20_INI = os.path.join(REPO, "device_profiles", "ix20.ini")
+
+
+class Emulation(object):
+    """One `gc-emulator run ... --json` in the background; `result()` waits for its summary."""
+
+    def __init__(self, workdir: str, *args: str) -> None:
+        self.workdir = str(workdir)
+        os.makedirs(self.workdir, exist_ok=True)
+        self.argv = [sys.executable, "-m", "tools.emulator", "run", "--json", "--workdir", self.workdir,
+                     *args]
+        self._err = open(os.path.join(self.workdir, "emulator.log"), "w+")  # noqa: SIM115
+        self._summary: Optional[Dict[str, Any]] = None
+        self.proc = subprocess.Popen(self.argv, cwd=REPO, stdout=subprocess.PIPE, stderr=self._err,
+                                     env=dict(os.environ, PYTHONPATH=REPO))
+
+    def result(self, timeout: float = 120.0) -> Dict[str, Any]:
+        if self._summary is not None:
+            return self._summary
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise AssertionError("gc-emulator still running after %ss: %s" % (timeout, self.argv))
+        self._err.seek(0)
+        log = self._err.read()
+        self._err.close()
+        assert out.strip(), "gc-emulator printed no summary (exit %d):\n%s" % (self.proc.returncode, log)
+        summary = json.loads(out)
+        summary["exit_status"] = self.proc.returncode
+        summary["log"] = log
+        self._summary = summary
+        return summary
+
+    def device_folder(self, device: str) -> str:
+        return os.path.join(self.workdir, device)
+
+
+def messages(folder: str) -> List[Dict[str, Any]]:
+    """Every message a device's agent wrote to its file report (the emulator's own copy)."""
+    from tools.emulator.summary import read_messages
+    return read_messages(folder)
+
+
+# Runs that take 12-22 s each start together, once per session, the first time
+# a test asks for one; each test then waits only for its own. They are light
+# (one busy server at most), so running side by side changes no outcome.
+_STARTERS: Dict[str, Callable[[str], "Emulation"]] = {}
+
+
+def background(name: str):
+    """Register a run to start with the others: `@background("leak") def _(folder): ...`."""
+    def register(start: Callable[[str], "Emulation"]):
+        _STARTERS[name] = start
+        return start
+    return register
+
+
+@pytest.fixture(scope="session")
+def launched(tmp_path_factory) -> Dict[str, "Emulation"]:
+    folder = tmp_path_factory.mktemp("scenarios")
+    runs = {name: start(str(folder / name)) for name, start in _STARTERS.items()}
+    yield runs
+    for run in runs.values():
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()

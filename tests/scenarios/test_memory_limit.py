@@ -1,0 +1,46 @@
+"""`cycles` under a 40M script limit: killed without the agent, alive with it (IX20 profile).
+
+The workload aims at 4 MB/s of reference cycles (it makes about 3 MB/s)
+with the collector disabled, as some libraries do. Both runs start together
+and last 22 s; in that time the workload makes over 1.5 times the limit in
+garbage, so surviving means the agent's collections gave it back, not that
+the run was too short to fill up. (The IX20 profile acts at 8M of headroom:
+over 2 s of growth at this rate, against its 1 s tick.)
+"""
+
+import os
+
+from tests.scenarios.conftest import IX20_INI, Emulation, background
+
+ARGS = ("--profile", IX20_INI, "--workload", "cycles", "--limit", "40M", "--duration", "22",
+        "--", "--rate", "4")
+
+
+@background("cycles-alone")
+def _alone(folder):
+    return Emulation(os.path.join(folder, "alone"), "--no-agent", *ARGS)
+
+
+@background("cycles-agent")
+def _with_agent(folder):
+    return Emulation(os.path.join(folder, "agent"), *ARGS)
+
+
+def test_cycles_is_oom_killed_alone_and_survives_with_the_agent(launched):
+    without = launched["cycles-alone"].result()["devices"][0]
+    with_agent = launched["cycles-agent"].result()["devices"][0]
+
+    limit = 40 * 1024
+    # Without the agent: killed by the emulator, which read RSS over the limit from outside.
+    assert without["outcome"] == "OOM-killed", without
+    assert without["oom_kills"] and without["oom_kills"][0]["rss_kb"] > limit
+    assert without["peak_rss_kb"] > limit
+
+    # With the agent: never over the limit, and it really ran the whole time.
+    assert with_agent["outcome"] == "survived", with_agent
+    assert with_agent["peak_rss_kb"] < limit
+    workload = with_agent["workload"]       # the workload's own last line: it ran to its end
+    assert workload["seconds"] >= 20 and not workload["gc_enabled"]
+    assert workload["garbage_mb"] * 1024 > 1.5 * limit
+    assert sum(with_agent["collections"].values()) >= 1
+    assert with_agent["reclaimed_kb"] > 0

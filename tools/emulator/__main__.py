@@ -1,0 +1,199 @@
+"""gc-emulator: emulated Digi devices on a desktop, each running the real agent and a workload.
+
+    gc-emulator run --profile PROFILE --workload NAME [--devices N] [--duration S]
+                    [--report URL] [--fault SPEC ...] [--json] [-- WORKLOAD ARGS]
+"""
+
+import argparse
+import json
+import shutil
+import sys
+from typing import List, Optional
+
+from agent.units import parse_duration, parse_size
+
+EPILOG = """examples:
+  gc-emulator run --profile device_profiles/ix20.ini --workload cycles --duration 30
+  gc-emulator run --profile device_profiles/ix20.ini --workload cycles --limit 40M --no-agent
+  gc-emulator run --profile device_profiles/emulator.ini --workload leak --devices 20 --json
+  gc-emulator run --profile device_profiles/emulator.ini --workload cycles \\
+      --report mqtt://127.0.0.1:1883 --fault broker-outage:at=10s,for=30s
+  gc-emulator run --profile device_profiles/ix20.ini --workload cycles -- --rate 4
+
+workloads: tools/emulator/workloads/ (cycles, bigfree, leak, server, gcoff), or a path
+to any script. Arguments after -- go to the workload.
+
+what it models: the model's RAM and the script's "Maximum memory" (the profile's
+[device] ram and memory_limit, or --limit), SIGKILL over the limit measured from
+outside, the auto-start exit action ([device] exit_action: none, restart, reboot,
+with rapid-reboot back-off), digidevice (runt, datapoint, cli, appmonitor), a pty
+console port per device, and faults at a proxy in front of the broker.
+
+exit status: 0 when every device survived, 1 when any was killed or failed,
+2 for bad options.
+"""
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text) // 1024
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gc-emulator", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Emulated Digi gateways: each device is a subprocess running the real agent "
+                    "around a workload, killed like the device kills a script over its memory limit.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", help="run emulated devices and print a summary",
+                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description="Run N emulated devices for a while, then print one row per "
+                                     "device: survived or killed, peak RSS against the limit, "
+                                     "collections, reclaimed memory, pauses, messages.")
+    run.add_argument("--profile", required=True, help="device profile (INI), e.g. device_profiles/ix20.ini")
+    run.add_argument("--workload", required=True,
+                     help="cycles, bigfree, leak, server, gcoff (tools/emulator/workloads/) or a script path")
+    run.add_argument("--devices", type=int, default=1, metavar="N", help="how many devices (default 1)")
+    run.add_argument("--duration", type=_duration, default=30.0, metavar="S",
+                     help="how long each device runs (default 30s; 90s, 2m...)")
+    run.add_argument("--report", action="append", default=[], metavar="URL",
+                     help="where the agents report, besides the emulator's own file per device "
+                          "(repeatable): mqtt://HOST:PORT (through the fault proxy), drm: (emulated "
+                          "Remote Manager), console (each device's pty console port), file:///...")
+    run.add_argument("--fault", action="append", default=[], metavar="SPEC",
+                     help="a fault to inject (repeatable), e.g. broker-outage:at=10s,for=30s, "
+                          "power-loss:at=20s, serial-noise:share=1%%, flash-full:at=5s, "
+                          "slow-link:delay=300ms,rate=2KB/s")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+    run.add_argument("--no-agent", action="store_true",
+                     help="run the workload alone, without the agent (to see what the limit does to it)")
+    run.add_argument("--limit", type=_size, metavar="SIZE",
+                     help="the script's Maximum memory (default: the profile's [device] memory_limit)")
+    run.add_argument("--exit-action", choices=("none", "restart", "reboot"),
+                     help="what follows the script's end or kill (default: [device] exit_action)")
+    run.add_argument("--baseline", type=_size, default=64 * 1024, metavar="SIZE",
+                     help="RAM the firmware holds before scripts run (default 64M)")
+    run.add_argument("--stagger", type=_duration, default=0.5, metavar="S",
+                     help="seconds between two devices' power-on (default 0.5)")
+    run.add_argument("--reboot-delay", type=_duration, default=3.0, metavar="S",
+                     help="how long a reboot takes (default 3s)")
+    run.add_argument("--rapid-reboot", default="3,20m,10m", metavar="N,WINDOW,WAIT",
+                     help="rapid-reboot back-off, as Digi's Dia did: when the last N starts average "
+                          "under WINDOW apart, wait WAIT before booting (default 3,20m,10m)")
+    run.add_argument("--python", default=sys.executable, metavar="PATH",
+                     help="the device's Python (default: this one; e.g. a 3.6 to match older firmware)")
+    run.add_argument("--workdir", metavar="DIR",
+                     help="keep each device's files here (default: a new folder under /tmp)")
+    run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return parser
+
+
+def _split(argv: List[str]):
+    if "--" in argv:
+        at = argv.index("--")
+        return argv[:at], argv[at + 1:]
+    return argv, []
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of `gc-emulator` and `python -m tools.emulator`; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ours, workload_args = _split(argv)
+    parser = _parser()
+    args = parser.parse_args(ours)
+    if args.command != "run":
+        parser.print_help(sys.stderr)
+        return 2
+    return _run(parser, args, workload_args)
+
+
+def _timing(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    from .device import Timing
+    try:
+        count, window, wait = args.rapid_reboot.split(",")
+        return Timing(args.reboot_delay, parse_duration(window), parse_duration(wait), int(count))
+    except ValueError:
+        parser.error("--rapid-reboot %r: write N,WINDOW,WAIT such as 3,20m,10m" % args.rapid_reboot)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, workload_args: List[str]) -> int:
+    from agent.errors import ProfileError
+
+    from .fleet import Run, RunOptions
+    from .model import model_from_profile
+    from .summary import table
+    if args.devices < 1:
+        parser.error("--devices must be at least 1")
+    try:
+        model = model_from_profile(args.profile, args.limit, args.exit_action, args.baseline)
+    except ProfileError as exc:
+        for problem in exc.problems:
+            sys.stderr.write(str(problem) + "\n")
+        return 2
+    faults = ()
+    if args.fault:
+        try:
+            from .faults import parse_faults
+        except ImportError:
+            sys.stderr.write("gc-emulator: --fault needs tools/emulator/faults.py, missing here\n")
+            return 2
+        try:
+            faults = tuple(parse_faults(args.fault))
+        except ValueError as exc:
+            sys.stderr.write("gc-emulator: %s\n" % exc)
+            return 2
+    log = (lambda text: None) if args.quiet else (lambda text: sys.stderr.write("gc-emulator: %s\n" % text))
+    options = RunOptions(model=model, workload=args.workload, workload_args=tuple(workload_args),
+                         devices=args.devices, duration=args.duration, reports=tuple(args.report),
+                         faults=faults, no_agent=args.no_agent, stagger=args.stagger,
+                         python=args.python, workdir=args.workdir or "", timing=_timing(parser, args))
+    run = None
+    try:
+        run = Run(options, log)
+        run.setup()
+    except (ValueError, OSError) as exc:
+        sys.stderr.write("gc-emulator: %s\n" % exc)
+        if run is not None:
+            run.close()
+            if not args.workdir:
+                shutil.rmtree(run.folder, ignore_errors=True)
+        return 2
+    version = "%d.%d" % sys.version_info[:2] if args.python == sys.executable else ""
+    if version and model.python and version not in model.python:
+        log("the profile says the device runs Python %s; this is %s (use --python to match, "
+            "e.g. a 3.6 for older firmware)" % (model.python, version))
+    log("%d device(s): %s; workload %s%s; %gs each; files in %s"
+        % (args.devices, model.describe(), args.workload, " without the agent" if args.no_agent else "",
+           args.duration, run.folder))
+    try:
+        reports = run.execute()
+    except KeyboardInterrupt:
+        sys.stderr.write("gc-emulator: interrupted\n")
+        return 130
+    finally:
+        run.close()
+    if args.json:
+        sys.stdout.write(json.dumps({"profile": model.profile_path, "model": model._asdict(),
+                                     "workload": args.workload, "agent": not args.no_agent,
+                                     "duration_s": args.duration, "folder": run.folder,
+                                     "proxy": run.proxy_stats, "devices": reports}, indent=1) + "\n")
+    else:
+        sys.stdout.write(table(reports) + "\n")
+        if run.proxy_stats:
+            sys.stdout.write("uplink (proxy): %(bytes_up)d bytes up, %(bytes_down)d down, %(accepted)d "
+                             "connections, %(refused)d refused during outages\n" % run.proxy_stats)
+        sys.stdout.write("files: %s\n" % run.folder)
+    return 0 if all(r["outcome"] == "survived" for r in reports) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

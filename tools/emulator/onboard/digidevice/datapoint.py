@@ -1,0 +1,118 @@
+"""digidevice.datapoint (emulated): uploads to Digi Remote Manager, recorded to a file.
+
+Each uploaded data point becomes one JSON line in DEVICE_DIR/datapoints.jsonl
+(stream_id, data, timestamp, units, description, data_type, ...), written
+with one append per call, which is what the emulator counts as "arrived at
+Remote Manager". While DEVICE_DIR/drm_down exists (the emulator's outage
+fault), uploads fail with DataPointException, as they do when the cellular
+link or Remote Manager is unreachable.
+"""
+
+import enum
+import json
+import os
+import time
+from typing import Any, List, Optional, Tuple
+
+from . import _device_dir
+
+
+class DataType(enum.Enum):
+    """The stream's data type, sent as its name."""
+
+    INT = "INTEGER"
+    LONG = "LONG"
+    FLOAT = "FLOAT"
+    DOUBLE = "DOUBLE"
+    STRING = "STRING"
+    BINARY = "BINARY"
+    JSON = "JSON"
+    GEOJSON = "GEOJSON"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class DataPointException(RuntimeError):
+    """An upload failed; the message says why."""
+
+
+class DataPoint(object):
+    """One data point, for upload_multiple()."""
+
+    def __init__(self, stream_id: str, data, *, description: Optional[str] = None,
+                 timestamp: Optional[float] = None, units: Optional[str] = None,
+                 geo_location: Optional[Tuple[float, float, float]] = None,
+                 quality: Optional[int] = None, data_type: Optional[DataType] = None) -> None:
+        if not isinstance(stream_id, str) or not stream_id:
+            raise ValueError("invalid data stream id %r" % (stream_id,))
+        if data is None:
+            raise ValueError("no data for stream %s" % stream_id)
+        if data_type is not None and not isinstance(data_type, DataType):
+            raise TypeError("data_type must be a DataType, not %r" % (data_type,))
+        if isinstance(data, (bytes, bytearray)) and data_type not in (None, DataType.BINARY):
+            raise TypeError("binary data needs data_type=DataType.BINARY")
+        self.stream_id = stream_id
+        self.data = data
+        self.description = description
+        self.timestamp = timestamp
+        self.units = units
+        self.geo_location = geo_location
+        self.quality = quality
+        self.data_type = data_type
+
+    def _record(self, now: float) -> dict:
+        if self.data_type == DataType.GEOJSON and not isinstance(self.data, str):
+            data = json.dumps(self.data)
+        elif isinstance(self.data, (bytes, bytearray)):
+            data = bytes(self.data).hex()
+        else:
+            data = str(self.data)
+        record = {"stream_id": self.stream_id, "data": data,
+                  "timestamp": float(self.timestamp) if self.timestamp is not None else now,
+                  "uploaded": now}
+        for key in ("description", "units", "geo_location", "quality"):
+            value = getattr(self, key)
+            if value is not None:
+                record[key] = value
+        if self.data_type is not None:
+            record["data_type"] = str(self.data_type)
+        return record
+
+
+def _write(points: List[DataPoint]) -> None:
+    folder = _device_dir()
+    if os.path.exists(os.path.join(folder, "drm_down")):
+        raise DataPointException("Remote Manager is not reachable (no connection)")
+    now = time.time()
+    data = "".join(json.dumps(p._record(now), separators=(",", ":")) + "\n" for p in points)
+    fd = os.open(os.path.join(folder, "datapoints.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                 0o644)
+    try:
+        view = memoryview(data.encode("utf-8"))
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as exc:
+        raise DataPointException("upload failed: %s" % (exc.strerror or exc))
+    finally:
+        os.close(fd)
+
+
+def upload(stream_id: str, data: Any, *, description: Optional[str] = None,
+           timestamp: Optional[float] = None, units: Optional[str] = None,
+           geo_location: Optional[Tuple[float, float, float]] = None,
+           quality: Optional[int] = None, data_type: Optional[DataType] = None,
+           timeout: Optional[float] = None) -> None:
+    """Upload one data point (DataPointException when it cannot)."""
+    _write([DataPoint(stream_id, data, description=description, timestamp=timestamp,
+                      units=units, geo_location=geo_location, quality=quality,
+                      data_type=data_type)])
+
+
+def upload_multiple(datapoints: List[DataPoint], timeout: Optional[float] = None) -> None:
+    """Upload several data points in one request (DataPointException when it cannot)."""
+    if not isinstance(datapoints, (list, tuple)) or \
+            not all(isinstance(p, DataPoint) for p in datapoints):
+        raise ValueError("upload_multiple takes a list of DataPoint")
+    if datapoints:
+        _write(list(datapoints))
