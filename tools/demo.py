@@ -1,8 +1,10 @@
 """`make demo`: the console watching a fleet of three emulated devices.
 
 `python -m tools.demo` starts the console with its embedded MQTT broker on
-127.0.0.1 (nothing to install, no root), then three devices of different
-models, each an application under gc-agent reporting to that broker, and
+127.0.0.1 (nothing to install, no root), then three emulated devices of
+different models and workloads (`gc-emulator run`: the real agent around a
+workload, the model's memory limit enforced from outside, the emulated
+`digidevice`), each reporting to that broker, and
 shows the live fleet view until Ctrl-C (in a terminal) or for --duration
 (default: until Ctrl-C in a terminal, 30 s otherwise, e.g. `make demo </dev/null | cat`).
 Ctrl-C stops the devices first (they say "offline"), then the console.
@@ -101,12 +103,13 @@ def compare(args) -> int:
 
 # -- the fleet demo ----------------------------------------------------------------------------
 
-# Three devices: (id, model, memory ceiling, workload arguments, report batch). Different
-# models, ceilings and workloads, so the table has something to sort by risk.
+# Three devices: (name, model, memory ceiling, workload, its arguments, report batch). Different
+# models, ceilings and workloads, so the table has something to sort by risk. The emulator
+# names each device after its model (ix20-01, tx64-01, ex15-01).
 FLEET = (
-    ("demo-ix20-01", "IX20", "64M", ["--rate", "20", "--gc-off"], 2),
-    ("demo-tx64-01", "TX64", "128M", ["--rate", "4"], 3),
-    ("demo-ex15-01", "EX15", "48M", ["--rate", "12", "--gc-off", "--block", "65536"], 2),
+    ("demo-ix20", "IX20", "64M", "cycles", ["--rate", "20", "--gc-off"], 2),
+    ("demo-tx64", "TX64", "128M", "bigfree", [], 3),
+    ("demo-ex15", "EX15", "96M", "server", [], 2),
 )
 NON_TTY_SECONDS = 30.0
 DEMO_INTERVAL = 5.0   # the demo devices report every 1-3 s: silent after 15 s is offline
@@ -124,18 +127,17 @@ def demo_profile(folder: str, device: str, model: str, ceiling: str, batch: int)
 
 
 def start_fleet(broker_url: str, folder: str, seconds: float) -> list:
-    """The three devices, as `python -m agent run ... -- workload` subprocesses.
-
-    This is where the emulator plugs in: once `gc-emulator` lands, each device
-    becomes `gc-emulator run --profile P --workload cycles --report URL`
-    (or one `--devices 3`), with the emulated model's memory and faults.
-    """
+    """The three devices, each a `gc-emulator run` of one device reporting to the broker."""
     procs = []
     env = dict(os.environ, PYTHONPATH=REPO)
-    for device, model, ceiling, workload, batch in FLEET:
+    for device, model, ceiling, workload, workload_args, batch in FLEET:
         profile = demo_profile(folder, device, model, ceiling, batch)
-        argv = [sys.executable, "-m", "agent", "run", "--profile", profile, "--report", broker_url,
-                "--", WORKLOAD, "--seconds", str(seconds), "--quiet", *workload]
+        argv = [sys.executable, "-m", "tools.emulator", "run", "--profile", profile,
+                "--workload", workload, "--duration", "%ds" % seconds, "--report", broker_url,
+                "--exit-action", "restart", "--reboot-delay", "1", "--quiet",
+                "--workdir", os.path.join(folder, device)]
+        if workload_args:
+            argv += ["--", *workload_args]
         # A session of their own: Ctrl-C in the terminal reaches only the console, which then
         # stops each device with SIGTERM, in order (and their stderr goes to a file, not the view).
         with open(os.path.join(folder, device + ".log"), "wb") as log:

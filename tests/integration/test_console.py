@@ -210,7 +210,7 @@ def test_make_demo_shows_three_devices_online(tmp_path):
     frames = proc.stdout.split("3 devices: ")
     assert any(f.startswith("3 online") for f in frames), proc.stdout
     online = [f for f in frames if f.startswith("3 online")][-1]
-    for device in ("demo-ix20-01", "demo-tx64-01", "demo-ex15-01"):
+    for device in ("ix20-01", "tx64-01", "ex15-01"):
         assert any(line.startswith(device) and "online" in line for line in online.splitlines())
     assert frames[-1].startswith("0 online, 3 offline"), "Ctrl-C/stop left devices running"
 

@@ -7,6 +7,7 @@
 import argparse
 import json
 import shutil
+import signal
 import sys
 from typing import List, Optional
 
@@ -116,6 +117,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     return _run(parser, args, workload_args)
 
 
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _timing(parser: argparse.ArgumentParser, args: argparse.Namespace):
     from .device import Timing
     try:
@@ -174,6 +179,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, workload_arg
     log("%d device(s): %s; workload %s%s; %gs each; files in %s"
         % (args.devices, model.describe(), args.workload, " without the agent" if args.no_agent else "",
            args.duration, run.folder))
+    signal.signal(signal.SIGTERM, _interrupted)   # stop devices cleanly, as on Ctrl-C
     try:
         reports = run.execute()
     except KeyboardInterrupt:
