@@ -318,8 +318,11 @@ class Agent(object):
         }
 
     def _final_telemetry(self) -> None:
-        if self.last_sample is not None and not self._batch:
-            self._batch.append(self._sample_fields(self.last_sample))
+        # The newest sample goes in unless it is already the batch's last: pauses and
+        # collections since the previous report must not be lost at stop.
+        sample = self.last_sample
+        if sample is not None and (not self._batch or self._batch[-1]["ts"] < round(sample.ts, 3)):
+            self._batch.append(self._sample_fields(sample))
         if self._batch:
             self._send_batch()
 

@@ -90,6 +90,18 @@ def test_status_telemetry_and_offline_reach_the_transport(tmp_path):
     assert got[-1]["state"] == "offline"
 
 
+def test_pauses_since_the_last_report_reach_the_final_telemetry(tmp_path):
+    agent, clock, _, link = make_agent(tmp_path, "final")
+    agent.start = lambda: None
+    agent._tick()                     # t=0: into the batch (batch = 2: not sent yet)
+    clock.now += 0.5
+    agent._tick()                     # t=0.5: not due (interval 1s); its pause waits in the agent
+    agent.stop()
+    samples = [s for m in sent(link) if m["type"] == "telemetry" for s in m["samples"]]
+    assert [s["ts"] for s in samples] == [1000.0, 1000.5]
+    assert [s["gc_pause_ms_total"] for s in samples] == [0.5, 0.5]
+
+
 def test_low_memory_escalates_to_the_applications_callbacks_then_recovers(tmp_path):
     agent, clock, probe, link = make_agent(tmp_path, "low")
     seen = []
