@@ -116,7 +116,9 @@ class Policy(object):
 
     def _derive(self, sample: Sample, now: float, triggers: set, out: List[Decision]) -> None:
         """Events computed from samples: idle, large_free, gc switched off or on."""
-        if self._gc_enabled is not None and sample.gc_enabled != self._gc_enabled:
+        # A collector already off at our first look (the application, or a library it
+        # imported, disabled it before the agent started) is reported like a change.
+        if sample.gc_enabled != (True if self._gc_enabled is None else self._gc_enabled):
             out.append(Decision("event", "", event="gc_enabled" if sample.gc_enabled else "gc_disabled"))
         self._gc_enabled = sample.gc_enabled
         if self._last_rss is not None:
