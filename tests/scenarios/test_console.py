@@ -1,8 +1,8 @@
-"""The console port from the device's side: a real pty, framed messages in, acks out.
+"""The console port: a real pty, framed messages in, acks out.
 
-Until the agent's serial transport is merged, the device side here is a
-plain writer of `JSON*CRC` lines (agent.framing, the same framing), which is
-exactly what the emulator's end reads.
+The first tests play the device side with a plain writer of `JSON*CRC` lines
+(agent.framing, the same framing); the last runs the real agent's serial
+transport on the emulated console port, with and without line noise.
 """
 
 import json
@@ -84,3 +84,19 @@ def test_serial_noise_damages_frames_and_the_reader_counts_them():
     finally:
         os.close(fd)
         port.close()
+
+
+def test_the_real_agent_reports_over_the_emulated_console_port(tmp_path):
+    from tests.scenarios.conftest import EMULATOR_INI, Emulation
+    clean = Emulation(tmp_path / "clean", "--profile", EMULATOR_INI, "--workload", "cycles",
+                      "--duration", "6", "--report", "console")
+    noisy = Emulation(tmp_path / "noisy", "--profile", EMULATOR_INI, "--workload", "cycles",
+                      "--duration", "6", "--report", "console", "--fault", "serial-noise:share=0.2%,seed=3")
+    quiet, loud = clean.result()["devices"][0], noisy.result()["devices"][0]
+    # Every message the agent sent reached the console port intact and was acknowledged.
+    assert quiet["outcome"] == "survived"
+    assert quiet["console_messages"] >= quiet["messages"] >= 3
+    assert quiet["console_damaged"] == 0
+    # With noise, damaged frames are refused and counted, never taken for messages.
+    assert loud["console_damaged"] >= 1
+    assert loud["console_messages"] >= 1
