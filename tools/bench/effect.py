@@ -71,8 +71,9 @@ def measure(quick: bool) -> List[dict]:
         for workload in ("cycles", "bigfree"):
             args = ["--profile", IX20, "--workload", workload, "--limit", "40M", "--duration", seconds]
             default, agent = _pair(folder, workload, ["--no-agent"] + args, args)
-            rows += _survival_rows(workload, default, agent, "gc-emulator run --no-agent %s vs %s"
-                                   % (" ".join(args[2:]), "the same with the agent"))
+            rows += _survival_rows(workload, default, agent, "gc-emulator run --profile "
+                                   "device_profiles/ix20.ini %s, with and without --no-agent"
+                                   % " ".join(args[2:]))
         server_seconds = "12" if quick else "30"
         default, agent = _pair(
             folder, "server",
