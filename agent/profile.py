@@ -82,6 +82,7 @@ class RuleSettings(NamedTuple):
     min_reclaim_kb: int = 256
     leak_after: int = 3
     backoff_max: float = 600.0
+    ahead: int = 1                                   # samples of growth to anticipate
     on: Tuple[str, ...] = ()                         # event
     idle_cpu: float = 0.05
     idle_for: float = 30.0
@@ -433,6 +434,7 @@ RULE_SCHEMA = {
         "min_reclaim": ("min_reclaim_kb", _kb, False),
         "leak_after": ("leak_after", _int_range(1, 1000), False),
         "backoff_max": ("backoff_max", _positive_duration, False),
+        "ahead": ("ahead", _int_range(0, 10), False),
     },
     "event": {
         "on": ("on", _triggers, True),

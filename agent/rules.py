@@ -8,12 +8,14 @@ Rule types (profile `[rule:NAME]`, see the README):
 
 - ``periodic``: a collection every `every` seconds.
 - ``low_memory``: when headroom (ceiling - RSS, or device free memory if
-  smaller) drops below `below`, announce `low_memory` and walk the
-  `escalate` steps, one per `step_every`; a collection that reclaims at least
-  `min_reclaim` resets the walk, one that does not moves on and doubles the
-  back-off (up to `backoff_max`), so a real leak is reported (`leak_suspected`)
-  instead of thrashing. Headroom above `rearm_above` ends the episode
-  (`recovered`).
+  smaller) drops below `below`, or will by the next sample if it keeps
+  shrinking as fast as it did since the last one (`ahead`), announce
+  `low_memory` and walk the `escalate` steps, one per `step_every` (sooner
+  when the room would be gone by the next sample and collections still
+  work); a collection that reclaims at least `min_reclaim` resets the walk,
+  one that does not moves on and doubles the back-off (up to `backoff_max`),
+  so a real leak is reported (`leak_suspected`) instead of thrashing.
+  Headroom above `rearm_above` ends the episode (`recovered`).
 - ``event``: a collection when a trigger arrives (`app:NAME`, `link_down`,
   `link_up`, `signal`, and `idle` / `large_free` derived from samples), at
   most once per `cooldown`.
@@ -87,6 +89,7 @@ class Policy(object):
         self._spent: Deque[Tuple[float, float]] = collections.deque()
         self._budget_said_at: Optional[float] = None
         self._last_rss: Optional[int] = None
+        self._last_room: Optional[int] = None
         self._gc_enabled: Optional[bool] = None
         self.skipped_for_budget = 0
 
@@ -103,13 +106,17 @@ class Policy(object):
         if "signal" in triggers:   # the contract: SIGUSR1 is always a full collection
             out.append(Decision("collect", "signal", 2))
         room = headroom_kb(sample)
+        # How much headroom the last sample interval ate: a process that grows 8M a
+        # tick is killed between two samples if we wait for it to cross `below`.
+        shrink = max(0, self._last_room - room) if self._last_room is not None else 0
+        self._last_room = room
         for rule in self.rules:
             if rule.type == "periodic":
                 if now >= self._next[rule.name]:
                     self._next[rule.name] = now + rule.every
                     out.append(Decision("collect", rule.name, rule.generation))
             elif rule.type == "low_memory":
-                self._low_memory(rule, sample, room, now, out)
+                self._low_memory(rule, sample, room, room - shrink * rule.ahead, now, out)
             else:
                 self._event(rule, triggers, now, out)
         return self._within_budget(out, now)
@@ -164,12 +171,14 @@ class Policy(object):
         self._last[rule.name] = now
         out.append(Decision("collect", rule.name, rule.generation, fields=(("trigger", fired[0]),)))
 
-    def _low_memory(self, rule: RuleSettings, sample: Sample, room: int, now: float,
+    def _low_memory(self, rule: RuleSettings, sample: Sample, room: int, expected: int, now: float,
                     out: List[Decision]) -> None:
         st = self._low[rule.name]
         ceiling = sample.ceiling_kb or sample.mem_total_kb
         below = rule.below.resolve(ceiling)
         info = (("headroom_kb", room), ("below_kb", below), ("ceiling_kb", ceiling))
+        if expected < room:
+            info += (("expected_kb", expected),)
         if st.low:
             if room >= rule.rearm_above.resolve(ceiling):
                 out.append(Decision("event", rule.name, event="recovered",
@@ -177,9 +186,11 @@ class Policy(object):
                                                    ("actions", st.actions))))
                 self._low[rule.name] = _LowState(rule.step_every)
                 return
-            if room >= below or now < st.next_at:
+            # step_every paces the walk, but while collections still work it must not
+            # wait past the sample after which there is no room left.
+            if expected >= below or (now < st.next_at and (expected > 0 or st.ineffective)):
                 return
-        elif room < below:
+        elif expected < below:
             st.low, st.since = True, now
             out.append(Decision("event", rule.name, event="low_memory", fields=info))
         else:

@@ -49,7 +49,7 @@ GOOD = {"extends": "base.ini", "description": "a site", "id": "gw-1", "model": "
         "freeze_after_start": "30s", "urls": "stdout:", "interval": "60s", "batch": "10",
         "enabled": "yes", "every": "15m", "generation": "2", "below": "15%", "rearm_above": "25%",
         "escalate": "collect2, callbacks, event", "step_every": "5s", "min_reclaim": "1M",
-        "leak_after": "3", "backoff_max": "10m", "on": "idle, large_free, app:*", "cooldown": "60s",
+        "leak_after": "3", "backoff_max": "10m", "ahead": "1", "on": "idle, large_free, app:*", "cooldown": "60s",
         "idle_cpu": "5%", "idle_for": "30s", "large_free": "8M",
         "prefix": "gcagent", "keepalive": "45s", "compress": "zlib", "window": "10",
         "replay_rate": "20/s", "ca_file": "/etc/ca.pem", "cert_file": "/etc/c.pem",

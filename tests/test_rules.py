@@ -62,8 +62,10 @@ backoff_max = {backoff_max}
 """
 
 
-def low_policy(escalate="collect0, collect1, collect2, callbacks, event", backoff_max="10m", start=0.0):
-    return Policy(rules(LOW.format(escalate=escalate, backoff_max=backoff_max)), start=start, budget=1.0)
+def low_policy(escalate="collect0, collect1, collect2, callbacks, event", backoff_max="10m", start=0.0,
+               extra=""):
+    return Policy(rules(LOW.format(escalate=escalate, backoff_max=backoff_max) + extra), start=start,
+                  budget=1.0)
 
 
 def rss_with_headroom(room_kb):
@@ -84,6 +86,53 @@ def test_low_memory_announces_the_episode_then_collects():
     assert decisions[0].event == "low_memory"
     assert dict(decisions[0].fields)["headroom_kb"] == 15000
     assert (decisions[1].rule, decisions[1].generation) == ("low", 0)   # the first step: collect0
+
+
+def test_headroom_shrinking_fast_enough_to_cross_below_by_the_next_sample_collects_now():
+    # 8M a tick with 8M to spare is killed between two samples if the rule waits
+    # for headroom to cross `below`: it acts on where headroom will be.
+    policy = low_policy()
+    assert policy.decide(sample(rss_kb=rss_with_headroom(45000)), [], 0.0) == []
+    decisions = policy.decide(sample(rss_kb=rss_with_headroom(30000)), [], 1.0)
+    assert [d.action for d in decisions] == ["event", "collect"]
+    fields = dict(decisions[0].fields)
+    assert (fields["headroom_kb"], fields["expected_kb"], fields["below_kb"]) == (30000, 15000, 20000)
+
+
+def test_slow_growth_above_below_is_left_alone():
+    policy = low_policy()
+    for t, room in enumerate((24000, 23000, 22000, 21000)):
+        assert policy.decide(sample(rss_kb=rss_with_headroom(room)), [], float(t)) == []
+
+
+def test_ahead_2_looks_two_samples_ahead_and_ahead_0_waits_for_below():
+    def first_low(ahead):
+        policy = low_policy(extra="ahead = %d\n" % ahead)
+        for t, room in enumerate((60000, 48000, 36000, 24000, 12000)):
+            if events(policy.decide(sample(rss_kb=rss_with_headroom(room)), [], float(t))):
+                return room
+    assert (first_low(0), first_low(1), first_low(2)) == (12000, 24000, 36000)
+
+
+def fast_grower(reclaimed_kb):
+    """Headroom falling 10M a tick between collections; returns the times it collects."""
+    policy = low_policy()
+    times = []
+    for t, room in enumerate((30000, 15000, 19000, 9000, 25000)):
+        for d in collects(policy.decide(sample(rss_kb=rss_with_headroom(room)), [], float(t))):
+            times.append(t)
+            policy.record(d, reclaimed_kb=reclaimed_kb, duration_s=0.001, now=float(t))
+    return times
+
+
+def test_while_collections_work_the_rule_does_not_wait_step_every_to_run_out_of_room():
+    # At t=3 headroom (9M) would be gone by the next sample: step_every (5s) must not
+    # hold the next collection back when the last one gave memory back.
+    assert fast_grower(reclaimed_kb=10000) == [1, 3]
+
+
+def test_a_leak_keeps_its_pace_even_when_room_runs_out():
+    assert fast_grower(reclaimed_kb=0) == [1]
 
 
 def test_device_free_memory_counts_when_it_is_smaller_than_the_ceiling_room():
