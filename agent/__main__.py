@@ -22,21 +22,47 @@ script gives the script's own exit status.
 """
 
 
+def _columns() -> int:
+    """What shutil.get_terminal_size() says, without importing shutil."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _Help(argparse.HelpFormatter):
+    """argparse sizes its help through shutil, which imports bz2, lzma and fnmatch into
+    the application's process (about 2 MB of RSS) on every start, help or not."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: Optional[int] = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _columns() - 2 if width is None else width)
+
+
+class _RawHelp(_Help, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m agent", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m agent", epilog=EPILOG, formatter_class=_RawHelp,
         description="gc-agent: samples memory and the garbage collector inside a Python "
                     "application, collects on the rules of a device profile, and reports.")
     parser.add_argument("--version", action="version", version="gc-agent " + __version__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    check = sub.add_parser("check", help="validate profiles",
+    check = sub.add_parser("check", help="validate profiles", formatter_class=_Help,
                            description="Validate profiles. Problems are printed on stderr, one "
                                        "per line: PATH:LINE: [section] key: what is wrong.")
     check.add_argument("profiles", nargs="+", metavar="PROFILE")
     check.add_argument("-v", "--verbose", action="store_true",
                        help="also print what each valid profile does")
     run = sub.add_parser(
-        "run", help="run the agent, alone or around a script",
+        "run", help="run the agent, alone or around a script", formatter_class=_Help,
         usage="python -m agent run --profile PROFILE [--report URL ...] [--log FILE] [--strict]\n"
               "                          [-- SCRIPT [ARGS ...]]",
         description="Run the agent. With `-- SCRIPT ARGS` the script runs in this interpreter as "
@@ -53,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="with a script: refuse to run it when the profile is invalid "
                           "(default: warn and run it without the agent)")
     decode = sub.add_parser(
-        "decode", help="turn captured wire frames into JSON lines",
+        "decode", help="turn captured wire frames into JSON lines", formatter_class=_Help,
         description="Read serial frames (JSON*CRC lines), JSON lines, or zlib MQTT payloads from "
                     "FILE (a capture, or a live port such as /dev/ttyS1) or stdin, and print each "
                     "message as one JSON line. Lines that fail their check are reported on stderr "

@@ -52,11 +52,13 @@ class Ceiling(NamedTuple):
 
 def gc_flavour() -> str:
     """Which collector this interpreter runs; see FIELD_NOTES 'CPython's collector'."""
-    try:
-        import sysconfig
-        free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
-    except Exception:
-        free_threaded = False
+    free_threaded = False
+    if sys.version_info >= (3, 13):   # no free-threaded builds before; sysconfig costs RSS
+        try:
+            import sysconfig
+            free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+        except Exception:
+            pass
     if free_threaded:
         return "free-threaded"
     version = sys.version_info[:3]
