@@ -16,12 +16,19 @@ as MQTT's PUBACK); a failed upload marks the link down, keeps the batch,
 and retries with a doubling delay, while new messages wait in the outbox and
 spill to the journal as with any other link.
 
+`upload_multiple` blocks for as long as the management connection takes (up
+to its 20 s timeout on a stalled cellular link), so it runs on an uploader
+thread of this transport's own, one batch at a time: the agent thread only
+hands batches over and collects results in `poll()`, and keeps sampling and
+collecting meanwhile.
+
 URL: `drm:` or `drm:?batch=20&flush=5s&stream=gcagent`.
 """
 
 import json
+import threading
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 from urllib.parse import parse_qs
 
 from ..errors import TransportError
@@ -73,13 +80,20 @@ class DigiTransport(Transport):
         self.prefix = stream or getattr(self.context.settings, "prefix", "gcagent")
         self._clock = clock
         self._datapoint = None
-        self._pending: List[Outgoing] = []
+        self._pending: List[Outgoing] = []   # in flight first, then waiting
         self._oldest = 0.0
         self._events: List[TransportEvent] = []
         self._up: Optional[bool] = None
         self._failures = 0
         self._retry_at = 0.0
         self.uploads = 0
+        # The hand-over to the uploader thread: one batch at a time.
+        self._cond = threading.Condition()
+        self._job: Optional[Tuple[int, list]] = None           # (messages, points) to upload
+        self._done: Optional[Tuple[int, Optional[BaseException]]] = None
+        self._inflight = 0                                     # messages handed over, not yet done
+        self._thread: Optional[threading.Thread] = None
+        self._closing = False
 
     def open(self) -> None:
         if self._datapoint is not None:
@@ -90,6 +104,7 @@ class DigiTransport(Transport):
             raise TransportError("drm: needs the digidevice package, present on Digi devices "
                                  "(and under gc-emulator); it is not importable here")
         self._datapoint = datapoint
+        self._closing = False
         self._set_link(True)
 
     def ready(self) -> bool:
@@ -105,18 +120,25 @@ class DigiTransport(Transport):
         # A status goes at once, with whatever waits before it: Remote Manager shows
         # the device online promptly, and "offline" (the last message at a stop)
         # never waits for a flush that the process will not live to see.
-        if len(self._pending) >= self.batch or item.type == "status":
-            self._upload()
+        if self._urgent():
+            self._hand_over()
         return False   # acknowledged from poll() once its batch is uploaded
 
     def poll(self) -> List[TransportEvent]:
-        if self._pending and self._datapoint is not None:
+        self._collect()
+        if self._pending and self._datapoint is not None and not self._inflight:
             now = self._clock()
-            due = self._retry_at if self._up is False else self._oldest + self.flush
+            if self._up is False:
+                due = self._retry_at
+            else:
+                due = now if self._urgent() else self._oldest + self.flush
             if now >= due:
-                self._upload()
+                self._hand_over()
         out, self._events = self._events, []
         return out
+
+    def _urgent(self) -> bool:
+        return len(self._pending) >= self.batch or any(i.type == "status" for i in self._pending)
 
     def _points(self, items: List[Outgoing]) -> list:
         dp = self._datapoint
@@ -137,11 +159,54 @@ class DigiTransport(Transport):
                                                    data_type=dp.DataType.INT))
         return points
 
-    def _upload(self) -> None:
-        batch = list(self._pending)
-        try:
-            self._datapoint.upload_multiple(self._points(batch), timeout=UPLOAD_TIMEOUT)
-        except Exception as exc:   # DataPointException, TimeoutError, ValueError: all "not delivered"
+    # -- the uploader thread ---------------------------------------------------------
+
+    def _hand_over(self) -> None:
+        """Give the pending messages to the uploader, unless a batch is on its way already."""
+        if self._inflight or not self._pending:
+            return
+        self._inflight = len(self._pending)
+        job = (self._inflight, self._points(self._pending))
+        with self._cond:
+            self._job = job
+            self._cond.notify()
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._uploader, name="gc-agent drm upload",
+                                            daemon=True)
+            self._thread.start()
+
+    def _uploader(self) -> None:
+        datapoint = self._datapoint
+        while True:
+            with self._cond:
+                while self._job is None and not self._closing:
+                    self._cond.wait()
+                if self._job is None:
+                    return
+                count, points = self._job
+                self._job = None
+            error: Optional[BaseException] = None
+            try:
+                datapoint.upload_multiple(points, timeout=UPLOAD_TIMEOUT)
+            except Exception as exc:   # DataPointException, TimeoutError, ValueError: all "not delivered"
+                error = exc
+            with self._cond:
+                self._done = (count, error)
+                self._cond.notify_all()
+
+    def _collect(self, wait: float = 0.0) -> None:
+        """Take the uploader's result, if there is one (waiting up to `wait` seconds)."""
+        if not self._inflight:
+            return
+        with self._cond:
+            if self._done is None and wait > 0:
+                self._cond.wait_for(lambda: self._done is not None, wait)
+            done, self._done = self._done, None
+        if done is None:
+            return
+        count, exc = done
+        self._inflight = 0
+        if exc is not None:
             self._failures += 1
             self._retry_at = self._clock() + min(MAX_RETRY, 2.0 ** min(self._failures - 1, 6))
             if self._up is not False:
@@ -151,7 +216,8 @@ class DigiTransport(Transport):
             return
         self._failures = 0
         self.uploads += 1
-        del self._pending[:len(batch)]
+        batch = self._pending[:count]
+        del self._pending[:count]
         self._oldest = self._clock()
         self._set_link(True)
         self._events.extend(TransportEvent("ack", item) for item in batch)
@@ -162,8 +228,12 @@ class DigiTransport(Transport):
             self._events.append(TransportEvent("link", up))
 
     def close(self) -> None:
-        if self._pending and self._datapoint is not None and self._up:
-            self._upload()   # a last batch (the final status); what fails goes to the journal
+        """Let the uploader thread end once it is idle; never waits for it. The agent's
+        stop pumps until its deadline first, so the final status has had its chance;
+        whatever is still unacknowledged has gone to the journal by now."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
         self._datapoint = None
 
     def describe(self) -> str:

@@ -1,10 +1,16 @@
 """--fault SPEC: every documented form parses to its typed fault; bad ones name the bad part."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
+from tests.conftest import REPO
 from tools.emulator.faults import (
     HELP,
     BrokerOutage,
+    DrmStall,
     FaultSpecError,
     FlashFull,
     PowerLoss,
@@ -26,6 +32,7 @@ from tools.emulator.faults import (
     ("serial-noise:share=0.5%,seed=7", SerialNoise(share=0.005, seed=7)),
     ("flash-full:at=5s", FlashFull(at=5.0)),
     ("flash-full:at=5s,for=20s", FlashFull(at=5.0, duration=20.0)),
+    ("drm-stall:at=5s,for=10s", DrmStall(at=5.0, duration=10.0)),
     ("slow-link:delay=300ms,rate=2KB/s", SlowLink(delay=0.3, rate=2048)),
     ("slow-link:rate=512/s", SlowLink(rate=512)),
     ("slow-link:rate=1M", SlowLink(rate=1 << 20)),
@@ -40,9 +47,9 @@ def test_documented_forms_parse(spec, expected):
 def test_every_example_in_the_help_text_parses():
     examples = [line.split()[0].replace("[", "").replace("]", "")
                 for line in HELP.splitlines()[1:] if ":" in line.split()[0]]
-    assert len(examples) == 5
+    assert len(examples) == 6
     assert [f.kind for f in parse_faults(examples)] == [
-        "broker-outage", "power-loss", "serial-noise", "flash-full", "slow-link"]
+        "broker-outage", "power-loss", "serial-noise", "flash-full", "drm-stall", "slow-link"]
 
 
 @pytest.mark.parametrize("spec, says", [
@@ -79,3 +86,17 @@ def test_ends_at():
     assert ends_at(parse_fault("broker-outage:at=10s,for=30s")) == 40.0
     assert ends_at(parse_fault("flash-full:at=5s")) is None
     assert ends_at(parse_fault("power-loss:at=5s")) is None
+
+
+@pytest.mark.parametrize("spec, says", [
+    ("drm-stall:at=1s", "--fault drm-stall stalls Remote Manager uploads: give --report drm:"),
+    ("slow-link:delay=1s", "--fault slow-link acts at the proxy in front of the broker"),
+])
+def test_a_fault_with_nothing_to_act_on_is_refused_before_anything_starts(spec, says):
+    done = subprocess.run([sys.executable, "-m", "tools.emulator", "run", "--profile",
+                           os.path.join(REPO, "device_profiles", "emulator.ini"), "--workload", "cycles",
+                           "--duration", "2", "--fault", spec],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert says in done.stderr
+    assert "survived" not in done.stdout

@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
                           "Remote Manager), console (each device's pty console port), file:///...")
     run.add_argument("--fault", action="append", default=[], metavar="SPEC",
                      help="a fault to inject (repeatable), e.g. broker-outage:at=10s,for=30s, "
-                          "power-loss:at=20s, serial-noise:share=1%%, flash-full:at=5s, "
+                          "power-loss:at=20s, serial-noise:share=1%%, flash-full:at=5s, drm-stall:at=5s, "
                           "slow-link:delay=300ms,rate=2KB/s")
     run.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     run.add_argument("--no-agent", action="store_true",

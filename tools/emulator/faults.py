@@ -11,6 +11,7 @@ profile's units (agent.units: `500ms`, `30s`, `2m`; `512`, `2K`, `1M`, binary):
     serial-noise:share=0.5%,seed=7    ... with a fixed random seed
     flash-full:at=5s                  the journal directory is out of space from 5 s on
     flash-full:at=5s,for=20s          ... and has room again at 25 s
+    drm-stall:at=5s,for=10s           Remote Manager stops answering: uploads hang from 5 s to 15 s
     slow-link:delay=300ms,rate=2KB/s  300 ms added each way, 2 KiB/s each way, from the start
     slow-link:delay=1s,at=10s,for=30s ... only between 10 s and 40 s
 
@@ -35,6 +36,9 @@ How each fault is meant to be applied (by the emulator core):
   exists; the emulator creates the flag at `at` and removes it after `for`.
   Everything outside the journal directory keeps working, as on a device
   whose journal has its own flash partition.
+- drm-stall: a flag file the emulated `digidevice.datapoint` watches: while it
+  exists an upload hangs (up to its own timeout), as over a cellular link that
+  stopped answering without closing.
 """
 
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
@@ -81,6 +85,15 @@ class FlashFull(NamedTuple):
     kind: str = "flash-full"
 
 
+class DrmStall(NamedTuple):
+    """Remote Manager stops answering from `at` for `duration` seconds (None: to the end):
+    uploads hang until it answers again or their timeout passes."""
+
+    at: float
+    duration: Optional[float] = None
+    kind: str = "drm-stall"
+
+
 class SlowLink(NamedTuple):
     """The link to the broker adds `delay` seconds each way and carries at most
     `rate` bytes a second each way (None: no cap), from `at` for `duration`."""
@@ -92,7 +105,7 @@ class SlowLink(NamedTuple):
     kind: str = "slow-link"
 
 
-Fault = Union[BrokerOutage, PowerLoss, SerialNoise, FlashFull, SlowLink]
+Fault = Union[BrokerOutage, PowerLoss, SerialNoise, FlashFull, DrmStall, SlowLink]
 
 
 def _duration(text: str) -> float:
@@ -151,6 +164,8 @@ _KINDS: Dict[str, Tuple[type, Dict[str, Tuple[str, _Parser]], Tuple[str, ...]]] 
                      ("share",)),
     "flash-full": (FlashFull, {"at": ("at", _duration), "for": ("duration", _positive_duration)},
                    ("at",)),
+    "drm-stall": (DrmStall, {"at": ("at", _duration), "for": ("duration", _positive_duration)},
+                  ("at",)),
     "slow-link": (SlowLink, {"delay": ("delay", _duration), "rate": ("rate", parse_rate),
                              "at": ("at", _duration), "for": ("duration", _positive_duration)},
                   ()),
@@ -162,6 +177,7 @@ HELP = """fault specs (repeatable --fault):
   power-loss:at=20s[,off=5s]         SIGKILL at 20 s, then reboot (after 5 s off)
   serial-noise:share=1%[,seed=7]     corrupt 1% of the console bytes
   flash-full:at=5s[,for=20s]         journal directory out of space from 5 s (for 20 s)
+  drm-stall:at=5s[,for=10s]          Remote Manager stops answering (drm: uploads hang)
   slow-link:delay=300ms,rate=2KB/s   add 300 ms each way and cap at 2 KiB/s
   optional everywhere it is not shown: at=T (default 0), for=D (default: to the end)"""
 

@@ -199,6 +199,8 @@ class Run(object):
                 not any(scheme_of(u) == "drm" for u in options.reports):
             raise ValueError("--fault broker-outage needs an uplink to cut: --report mqtt://HOST:PORT "
                              "or --report drm:")
+        if "drm-stall" in kinds and not any(scheme_of(u) == "drm" for u in options.reports):
+            raise ValueError("--fault drm-stall stalls Remote Manager uploads: give --report drm:")
         self._schedule_faults()
 
     def _schedule_faults(self) -> None:
@@ -227,6 +229,10 @@ class Run(object):
                     if end is not None:
                         self._at((d.index - 1) * stagger + end, "%s: flash has room again" % d.id,
                                  lambda flag=flag: set_full(flag, False))
+            elif kind == "drm-stall":
+                self._at(fault.at, "Remote Manager stops answering", self._flag("drm_stall", True))
+                if end is not None:
+                    self._at(end, "Remote Manager answers again", self._flag("drm_stall", False))
             elif kind == "serial-noise":
                 self._at(fault.at, "serial noise %.2f%%" % (100 * fault.share), self._noise(fault))
                 if end is not None:
@@ -243,6 +249,17 @@ class Run(object):
             for d in self.devices:   # drm: loses Remote Manager the same way
                 flag = os.path.join(d.folder, "drm_down")
                 if down:
+                    open(flag, "w").close()
+                elif os.path.exists(flag):
+                    os.unlink(flag)
+        return apply
+
+    def _flag(self, name: str, on: bool) -> Callable[[], None]:
+        """A flag file in every device's folder, which the emulated digidevice watches."""
+        def apply() -> None:
+            for d in self.devices:
+                flag = os.path.join(d.folder, name)
+                if on:
                     open(flag, "w").close()
                 elif os.path.exists(flag):
                     os.unlink(flag)

@@ -5,7 +5,9 @@ Each uploaded data point becomes one JSON line in DEVICE_DIR/datapoints.jsonl
 with one append per call, which is what the emulator counts as "arrived at
 Remote Manager". While DEVICE_DIR/drm_down exists (the emulator's outage
 fault), uploads fail with DataPointException, as they do when the cellular
-link or Remote Manager is unreachable.
+link or Remote Manager is unreachable. While DEVICE_DIR/drm_stall exists, an
+upload hangs as on a link that stopped answering: it goes through if the flag
+goes away within its `timeout`, else raises TimeoutError.
 """
 
 import enum
@@ -80,8 +82,15 @@ class DataPoint(object):
         return record
 
 
-def _write(points: List[DataPoint]) -> None:
+def _write(points: List[DataPoint], timeout: Optional[float]) -> None:
     folder = _device_dir()
+    stall = os.path.join(folder, "drm_stall")
+    if os.path.exists(stall):
+        deadline = time.monotonic() + (60.0 if timeout is None else timeout)
+        while os.path.exists(stall) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if os.path.exists(stall):
+            raise TimeoutError("Remote Manager did not answer within %ss" % timeout)
     if os.path.exists(os.path.join(folder, "drm_down")):
         raise DataPointException("Remote Manager is not reachable (no connection)")
     now = time.time()
@@ -106,7 +115,7 @@ def upload(stream_id: str, data: Any, *, description: Optional[str] = None,
     """Upload one data point (DataPointException when it cannot)."""
     _write([DataPoint(stream_id, data, description=description, timestamp=timestamp,
                       units=units, geo_location=geo_location, quality=quality,
-                      data_type=data_type)])
+                      data_type=data_type)], timeout)
 
 
 def upload_multiple(datapoints: List[DataPoint], timeout: Optional[float] = None) -> None:
@@ -115,4 +124,4 @@ def upload_multiple(datapoints: List[DataPoint], timeout: Optional[float] = None
             not all(isinstance(p, DataPoint) for p in datapoints):
         raise ValueError("upload_multiple takes a list of DataPoint")
     if datapoints:
-        _write(list(datapoints))
+        _write(list(datapoints), timeout)
