@@ -93,7 +93,7 @@ class DigiTransport(Transport):
         self._done: Optional[Tuple[int, Optional[BaseException]]] = None
         self._inflight = 0                                     # messages handed over, not yet done
         self._thread: Optional[threading.Thread] = None
-        self._closing = False
+        self._closes = 0                                       # an uploader ends when this moves on
 
     def open(self) -> None:
         if self._datapoint is not None:
@@ -104,7 +104,6 @@ class DigiTransport(Transport):
             raise TransportError("drm: needs the digidevice package, present on Digi devices "
                                  "(and under gc-emulator); it is not importable here")
         self._datapoint = datapoint
-        self._closing = False
         self._set_link(True)
 
     def ready(self) -> bool:
@@ -170,16 +169,15 @@ class DigiTransport(Transport):
         with self._cond:
             self._job = job
             self._cond.notify()
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._uploader, name="gc-agent drm upload",
-                                            daemon=True)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._uploader, args=(self._datapoint, self._closes),
+                                            name="gc-agent drm upload", daemon=True)
             self._thread.start()
 
-    def _uploader(self) -> None:
-        datapoint = self._datapoint
+    def _uploader(self, datapoint, closes: int) -> None:
         while True:
             with self._cond:
-                while self._job is None and not self._closing:
+                while self._job is None and self._closes == closes:
                     self._cond.wait()
                 if self._job is None:
                     return
@@ -194,13 +192,11 @@ class DigiTransport(Transport):
                 self._done = (count, error)
                 self._cond.notify_all()
 
-    def _collect(self, wait: float = 0.0) -> None:
-        """Take the uploader's result, if there is one (waiting up to `wait` seconds)."""
+    def _collect(self) -> None:
+        """Take the uploader's result, if it has one."""
         if not self._inflight:
             return
         with self._cond:
-            if self._done is None and wait > 0:
-                self._cond.wait_for(lambda: self._done is not None, wait)
             done, self._done = self._done, None
         if done is None:
             return
@@ -232,8 +228,9 @@ class DigiTransport(Transport):
         stop pumps until its deadline first, so the final status has had its chance;
         whatever is still unacknowledged has gone to the journal by now."""
         with self._cond:
-            self._closing = True
+            self._closes += 1
             self._cond.notify_all()
+        self._thread = None
         self._datapoint = None
 
     def describe(self) -> str:

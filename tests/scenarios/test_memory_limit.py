@@ -44,3 +44,26 @@ def test_cycles_is_oom_killed_alone_and_survives_with_the_agent(launched):
     assert workload["garbage_mb"] * 1024 > 1.5 * limit
     assert sum(with_agent["collections"].values()) >= 1
     assert with_agent["reclaimed_kb"] > 0
+
+
+# `bigfree` at 8 MB/s (4 MB blocks, each in a cycle the automatic collector never
+# looks at) grows by the whole of the IX20 profile's 8M margin in one 1 s tick:
+# waiting for headroom to cross `below` gets it killed between two samples. The
+# low-memory rule's look-ahead (`ahead = 1`, _base.ini) acts a sample early.
+BIGFREE = ("--profile", IX20_INI, "--workload", "bigfree", "--limit", "40M", "--duration", "15")
+
+
+@background("bigfree-ix20")
+def _bigfree(folder):
+    return Emulation(folder, *BIGFREE)
+
+
+def test_bigfree_growing_a_whole_margin_per_tick_survives_on_the_ix20_profile(launched):
+    device = launched["bigfree-ix20"].result()["devices"][0]
+    assert device["outcome"] == "survived", device
+    assert device["peak_rss_kb"] < 40 * 1024
+    workload = device["workload"]
+    assert workload["seconds"] >= 12   # ran to its end (the emulator takes ~1 s to start it)
+    assert workload["garbage_mb"] * 1024 > 2 * 40 * 1024   # over twice the limit made and given back
+    assert workload["freed"] >= workload["blocks"] - 4
+    assert device["collections"].get("low-memory", 0) >= 3
