@@ -10,6 +10,7 @@ import threading
 from typing import List, Optional
 
 from . import __version__
+from .launcher import split_at_dashes
 
 EPILOG = """examples:
   python -m agent check device_profiles/*.ini
@@ -90,13 +91,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _split(argv: List[str]):
-    if "--" in argv:
-        at = argv.index("--")
-        return argv[:at], argv[at + 1:]
-    return argv, []
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -105,7 +99,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if tampered:
         sys.stderr.write("gc-agent: %s\n" % tampered)
         return 2
-    ours, script = _split(argv)
+    ours, script = split_at_dashes(argv)
     parser = _parser()
     args, extra = parser.parse_known_args(ours)
     if extra:

@@ -13,7 +13,15 @@ import sys
 import types
 import zipimport
 from importlib.machinery import SourceFileLoader
-from typing import List, Optional
+from typing import List, Optional, Tuple
+
+
+def split_at_dashes(argv: List[str]) -> Tuple[List[str], List[str]]:
+    """`OURS -- SCRIPT ARGS` -> (OURS, [SCRIPT, ARGS...]): what follows `--` is never ours to parse."""
+    if "--" in argv:
+        at = argv.index("--")
+        return argv[:at], argv[at + 1:]
+    return argv, []
 
 
 def exit_status(code: object) -> int:

@@ -17,7 +17,7 @@ import pytest
 
 from agent.profile import sha256_hex
 from tests.conftest import REPO
-from tests.integration.broker import Mosquitto, Subscriber
+from tests.integration.broker import Subscriber
 from tests.integration.test_python36 import find_python36
 from tools.bundle.__main__ import main as gc_bundle
 
@@ -67,13 +67,6 @@ def empty_venv(tmp_path, python: str) -> str:
                                capture_output=True)
         assert found.returncode != 0, "%s is importable in the fresh venv" % module
     return interpreter
-
-
-@pytest.fixture
-def broker(tmp_path):
-    server = Mosquitto(str(tmp_path)).start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.parametrize("target", ["3.10", "3.6"])

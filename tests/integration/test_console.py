@@ -8,19 +8,10 @@ import sys
 import textwrap
 import time
 
-import pytest
-
 from tests.conftest import REPO, WORKLOADS
-from tests.integration.broker import PAHO, Mosquitto, Subscriber
+from tests.integration.broker import PAHO, Subscriber
 
 KEY = b"console-test-key-0123456789abcdef"
-
-
-@pytest.fixture
-def broker(tmp_path):
-    server = Mosquitto(str(tmp_path)).start()
-    yield server
-    server.stop()
 
 
 def env() -> dict:

@@ -18,7 +18,7 @@ from agent.commands import sign
 from agent.journal import Journal
 from agent.runtime import journal_folder
 from tests.conftest import unique
-from tests.integration.broker import PAHO, Mosquitto, Subscriber
+from tests.integration.broker import PAHO, Subscriber
 
 KEY = b"k" * 32
 KEEPALIVE = 5
@@ -29,13 +29,6 @@ def paho(request):
     path = PAHO[request.param]
     assert os.path.isdir(path), "paho-mqtt %s is missing: run make setup" % request.param
     return path
-
-
-@pytest.fixture
-def broker(tmp_path):
-    server = Mosquitto(str(tmp_path)).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import time
 
 from tests.conftest import read_jsonl
 from tests.integration.broker import Mosquitto, Subscriber
-from tests.integration.test_mqtt import broker as _unused  # noqa: F401  (fixtures live there)
 from tests.integration.test_mqtt import paho, start_agent, stop_agent  # noqa: F401
 
 

@@ -11,6 +11,7 @@ import signal
 import sys
 from typing import List, Optional
 
+from agent.launcher import split_at_dashes
 from agent.units import parse_duration, parse_size
 
 EPILOG = """examples:
@@ -98,17 +99,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _split(argv: List[str]):
-    if "--" in argv:
-        at = argv.index("--")
-        return argv[:at], argv[at + 1:]
-    return argv, []
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of `gc-emulator` and `python -m tools.emulator`; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    ours, workload_args = _split(argv)
+    ours, workload_args = split_at_dashes(argv)
     parser = _parser()
     args = parser.parse_args(ours)
     if args.command != "run":
