@@ -97,6 +97,8 @@ def test_forwards_both_ways_intact_and_counts_each_direction(proxy):
         sender.start()
         assert recv_exactly(sock, len(payload)) == payload
         sender.join()
+    # The proxy counts a chunk after writing it: the client may read it first.
+    wait_until(lambda: proxy.bytes == 2 * len(payload), "the last chunks counted")
     stats = proxy.stats()
     assert (stats.bytes_up, stats.bytes_down) == (len(payload), len(payload))
     assert proxy.bytes == 2 * len(payload)
