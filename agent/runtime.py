@@ -15,25 +15,23 @@ duty is to stay out of the way:
 
 import collections
 import logging
-import sys
 import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
-from . import __version__
-from .actions import ActionResult, Actor
-from .bundle import bundle_field
-from .errors import AgentError, TransportError
-from .messages import Envelope
-from .outbox import Outbox, outgoing
-from .probes import Probe, Sample, gc_flavour
-from .profile import Profile, resolve_device_id
+from .actions import ActionResult
+from .assembly import Parts, build_parts, close_parts, journal_folder, status_fields
+from .errors import TransportError
+from .outbox import outgoing
+from .probes import Sample
+from .profile import Profile
 from .reporter import Reporter
 from .rules import Decision, Policy
-from .transports import open_transport
-from .transports.base import Context, TransportEvent
+from .transports.base import TransportEvent
 
 log = logging.getLogger("gcagent")
+
+__all__ = ["Agent", "MAX_FAILURES", "journal_folder"]
 
 MAX_FAILURES = 5          # unexpected errors in a row before a part is disabled
 MAX_BACKOFF = 60.0        # seconds
@@ -45,37 +43,34 @@ def _report_name(transport) -> str:
     return "%s (%s)" % (transport.describe(), note) if note else transport.describe()
 
 
-def journal_folder(flash: str, destination: str) -> str:
-    """Each report destination keeps its own journal under [buffer] flash."""
-    return "%s/%s" % (flash, "".join(c if c.isalnum() else "_" for c in destination))
-
-
 class Agent(object):
-    """One running agent. Use `agent.start()` rather than this class directly."""
+    """One running agent. Use `agent.start()`, or `Agent.build(...)`, rather than this class directly."""
 
-    def __init__(self, profile: Profile, reports: Optional[Sequence[str]] = None,
-                 probe: Optional[Probe] = None, clock: Callable[[], float] = time.time,
+    @classmethod
+    def build(cls, profile: Profile, reports: Optional[Sequence[str]] = None,
+              probe: Optional[Any] = None, clock: Callable[[], float] = time.time,
+              monotonic: Callable[[], float] = time.monotonic) -> "Agent":
+        """An agent made from its parts (agent.assembly); nothing is left behind if a step fails."""
+        parts = build_parts(profile, reports, probe, clock, monotonic)
+        try:
+            return cls(profile, parts, clock, monotonic)
+        except BaseException:
+            close_parts(parts.reporters, parts.probe)
+            raise
+
+    def __init__(self, profile: Profile, parts: Parts, clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.profile = profile
         self._clock = clock
         self._monotonic = monotonic
-        self.device_id = resolve_device_id(profile)
-        self.envelope = Envelope(self.device_id, clock=clock)
-        self.probe = probe or Probe(profile.device.memory_limit_kb, profile.agent.probe)
-        self.actor = Actor(self.probe.rss_kb)
-        self.started_at = monotonic()
-        # The same URL twice would mean two writers on one file: keep one.
-        urls = list(dict.fromkeys(reports if reports else profile.report.urls))
-        context = Context(self.device_id, self._will(), profile.report)
-        # Transports' modules are imported now, before a launched script changes sys.path.
-        self.reporters = [self._reporter(open_transport(url, context)) for url in urls]
+        self.device_id = parts.device_id
+        self.envelope = parts.envelope
+        self.probe = parts.probe
+        self.actor = parts.actor
+        self.started_at = parts.started_at
+        self.reporters = parts.reporters
+        self._policy = parts.policy
         self._been_up = set()
-        self.commands = None
-        if profile.commands.key_file:
-            from .control import make_commands
-            self.commands = make_commands(self)
-        self.policy = Policy(profile.rules, self.started_at, profile.agent.budget,
-                             profile.agent.budget_window, profile.gc.freeze_after)
         self._policy_lock = threading.RLock()
         self._emit_lock = threading.RLock()   # re-entrant: a signal handler may stop us mid-emit
         self._events: Deque[Tuple[str, Dict]] = collections.deque(maxlen=EVENT_QUEUE)
@@ -94,65 +89,120 @@ class Agent(object):
         self.last_sample: Optional[Sample] = None
         self._thread_cpu = 0.0
         self._stopped = False
+        self._closed = False
+        # Who runs the shutdown (see stop()): decided once, under this lock.
+        self._owner_lock = threading.Lock()
+        self._handed_over = False
+        self._thread_done = False
+        self.commands = None
+        if profile.commands.key_file:
+            from .control import make_commands
+            self.commands = make_commands(self)
 
-    def _will(self) -> bytes:
-        """The retained status "offline" the broker publishes if we vanish (seq 0)."""
-        from .messages import encode
-        will = self._status_fields("offline")
-        will.update(v=1, type="status", device=self.device_id, boot=self.envelope.boot, seq=0,
-                    ts=round(self._clock(), 3), will=True)
-        return encode(will, self.profile.report.compress)
+    # -- the interface agent.control uses -------------------------------------------
 
-    def _reporter(self, transport) -> Reporter:
-        journal = None
-        buffer = self.profile.buffer
-        if buffer.flash and transport.has_link:
-            from .journal import Journal
-            try:
-                journal = Journal(journal_folder(buffer.flash, transport.describe()),
-                                  buffer.flash_max_bytes, sync_every=buffer.sync_every)
-            except AgentError as exc:
-                log.warning("gc-agent: flash buffer off for %s: %s", transport.describe(), exc)
-        return Reporter(transport, Outbox(buffer.ram_bytes), journal, buffer.spill_after,
-                        self.profile.report.replay_rate)
+    def now(self) -> float:
+        """The agent's monotonic clock, in seconds."""
+        return self._monotonic()
+
+    def emit(self, type_: str, **fields: Any) -> None:
+        """Stamp a message (seq, boot, ts) and queue it for every report destination."""
+        self._emit(type_, **fields)
+
+    def policy_state(self) -> Dict[str, Any]:
+        """The policy's rule names and state (low memory, budget), read under its lock."""
+        with self._policy_lock:
+            state = dict(self._policy.state())
+            state["rules"] = [r.name for r in self._policy.rules]
+        return state
+
+    def replace_policy(self, profile: Profile) -> None:
+        """Take `profile`'s rules, [agent] and [gc] now; a new policy starts its schedules afresh.
+
+        Report URLs, buffers and commands stay as they were started (README "Commands").
+        """
+        with self._policy_lock:
+            self.profile = self.profile._replace(rules=profile.rules, agent=profile.agent,
+                                                 gc=profile.gc, sha256=profile.sha256,
+                                                 text=profile.text)
+            # freeze already happened at start: the new policy does not repeat it.
+            self._policy = Policy(profile.rules, self._monotonic(), profile.agent.budget,
+                                  profile.agent.budget_window, None)
+
+    @property
+    def policy(self) -> Policy:
+        """The policy deciding now (read-only: change it with `replace_policy`)."""
+        return self._policy
 
     # -- life cycle ---------------------------------------------------------------
 
     def start(self) -> None:
-        """Apply start-up settings, announce ourselves, start the thread."""
-        before, after = self.actor.set_thresholds(self.profile.gc.thresholds)
-        for reporter in self.reporters:
-            # Open now so a destination that cannot work is said at start, where
-            # people look; the agent still runs and keeps retrying it.
-            try:
-                reporter.transport.open()
-                reporter.opened = True
-            except TransportError as exc:
-                log.warning("gc-agent: report %s: %s (will keep retrying)",
-                            reporter.transport.describe(), exc)
-        self._emit_status("online")
-        if before != after:
-            self._emit_event("threshold", rule="start", before=list(before), after=list(after))
-        self._thread = threading.Thread(target=self._run, name="gc-agent", daemon=True)
-        self._thread.start()
+        """Apply start-up settings, announce ourselves, start the thread.
+
+        If any step raises, everything this agent holds is closed (reporters,
+        transports' threads, journals, the probe's gc hook) and the error goes
+        on to the caller: a failed start leaves nothing behind.
+        """
+        try:
+            before, after = self.actor.set_thresholds(self.profile.gc.thresholds)
+            for reporter in self.reporters:
+                # Open now so a destination that cannot work is said at start, where
+                # people look; the agent still runs and keeps retrying it.
+                try:
+                    reporter.open()
+                except TransportError as exc:
+                    log.warning("gc-agent: report %s: %s (will keep retrying)",
+                                reporter.transport.describe(), exc)
+            self._emit_status("online")
+            if before != after:
+                self._emit_event("threshold", rule="start", before=list(before), after=list(after))
+            thread = threading.Thread(target=self._run, name="gc-agent", daemon=True)
+            thread.start()
+            self._thread = thread
+        except BaseException:
+            self._stopped = True
+            self._close()
+            raise
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Final telemetry, status offline, flush the outboxes, close. Safe to call twice."""
+        """Final telemetry, status offline, flush the outboxes, close. Safe to call twice.
+
+        The reporters are driven by one thread at a time. If the agent thread
+        has not ended within `timeout / 2` (wedged in a transport, a probe, a
+        callback), the caller does not touch the reporters: the shutdown is
+        handed over to the agent thread, which runs it (status offline, spill
+        to the journal, close) if it ever comes back, and this call returns.
+        If the process exits first, the broker publishes the Will and the
+        unjournaled backlog is lost, as with a crash.
+        """
         if self._stopped:
             return
         self._stopped = True
         self._stopping.set()
         self._wake.set()
         deadline = self._monotonic() + timeout
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(max(0.0, timeout / 2))
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, timeout / 2))
+        with self._owner_lock:
+            if thread is not None and thread is not threading.current_thread() \
+                    and not self._thread_done and thread.is_alive():
+                self._handed_over = True
+        if self._handed_over:
+            log.warning("gc-agent: stop: the agent thread did not end within %.1f s; "
+                        "it will finish the shutdown itself if it comes back", timeout / 2)
+            return
+        self._finish(deadline)
+
+    def _finish(self, deadline: float) -> None:
+        """The shutdown sequence, run by the one thread that owns the reporters."""
         self._guarded("events", self._drain_events)   # the application's last words
         self._guarded("telemetry", self._final_telemetry)
         self._guarded("status", self._emit_status, "offline")
         # Deliver what we can (an MQTT "offline" needs its PUBACK) until the deadline;
         # what is left goes to the journal when the reporter closes.
         for reporter in self.reporters:
-            reporter.next_try = 0.0   # a last try, whatever the back-off said
+            reporter.retry_now()   # a last try, whatever the back-off said
         waiting = list(self.reporters)
         while waiting and self._monotonic() < deadline:
             last_second = deadline - self._monotonic() < 1.0
@@ -162,12 +212,12 @@ class Agent(object):
                     waiting.remove(reporter)
             if waiting:
                 time.sleep(0.02)
-        for reporter in self.reporters:
-            try:
-                reporter.close()
-            except Exception as exc:
-                log.info("gc-agent: closing %s: %s", reporter.transport.describe(), exc)
-        self.probe.close()
+        self._close()
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            close_parts(self.reporters, self.probe)
 
     @property
     def running(self) -> bool:
@@ -205,6 +255,14 @@ class Agent(object):
                 delay = min(MAX_BACKOFF, self.profile.agent.tick * 2 ** self._failures["loop"])
             self._wake.wait(delay)
             self._wake.clear()
+        with self._owner_lock:
+            self._thread_done = True
+            handed_over = self._handed_over
+        if handed_over:   # stop() gave up waiting for us: the shutdown is ours to run
+            try:
+                self._finish(self._monotonic() + 1.0)
+            except Exception as exc:
+                log.info("gc-agent: late shutdown: %s: %s", type(exc).__name__, exc)
 
     def _tick(self) -> float:
         now = self._monotonic()
@@ -245,7 +303,7 @@ class Agent(object):
 
     def _decide(self, sample: Sample, triggers: List[str], now: float) -> List[Decision]:
         with self._policy_lock:
-            return self.policy.decide(sample, triggers, now)
+            return self._policy.decide(sample, triggers, now)
 
     def _drain_events(self) -> List[str]:
         triggers = []
@@ -289,7 +347,7 @@ class Agent(object):
             self._emit_event(result.action, rule=result.rule, duration_ms=result.duration_ms,
                              **fields)
         with self._policy_lock:
-            follow = self.policy.record(decision, result.reclaimed_kb,
+            follow = self._policy.record(decision, result.reclaimed_kb,
                                         result.duration_ms / 1000.0, self._monotonic())
         for extra in follow:
             self._emit_event(extra.event, rule=extra.rule, **dict(extra.fields))
@@ -340,13 +398,7 @@ class Agent(object):
         return self._thread_cpu
 
     def _status_fields(self, state: str) -> Dict[str, Any]:
-        ceiling = self.probe.ceiling
-        return dict(state=state, agent=__version__, python="%d.%d.%d" % sys.version_info[:3],
-                    gc_flavour=gc_flavour(), model=self.profile.device.model,
-                    profile=self.profile.path, profile_sha256=self.profile.sha256,
-                    ceiling_kb=ceiling.kb, uptime_s=round(self._monotonic() - self.started_at, 3),
-                    ceiling_source=ceiling.source, probe=self.probe.backend,
-                    **bundle_field())
+        return status_fields(self.profile, self.probe, self._monotonic() - self.started_at, state)
 
     def _emit_status(self, state: str) -> None:
         self._emit("status", reports=[_report_name(r.transport) for r in self.reporters],

@@ -19,13 +19,31 @@ from typing import Any, List, NamedTuple, Optional
 from ..outbox import Outgoing
 
 
+class TransportSettings(NamedTuple):
+    """The [report] settings a transport may read (docs/adding-a-transport.md).
+
+    The defaults are the profile's own, so a transport built without a profile
+    (tests, tools) behaves as one built from an empty [report].
+    """
+
+    prefix: str = "gcagent"     # MQTT topics and drm streams: PREFIX/DEVICE/...
+    keepalive: float = 60.0     # seconds
+    compress: bool = False      # zlib payloads
+    window: int = 20            # messages in flight at once
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    username: str = ""
+    password_file: str = ""     # read at open(), never logged
+    password_env: str = ""
+
+
 class Context(NamedTuple):
     """What a transport may need besides its URL."""
 
     device: str = ""
     will: bytes = b""      # encoded status "offline" for this boot (MQTT Last Will)
-    settings: Any = None   # agent.profile.ReportSettings
-    secrets: Any = None    # agent.profile.Secrets (passwords), never logged
+    settings: TransportSettings = TransportSettings()
 
 
 class TransportEvent(NamedTuple):

@@ -77,7 +77,7 @@ class DigiTransport(Transport):
                  clock=time.monotonic) -> None:
         super(DigiTransport, self).__init__(url, context)
         self.batch, self.flush, stream = parse_drm_url(url)
-        self.prefix = stream or getattr(self.context.settings, "prefix", "gcagent")
+        self.prefix = stream or self.context.settings.prefix
         self._clock = clock
         self._datapoint = None
         self._pending: List[Outgoing] = []   # in flight first, then waiting

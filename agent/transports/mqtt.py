@@ -76,10 +76,10 @@ class MqttTransport(Transport):
         self.scheme = urlsplit(url).scheme.lower()
         self.tls, self.host, self.port, self.username = parse_mqtt_url(url)
         settings = self.context.settings
-        self.prefix = "%s/%s" % (getattr(settings, "prefix", "gcagent"), self.context.device)
-        self.keepalive = int(getattr(settings, "keepalive", 60))
-        self.window = int(getattr(settings, "window", 20))
-        self.username = self.username or getattr(settings, "username", "")
+        self.prefix = "%s/%s" % (settings.prefix, self.context.device)
+        self.keepalive = int(settings.keepalive)
+        self.window = int(settings.window)
+        self.username = self.username or settings.username
         self._client = None
         self._connected = False
         self._inflight: Dict[int, Outgoing] = {}
@@ -175,14 +175,14 @@ class MqttTransport(Transport):
 
     def _password(self) -> Optional[str]:
         settings = self.context.settings
-        path = getattr(settings, "password_file", "")
+        path = settings.password_file
         if path:
             try:
                 with open(path) as handle:
                     return handle.read().strip()
             except OSError as exc:
                 raise TransportError("password_file %s: %s" % (path, exc.strerror or exc))
-        name = getattr(settings, "password_env", "")
+        name = settings.password_env
         if name:
             if name not in os.environ:
                 raise TransportError("password_env: environment variable %s is not set" % name)
@@ -191,9 +191,9 @@ class MqttTransport(Transport):
 
     def _set_tls(self, client) -> None:
         settings = self.context.settings
-        ca = getattr(settings, "ca_file", "") or None
-        cert = getattr(settings, "cert_file", "") or None
-        key = getattr(settings, "key_file", "") or None
+        ca = settings.ca_file or None
+        cert = settings.cert_file or None
+        key = settings.key_file or None
         for what, path in (("ca_file", ca), ("cert_file", cert), ("key_file", key)):
             if path and not os.access(path, os.R_OK):
                 raise TransportError("%s %s cannot be read" % (what, path))
@@ -210,7 +210,7 @@ class MqttTransport(Transport):
     def send(self, item: Outgoing) -> bool:
         topic = "%s/%s" % (self.prefix, item.type)
         payload = item.body
-        if getattr(self.context.settings, "compress", False):
+        if self.context.settings.compress:
             import zlib
             payload = zlib.compress(payload, 9)
         info = self._client.publish(topic, payload, qos=1, retain=item.type == "status")

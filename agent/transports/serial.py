@@ -137,7 +137,7 @@ class SerialTransport(Transport):
         super().__init__(url, context)
         self.settings = parse_serial_url(url)
         self.ack_wait = self.settings.ack_wait
-        self.window = max(1, int(getattr(self.context.settings, "window", 20) or 20))
+        self.window = max(1, int(self.context.settings.window or 20))
         self.reader = framing.LineReader(self.settings.max_line)
         self.acking: Optional[bool] = {"on": True, "off": False}.get(self.settings.ack)
         self.write_timeouts = 0
