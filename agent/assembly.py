@@ -15,7 +15,6 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
-from . import __version__
 from .actions import Actor
 from .bundle import bundle_field
 from .errors import AgentError
@@ -47,10 +46,11 @@ def transport_settings(profile: Profile) -> TransportSettings:
                              password_env=report.password_env)
 
 
-def status_fields(profile: Profile, probe: Any, uptime_s: float, state: str) -> Dict[str, Any]:
-    """The fields of a `status` message (README "Messages")."""
+def status_fields(profile: Profile, probe: Any, uptime_s: float, state: str,
+                  version: str) -> Dict[str, Any]:
+    """The fields of a `status` message (README "Messages"); `version` is the agent's."""
     ceiling = probe.ceiling
-    return dict(state=state, agent=__version__, python="%d.%d.%d" % sys.version_info[:3],
+    return dict(state=state, agent=version, python="%d.%d.%d" % sys.version_info[:3],
                 gc_flavour=gc_flavour(), model=profile.device.model,
                 profile=profile.path, profile_sha256=profile.sha256,
                 ceiling_kb=ceiling.kb, uptime_s=round(uptime_s, 3),
@@ -88,7 +88,7 @@ class _Undo(object):
                 log.info("gc-agent: undoing a failed start: %s: %s", type(exc).__name__, exc)
 
 
-def build_parts(profile: Profile, reports: Optional[Sequence[str]] = None,
+def build_parts(profile: Profile, version: str, reports: Optional[Sequence[str]] = None,
                 probe: Optional[Any] = None, clock: Callable[[], float] = time.time,
                 monotonic: Callable[[], float] = time.monotonic) -> Parts:
     """Make every part; if a step raises, close what was made and re-raise."""
@@ -103,7 +103,7 @@ def build_parts(profile: Profile, reports: Optional[Sequence[str]] = None,
         started_at = monotonic()
         policy = Policy(profile.rules, started_at, profile.agent.budget,
                         profile.agent.budget_window, profile.gc.freeze_after)
-        will = _will(profile, probe, envelope, clock)
+        will = _will(profile, probe, envelope, clock, version)
         context = Context(device_id, will, transport_settings(profile))
         # The same URL twice would mean two writers on one file: keep one.
         urls = list(dict.fromkeys(reports if reports else profile.report.urls))
@@ -129,9 +129,10 @@ def close_parts(reporters: Sequence[Reporter], probe: Any) -> None:
     probe.close()
 
 
-def _will(profile: Profile, probe: Any, envelope: Envelope, clock: Callable[[], float]) -> bytes:
+def _will(profile: Profile, probe: Any, envelope: Envelope, clock: Callable[[], float],
+          version: str) -> bytes:
     """The retained status "offline" the broker publishes if we vanish (seq 0)."""
-    will = status_fields(profile, probe, 0.0, "offline")
+    will = status_fields(profile, probe, 0.0, "offline", version)
     will.update(v=1, type="status", device=envelope.device, boot=envelope.boot, seq=0,
                 ts=round(clock(), 3), will=True)
     return encode(will, profile.report.compress)

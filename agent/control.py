@@ -128,7 +128,7 @@ def _set(agent, args: Dict[str, Any]) -> Dict[str, Any]:
     try:
         changed = loads(text.getvalue(), agent.profile.path)
     except ProfileError as exc:
-        raise CommandRefused("bad_args", "; ".join(p.message for p in exc.problems))
+        raise CommandRefused("bad_args", "; ".join(p.message for p in exc.problems)) from exc
     # The flattened text of the live profile changes; its path and hash say what was loaded.
     agent.replace_policy(agent.profile._replace(rules=changed.rules))
     return {"rule": rule, "key": key, "before": before, "after": str(value)}
@@ -139,7 +139,7 @@ def _reload(agent) -> Dict[str, Any]:
         fresh = load(agent.profile.path)
     except ProfileError as exc:
         raise CommandRefused("bad_args", "profile not reloaded, the old one stays: %s"
-                             % "; ".join(str(p) for p in exc.problems[:5]))
+                             % "; ".join(str(p) for p in exc.problems[:5])) from exc
     before = agent.profile.sha256
     agent.replace_policy(fresh)
     return {"profile": fresh.path, "sha256_before": before, "sha256_after": fresh.sha256,

@@ -15,9 +15,8 @@ import json
 import os
 from typing import Dict, List, Optional
 
-from . import messages
 from .errors import AgentError, TransportError
-from .outbox import Outbox, Outgoing
+from .outbox import Outbox, Outgoing, outgoing
 from .transports.base import Transport, TransportEvent
 
 MAX_BACKOFF = 60.0
@@ -45,7 +44,8 @@ def historical(body: bytes) -> Optional[Outgoing]:
     try:
         message = json.loads(body.decode("utf-8"))
         message["historical"] = True
-        return Outgoing(int(message["seq"]), str(message["type"]), messages.encode(message))
+        message["seq"], message["type"] = int(message["seq"]), str(message["type"])
+        return outgoing(message, historical=True)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 

@@ -19,22 +19,23 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
+from . import __version__
 from .actions import ActionResult
 from .assembly import Parts, build_parts, close_parts, journal_folder, status_fields
 from .errors import TransportError
+from .guard import MAX_FAILURES, Guard
 from .outbox import outgoing
 from .probes import Sample
 from .profile import Profile
 from .reporter import Reporter
 from .rules import Decision, Policy
+from .telemetry import TelemetryBatch
 from .transports.base import TransportEvent
 
 log = logging.getLogger("gcagent")
 
 __all__ = ["Agent", "MAX_FAILURES", "journal_folder"]
 
-MAX_FAILURES = 5          # unexpected errors in a row before a part is disabled
-MAX_BACKOFF = 60.0        # seconds
 EVENT_QUEUE = 256         # application events waiting for the next tick
 
 
@@ -51,7 +52,7 @@ class Agent(object):
               probe: Optional[Any] = None, clock: Callable[[], float] = time.time,
               monotonic: Callable[[], float] = time.monotonic) -> "Agent":
         """An agent made from its parts (agent.assembly); nothing is left behind if a step fails."""
-        parts = build_parts(profile, reports, probe, clock, monotonic)
+        parts = build_parts(profile, __version__, reports, probe, clock, monotonic)
         try:
             return cls(profile, parts, clock, monotonic)
         except BaseException:
@@ -78,14 +79,11 @@ class Agent(object):
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._failures: Dict[str, int] = {}
-        self._retry_at: Dict[str, float] = {}
-        self.disabled = set()
+        self._guard = Guard(lambda: self.profile.agent.tick, monotonic, self._on_fault)
+        self.disabled = self._guard.disabled   # parts given up on (shown by `status`)
         self.errors = 0
-        self._batch: List[Dict[str, Any]] = []
-        self._next_telemetry = self.started_at
-        self._pause_total = 0.0
-        self._pause_max = 0.0
+        self._telemetry_batch = TelemetryBatch(profile.report.interval, profile.report.batch,
+                                               self.started_at)
         self.last_sample: Optional[Sample] = None
         self._thread_cpu = 0.0
         self._stopped = False
@@ -105,10 +103,6 @@ class Agent(object):
         """The agent's monotonic clock, in seconds."""
         return self._monotonic()
 
-    def emit(self, type_: str, **fields: Any) -> None:
-        """Stamp a message (seq, boot, ts) and queue it for every report destination."""
-        self._emit(type_, **fields)
-
     def policy_state(self) -> Dict[str, Any]:
         """The policy's rule names and state (low memory, budget), read under its lock."""
         with self._policy_lock:
@@ -117,10 +111,7 @@ class Agent(object):
         return state
 
     def replace_policy(self, profile: Profile) -> None:
-        """Take `profile`'s rules, [agent] and [gc] now; a new policy starts its schedules afresh.
-
-        Report URLs, buffers and commands stay as they were started (README "Commands").
-        """
+        """Take `profile`'s rules, [agent] and [gc] now (report URLs, buffers, commands stay)."""
         with self._policy_lock:
             self.profile = self.profile._replace(rules=profile.rules, agent=profile.agent,
                                                  gc=profile.gc, sha256=profile.sha256,
@@ -196,9 +187,9 @@ class Agent(object):
 
     def _finish(self, deadline: float) -> None:
         """The shutdown sequence, run by the one thread that owns the reporters."""
-        self._guarded("events", self._drain_events)   # the application's last words
-        self._guarded("telemetry", self._final_telemetry)
-        self._guarded("status", self._emit_status, "offline")
+        self._guard.run("events", self._drain_events)   # the application's last words
+        self._guard.run("telemetry", self._final_telemetry)
+        self._guard.run("status", self._emit_status, "offline")
         # Deliver what we can (an MQTT "offline" needs its PUBACK) until the deadline;
         # what is left goes to the journal when the reporter closes.
         for reporter in self.reporters:
@@ -251,8 +242,7 @@ class Agent(object):
             try:
                 delay = self._tick()
             except Exception as exc:   # a bug in the loop itself: keep going, slower
-                self._fault("loop", exc)
-                delay = min(MAX_BACKOFF, self.profile.agent.tick * 2 ** self._failures["loop"])
+                delay = self._guard.backoff(self._guard.fault("loop", exc))
             self._wake.wait(delay)
             self._wake.clear()
         with self._owner_lock:
@@ -266,22 +256,22 @@ class Agent(object):
 
     def _tick(self) -> float:
         now = self._monotonic()
-        sample = self._guarded("probe", self.probe.sample)
+        sample = self._guard.run("probe", self.probe.sample)
         if sample is not None:
             self.last_sample = sample
             triggers = self._drain_events()
-            decisions = self._guarded("rules", self._decide, sample, triggers, now) or []
+            decisions = self._guard.run("rules", self._decide, sample, triggers, now) or []
             for decision in decisions:
-                self._guarded("actions", self._act, decision)
-            self._guarded("telemetry", self._telemetry, sample, now)
+                self._guard.run("actions", self._act, decision)
+            self._guard.run("telemetry", self._telemetry, sample, now)
         for reporter in self.reporters:
             self._pump(reporter)
         return self.profile.agent.tick
 
     def _pump(self, reporter: Reporter, hurry: bool = False, ungated: bool = False) -> None:
         part = "transport " + reporter.transport.describe()
-        for event in self._guarded(part, reporter.pump, self._monotonic(), hurry, ungated) or ():
-            self._guarded(part, self._transport_event, reporter, part, event)
+        for event in self._guard.run(part, reporter.pump, self._monotonic(), hurry, ungated) or ():
+            self._guard.run(part, self._transport_event, reporter, part, event)
 
     def _transport_event(self, reporter: Reporter, part: str, event: TransportEvent) -> None:
         if event.kind == "error":
@@ -355,38 +345,17 @@ class Agent(object):
     # -- telemetry and status ---------------------------------------------------------------
 
     def _telemetry(self, sample: Sample, now: float) -> None:
-        self._pause_total += sample.gc_pause_ms_total
-        self._pause_max = max(self._pause_max, sample.gc_pause_ms_max)
-        if now < self._next_telemetry:
-            return
-        self._next_telemetry = now + self.profile.report.interval
-        self._batch.append(self._sample_fields(sample))
-        self._pause_total = self._pause_max = 0.0
-        if len(self._batch) >= self.profile.report.batch:
-            self._send_batch()
-
-    def _sample_fields(self, sample: Sample) -> Dict[str, Any]:
-        return {
-            "ts": round(sample.ts, 3), "mem_free_kb": sample.mem_free_kb,
-            "mem_total_kb": sample.mem_total_kb, "rss_kb": sample.rss_kb,
-            "gc_count": list(sample.gc_count), "gc_collections": list(sample.gc_collections),
-            "gc_collected": sample.gc_collected, "gc_uncollectable": sample.gc_uncollectable,
-            "gc_pause_ms_total": round(self._pause_total, 3),
-            "gc_pause_ms_max": round(self._pause_max, 3),
-        }
+        batch = self._telemetry_batch.add(sample, now)
+        if batch:
+            self._send_batch(batch)
 
     def _final_telemetry(self) -> None:
-        # The newest sample goes in unless it is already the batch's last: pauses and
-        # collections since the previous report must not be lost at stop.
-        sample = self.last_sample
-        if sample is not None and (not self._batch or self._batch[-1]["ts"] < round(sample.ts, 3)):
-            self._batch.append(self._sample_fields(sample))
-        if self._batch:
-            self._send_batch()
+        batch = self._telemetry_batch.final(self.last_sample)
+        if batch:
+            self._send_batch(batch)
 
-    def _send_batch(self) -> None:
-        batch, self._batch = self._batch, []
-        self._emit("telemetry", samples=batch, buffered=max(r.buffered for r in self.reporters),
+    def _send_batch(self, batch: List[Dict[str, Any]]) -> None:
+        self.emit("telemetry", samples=batch, buffered=max(r.buffered for r in self.reporters),
                    dropped=sum(r.dropped for r in self.reporters) + self.events_dropped,
                    agent_cpu_ms=round(self._agent_cpu_ms(), 3), agent_errors=self.errors)
 
@@ -398,16 +367,18 @@ class Agent(object):
         return self._thread_cpu
 
     def _status_fields(self, state: str) -> Dict[str, Any]:
-        return status_fields(self.profile, self.probe, self._monotonic() - self.started_at, state)
+        return status_fields(self.profile, self.probe, self._monotonic() - self.started_at, state,
+                             __version__)
 
     def _emit_status(self, state: str) -> None:
-        self._emit("status", reports=[_report_name(r.transport) for r in self.reporters],
+        self.emit("status", reports=[_report_name(r.transport) for r in self.reporters],
                    **self._status_fields(state))
 
     def _emit_event(self, event: str, **fields: Any) -> None:
-        self._emit("event", event=event, **fields)
+        self.emit("event", event=event, **fields)
 
-    def _emit(self, type_: str, **fields: Any) -> None:
+    def emit(self, type_: str, **fields: Any) -> None:
+        """Stamp a message (seq, boot, ts) and queue it for every report destination."""
         # One lock from seq to outbox, so messages made on two threads (the
         # agent's, and the application's through collect()) queue in seq order.
         with self._emit_lock:
@@ -417,30 +388,13 @@ class Agent(object):
 
     # -- staying alive --------------------------------------------------------------------
 
-    def _guarded(self, part: str, fn: Callable, *args: Any) -> Any:
-        """Run one part of the loop; a failing part backs off on its own, the rest go on."""
-        if part in self.disabled or self._monotonic() < self._retry_at.get(part, 0.0):
-            return None
-        try:
-            result = fn(*args)
-        except Exception as exc:
-            self._fault(part, exc)
-            return None
-        self._failures[part] = 0
-        return result
-
-    def _fault(self, part: str, exc: Exception) -> None:
-        count = self._failures[part] = self._failures.get(part, 0) + 1
+    def _on_fault(self, part: str, exc: Exception, count: int) -> None:
         self.errors += 1
-        self._retry_at[part] = self._monotonic() + min(
-            MAX_BACKOFF, self.profile.agent.tick * 2 ** min(count, 8))
         log.info("gc-agent: %s failed (%d in a row): %s: %s", part, count, type(exc).__name__, exc)
         try:
             self._emit_event("error", part=part, error="%s: %s" % (type(exc).__name__, exc),
                              count=count)
             if count >= MAX_FAILURES:
-                self.disabled.add(part)
                 self._emit_event("disabled", part=part, after_failures=count)
         except Exception:   # reporting the fault failed too; the counters still say it
             pass
-

@@ -181,7 +181,8 @@ def test_stop_with_a_wedged_agent_thread_leaves_the_reporters_to_that_thread(tmp
 
 
 def test_control_uses_only_the_agents_public_interface():
-    source = open(os.path.join(os.path.dirname(agent.__file__), "control.py")).read()
+    with open(os.path.join(os.path.dirname(agent.__file__), "control.py")) as handle:
+        source = handle.read()
     tree = ast.parse(source)
     private = [node.attr for node in ast.walk(tree)
                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)

@@ -6,6 +6,7 @@ link going down or up, commands received, errors) waits in `poll()`, which
 the agent thread drains once a tick. That keeps library callbacks (paho's
 network thread) free of locks the agent holds, the classic deadlock.
 
+    check_url(url)  (class method) ValueError saying what is wrong with a URL
     open()      acquire sockets or files; TransportError when that fails
     ready()     whether send() may be called now (connected, window not full)
     send(item)  True: delivered; False: accepted, an "ack" event follows
@@ -63,6 +64,10 @@ class Transport(abc.ABC):
     def __init__(self, url: str, context: Optional[Context] = None) -> None:
         self.url = url
         self.context = context or Context()
+
+    @classmethod  # noqa: B027 (optional hook: stdout: and memory: take any URL)
+    def check_url(cls, url: str) -> None:
+        """Raise ValueError saying what is wrong with `url`; profiles are checked with this."""
 
     def open(self) -> None:  # noqa: B027 (optional hook: most transports need nothing)
         """Acquire what `send` needs (files, sockets)."""

@@ -52,17 +52,17 @@ def parse_mqtt_url(url: str):
                          % url)
     try:
         port = parts.port or DEFAULT_PORTS[parts.scheme.lower()]
-    except ValueError:
-        raise ValueError("%r: the port is not a number from 1 to 65535" % url)
+    except ValueError as exc:
+        raise ValueError("%r: the port is not a number from 1 to 65535" % url) from exc
     return parts.scheme.lower() == "mqtts", parts.hostname, port, parts.username or ""
 
 
 def _paho():
     try:
         import paho.mqtt.client as mqtt
-    except ImportError:
+    except ImportError as exc:
         raise TransportError("paho-mqtt is not installed (pip install paho-mqtt; a bundle "
-                             "carries its own copy)")
+                             "carries its own copy)") from exc
     return mqtt
 
 
@@ -70,6 +70,10 @@ class MqttTransport(Transport):
     """One MQTT session per agent start, kept alive across reconnects."""
 
     has_link = True
+
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        parse_mqtt_url(url)
 
     def __init__(self, url: str, context: Optional[Context] = None) -> None:
         super(MqttTransport, self).__init__(url, context)
@@ -170,7 +174,7 @@ class MqttTransport(Transport):
         except TransportError:
             raise
         except Exception as exc:
-            raise TransportError("%s: %s: %s" % (self.describe(), type(exc).__name__, exc))
+            raise TransportError("%s: %s: %s" % (self.describe(), type(exc).__name__, exc)) from exc
         self._client = client
 
     def _password(self) -> Optional[str]:
@@ -181,7 +185,7 @@ class MqttTransport(Transport):
                 with open(path) as handle:
                     return handle.read().strip()
             except OSError as exc:
-                raise TransportError("password_file %s: %s" % (path, exc.strerror or exc))
+                raise TransportError("password_file %s: %s" % (path, exc.strerror or exc)) from exc
         name = settings.password_env
         if name:
             if name not in os.environ:
@@ -202,7 +206,7 @@ class MqttTransport(Transport):
                            cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT
                            if hasattr(ssl, "PROTOCOL_TLS_CLIENT") else ssl.PROTOCOL_TLSv1_2)
         except (ssl.SSLError, ValueError, OSError) as exc:
-            raise TransportError("TLS set-up (ca_file, cert_file, key_file): %s" % exc)
+            raise TransportError("TLS set-up (ca_file, cert_file, key_file): %s" % exc) from exc
 
     def ready(self) -> bool:
         return self._client is not None and self._connected and len(self._inflight) < self.window
