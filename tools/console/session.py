@@ -84,7 +84,7 @@ class Session(object):
         self.ingestor.accept(payload, topic, self.prefix, retained)
 
     def _alert(self, alert: Dict[str, Any]) -> None:
-        # Called inside paho's callback: queue it, publish from housekeeping (FIELD_NOTES: never
+        # Called inside paho's callback: queue it, publish from housekeeping (docs/field-facts.md: never
         # publish from inside paho's own callbacks).
         if self._publish_alerts:
             self._alerts.append(alert)
