@@ -160,7 +160,7 @@ def test_stop_with_a_wedged_agent_thread_leaves_the_reporters_to_that_thread(tmp
     running = Agent.build(profiles.load(_profile(tmp_path)), ["wedged:"])
     running.start()
     [link] = Wedged.instances
-    assert link.entered.wait(5), "the agent thread never sent"
+    assert link.entered.wait(10), "the agent thread never sent"
     caller = threading.current_thread().name
     del link.calls[:]   # start() opened it from here, before the agent thread existed
     began = time.monotonic()
@@ -169,7 +169,7 @@ def test_stop_with_a_wedged_agent_thread_leaves_the_reporters_to_that_thread(tmp
     assert [c for c in link.calls if c[1] == caller] == []
     assert not link.closed.is_set()
     link.release.set()   # the wedge clears: the agent thread runs the shutdown itself
-    assert link.closed.wait(5), "the agent thread never closed its transport"
+    assert link.closed.wait(10), "the agent thread never closed its transport"
     assert {thread for _, thread in link.calls} == {"gc-agent"}
     assert ("close", "gc-agent") in link.calls
     states = [b'"state":"offline"' in item.body for item in link.sent]
