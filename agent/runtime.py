@@ -21,7 +21,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
 from .actions import ActionResult
-from .assembly import Parts, build_parts, close_parts, journal_folder, status_fields
+from .assembly import Parts, build_parts, close_parts, status_fields
 from .errors import TransportError
 from .guard import MAX_FAILURES, Guard
 from .outbox import outgoing
@@ -33,8 +33,6 @@ from .telemetry import TelemetryBatch
 from .transports.base import TransportEvent
 
 log = logging.getLogger("gcagent")
-
-__all__ = ["Agent", "MAX_FAILURES", "journal_folder"]
 
 EVENT_QUEUE = 256         # application events waiting for the next tick
 
@@ -130,10 +128,11 @@ class Agent(object):
     def start(self) -> None:
         """Apply start-up settings, announce ourselves, start the thread.
 
-        If any step raises, everything this agent holds is closed (reporters,
-        transports' threads, journals, the probe's gc hook) and the error goes
-        on to the caller: a failed start leaves nothing behind.
+        If a step raises, all this agent holds is closed (reporters, transport
+        threads, journals, the gc hook), gc thresholds are put back, and the
+        error goes on: a failed start leaves nothing behind.
         """
+        before = None
         try:
             before, after = self.actor.set_thresholds(self.profile.gc.thresholds)
             for reporter in self.reporters:
@@ -152,19 +151,19 @@ class Agent(object):
             self._thread = thread
         except BaseException:
             self._stopped = True
+            if before is not None:
+                self.actor.set_thresholds(before)
             self._close()
             raise
 
     def stop(self, timeout: float = 5.0) -> None:
         """Final telemetry, status offline, flush the outboxes, close. Safe to call twice.
 
-        The reporters are driven by one thread at a time. If the agent thread
-        has not ended within `timeout / 2` (wedged in a transport, a probe, a
-        callback), the caller does not touch the reporters: the shutdown is
-        handed over to the agent thread, which runs it (status offline, spill
-        to the journal, close) if it ever comes back, and this call returns.
-        If the process exits first, the broker publishes the Will and the
-        unjournaled backlog is lost, as with a crash.
+        One thread at a time drives the reporters: if the agent thread has not
+        ended within `timeout / 2` (wedged in a transport, probe or callback),
+        this call leaves them alone and returns; the agent thread runs this
+        same shutdown if it ever comes back. If the process exits first, the
+        broker publishes the Will, as after a crash (docs/architecture.md).
         """
         if self._stopped:
             return

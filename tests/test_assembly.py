@@ -107,6 +107,7 @@ def _threads():
 
 def _assert_failed_twice_leaves_nothing(start):
     hooks = list(gc.callbacks)
+    thresholds = gc.get_threshold()
     threads = _threads()
     fds = len(os.listdir("/proc/self/fd"))
     for _ in range(2):
@@ -115,12 +116,16 @@ def _assert_failed_twice_leaves_nothing(start):
         assert gc.callbacks == hooks   # no pause-timing hook left in the application
         assert _threads() == threads   # the serial port's I/O thread was ended too
         assert len(os.listdir("/proc/self/fd")) == fds
+        assert gc.get_threshold() == thresholds
 
 
 def test_a_start_whose_transport_fails_to_open_leaves_gc_hooks_and_threads_as_they_were(
         tmp_path, monkeypatch):
     _register(monkeypatch)
-    path = _profile(tmp_path)
+    path = _profile(tmp_path, """
+        [gc]
+        thresholds = 5000, 20, 20
+        """)
     # loop:// opens first (a real pyserial port and its I/O thread), then the bug.
     _assert_failed_twice_leaves_nothing(lambda: agent.start(path, ["loop://", "boomopen:"]))
 
