@@ -14,8 +14,7 @@ from agent import values
 from agent.errors import ProfileError
 from agent.probes import Sample
 from agent.profile import describe, loads
-from agent.rules import TYPES, Decision, Policy, Rule, UnknownRuleType
-from agent.rules import event, low_memory, periodic
+from agent.rules import TYPES, Decision, Policy, Rule, UnknownRuleType, event, low_memory, periodic
 from tests.conftest import REPO, agent_cmd
 
 
@@ -208,7 +207,7 @@ def test_a_toy_rule_type_registered_in_the_table_works_end_to_end(monkeypatch):
 def test_without_its_table_line_the_toy_type_is_refused():
     with pytest.raises(ProfileError) as info:
         loads(TOY_PROFILE.format(n=3), "/p.ini")
-    assert [str(p) for p in info.value.problems][0].startswith(
+    assert str(info.value.problems[0]).startswith(
         "/p.ini:5: [rule:t] type: 'toy' is not one of periodic, low_memory, event")
 
 
