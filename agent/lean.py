@@ -28,7 +28,7 @@ try:
 except ImportError:
     from hmac import compare_digest
 
-__all__ = ["compare_digest", "read_from_zip", "sha256", "sha256_hex", "zip_importer", "zip_names"]
+__all__ = ["compare_digest", "is_zip", "read_from_zip", "sha256", "sha256_hex", "zip_importer", "zip_names"]
 
 
 def sha256_hex(data: bytes) -> str:
@@ -40,6 +40,16 @@ def zip_importer(archive: str):
     """A zipimporter over `archive`: `get_data(member)` reads one file of it."""
     import zipimport
     return zipimport.zipimporter(archive)
+
+
+def is_zip(path: str) -> bool:
+    """A zip archive (a zipapp, shebang line or not)?"""
+    import zipimport
+    try:
+        zipimport.zipimporter(path)
+    except (zipimport.ZipImportError, OSError):
+        return False
+    return True
 
 
 def read_from_zip(path: str) -> Optional[bytes]:
