@@ -58,6 +58,12 @@ def status_fields(profile: Profile, probe: Any, uptime_s: float, state: str,
                 **bundle_field())
 
 
+def report_name(transport) -> str:
+    """A destination as `status` names it: its URL without secrets, and how it delivers now."""
+    note = transport.note()
+    return "%s (%s)" % (transport.describe(), note) if note else transport.describe()
+
+
 class Parts(NamedTuple):
     """What a running agent is made of; `close_parts` takes it apart."""
 

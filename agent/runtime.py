@@ -21,7 +21,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
 from .actions import ActionResult
-from .assembly import Parts, build_parts, close_parts, status_fields
+from .assembly import Parts, build_parts, close_parts, report_name, status_fields
 from .errors import TransportError
 from .guard import MAX_FAILURES, Guard
 from .outbox import outgoing
@@ -35,11 +35,6 @@ from .transports.base import TransportEvent
 log = logging.getLogger("gcagent")
 
 EVENT_QUEUE = 256         # application events waiting for the next tick
-
-
-def _report_name(transport) -> str:
-    note = transport.note()
-    return "%s (%s)" % (transport.describe(), note) if note else transport.describe()
 
 
 class Agent(object):
@@ -90,6 +85,7 @@ class Agent(object):
         self._owner_lock = threading.Lock()
         self._handed_over = False
         self._thread_done = False
+        self._deadline = 0.0
         self.commands = None
         if profile.commands.key_file:
             from .control import make_commands
@@ -160,10 +156,11 @@ class Agent(object):
         """Final telemetry, status offline, flush the outboxes, close. Safe to call twice.
 
         One thread at a time drives the reporters: if the agent thread has not
-        ended within `timeout / 2` (wedged in a transport, probe or callback),
-        this call leaves them alone and returns; the agent thread runs this
-        same shutdown if it ever comes back. If the process exits first, the
-        broker publishes the Will, as after a crash (docs/architecture.md).
+        ended within `timeout / 2` (slow, or wedged in a transport, probe or
+        callback), the shutdown is handed to it, to run when it comes back,
+        and this call waits for that until `timeout` at most, never touching
+        the reporters itself. If the process exits first, the broker publishes
+        the Will, as after a crash (docs/architecture.md).
         """
         if self._stopped:
             return
@@ -175,12 +172,15 @@ class Agent(object):
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.0, timeout / 2))
         with self._owner_lock:
+            self._deadline = deadline
             if thread is not None and thread is not threading.current_thread() \
                     and not self._thread_done and thread.is_alive():
                 self._handed_over = True
         if self._handed_over:
-            log.warning("gc-agent: stop: the agent thread did not end within %.1f s; "
-                        "it will finish the shutdown itself if it comes back", timeout / 2)
+            thread.join(max(0.0, deadline - self._monotonic()))
+            if thread.is_alive():
+                log.warning("gc-agent: stop: the agent thread did not end within %.1f s; "
+                            "it will finish the shutdown itself if it comes back", timeout)
             return
         self._finish(deadline)
 
@@ -249,7 +249,7 @@ class Agent(object):
             handed_over = self._handed_over
         if handed_over:   # stop() gave up waiting for us: the shutdown is ours to run
             try:
-                self._finish(self._monotonic() + 1.0)
+                self._finish(max(self._deadline, self._monotonic() + 1.0))
             except Exception as exc:
                 log.info("gc-agent: late shutdown: %s: %s", type(exc).__name__, exc)
 
@@ -370,7 +370,7 @@ class Agent(object):
                              __version__)
 
     def _emit_status(self, state: str) -> None:
-        self.emit("status", reports=[_report_name(r.transport) for r in self.reporters],
+        self.emit("status", reports=[report_name(r.transport) for r in self.reporters],
                    **self._status_fields(state))
 
     def _emit_event(self, event: str, **fields: Any) -> None:
