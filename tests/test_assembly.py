@@ -197,3 +197,19 @@ def test_control_uses_only_the_agents_public_interface():
                 and isinstance(node.value, ast.Name) and node.value.id == "agent"]
     assert private == [] and assigned == []
     assert "agent.emit(" in source and "agent.replace_policy(" in source
+
+
+def test_stop_waits_for_a_slow_agent_thread_to_send_offline_itself(tmp_path, monkeypatch):
+    _register(monkeypatch)
+    Wedged.instances[:] = []
+    running = Agent.build(profiles.load(_profile(tmp_path)), ["wedged:"])
+    running.start()
+    [link] = Wedged.instances
+    assert link.entered.wait(10), "the agent thread never sent"
+    del link.calls[:]
+    # Slow, not wedged: back after half of stop's timeout, well before all of it.
+    threading.Timer(2.5, link.release.set).start()
+    running.stop(timeout=4.0)
+    assert link.closed.is_set()   # stop returned after the agent thread's own shutdown
+    assert {thread for _, thread in link.calls} == {"gc-agent"}
+    assert b'"state":"offline"' in link.sent[-1].body
