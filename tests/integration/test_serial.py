@@ -420,8 +420,8 @@ def test_decode_turns_a_capture_into_json_lines_and_names_bad_lines(tmp_path):
     assert zipped.returncode == 0 and len(zipped.stdout.decode().splitlines()) == 2
 
 
-def test_the_readme_example_frame_decodes():
-    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as handle:
+def test_the_documented_example_frame_decodes():
+    with open(os.path.join(REPO, "docs", "transports.md"), encoding="utf-8") as handle:
         example = next(line for line in handle if line.startswith('{"v":1') and "*" in line)
     assert framing.unframe(example.encode()) is not None
     assert messages.validate(json.loads(framing.unframe(example.encode()))) == []

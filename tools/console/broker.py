@@ -4,7 +4,7 @@
 installed. amqtt is pure Python and speaks MQTT 3.1.1 (no shared
 subscriptions); it keeps retained messages and publishes Wills, which is all
 the agents need. It inherits leaks for disconnected sessions from hbmqtt, so
-production fleets use mosquitto (README, "Console").
+production fleets use mosquitto (docs/console.md).
 """
 
 import asyncio
