@@ -166,8 +166,8 @@ def fleet(args) -> int:
     from rich.console import Console
 
     from tools.console import live
-    from tools.console.broker import free_port
     from tools.console.session import Session
+    from tools.mosquitto import free_port
 
     console = Console()
     interactive = console.is_terminal

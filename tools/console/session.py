@@ -12,7 +12,9 @@ import time
 from collections import deque
 from typing import Any, Callable, Dict, Optional
 
-from .broker import EmbeddedBroker, free_port
+from tools.mosquitto import free_port
+
+from .broker import EmbeddedBroker
 from .ingest import Ingestor
 from .mqtt_link import MqttLink
 from .serial_link import SerialLink
