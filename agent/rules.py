@@ -14,7 +14,7 @@ Rule types (profile `[rule:NAME]`, see the README):
   when the room would be gone by the next sample and collections still
   work); a collection that reclaims at least `min_reclaim` resets the walk,
   one that does not moves on and doubles the back-off (up to `backoff_max`),
-  so a real leak is reported (`leak_suspected`) instead of thrashing.
+  so a real leak is not thrashed (it is reported from the floor: agent/leak.py).
   Headroom above `rearm_above` ends the episode (`recovered`).
 - ``event``: a collection when a trigger arrives (`app:NAME`, `link_down`,
   `link_up`, `signal`, and `idle` / `large_free` derived from samples), at
@@ -60,7 +60,6 @@ class _LowState(object):
         self.next_at = 0.0
         self.backoff = step_every
         self.ineffective = 0
-        self.leak_reported = False
         self.since = 0.0
         self.actions = 0
 
@@ -240,7 +239,7 @@ class Policy(object):
 
     def record(self, decision: Decision, reclaimed_kb: int, duration_s: float,
                now: float) -> List[Decision]:
-        """Learn what a collection did; returns follow-up events (leak_suspected)."""
+        """Learn what a collection did (back-off); returns follow-up events (none today)."""
         if decision.action == "collect":
             self._spent.append((now, duration_s))
         st = self._low.get(decision.rule)
@@ -252,11 +251,9 @@ class Policy(object):
             return []
         st.ineffective += 1
         self._advance(rule, st, now)
-        if st.ineffective >= rule.leak_after and not st.leak_reported:
-            st.leak_reported = True
-            return [Decision("event", rule.name, event="leak_suspected",
-                             fields=(("ineffective_collections", st.ineffective),
-                                     ("min_reclaim_kb", rule.min_reclaim_kb)))]
+        # A collection that gives back no RSS is no sign of a leak (pymalloc keeps
+        # arenas that still hold a live object): leaks are judged from the memory
+        # floor in agent/leak.py (docs/leaks.md). Here it only slows the walk down.
         return []
 
     def state(self) -> Dict[str, object]:
