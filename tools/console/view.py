@@ -16,6 +16,7 @@ from rich.text import Text
 
 from .alerts import headroom_kb
 from .ingest import SILENT_FACTOR
+from .leaks import soonest_first
 
 SPARK = "▁▂▃▄▅▆▇█"
 STATE_STYLE = {"online": "green", "offline": "bold red"}
@@ -131,8 +132,9 @@ def fleet_table(devices: Iterable[Dict[str, Any]], now: Optional[float] = None,
 
 def ordered(devices: Iterable[Dict[str, Any]], now: float,
             default_interval: float = 3600.0) -> List[Dict[str, Any]]:
-    """Devices riskiest first (ties by name), the order of the table."""
-    return sorted(devices, key=lambda d: (-risk(d, now, default_interval), d["device"]))
+    """Devices soonest to their ceiling at their leak's rate first, then riskiest (ties by name)."""
+    return sorted(devices, key=lambda d: (soonest_first(d), -risk(d, now, default_interval),
+                                          d["device"]))
 
 
 def _short_rule(rule: str) -> str:
