@@ -48,23 +48,23 @@ def test_a_healthy_sawtooth_is_not_a_leak():
 
 def test_a_cache_that_warms_up_then_stays_flat_is_not_a_leak():
     watch, changes = run(lambda t: 20000 + 12000 * (1 - math.exp(-t / (1.5 * HOUR))), 72)
-    assert changes == []
+    assert changes == [] and not watch.verdict.leak
 
 
 def test_a_daily_load_cycle_is_not_a_leak():
     watch, changes = run(lambda t: 24000 + 8000 * 0.5 * (1 - math.cos(2 * math.pi * t / DAY)), 96)
-    assert changes == []
+    assert changes == [] and not watch.verdict.leak
 
 
 def test_a_one_time_step_is_not_a_leak():
     watch, changes = run(lambda t: 22000 + (10000 if t > 30 * HOUR else 0), 72)
-    assert changes == []
+    assert changes == [] and not watch.verdict.leak
 
 
 def test_a_steady_slow_rise_of_the_floor_is_a_leak_with_its_rate_and_time_to_the_ceiling():
     rate = 150.0   # KB an hour: a week's worth is 25 MB
     watch, changes = run(lambda t: 24000 + rate * t / HOUR, 24 * 12, period=600.0)
-    assert events(changes) == ["leak_suspected"]
+    assert events(changes) == ["leak_suspected"] and watch.verdict.leak
     t, _, fields = changes[0]
     assert abs(fields["rate_kb_per_hour"] - rate) / rate < 0.25
     true_eta = (CEILING - (24000 + rate * t / HOUR)) / rate * HOUR
@@ -78,7 +78,7 @@ def test_a_fast_leak_under_heavy_garbage_is_found_in_time():
     rate = 4096.0
     watch, changes = run(lambda t: 20000 + rate * t / HOUR, 10, garbage=8000, gc_every=0.25 * HOUR,
                          period=60.0, noise=400)
-    assert events(changes)[:1] == ["leak_suspected"]
+    assert events(changes)[:1] == ["leak_suspected"] and watch.reported is not None
     t, _, fields = changes[0]
     ceiling_at = (CEILING - 20000) / rate * HOUR
     assert (ceiling_at - t) / ceiling_at > 0.5
@@ -90,12 +90,13 @@ def test_a_leak_that_starts_after_a_healthy_week_is_found():
     watch, changes = run(lambda t: 24000 + max(0.0, t - start) * 600 / HOUR, 7 * 24 + 40)
     assert events(changes) == ["leak_suspected"]
     assert changes[0][0] > start
+    assert abs(watch.verdict.rate_kb_per_hour - 600) / 600 < 0.25
 
 
 def test_outages_leave_the_rate_right():
     rate = 800.0
     watch, changes = run(lambda t: 20000 + rate * t / HOUR, 40, gaps=((5, 11), (20, 23)))
-    assert events(changes) == ["leak_suspected"]
+    assert events(changes) == ["leak_suspected"] and watch.verdict.leak
     assert abs(changes[0][2]["rate_kb_per_hour"] - rate) / rate < 0.25
 
 
