@@ -122,3 +122,14 @@ def test_a_restarted_console_carries_on_judging_the_same_boot(tmp_path):
     report(again, dev, clock, 2, lambda t: 20000 + 1024 * (t - start) / HOUR)
     assert again.devices["leaky"]["leak_kb_per_hour"] is not None
     assert [a["state"] for a in alerts if a["alert"] == "leak"] == ["raised"]   # not raised again
+
+
+def test_absurd_sample_values_are_skipped_not_raised(tmp_path):
+    clock, store, ingest, _ = fleet(tmp_path)
+    dev = Device("odd", clock=clock, ceiling_kb=CEILING)
+    ingest.accept(messages.encode(dev.status()))
+    odd = [dict(dev.sample(20000), gc_collections=["x", None]),
+           dict(dev.sample(-5)), dict(dev.sample(20000), gc_collections=[1, 2, 10 ** 400])]
+    outcome = ingest.accept(messages.encode(dev.telemetry(0, samples=odd)))
+    assert outcome.status == "new"
+    assert ingest.devices["odd"]["leak_kb_per_hour"] is None

@@ -143,7 +143,7 @@ class Ingestor(object):
             device["alerts"] = device.get("alerts") or {}
             self.devices[device["device"]] = device
             if device.get("boot"):   # carry on judging this boot where the records stop
-                watch = leaks.judge_stored(self.store.messages(device["device"]), device)
+                watch = leaks.judge_stored(leaks.stored_telemetry(self.store, device), device)
                 self.leaks.watches[device["device"]] = (device["boot"], watch)
                 leaks.apply(device, watch)
                 self._dirty_devices.add(device["device"])

@@ -10,6 +10,8 @@ and the live view read it without judging again; a device without a row there
 read. How the verdict is made: docs/leaks.md.
 """
 
+import json
+import math
 import sqlite3
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
@@ -59,8 +61,7 @@ class FleetLeaks(object):
         """Feed a telemetry message of the device's current boot; updates the device's leak fields."""
         watch = self.watch(device["device"], message["boot"])
         ceiling = device.get("ceiling_kb") or 0
-        for sample in sorted(message["samples"], key=lambda s: s["ts"]):
-            watch.observe(sample["ts"], sample["rss_kb"], ceiling, sample.get("gc_collections") or ())
+        _feed(watch, message["samples"], ceiling)
         apply(device, watch)
 
     def new_boot(self, device: Dict[str, Any], boot: str) -> None:
@@ -81,6 +82,19 @@ def apply(device: Dict[str, Any], watch: LeakWatch) -> None:
         device.pop("leak", None)
 
 
+def stored_telemetry(store, device: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The telemetry messages recorded for the device's current boot (the key's own index)."""
+    rows = store.db.execute("SELECT body FROM messages WHERE device=? AND boot=? AND type='telemetry'",
+                            (device["device"], device.get("boot") or ""))
+    out = []
+    for (body,) in rows:
+        try:
+            out.append(json.loads(body))
+        except ValueError:   # a row another tool wrote badly is no telemetry
+            continue
+    return out
+
+
 def judge_stored(messages: Iterable[Dict[str, Any]], device: Dict[str, Any]) -> LeakWatch:
     """A device's verdict from its recorded telemetry of its current boot."""
     watch = LeakWatch()
@@ -89,10 +103,25 @@ def judge_stored(messages: Iterable[Dict[str, Any]], device: Dict[str, Any]) -> 
     for message in messages:
         if message.get("type") == "telemetry" and message.get("boot") == boot:
             samples.extend(message.get("samples") or ())
-    ceiling = device.get("ceiling_kb") or 0
-    for sample in sorted(samples, key=lambda s: s["ts"]):
-        watch.observe(sample["ts"], sample["rss_kb"], ceiling, sample.get("gc_collections") or ())
+    _feed(watch, samples, device.get("ceiling_kb") or 0)
     return watch
+
+
+def _feed(watch: LeakWatch, samples: Iterable[Any], ceiling_kb: Any) -> None:
+    """Samples oldest first; one whose numbers make no sense (a device's bug, or a row
+    another tool stored) is skipped: the schema checks types, not values."""
+    good = []
+    for sample in samples:
+        try:
+            ts, rss = float(sample["ts"]), int(sample["rss_kb"])
+            counts = [int(c) for c in sample.get("gc_collections") or ()]
+        except (KeyError, TypeError, ValueError, OverflowError):
+            continue
+        if math.isfinite(ts) and 0 <= rss < 1 << 40:
+            good.append((ts, rss, counts))
+    ceiling = ceiling_kb if isinstance(ceiling_kb, int) and 0 < ceiling_kb < 1 << 40 else 0
+    for ts, rss, counts in sorted(good, key=lambda s: s[0]):
+        watch.observe(ts, rss, ceiling, counts)
 
 
 # -- the leaks table ---------------------------------------------------------------------------
@@ -119,7 +148,7 @@ def annotate(store, devices: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         if row is not None and row[0] == (device.get("boot") or ""):
             device["leak_kb_per_hour"], device["ceiling_eta_s"] = row[1], row[2]
             continue
-        watch = judge_stored(store.messages(device["device"]), device)
+        watch = judge_stored(stored_telemetry(store, device), device)
         verdict = watch.verdict
         device["leak_kb_per_hour"] = verdict.rate_kb_per_hour if verdict.leak else None
         device["ceiling_eta_s"] = verdict.ceiling_eta_s if verdict.leak else None
