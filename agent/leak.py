@@ -240,12 +240,16 @@ def judge(points: Sequence[Tuple[float, int]], ceiling_kb: int, period: float,
     than that hold a garbage ramp, not a floor, so they are merged first.
     `ceiling_kb` 0 means unknown: a leak is judged without the room test and has no eta.
     """
+    min_span = max(MIN_POINTS * period, MIN_WINDOWS * cycle)
+    if len(points) < MIN_WINDOWS or points[-1][0] - points[0][0] < min_span:
+        return Verdict(False, why="too short")
     points = rebin(points, cycle)
     if len(points) < MIN_WINDOWS:
         return Verdict(False, why="too short")
     ts = [float(p[0]) for p in points]
     floor = suffix_minima([int(p[1]) for p in points])
-    min_span = max(MIN_POINTS * period, MIN_WINDOWS * cycle)
+    if floor[-1] - floor[0] < MIN_RISE_KB:   # no span of it can have risen more
+        return Verdict(False, span_s=ts[-1] - ts[0], why="flat")
     best = Verdict(False, span_s=0.0, why="too short")
     n = len(ts)
     starts = [0] + [n - k for k in (48, 32, 24, 16, 12, 8, MIN_WINDOWS) if k < n]
@@ -283,10 +287,12 @@ class LeakWatch(object):
         self.verdict = Verdict(False, why="no samples")
         self.ceiling_kb = 0
         self._full = None   # last cumulative count of full collections seen
+        self._new_windows = 0
 
     def reset(self) -> None:
         """A new boot: the old baseline says nothing about the new process."""
         self._full = None
+        self._new_windows = 0
         self.floors.clear()
         self.reported = None
         self.verdict = Verdict(False, why="new boot")
@@ -306,11 +312,17 @@ class LeakWatch(object):
     def feed(self, t: float, kb: int, ceiling_kb: int = 0,
              collected: bool = False) -> Optional[Tuple[str, dict]]:
         """One sample (time, RSS), the ceiling then, and whether a full collection ran since
-        the previous sample; judged once per new window."""
+        the previous sample; judged each time the windows grew by a sixteenth."""
         if ceiling_kb:
             self.ceiling_kb = ceiling_kb
         if not self.floors.add(t, kb, collected):
-            return None   # the verdict moves a window at a time: at most CAPACITY/2 judgements per doubling
+            return None
+        # The verdict moves a window at a time; judging when the history grew by 1/16
+        # keeps the cost flat (a few judgements per doubling) and delays it by 1/16 at most.
+        self._new_windows += 1
+        if self._new_windows < max(1, len(self.floors) // 16):
+            return None
+        self._new_windows = 0
         points = self.floors.points()
         verdict = judge(points, self.ceiling_kb, self.floors.period(), self.floors.cycle())
         if verdict.leak:

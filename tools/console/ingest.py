@@ -374,8 +374,7 @@ class Ingestor(object):
             try:
                 self.store.write_batch(self._pending, self._pending_at, devices, boots,
                                        self._pending_alerts)
-                with self.store.db:
-                    leaks.save(self.store.db, devices)
+                self.leaks.save(self.store.db, devices)
             except sqlite3.Error:
                 excess = len(self._pending) - MAX_QUEUED
                 if excess > 0:

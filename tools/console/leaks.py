@@ -50,6 +50,20 @@ class FleetLeaks(object):
 
     def __init__(self) -> None:
         self.watches: Dict[str, Tuple[str, LeakWatch]] = {}
+        self._saved: Dict[str, tuple] = {}
+
+    def save(self, db: sqlite3.Connection, devices: Iterable[Dict[str, Any]]) -> None:
+        """Write the verdicts that changed since the last save (one transaction, or none)."""
+        changed = []
+        for device in devices:
+            row = _row(device)
+            if self._saved.get(device["device"]) != row[1:2] + row[3:]:
+                changed.append(row)
+        if changed:
+            with db:
+                db.executemany("INSERT OR REPLACE INTO leaks VALUES (?,?,?,?,?,?)", changed)
+            for row in changed:
+                self._saved[row[0]] = row[1:2] + row[3:]
 
     def watch(self, device: str, boot: str) -> LeakWatch:
         held = self.watches.get(device)
@@ -126,12 +140,10 @@ def _feed(watch: LeakWatch, samples: Iterable[Any], ceiling_kb: Any) -> None:
 
 # -- the leaks table ---------------------------------------------------------------------------
 
-def save(db: sqlite3.Connection, devices: Iterable[Dict[str, Any]]) -> None:
-    """The devices' current verdicts (in the caller's transaction)."""
-    db.executemany("INSERT OR REPLACE INTO leaks VALUES (?,?,?,?,?,?)",
-                   [(d["device"], d.get("boot") or "", d.get("last_seen") or 0.0,
-                     d.get("leak_kb_per_hour"), d.get("ceiling_eta_s"), d.get("leak_confidence"))
-                    for d in devices])
+def _row(d: Dict[str, Any]) -> tuple:
+    """(device, boot, ts, rate, eta, confidence); ts: when the console last heard the device."""
+    return (d["device"], d.get("boot") or "", d.get("last_seen") or 0.0,
+            d.get("leak_kb_per_hour"), d.get("ceiling_eta_s"), d.get("leak_confidence"))
 
 
 def annotate(store, devices: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
