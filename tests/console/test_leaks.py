@@ -133,3 +133,27 @@ def test_absurd_sample_values_are_skipped_not_raised(tmp_path):
     outcome = ingest.accept(messages.encode(dev.telemetry(0, samples=odd)))
     assert outcome.status == "new"
     assert ingest.devices["odd"]["leak_kb_per_hour"] is None
+
+
+def test_the_fleet_table_lists_the_leaking_device_first_with_its_time_left(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from tools.console import leaks, view
+    clock, store, ingest, _ = fleet(tmp_path)
+    ok, leaky = (Device("aaa-ok", clock=clock, ceiling_kb=CEILING),
+                 Device("zzz-leaky", clock=clock, ceiling_kb=CEILING))
+    for dev in (ok, leaky):
+        ingest.accept(messages.encode(dev.status()))
+    start = clock.now
+    report(ingest, leaky, clock, 30, lambda t: 20000 + 1024 * (t - start) / HOUR)
+    clock.now = start
+    report(ingest, ok, clock, 30, lambda t: 20000)
+    ingest.flush()
+    devices = leaks.annotate(store, store.devices())
+    console = Console(width=80, record=True, file=io.StringIO(), color_system=None)
+    console.print(view.fleet_table(devices, clock.now))
+    rows = console.export_text().splitlines()[1:]
+    assert rows[0].split()[0] == "zzz-leaky" and "leak:" in rows[0] and "h" in rows[0].split("leak:")[1]
+    assert rows[1].split()[0] == "aaa-ok" and "leak" not in rows[1]
