@@ -12,20 +12,26 @@ lowest memory after collections. So:
 
 1. `Floors` keeps the minimum of each time window, in a fixed number of windows
    (`CAPACITY`); when they are all used, neighbours merge and windows double,
-   so a whole boot fits in bounded memory at a coarser grain as it ages.
-2. `judge` reads the floor as seen from now: the suffix minimum (the lowest
-   memory from each window to the end), so memory that came back later (a
-   collection, the end of a busy day) pulls the earlier floor down with it.
+   so a whole boot fits in bounded memory at a coarser grain as it ages. It
+   also learns the time between full collections (a sawtooth's tooth).
+2. `judge` merges windows to at least one tooth each (a shorter one holds a
+   garbage ramp, not a floor), then reads the floor as seen from now: the
+   suffix minimum (the lowest memory from each window to the end), so memory
+   that came back later (a collection, the end of a busy day) pulls the
+   earlier floor down with it.
 3. A leak is a floor that rose steadily over the span judged: each quarter of
    the span carries a share of the rise (a one-time step or a warm-up that
-   levelled off does not), the rise is a straight line (r^2), it lasted at
-   least `MIN_POINTS` report periods, and it already used up `SHARE_OF_ROOM`
-   of the room that was left. That last test is what keeps a load cycle's
+   levelled off does not), the second half rose nearly as much as the first
+   (a warm-up slows down), the rise is a straight line (r^2), it lasted at
+   least `MIN_POINTS` report periods and `MIN_WINDOWS` teeth, and it already
+   used up `SHARE_OF_ROOM` of the room that was left (half of it when the
+   span is shorter than a day). That last test is what keeps a load cycle's
    rising side from being called a leak unless the cycle itself would
    approach the ceiling, and what fixes how early the verdict comes: with a
    third of the room gone the leak has three quarters of its life ahead.
-   Spans judged: the whole history and its last 48, 32, 24, 16, 12, 8 and 6 windows, so a leak
-   that starts after a warm-up or a long healthy time is found too.
+   Spans judged: the whole history and its last 48, 32, 24, 16, 12, 8 and 6
+   windows, so a leak that starts after a warm-up or a long healthy time is
+   found too.
 4. A reported leak is cleared when the floor over the most recent span rose
    less than a quarter of what the reported rate would have added.
 
