@@ -125,7 +125,7 @@ def test_a_restarted_console_carries_on_judging_the_same_boot(tmp_path):
 
 
 def test_absurd_sample_values_are_skipped_not_raised(tmp_path):
-    clock, store, ingest, _ = fleet(tmp_path)
+    clock, _store, ingest, _ = fleet(tmp_path)
     dev = Device("odd", clock=clock, ceiling_kb=CEILING)
     ingest.accept(messages.encode(dev.status()))
     odd = [dict(dev.sample(20000), gc_collections=["x", None]),
