@@ -3,14 +3,14 @@
 The agent is a guest in the application's process, so this module's first
 duty is to stay out of the way:
 
-- nothing here raises into the application: every step runs guarded; an
-  unexpected exception is counted, reported as an `error` event, and the loop
-  goes on with back-off; after `MAX_FAILURES` in a row the failing part (the
-  rules, one transport, ...) is disabled, never the application;
+- nothing here raises into the application: every step runs guarded
+  (agent/guard.py): an unexpected exception is counted and reported as an
+  `error` event, that part backs off, and after `MAX_FAILURES` in a row it is
+  disabled, never the application;
 - the application's calls (`event`, `collect`) only append to bounded queues
   or run one measured collection in the caller's thread;
-- transports are written from this thread only, each behind its own outbox,
-  with its own back-off, so one dead link does not hold up another.
+- transports are written from this thread only, each behind its own outbox
+  and back-off, so one dead link does not hold up another.
 """
 
 import collections
@@ -24,12 +24,13 @@ from .actions import ActionResult
 from .assembly import Parts, build_parts, close_parts, report_name, status_fields
 from .errors import TransportError
 from .guard import MAX_FAILURES, Guard
+from .leak import LeakWatch
 from .outbox import outgoing
 from .probes import Sample
 from .profile import Profile
 from .reporter import Reporter
 from .rules import Decision, Policy
-from .telemetry import TelemetryBatch
+from .telemetry import TelemetryBatch, thread_cpu_ms
 from .transports.base import TransportEvent
 
 log = logging.getLogger("gcagent")
@@ -78,6 +79,7 @@ class Agent(object):
         self._telemetry_batch = TelemetryBatch(profile.report.interval, profile.report.batch,
                                                self.started_at)
         self.last_sample: Optional[Sample] = None
+        self.leaks = LeakWatch()   # the floor of the reported samples (docs/leaks.md)
         self._thread_cpu = 0.0
         self._stopped = False
         self._closed = False
@@ -344,9 +346,18 @@ class Agent(object):
     # -- telemetry and status ---------------------------------------------------------------
 
     def _telemetry(self, sample: Sample, now: float) -> None:
-        batch = self._telemetry_batch.add(sample, now)
-        if batch:
-            self._send_batch(batch)
+        batch = self._telemetry_batch
+        if batch.add(sample, now):   # this sample is reported
+            self._guard.run("leak", self._judge_leak, sample)
+            if batch.full():
+                self._send_batch(batch.take())
+
+    def _judge_leak(self, sample: Sample) -> None:
+        # Judged on the samples the console also receives, so both reach one verdict.
+        change = self.leaks.observe(sample.ts, sample.rss_kb, sample.ceiling_kb,
+                                    sample.gc_collections)
+        if change is not None:
+            self._emit_event(change[0], **change[1])
 
     def _final_telemetry(self) -> None:
         batch = self._telemetry_batch.final(self.last_sample)
@@ -354,24 +365,15 @@ class Agent(object):
             self._send_batch(batch)
 
     def _send_batch(self, batch: List[Dict[str, Any]]) -> None:
+        self._thread_cpu = thread_cpu_ms(self._thread, self._thread_cpu)
         self.emit("telemetry", samples=batch, buffered=max(r.buffered for r in self.reporters),
-                   dropped=sum(r.dropped for r in self.reporters) + self.events_dropped,
-                   agent_cpu_ms=round(self._agent_cpu_ms(), 3), agent_errors=self.errors)
-
-    def _agent_cpu_ms(self) -> float:
-        clock_id = getattr(time, "CLOCK_THREAD_CPUTIME_ID", None)
-        if clock_id is None or threading.current_thread() is not self._thread:
-            return self._thread_cpu
-        self._thread_cpu = time.clock_gettime(clock_id) * 1000.0
-        return self._thread_cpu
-
-    def _status_fields(self, state: str) -> Dict[str, Any]:
-        return status_fields(self.profile, self.probe, self._monotonic() - self.started_at, state,
-                             __version__)
+                  dropped=sum(r.dropped for r in self.reporters) + self.events_dropped,
+                  agent_cpu_ms=round(self._thread_cpu, 3), agent_errors=self.errors)
 
     def _emit_status(self, state: str) -> None:
         self.emit("status", reports=[report_name(r.transport) for r in self.reporters],
-                   **self._status_fields(state))
+                  **status_fields(self.profile, self.probe, self._monotonic() - self.started_at,
+                                  state, __version__))
 
     def _emit_event(self, event: str, **fields: Any) -> None:
         self.emit("event", event=event, **fields)
@@ -385,9 +387,8 @@ class Agent(object):
             for reporter in self.reporters:
                 reporter.outbox.put(item)
 
-    # -- staying alive --------------------------------------------------------------------
-
     def _on_fault(self, part: str, exc: Exception, count: int) -> None:
+        """What agent/guard.py calls when a part fails: count it, say it."""
         self.errors += 1
         log.info("gc-agent: %s failed (%d in a row): %s: %s", part, count, type(exc).__name__, exc)
         try:

@@ -6,9 +6,20 @@ longest kept), so a report covers every pause since the previous one.
 Pure: the caller passes the samples and the clock.
 """
 
+import threading
+import time
 from typing import Any, Dict, List, Optional
 
 from .probes import Sample
+
+
+def thread_cpu_ms(thread: Optional[threading.Thread], last: float) -> float:
+    """CPU milliseconds `thread` has used, when called from it; otherwise `last`
+    (the clock is per thread: another thread's reading would be its own)."""
+    clock_id = getattr(time, "CLOCK_THREAD_CPUTIME_ID", None)
+    if clock_id is None or threading.current_thread() is not thread:
+        return last
+    return time.clock_gettime(clock_id) * 1000.0
 
 
 class TelemetryBatch(object):
@@ -22,16 +33,20 @@ class TelemetryBatch(object):
         self._pause_total = 0.0
         self._pause_max = 0.0
 
-    def add(self, sample: Sample, now: float) -> Optional[List[Dict[str, Any]]]:
-        """Count the sample's pauses; a full batch to send, or None."""
+    def add(self, sample: Sample, now: float) -> bool:
+        """Count the sample's pauses; True when it is due and joins the batch."""
         self._pause_total += sample.gc_pause_ms_total
         self._pause_max = max(self._pause_max, sample.gc_pause_ms_max)
         if now < self._next:
-            return None
+            return False
         self._next = now + self.interval
         self._samples.append(self._fields(sample))
         self._pause_total = self._pause_max = 0.0
-        return self._take() if len(self._samples) >= self.size else None
+        return True
+
+    def full(self) -> bool:
+        """Whether the batch holds `[report] batch` samples: time to send it."""
+        return len(self._samples) >= self.size
 
     def final(self, sample: Optional[Sample]) -> Optional[List[Dict[str, Any]]]:
         """What is left at stop, the newest sample included (None when nothing is)."""
@@ -40,9 +55,10 @@ class TelemetryBatch(object):
         if sample is not None and (not self._samples
                                    or self._samples[-1]["ts"] < round(sample.ts, 3)):
             self._samples.append(self._fields(sample))
-        return self._take() if self._samples else None
+        return self.take() if self._samples else None
 
-    def _take(self) -> List[Dict[str, Any]]:
+    def take(self) -> List[Dict[str, Any]]:
+        """The samples waiting, which leave the batch."""
         batch, self._samples = self._samples, []
         return batch
 
