@@ -123,6 +123,22 @@ def flood(port: int, topic: str, lines: List[bytes], qos: int = 0) -> None:
     assert proc.returncode == 0, proc.stderr.decode()
 
 
+def until_subscribed(subscriber, timeout: float = 20.0) -> None:
+    """Wait until `subscriber` is (re)subscribed: it sees a probe of its own."""
+    probe = "gcagent/probe-%.6f/ping" % time.time()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if subscriber.client.is_connected():
+            subscriber.client.publish(probe, b'{"boot":"probe","seq":0}', qos=1)
+            try:
+                subscriber.wait_for(lambda s: s.topic == probe, timeout=1.0, what="the probe")
+                return
+            except AssertionError:
+                pass
+        time.sleep(0.1)
+    raise AssertionError("the recorder did not subscribe again within %ss" % timeout)
+
+
 def peak_rss_kb(pid: int) -> int:
     """The process's peak RSS (VmHWM) as the kernel counts it, 0 once it is gone."""
     return _vm_hwm_kb(pid)
