@@ -8,7 +8,6 @@ profile, same broker, no flood) runs alongside as the baseline.
 """
 
 import json
-import os
 import textwrap
 import time
 

@@ -13,8 +13,14 @@ import signal
 import time
 
 from agent import messages
-from tests.adversarial.agents import (kill_agent, seq_gaps, start_agent, stop_agent,
-                                      until_subscribed, write_profile)
+from tests.adversarial.agents import (
+    kill_agent,
+    seq_gaps,
+    start_agent,
+    stop_agent,
+    until_subscribed,
+    write_profile,
+)
 from tests.integration.broker import Mosquitto, Subscriber
 
 
