@@ -201,7 +201,7 @@ def _set(agent, args: Dict[str, Any]) -> Dict[str, Any]:
 
 def _live_value(agent, rule: str, key: str) -> Any:
     """The running rule's value of `key` (a default), as JSON can carry it."""
-    from .profile import RULE_SCHEMA, _RULE_COMMON
+    from .profile import _RULE_COMMON, RULE_SCHEMA
     for settings in agent.profile.rules:
         if settings.name == rule:
             schema = dict(_RULE_COMMON)
