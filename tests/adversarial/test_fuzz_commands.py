@@ -68,8 +68,11 @@ def signed(draw):
 
 @st.composite
 def junk(draw):
-    """Bytes, JSON of any shape, or command-like objects of random fields."""
-    kind = draw(st.sampled_from(["bytes", "json", "fields"]))
+    """Bytes, JSON of any shape, command-like objects of random fields, or oversize commands."""
+    kind = draw(st.sampled_from(["bytes", "json", "fields", "big"]))
+    if kind == "big":   # past the cap: must be dropped before it is copied or kept
+        size = draw(st.integers(min_value=MAX_COMMAND_BYTES + 1, max_value=70 * 1024))
+        return json.dumps({"id": "b", "cmd": "collect", "ts": NOW, "pad": "x" * size}).encode(), False
     if kind == "bytes":
         return draw(st.binary(max_size=MAX_COMMAND_BYTES + 200)), False
     if kind == "json":
