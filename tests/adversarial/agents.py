@@ -123,15 +123,27 @@ def flood(port: int, topic: str, lines: List[bytes], qos: int = 0) -> None:
     assert proc.returncode == 0, proc.stderr.decode()
 
 
-def until_subscribed(subscriber, timeout: float = 20.0) -> None:
-    """Wait until `subscriber` is (re)subscribed: it sees a probe of its own."""
-    probe = "gcagent/probe-%.6f/ping" % time.time()
+def recorder(port: int, *devices: str):
+    """A Subscriber to what `devices` publish, without their `cmd`: a flood on `cmd`
+    must not fill the recorder's own queue at the broker (which then drops)."""
+    from tests.integration.broker import Subscriber
+    topics = [("gcagent/%s/%s" % (d, kind), 1) for d in devices
+              for kind in ("status", "telemetry", "event", "resp")]
+    sub = Subscriber(port, topics)
+    until_subscribed(sub, probe="gcagent/%s/event" % devices[0])
+    return sub
+
+
+def until_subscribed(subscriber, timeout: float = 20.0, probe: str = "") -> None:
+    """Wait until `subscriber` is (re)subscribed: it sees a probe of its own (boot "probe")."""
+    probe = probe or "gcagent/probe-%.6f/ping" % time.time()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if subscriber.client.is_connected():
             subscriber.client.publish(probe, b'{"boot":"probe","seq":0}', qos=1)
             try:
-                subscriber.wait_for(lambda s: s.topic == probe, timeout=1.0, what="the probe")
+                subscriber.wait_for(lambda s: s.topic == probe and s.message.get("boot") == "probe",
+                                    timeout=1.0, what="the probe")
                 return
             except AssertionError:
                 pass

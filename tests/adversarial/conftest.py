@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.adversarial.agents import until_subscribed
 from tests.integration.broker import Mosquitto, Subscriber
 
 
@@ -17,5 +18,6 @@ def broker(tmp_path):
 def subscriber(broker):
     """Everything under gcagent/#, recorded with arrival times."""
     sub = Subscriber(broker.port)
+    until_subscribed(sub)   # an agent started next must not beat the subscription
     yield sub
     sub.close()

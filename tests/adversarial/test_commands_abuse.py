@@ -20,6 +20,7 @@ from tests.adversarial.agents import (
     ask,
     command,
     flood,
+    recorder,
     seq_gaps,
     start_agent,
     stop_agent,
@@ -79,7 +80,8 @@ def test_a_captured_signed_command_replayed_after_a_restart_is_refused(tmp_path,
     assert ids.stat().st_size < 1024 and oct(ids.stat().st_mode & 0o777) == "0o600"
 
 
-def test_5000_unsigned_commands_do_not_push_telemetry_out_of_the_outbox(tmp_path, broker, subscriber):
+def test_5000_unsigned_commands_do_not_push_telemetry_out_of_the_outbox(tmp_path, broker):
+    subscriber = recorder(broker.port, DEVICE)
     profile = write_profile(tmp_path, broker.url, extra="")
     with open(profile) as handle:
         text = handle.read().replace("[buffer]\n", "[buffer]\nram = 32K\n")
@@ -97,6 +99,7 @@ def test_5000_unsigned_commands_do_not_push_telemetry_out_of_the_outbox(tmp_path
         elapsed = time.monotonic() - began
     finally:
         err = stop_agent(proc)
+        subscriber.close()
     assert proc.returncode == 0, err
     got = [m for m in subscriber.messages() if m["boot"] != "probe"]
     answers = [m for m in got if m["type"] == "resp" and not m["ok"]]

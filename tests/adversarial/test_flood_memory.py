@@ -11,7 +11,7 @@ import json
 import textwrap
 import time
 
-from tests.adversarial.agents import finish, flood, peak_rss_kb, start_agent, write_profile
+from tests.adversarial.agents import finish, flood, peak_rss_kb, recorder, start_agent, write_profile
 
 APP = textwrap.dedent("""\
     import os, sys, time
@@ -27,7 +27,8 @@ MARGIN_KB = 16 * 1024
 
 
 def test_2000_unsigned_70k_payloads_leave_the_application_within_16mb_of_a_quiet_run(
-        tmp_path, broker, subscriber):
+        tmp_path, broker):
+    subscriber = recorder(broker.port, "adv-quiet", "adv-flood")
     (tmp_path / "app.py").write_text(APP)
     stop_file = str(tmp_path / "stop")
     procs = {}
@@ -52,6 +53,7 @@ def test_2000_unsigned_70k_payloads_leave_the_application_within_16mb_of_a_quiet
     finally:
         open(stop_file, "w").close()
         errors = {device: finish(proc) for device, proc in procs.items()}
+        subscriber.close()
     for device, proc in procs.items():
         assert proc.returncode == 0, (device, proc.returncode, errors[device])   # never killed
         assert proc.out == b"app done 5000\n"   # the application ran to its end
