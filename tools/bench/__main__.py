@@ -104,13 +104,19 @@ def cpu(quick: bool):
     return cpu(quick)
 
 
+def flood(quick: bool):
+    from tools.bench.flood import measure
+    return measure(quick)
+
+
 ROWS = (("sample", sample_cost, "python -m tools.bench --only sample"),
         ("footprint", footprint, "python -m tools.bench --only footprint"),
         ("cpu", cpu, "python -m tools.bench --only cpu"),
         ("effect", effect, "python -m tools.bench --only effect"),
         ("wire", wire_bytes, "python -m tools.bench --only wire"),
         ("ingest", ingest, "python -m tools.bench --only ingest"),
-        ("replay", replay_rate, "python -m tools.bench --only replay"))
+        ("replay", replay_rate, "python -m tools.bench --only replay"),
+        ("flood", flood, "python -m tools.bench --only flood"))
 
 
 def main(argv=None) -> int:
