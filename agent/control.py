@@ -5,17 +5,20 @@ The allow-list is fixed here, and no command runs code or names a file:
 - ``collect`` {generation}: a measured collection now;
 - ``status``: what the agent sees and how it is doing;
 - ``set`` {rule, key, value}: change one rule setting listed in
-  `[commands] settable`, validated exactly as the profile is; it lasts until
-  the next `reload` or restart;
+  `[commands] settable`, validated exactly as the profile is; changes
+  accumulate (each starts from the rules the last one left) and last until
+  the next `reload` or restart; `before` is the value in effect;
 - ``snapshot`` {top, seconds}: tracemalloc's top allocation sites over a
-  time-boxed window (at most 30 s), in a thread of its own; tracing is stopped
+  time-boxed window (at most 30 s), in a thread of its own, one at a time
+  (another is refused `busy` meanwhile); tracing is stopped
   afterwards (unless the application was already tracing), so it costs
   nothing later;
 - ``reload``: read the profile again from its own path; an invalid profile
   is refused and the old one stays. Rules, tick and budget take effect at
   once; report URLs, buffers and commands at the next start.
 
-Verification (signature, replay window, remembered ids) is `agent.commands`.
+Verification (signature, replay window, remembered ids) is `agent.commands`;
+refusals are answered within a rate, the rest counted (docs/hardening.md).
 """
 
 import configparser
