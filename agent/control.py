@@ -204,11 +204,10 @@ def _set(agent, args: Dict[str, Any]) -> Dict[str, Any]:
 
 def _live_value(agent, rule: str, key: str) -> Any:
     """The running rule's value of `key` (a default), as JSON can carry it."""
-    from .profile import _RULE_COMMON, RULE_SCHEMA
+    from .rules.table import schema as rule_schema
     for settings in agent.profile.rules:
         if settings.name == rule:
-            schema = dict(_RULE_COMMON)
-            schema.update(RULE_SCHEMA.get(settings.type, {}))
+            schema = rule_schema(settings.type)
             found = getattr(settings, schema[key][0], None) if key in schema else None
             return found if isinstance(found, (str, int, float, type(None))) else str(found)
     return None

@@ -3,7 +3,8 @@
 import pytest
 
 from tests.adversarial.agents import until_subscribed
-from tests.integration.broker import Mosquitto, Subscriber
+from tests.integration.broker import Subscriber
+from tools.mosquitto import Mosquitto
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ from tests.adversarial.agents import (
     until_subscribed,
     write_profile,
 )
-from tests.integration.broker import Mosquitto, Subscriber
+from tests.integration.broker import Subscriber
+from tools.mosquitto import Mosquitto
 
 
 def _replayed_until_quiet(subscriber, boot: str, timeout: float = 30.0) -> list:
