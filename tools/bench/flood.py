@@ -18,7 +18,7 @@ import threading
 import time
 from typing import List
 
-from tools.bench.broker import Broker, agent_env
+from tools.bench.broker import agent_env, bench_broker
 
 APP = ("import sys, time\nx = [bytes(1000) for _ in range(5000)]\ntime.sleep(float(sys.argv[1]))\n"
        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n")
@@ -61,7 +61,7 @@ def _count_answers(port: int, device: str, counted: dict, stop: threading.Event)
 
 def measure(quick: bool) -> List[dict]:
     seconds = 12.0 if quick else 20.0
-    with tempfile.TemporaryDirectory() as folder, Broker(folder) as broker:
+    with tempfile.TemporaryDirectory() as folder, bench_broker(folder) as broker:
         with open(os.path.join(folder, "key"), "wb") as handle:
             handle.write(b"b" * 32)
         os.chmod(os.path.join(folder, "key"), 0o600)
