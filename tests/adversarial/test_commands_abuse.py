@@ -27,7 +27,6 @@ from tests.adversarial.agents import (
     until_subscribed,
     write_profile,
 )
-from tests.conftest import read_jsonl
 
 
 def _online(subscriber, after: float = 0.0):
@@ -144,9 +143,11 @@ def test_a_journal_that_cannot_write_is_reported_in_an_event_and_in_status(tmp_p
         time.sleep(2.5)                      # past spill_after: the spill fails
         broker.start()
         until_subscribed(subscriber)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not _journal_errors(record):
+        deadline = time.monotonic() + 20   # the event, and the agent back (its second link_up)
+        while time.monotonic() < deadline and not (_journal_errors(record) and len(
+                _events(record, "link_up")) >= 2):
             time.sleep(0.2)
+        time.sleep(0.5)                      # its subscription renewed at the broker
         status = ask(subscriber, command("status"))["result"]
     finally:
         err = stop_agent(proc)
@@ -157,7 +158,20 @@ def test_a_journal_that_cannot_write_is_reported_in_an_event_and_in_status(tmp_p
     assert status["journal_errors"] >= 1
 
 
+def _events(path, name: str) -> list:
+    """The `name` events the file report holds so far (a line being written is skipped)."""
+    found = []
+    if os.path.exists(str(path)):
+        with open(str(path)) as handle:
+            for line in handle:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if message.get("event") == name:
+                    found.append(message)
+    return found
+
+
 def _journal_errors(path) -> list:
-    if not os.path.exists(str(path)):
-        return []
-    return [m for m in read_jsonl(path) if m.get("event") == "error" and "journal" in m.get("error", "")]
+    return [m for m in _events(path, "error") if "journal" in m.get("error", "")]
