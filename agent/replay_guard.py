@@ -17,7 +17,7 @@ import json
 import os
 from typing import List, Tuple
 
-_LINE_MAX = 200   # bytes: a ts, a space, and a JSON string of at most 64 characters
+_LINE_MAX = 320   # bytes: a ts, a space, and a JSON string of at most 64 characters (UTF-8)
 
 
 class ReplayIds(object):
@@ -36,7 +36,11 @@ class ReplayIds(object):
         kept: List[Tuple[float, str]] = []
         try:
             with open(self.path, "rb") as handle:
-                data = handle.read(2 * self.remember * _LINE_MAX + 1)
+                # The newest entries are at the end; a file grown past its bound
+                # (a rewrite that failed) is read from where they are.
+                limit = 2 * self.remember * _LINE_MAX
+                handle.seek(max(0, os.fstat(handle.fileno()).st_size - limit))
+                data = handle.read(limit)
         except FileNotFoundError:
             data = b""
         except OSError:
@@ -57,7 +61,7 @@ class ReplayIds(object):
         if self._lines + 1 >= 2 * self.remember:
             self._rewrite(now)
             return
-        line = ("%r %s\n" % (float(ts), json.dumps(ident))).encode("utf-8")
+        line = _line(ts, ident)
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:
@@ -71,11 +75,11 @@ class ReplayIds(object):
 
     def _rewrite(self, now: float) -> None:
         self._kept = [e for e in self._kept if abs(now - e[0]) <= self.window]
-        body = "".join("%r %s\n" % (float(ts), json.dumps(i)) for ts, i in self._kept)
+        body = b"".join(_line(ts, i) for ts, i in self._kept)
         temporary = self.path + ".tmp"
         try:
             with open(temporary, "wb") as handle:
-                handle.write(body.encode("utf-8"))
+                handle.write(body)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.chmod(temporary, 0o600)
@@ -83,6 +87,10 @@ class ReplayIds(object):
             self._lines = len(self._kept)
         except OSError:
             self.errors += 1
+
+
+def _line(ts: float, ident: str) -> bytes:
+    return ("%r %s\n" % (float(ts), json.dumps(ident, ensure_ascii=False))).encode("utf-8")
 
 
 def _parse(line: bytes):

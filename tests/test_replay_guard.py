@@ -47,3 +47,18 @@ def test_a_folder_that_cannot_be_written_counts_errors_and_never_raises(tmp_path
     assert ids.load(1000.0) == []
     ids.add("x", 1000.0, 1000.0)
     assert ids.errors == 1
+
+
+def test_any_id_a_command_may_carry_is_remembered(tmp_path):
+    path = str(tmp_path / "replay-ids")
+    odd = ["\U0001f600" * 64, 'quote " and \\ and\nnewline', "é" * 64]
+    ids = ReplayIds(path, 10, 300.0)
+    for ident in odd:
+        ids.add(ident, 1000.0, 1000.0)
+    assert ReplayIds(path, 10, 300.0).load(1000.0) == odd
+
+
+def test_an_overgrown_file_is_read_from_its_newest_entries(tmp_path):
+    path = tmp_path / "replay-ids"
+    path.write_text("".join('1000.0 "id%d"\n' % n for n in range(5000)))
+    assert ReplayIds(str(path), 10, 300.0).load(1000.0)[-1] == "id4999"
