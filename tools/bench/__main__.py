@@ -110,6 +110,11 @@ def cpu(quick: bool):
     return cpu(quick)
 
 
+def flood(quick: bool):
+    from tools.bench.flood import measure
+    return measure(quick)
+
+
 ROWS = (("sample", sample_cost, "python -m tools.bench --only sample"),
         ("footprint", footprint, "python -m tools.bench --only footprint"),
         ("cpu", cpu, "python -m tools.bench --only cpu"),
@@ -117,7 +122,8 @@ ROWS = (("sample", sample_cost, "python -m tools.bench --only sample"),
         ("wire", wire_bytes, "python -m tools.bench --only wire"),
         ("ingest", ingest, "python -m tools.bench --only ingest"),
         ("replay", replay_rate, "python -m tools.bench --only replay"),
-        ("leak", leak, "python -m tools.bench --only leak"))
+        ("leak", leak, "python -m tools.bench --only leak"),
+        ("flood", flood, "python -m tools.bench --only flood"))
 
 
 def main(argv=None) -> int:
