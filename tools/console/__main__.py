@@ -6,6 +6,8 @@
   gc-console plot    DEVICE --out FILE.png [--db PATH]            memory and gc history
   gc-console export  DEVICE --csv [--db PATH] [--out FILE]        samples (or --events) as CSV
   gc-console send    DEVICE COMMAND [ARGS] --broker URL --key FILE   signed command
+  gc-console serve   [--broker URL | --serial PORT] [--db PATH] [--listen 127.0.0.1:8080]
+                                                                  web pages + /metrics
 
 Without --broker or --serial, `watch` starts an embedded MQTT broker on
 127.0.0.1 (port 1883 when free) and prints the URL agents should report to.
@@ -134,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--db", default=default_db_path(), help=db_help)
     send.add_argument("--timeout", type=_duration, metavar="DUR",
                       help="how long to wait for the answer (default 15s, plus a snapshot's own)")
+    serve = sub.add_parser("serve", help="record the fleet and serve the web console",
+                           description="Record the fleet (as ingest does) and serve the fleet "
+                                       "and device pages and /metrics. Without --broker/--serial "
+                                       "an embedded broker is started.")
+    source(serve)
+    fleet_options(serve)
+    from .web.serve import add_arguments
+    add_arguments(serve)
     return parser
 
 
@@ -144,7 +154,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     # SIGTERM ends a command the way Ctrl-C does: queued rows are written first.
     signal.signal(signal.SIGTERM, _interrupt)
     handler = {"watch": cmd_watch, "ingest": cmd_ingest, "devices": cmd_devices,
-               "plot": cmd_plot, "export": cmd_export, "send": cmd_send}[args.command]
+               "plot": cmd_plot, "export": cmd_export, "send": cmd_send,
+               "serve": cmd_serve}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:
@@ -358,6 +369,16 @@ def cmd_send(args: argparse.Namespace) -> int:
                     % (args.device, args.cmd, command["id"], args.prefix))
     print(json.dumps(resp, indent=2, sort_keys=True))
     return 0 if resp.get("ok") else 1
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .web.serve import ServeError, run
+    try:
+        return run(args, _session)
+    except ServeError as exc:
+        raise Fatal(str(exc))
 
 
 if __name__ == "__main__":
