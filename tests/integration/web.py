@@ -101,3 +101,24 @@ for (let i = 0; i < d.length; i += 4)
   if (d[i + 3] > 0 && (d[i] < 240 || d[i + 1] < 240 || d[i + 2] < 240)) ink++;
 return ink / (c.width * c.height);
 """
+
+
+def shoot(url: str, folder: str, device: str) -> None:
+    """Screenshots of the fleet page and one device page (docs/img/ is made with this)."""
+    driver = browser(1400, 1000)
+    try:
+        driver.get(url.rstrip("/") + "/")
+        wait(lambda: driver.find_elements("css selector", "#fleet tbody tr"), what="rows")
+        time.sleep(1.0)
+        driver.save_screenshot(os.path.join(folder, "web-fleet.png"))
+        driver.get(url.rstrip("/") + "/device/" + device)
+        wait(lambda: int(driver.execute_script("return document.body.dataset.points || 0")) > 0,
+             what="the chart")
+        time.sleep(1.0)
+        driver.save_screenshot(os.path.join(folder, "web-device.png"))
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":   # python -m tests.integration.web URL FOLDER DEVICE
+    shoot(sys.argv[1], sys.argv[2], sys.argv[3])

@@ -130,3 +130,28 @@ def run(args: argparse.Namespace, make_session: Callable[..., Any]) -> int:
             delivery.stop()
         session.stop()
     return 0
+
+
+class Background(object):
+    """The web console on a thread of its own beside another console view (`make demo`)."""
+
+    def __init__(self, session: Any, port: int, default_interval: float,
+                 host: str = "127.0.0.1") -> None:
+        import threading
+
+        import uvicorn
+        args = argparse.Namespace(default_interval=default_interval, keys=None)
+        app = build(session, args, Guard(None))
+        self.url = "http://%s:%d/" % (host, port)
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                                    access_log=False, lifespan="off",
+                                                    timeout_graceful_shutdown=1))
+        self.thread = threading.Thread(target=self.server.run, name="gc-console-web", daemon=True)
+
+    def start(self) -> "Background":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(5.0)
