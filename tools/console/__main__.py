@@ -136,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--db", default=default_db_path(), help=db_help)
     send.add_argument("--timeout", type=_duration, metavar="DUR",
                       help="how long to wait for the answer (default 15s, plus a snapshot's own)")
+    forget = sub.add_parser("forget", help="remove a retired device and all its rows",
+                            description="Delete every row of DEVICE from the database (stop "
+                                        "watch/ingest first; a running serve forgets it from its "
+                                        "device page).")
+    forget.add_argument("device", metavar="DEVICE")
+    forget.add_argument("--db", default=default_db_path(), help=db_help)
+
     serve = sub.add_parser("serve", help="record the fleet and serve the web console",
                            description="Record the fleet (as ingest does) and serve the fleet "
                                        "and device pages and /metrics. Without --broker/--serial "
@@ -155,7 +162,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     handler = {"watch": cmd_watch, "ingest": cmd_ingest, "devices": cmd_devices,
                "plot": cmd_plot, "export": cmd_export, "send": cmd_send,
-               "serve": cmd_serve}[args.command]
+               "serve": cmd_serve, "forget": cmd_forget}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:
@@ -369,6 +376,17 @@ def cmd_send(args: argparse.Namespace) -> int:
                     % (args.device, args.cmd, command["id"], args.prefix))
     print(json.dumps(resp, indent=2, sort_keys=True))
     return 0 if resp.get("ok") else 1
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from .forget import forget
+    _open_store(args.db).close()   # says so when there is no database there
+    deleted = forget(args.db, args.device)
+    if not deleted.get("devices") and not deleted.get("messages"):
+        raise Fatal("no device %r in %s" % (args.device, args.db))
+    print("forgot %s: %s" % (args.device, ", ".join("%d %s" % (n, t) for t, n in deleted.items()
+                                                     if n)))
+    return 0
 
 
 # -- serve ------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import asyncio
 import html
 import json
 import os
+import urllib.parse
 from typing import Any, Dict, Optional
 
 from starlette.applications import Starlette
@@ -101,12 +102,16 @@ def create_app(backend: Backend, guard: Guard, registry: Any) -> Starlette:
     async def login(request: Request) -> Response:
         if not guard.required:
             return RedirectResponse("/", status_code=303)
-        form = await request.form()
-        name = guard.check_secret(str(form.get("name") or ""), str(form.get("secret") or ""))
-        target = str(form.get("next") or "/")
+        body = await request.body()   # a urlencoded form, parsed here: no multipart dependency
+        if len(body) > MAX_BODY:
+            return JSONResponse({"error": "request body too large"}, status_code=400)
+        form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
+        name = guard.check_secret(form.get("name", ""), form.get("secret", ""))
+        target = form.get("next") or "/"
         if not target.startswith("/") or target.startswith("//"):
             target = "/"
         if name is None:
+            await asyncio.sleep(0.5)   # slows guessing; secrets are at least 12 characters
             return HTMLResponse(_page("login.html", next=target, error="wrong name or secret"),
                                 status_code=401)
         response = RedirectResponse(target, status_code=303)
@@ -225,6 +230,16 @@ def create_app(backend: Backend, guard: Guard, registry: Any) -> Starlette:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"ok": True, "id": command["id"], "by": user[0]})
 
+    async def api_forget(request: Request) -> Response:
+        user = identify(request)
+        if user is None:
+            return denied(request)
+        refused = post_allowed(request, user)
+        if refused is not None:
+            return refused
+        found = await run_in_threadpool(backend.forget, request.path_params["device"])
+        return JSONResponse({"ok": found}, status_code=200 if found else 404)
+
     async def api_metrics(request: Request) -> Response:
         if identify(request) is None:
             return denied(request)
@@ -245,6 +260,7 @@ def create_app(backend: Backend, guard: Guard, registry: Any) -> Starlette:
         Route("/api/device/{device}", api_device),
         Route("/api/device/{device}/history", api_history),
         Route("/api/device/{device}/command", api_command, methods=["POST"]),
+        Route("/api/device/{device}/forget", api_forget, methods=["POST"]),
         Route("/api/alerts/ack", api_ack, methods=["POST"]),
         Route("/api/alerts/silence", api_silence, methods=["POST"]),
         Route("/metrics", api_metrics),

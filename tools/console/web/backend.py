@@ -76,7 +76,7 @@ class Backend(object):
             for kind, detail in sorted(item["alerts"].items()):
                 since = self.book.since(item["device"], kind)
                 ack = acks.get((item["device"], kind))
-                acked = ack is not None and (since is None or ack[0] >= since)
+                acked = ack is not None and ack[0] == since
                 silence = silences.get((item["device"], kind)) or silences.get((item["device"], "*"))
                 out.append({"device": item["device"], "alert": kind, "detail": detail,
                             "since": since, "acked": acked, "acked_by": ack[1] if acked else None,
@@ -132,13 +132,23 @@ class Backend(object):
     def acknowledge(self, device: str, kind: str, who: str) -> bool:
         if kind not in KINDS or device not in self.ingestor.devices:
             return False
-        self.notes.ack(device, kind, who)
+        self.notes.ack(device, kind, self.book.since(device, kind), who)
         return True
 
     def silence(self, device: str, kind: str, seconds: float, who: str) -> Optional[float]:
         if (kind not in KINDS and kind != "*") or device not in self.ingestor.devices:
             return None
         return self.notes.silence(device, kind, seconds, who)
+
+    def forget(self, device: str) -> bool:
+        """The device leaves memory and the database (it comes back if it reports again)."""
+        from ..forget import forget, forget_in_memory
+        found = forget_in_memory(self.ingestor, device)
+        forget(self.db_path, device)
+        self.book.forget(device)
+        with self._rows_lock:
+            self._rows_at = -1.0
+        return found
 
     def key_path(self, device: str) -> Optional[str]:
         if not self.keys_dir or "/" in device or device.startswith("."):

@@ -42,7 +42,9 @@ def row(device: Dict[str, Any], now: float, default_interval: float,
         "dropped": device.get("dropped"),
         "leak_kb_per_hour": device.get("leak_kb_per_hour"),
         "ceiling_eta_s": device.get("ceiling_eta_s"),
-        "risk": round(risk(device, now, default_interval), 1),
+        # Stopped on purpose is no risk: below every device that is up (the terminal table
+        # keeps offline devices first whatever the reason).
+        "risk": round(risk(device, now, default_interval) - (2000 if reason == "stopped" else 0), 1),
     }
 
 

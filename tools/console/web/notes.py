@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS console_acks (
-    device TEXT NOT NULL, kind TEXT NOT NULL, at REAL NOT NULL, who TEXT NOT NULL,
+    device TEXT NOT NULL, kind TEXT NOT NULL, raised REAL, at REAL NOT NULL, who TEXT NOT NULL,
     PRIMARY KEY (device, kind));
 CREATE TABLE IF NOT EXISTS console_silences (
     device TEXT NOT NULL, kind TEXT NOT NULL, until REAL NOT NULL, who TEXT NOT NULL,
@@ -44,10 +44,11 @@ class Notes(object):
     def close(self) -> None:
         self.db.close()
 
-    def ack(self, device: str, kind: str, who: str) -> None:
+    def ack(self, device: str, kind: str, raised: Optional[float], who: str) -> None:
+        """`who` acknowledged the alert raised at `raised` (a later raise is a new alert)."""
         with self.lock, self.db:
-            self.db.execute("INSERT OR REPLACE INTO console_acks VALUES (?,?,?,?)",
-                            (device, kind, self.clock(), who))
+            self.db.execute("INSERT OR REPLACE INTO console_acks VALUES (?,?,?,?,?)",
+                            (device, kind, raised, self.clock(), who))
 
     def silence(self, device: str, kind: str, seconds: float, who: str) -> float:
         until = self.clock() + max(0.0, min(seconds, MAX_SILENCE_S))
@@ -56,10 +57,11 @@ class Notes(object):
                             (device, kind, until, who, self.clock()))
         return until
 
-    def acks(self) -> Dict[Tuple[str, str], Tuple[float, str]]:
+    def acks(self) -> Dict[Tuple[str, str], Tuple[Optional[float], str]]:
+        """(device, kind) -> (when the acknowledged alert was raised, who acknowledged it)."""
         with self.lock:
-            return {(d, k): (at, who) for d, k, at, who in
-                    self.db.execute("SELECT device, kind, at, who FROM console_acks")}
+            return {(d, k): (raised, who) for d, k, raised, who in
+                    self.db.execute("SELECT device, kind, raised, who FROM console_acks")}
 
     def silences(self) -> Dict[Tuple[str, str], Tuple[float, str]]:
         """Silences still in force: (device, kind) -> (until, who)."""

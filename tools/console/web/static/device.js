@@ -120,6 +120,7 @@
     const r = info.row, st = info.status;
     document.getElementById("state").textContent = r.state + (r.reason && r.reason !== r.state ? ` (${r.reason})` : "");
     document.getElementById("state").className = "state state-" + r.state;
+    document.getElementById("forget").hidden = r.state === "online";
     const fields = [["model", r.model], ["RSS", GC.mb(r.rss_kb)], ["ceiling", GC.mb(r.ceiling_kb)],
       ["headroom", GC.mb(r.headroom_kb)], ["free memory", GC.mb(r.free_kb)],
       ["last seen", GC.ago(r.last_seen, Date.now() / 1000) + " ago"],
@@ -164,6 +165,10 @@
     } catch (e) { out.textContent = e.message; }
   });
   GC.bindAlertButtons(document.getElementById("device-alerts"), refresh);
+  document.getElementById("forget").addEventListener("click", async () => {
+    if (!confirm(`Forget ${device} and all its history? It comes back if it reports again.`)) return;
+    try { await GC.post(base + "/forget", {}); location.href = "/"; } catch (e) { alert(e.message); }
+  });
   window.addEventListener("resize", () => {
     memory.setSize({width: chartWidth(), height: 300}); pause.setSize({width: chartWidth(), height: 160});
   });
