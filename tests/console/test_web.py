@@ -214,7 +214,8 @@ def test_loopback_console_acks_with_csrf_and_sends_no_commands(tmp_path):
     assert http.post("/api/alerts/ack", json=body, headers={
         "X-CSRF-Token": token, "Origin": "http://evil.example"}).status_code == 403
     assert http.post("/api/alerts/ack", json=body, headers={"X-CSRF-Token": token}).json()["ok"]
-    alert = next(a for a in http.get("/api/fleet").json()["alerts"] if a["device"] == "ix20-a")
+    alert = next(a for a in http.get("/api/fleet").json()["alerts"]
+                 if a["device"] == "ix20-a" and a["alert"] == "ceiling")
     assert alert["acked"] and alert["acked_by"] == "local"
     answer = http.post("/api/device/ix20-a/command", json={"cmd": "collect"},
                        headers={"X-CSRF-Token": token})

@@ -10,10 +10,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.integration.broker import free_port
 from tests.integration.test_console import profile, start_agent
 from tests.integration.test_web_console import stop_agents
 from tests.integration.web import Serve, wait
+from tools.mosquitto import free_port
 
 
 class Receiver(object):

@@ -11,9 +11,9 @@ import time
 import urllib.parse
 import urllib.request
 
-from tests.integration.broker import free_port
 from tests.integration.test_console import profile, start_agent
 from tests.integration.web import CANVAS_INK, Serve, browser, screenshot, wait
+from tools.mosquitto import free_port
 
 
 def stop_agents(agents) -> None:

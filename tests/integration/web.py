@@ -8,7 +8,7 @@ import urllib.request
 from typing import List, Optional
 
 from tests.conftest import REPO
-from tests.integration.broker import free_port
+from tools.mosquitto import free_port
 
 ARTIFACTS = os.path.join(REPO, "tests", "artifacts")
 CHROMIUM = "/usr/bin/chromium"

@@ -11,7 +11,7 @@ the device back from memory, so stop those first.
 import sqlite3
 from typing import Any, Dict
 
-TABLES = ("devices", "messages", "samples", "events", "boots", "commands", "alerts",
+TABLES = ("devices", "messages", "samples", "events", "boots", "commands", "alerts", "leaks",
           "console_acks", "console_silences", "console_senders")
 
 
@@ -40,6 +40,9 @@ def forget_in_memory(ingestor: Any, device: str) -> bool:
         ingestor._boot_order.pop(device, None)
         ingestor._periods.pop(device, None)
         ingestor._last_telemetry_ts.pop(device, None)
+        leaks = getattr(ingestor, "leaks", None)
+        if leaks is not None:
+            leaks.watches.pop(device, None)
         ingestor._dirty_devices.discard(device)
         ingestor._dirty_boots = set(k for k in ingestor._dirty_boots if k[0] != device)
         ingestor._pending_alerts = [a for a in ingestor._pending_alerts if a[0] != device]
