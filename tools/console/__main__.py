@@ -118,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("device", metavar="DEVICE")
     plot.add_argument("--db", default=default_db_path(), help=db_help)
     plot.add_argument("--out", required=True, metavar="FILE.png")
-    plot.add_argument("--since", type=_duration, metavar="AGE", help="only the last AGE (e.g. 2h)")
+    plot.add_argument("--since", type=_duration, metavar="AGE", help="from AGE ago (e.g. 2h)")
+    plot.add_argument("--until", type=_duration, metavar="AGE",
+                      help="up to AGE ago (e.g. --since 7d --until 6d: one day a week ago)")
+    plot.add_argument("--utc", action="store_true", help="times in UTC (default: local time)")
 
     export = sub.add_parser("export", help="samples or events of one device as CSV")
     export.add_argument("device", metavar="DEVICE")
@@ -324,9 +327,15 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from .plot import NothingToPlot, plot
     store = _open_store(args.db)
-    since = time.time() - args.since if args.since else 0.0
+    import datetime
+    now = time.time()
+    since = now - args.since if args.since else 0.0
+    until = now - args.until if args.until else None
+    if until is not None and until <= since:
+        raise Fatal("--until must be later than --since (both are ages: --since 7d --until 6d)")
     try:
-        drawn = plot(store, args.device, args.out, since)
+        drawn = plot(store, args.device, args.out, since, until,
+                     tz=datetime.timezone.utc if args.utc else None)
     except NothingToPlot as exc:
         raise Fatal(str(exc))
     print("%s: %d samples, %d collections, %d outages" % (args.out, drawn["samples"],
