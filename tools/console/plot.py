@@ -62,7 +62,7 @@ def plot(store: Store, device: str, out: str, since: float = 0.0, until: Optiona
     try:
         if until is None:   # up to now, or to the last sample if the device's clock runs ahead
             last = db.execute("SELECT MAX(ts) FROM samples WHERE device=?", (device,)).fetchone()[0]
-            until = max(last or 0.0, time.time())
+            until = max(last or 0.0, time.time()) + 1.0   # events are stamped to the ms
         found = series.history(db, device, since, until, info.get("ceiling_kb"))
     finally:
         db.close()

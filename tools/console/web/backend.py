@@ -116,7 +116,7 @@ class Backend(object):
             if since is None or until is None:
                 first, last = db.execute("SELECT MIN(ts), MAX(ts) FROM samples WHERE device=?",
                                          (device,)).fetchone()
-                until = until if until is not None else max(last or 0, self.clock())
+                until = until if until is not None else max(last or 0, self.clock()) + 1.0
                 # By default the last day, or all of a younger history.
                 since = since if since is not None else max(first or 0, until - DEFAULT_SPAN_S)
             if since <= 0:
