@@ -31,6 +31,7 @@ def test_send_to_a_set_of_devices_summarises_the_answers(tmp_path, broker):
         assert "2 devices: 2 ok, 0 refused, 0 no answer" in sent.stdout, sent.stdout
         everyone = run("send", "--all", "status", "--broker", broker.url, "--keys", str(keys),
                        "--db", db, "--timeout", "10s")
+        print(everyone.stdout)
         assert everyone.returncode == 1   # one device refuses: the wrong key
         assert "fan-tx64-c" in everyone.stdout and "refused" in everyone.stdout
         assert "3 devices: 2 ok, 1 refused, 0 no answer" in everyone.stdout, everyone.stdout

@@ -103,7 +103,7 @@ return ink / (c.width * c.height);
 """
 
 
-def shoot(url: str, folder: str, device: str) -> None:
+def shoot(url: str, folder: str, device: str, span: str = "") -> None:
     """Screenshots of the fleet page and one device page (docs/img/ is made with this)."""
     driver = browser(1400, 1000)
     try:
@@ -114,11 +114,13 @@ def shoot(url: str, folder: str, device: str) -> None:
         driver.get(url.rstrip("/") + "/device/" + device)
         wait(lambda: int(driver.execute_script("return document.body.dataset.points || 0")) > 0,
              what="the chart")
-        time.sleep(1.0)
+        if span:   # a range button, e.g. 2592000 for 30 days
+            driver.find_element("css selector", 'button[data-range="%s"]' % span).click()
+        time.sleep(1.5)
         driver.save_screenshot(os.path.join(folder, "web-device.png"))
     finally:
         driver.quit()
 
 
-if __name__ == "__main__":   # python -m tests.integration.web URL FOLDER DEVICE
-    shoot(sys.argv[1], sys.argv[2], sys.argv[3])
+if __name__ == "__main__":   # python -m tests.integration.web URL FOLDER DEVICE [RANGE_S]
+    shoot(*sys.argv[1:5])

@@ -67,6 +67,7 @@
     const open = alerts.filter(a => !a.acked).length;
     document.getElementById("alert-count").textContent = alerts.length ? `(${open} open, ${alerts.length - open} acknowledged)` : "";
     document.getElementById("no-alerts").hidden = alerts.length > 0;
+    document.getElementById("alerts").hidden = alerts.length === 0;
     document.body.dataset.updates = String(updates);
     document.body.dataset.devices = String(all.length);
   }
