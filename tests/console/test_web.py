@@ -195,8 +195,12 @@ def client(tmp_path, auth=None, keys=None, sent=None):
     class Session(object):
         pass
     session = Session()
-    session.store, session.ingestor = store, ingest
-    session.send_command = lambda device, command: sent.append((device, command))
+    session.store, session.ingestor, session.mqtt = store, ingest, None
+
+    class Line(object):   # stands for the serial line the command would go down
+        def send_command(self, command):
+            sent.append((command["device"], command))
+    session.serial = Line()
     users = {"alice": "correct-horse-battery"} if auth else None
     args = argparse.Namespace(default_interval=60.0, keys=keys)
     app = build(session, args, Guard(users))
@@ -228,7 +232,7 @@ def test_with_auth_pages_need_sign_in_and_commands_record_who(tmp_path):
     keys.mkdir()
     (keys / "ix20-a.key").write_bytes(b"k" * 32)
     sent = []
-    http, app = client(tmp_path, auth=True, keys=str(keys), sent=sent)
+    http, _app = client(tmp_path, auth=True, keys=str(keys), sent=sent)
     assert http.get("/", follow_redirects=False).headers["location"].startswith("/login")
     assert http.get("/api/fleet").status_code == 401
     assert http.get("/metrics", headers={"Authorization": "Bearer correct-horse-battery"}).status_code == 200
@@ -241,9 +245,87 @@ def test_with_auth_pages_need_sign_in_and_commands_record_who(tmp_path):
                        headers={"X-CSRF-Token": token})
     assert answer.status_code == 200, answer.text
     assert sent and sent[0][0] == "ix20-a" and sent[0][1]["sig"]
-    app.state.backend.ingestor.store.record_command(sent[0][1], "ix20-a")
     listed = http.get("/api/device/ix20-a").json()["commands"]
     assert listed[0]["who"] == "alice" and listed[0]["cmd"] == "collect"
     refused = http.post("/api/device/tx64-b/command", json={"cmd": "collect"},
                         headers={"X-CSRF-Token": token})
     assert refused.status_code == 403 and "no command key" in refused.json()["error"]
+
+
+def test_mail_delivery_speaks_smtp_to_a_server(tmp_path):
+    """A minimal SMTP server on a socket: the alert arrives as a mail with its device and kind."""
+    import socket
+    import threading
+
+    from tools.console.web.delivery import load_delivery
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    got = []
+
+    def serve_one():
+        conn, _ = listener.accept()
+        stream = conn.makefile("rwb")
+
+        def say(line):
+            stream.write(line.encode() + b"\r\n")
+            stream.flush()
+        say("220 test ESMTP")
+        data = False
+        for raw in stream:
+            line = raw.decode().rstrip("\r\n")
+            if data:
+                if line == ".":
+                    data = False
+                    say("250 queued")
+                else:
+                    got.append(line)
+                continue
+            verb = line.split(" ")[0].upper()
+            if verb == "DATA":
+                data = True
+                say("354 go on")
+            elif verb == "QUIT":
+                say("221 bye")
+                break
+            else:
+                say("250 ok")
+        conn.close()
+    threading.Thread(target=serve_one, daemon=True).start()
+    config = tmp_path / "console.ini"
+    config.write_text("[mail]\nhost = 127.0.0.1\nport = %d\nstarttls = no\nfrom = c@example\n"
+                      "to = ops@example\n" % listener.getsockname()[1])
+    delivery = load_delivery(str(config))
+    delivery.offer(_alert("ix20-9", "ceiling"))
+    delivery._round()
+    listener.close()
+    assert delivery.stats["delivered"] == 1
+    assert any(line.startswith("Subject: [gc-agent] ix20-9 raised: ceiling") for line in got), got
+
+
+def test_plot_draws_a_month_downsampled_and_a_day_of_it_with_until(tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+    db = str(tmp_path / "c.db")
+    history(db, "ix20-0001", days=30)   # ends now: --since and --until are ages
+
+    def plot(*extra):
+        out = str(tmp_path / ("p%d.png" % len(extra)))
+        done = subprocess.run([sys.executable, "-m", "tools.console", "plot", "ix20-0001", "--db", db,
+                               "--out", out, *extra], cwd=REPO, capture_output=True, text=True,
+                              timeout=120, env=dict(os.environ, PYTHONPATH=REPO))
+        assert done.returncode == 0, done.stderr
+        return done.stdout, out
+    text, out = plot()
+    assert re.search(r": 42840 samples, \d+ collections, 1 outages", text), text
+    assert Image.open(out).size == (1100, 550)
+    text, _ = plot("--since", "5d", "--until", "4d", "--utc")
+    day = int(re.search(r": (\d+) samples", text).group(1))
+    assert 1439 <= day <= 1441, text   # one day of one-minute samples
+    refused = subprocess.run([sys.executable, "-m", "tools.console", "plot", "ix20-0001", "--db", db,
+                              "--out", out, "--since", "1d", "--until", "2d"], cwd=REPO,
+                             capture_output=True, text=True, timeout=120,
+                             env=dict(os.environ, PYTHONPATH=REPO))
+    assert refused.returncode == 2 and "--until must be later" in refused.stderr

@@ -58,6 +58,23 @@ def chain(*calls: Optional[Callable[[Dict[str, Any]], None]]) -> Callable[[Dict[
     return call
 
 
+def _sender(session: Any) -> Callable[[str, Dict[str, Any]], None]:
+    """Session.send_command for web threads: the row is written under the ingestor's lock, as
+    its batches are (one SQLite connection, one transaction at a time); the publish is not."""
+    import json
+
+    def send(device: str, command: Dict[str, Any]) -> None:
+        with session.ingestor.lock:
+            session.store.record_command(command, device)
+        if session.serial is not None:
+            session.serial.send_command(command)
+        else:
+            session.mqtt.publish("%s/%s/cmd" % (session.prefix, device),
+                                 json.dumps(command, separators=(",", ":")).encode("utf-8"),
+                                 wait=5.0)
+    return send
+
+
 def build(session: Any, args: argparse.Namespace, guard: Guard, extra_alert: List = ()) -> Any:
     """The Starlette app over a started Session (tests call this too)."""
     from .app import create_app
@@ -73,7 +90,7 @@ def build(session: Any, args: argparse.Namespace, guard: Guard, extra_alert: Lis
     session.ingestor.on_alert = chain(session.ingestor.on_alert, book.change, *extra_alert)
     backend = Backend(session.ingestor, session.store.path, notes, book,
                       default_interval=args.default_interval, keys_dir=args.keys,
-                      send=session.send_command if guard.required else None)
+                      send=_sender(session) if guard.required else None)
     collector = FleetCollector(backend.snapshot, tally, args.default_interval)
     app = create_app(backend, guard, registry(collector))
     app.state.backend = backend
