@@ -101,3 +101,10 @@ def history(path: str, device: str = "ix20-0001", days: float = 30.0, step: floa
     ingest.flush()
     store.close()
     return counts
+
+
+if __name__ == "__main__":   # python -m tools.console.synth DB [DEVICE] [DAYS]: prints the counts
+    import json
+    import sys
+    print(json.dumps(history(sys.argv[1], *sys.argv[2:3],
+                             **({"days": float(sys.argv[3])} if len(sys.argv) > 3 else {}))))
