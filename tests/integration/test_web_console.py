@@ -6,6 +6,7 @@ drawn, and acknowledges an alert. Screenshots go to tests/artifacts/.
 """
 
 import json
+import os
 import subprocess
 import time
 import urllib.parse
@@ -26,6 +27,17 @@ def stop_agents(agents) -> None:
             proc.kill()
 
 
+def shown(driver) -> list:
+    """The devices the fleet table shows, top to bottom."""
+    return driver.execute_script("return Array.from(document.querySelectorAll('#fleet tbody tr'))"
+                                 ".map(r => r.dataset.device)")
+
+
+def click(driver, selector: str) -> None:
+    assert driver.execute_script("const e = document.querySelector(arguments[0]); "
+                                 "if (e) e.click(); return !!e;", selector), selector
+
+
 def test_fleet_page_live_device_chart_and_acknowledge(broker, tmp_path):
     # A margin of 95% of the ceiling raises a `ceiling` alert on every device: one to acknowledge.
     serve = Serve(str(tmp_path / "console.db"), "--broker", broker.url, "--default-interval",
@@ -39,12 +51,13 @@ def test_fleet_page_live_device_chart_and_acknowledge(broker, tmp_path):
         first_update = int(driver.execute_script("return document.body.dataset.updates || 0"))
         agents = [start_agent(profile(tmp_path, broker.port, name, model))
                   for name, model in (("web-ix20", "IX20"), ("web-tx64", "TX64"))]
-        # No reload: the rows arrive through the page's event stream.
-        rows = wait(lambda: len(driver.find_elements("css selector", "#fleet tbody tr")) == 2
-                    and driver.find_elements("css selector", "#fleet tbody tr"),
-                    timeout=30, what="both agents on the fleet page")
+        # No reload: the rows arrive through the page's event stream. (The table is redrawn
+        # on every update, so the page is read and clicked in single scripts, never through
+        # element handles that a redraw makes stale.)
+        rows = wait(lambda: len(shown(driver)) == 2 and shown(driver), timeout=30,
+                    what="both agents on the fleet page")
         assert int(driver.execute_script("return document.body.dataset.updates")) > first_update
-        assert {r.get_attribute("data-device") for r in rows} == {"web-ix20", "web-tx64"}
+        assert set(rows) == {"web-ix20", "web-tx64"}
         wait(lambda: "2 devices: 2 online" in driver.find_element("id", "counts").text,
              what="the counts")
         wait(lambda: driver.find_elements("css selector",
@@ -55,24 +68,23 @@ def test_fleet_page_live_device_chart_and_acknowledge(broker, tmp_path):
         # The model filter narrows the table.
         driver.find_element("id", "f-state").send_keys("online")
         driver.find_element("id", "f-text").send_keys("tx64")
-        wait(lambda: [r.get_attribute("data-device") for r in
-                      driver.find_elements("css selector", "#fleet tbody tr")] == ["web-tx64"],
-             what="the filter to leave web-tx64 alone")
+        wait(lambda: shown(driver) == ["web-tx64"], what="the filter to leave web-tx64 alone")
         driver.find_element("id", "f-text").clear()
 
         # Acknowledge: the alert stays listed, marked with who acknowledged it.
-        driver.find_element("css selector", '#alerts button.ack[data-device="web-ix20"]').click()
-        acked = wait(lambda: driver.find_elements(
-            "css selector", '#alerts tr.acked[data-device="web-ix20"][data-alert="ceiling"]'),
+        click(driver, '#alerts button.ack[data-device="web-ix20"][data-alert="ceiling"]')
+        acked = wait(lambda: driver.execute_script(
+            "const r = document.querySelector(arguments[0]); return r && r.textContent;",
+            '#alerts tr.acked[data-device="web-ix20"][data-alert="ceiling"]'),
             what="the alert marked acknowledged")
-        assert "acknowledged by local" in acked[0].text
+        assert "acknowledged by local" in acked
         fleet = json.loads(serve.get("/api/fleet"))
         ack = [a for a in fleet["alerts"] if a["device"] == "web-ix20" and a["alert"] == "ceiling"]
         assert ack and ack[0]["acked"] and ack[0]["acked_by"] == "local"
 
         # The device page: status fields and a drawn chart.
         time.sleep(2.0)   # a few telemetry batches and periodic collections to draw
-        driver.find_element("link text", "web-ix20").click()
+        click(driver, '#fleet a[href="/device/web-ix20"]')
         wait(lambda: driver.current_url.endswith("/device/web-ix20"), what="the device page")
         wait(lambda: int(driver.execute_script("return document.body.dataset.points || 0")) > 3,
              what="the chart's data")
@@ -80,7 +92,8 @@ def test_fleet_page_live_device_chart_and_acknowledge(broker, tmp_path):
                    and driver.execute_script(CANVAS_INK, "#chart-memory canvas"),
                    what="a drawn memory chart")
         assert ink > 0.01
-        assert driver.find_element("css selector", '[data-field="model"]').text == "IX20"
+        assert driver.execute_script(
+            "return document.querySelector('[data-field=\"model\"]').textContent") == "IX20"
         wait(lambda: "collect" in driver.find_element("id", "events").text,
              what="collections among the recent events")
         assert "collect: periodic" in driver.find_element("id", "legend").text
@@ -146,4 +159,47 @@ def test_prometheus_scrapes_metrics(broker, tmp_path):
         if prom is not None:
             prom.terminate()
             prom.wait(10)
+        serve.stop()
+
+
+def test_signed_in_operator_sends_a_command_from_the_device_page(broker, tmp_path):
+    from tests.integration.test_console import KEY
+    auth = tmp_path / "users"
+    auth.write_text("alice:correct-horse-battery\n")
+    os.chmod(auth, 0o600)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "cmd-ix20.key").write_bytes(KEY)
+    serve = Serve(str(tmp_path / "console.db"), "--broker", broker.url, "--default-interval",
+                  "2s", "--auth", str(auth), "--keys", str(keys)).start()
+    agent = start_agent(profile(tmp_path, broker.port, "cmd-ix20", "IX20"))
+    driver = browser()
+    try:
+        driver.get(serve.url + "/device/cmd-ix20")
+        wait(lambda: "/login" in driver.current_url, what="the sign-in page")
+        driver.find_element("name", "name").send_keys("alice")
+        driver.find_element("name", "secret").send_keys("correct-horse-battery")
+        driver.find_element("css selector", "button[type=submit]").click()
+        wait(lambda: driver.current_url.endswith("/device/cmd-ix20"), what="back on the device page")
+        form = wait(lambda: driver.find_element("id", "command-form").is_displayed()
+                    and driver.find_element("id", "command-form"), timeout=30,
+                    what="the command form (signed in, key on the server)")
+        form.find_element("id", "cmd-args").send_keys('{"generation": 1}')
+        form.find_element("css selector", "button[type=submit]").click()
+        wait(lambda: "as alice" in driver.find_element("id", "cmd-result").text, what="sent")
+        row = wait(lambda: [r.text for r in driver.find_elements("css selector",
+                                                                 "#commands tbody tr")
+                            if "alice" in r.text and r.text.endswith("ok")], timeout=20,
+                   what="the agent's answer, with who sent the command")
+        assert "collect" in row[0]
+        screenshot(driver, "web-command.png")
+        # A script without the session's CSRF token is refused, even with the right cookie.
+        answer = driver.execute_script("""
+            const r = await fetch('/api/device/cmd-ix20/command', {method: 'POST',
+              headers: {'Content-Type': 'application/json'}, body: '{"cmd": "collect"}'});
+            return r.status;""")
+        assert answer == 403
+    finally:
+        stop_agents([agent])
+        driver.quit()
         serve.stop()
