@@ -1,4 +1,4 @@
-"""Alert delivery by webhook from `gc-console serve`, with real agents through mosquitto.
+"""`gc-console serve`: alert delivery by webhook (real agents through mosquitto); a serial line.
 
 The receiver goes away and comes back on the same port: the alert raised
 while it was away arrives once it is back, exactly once. A device stopped
@@ -6,6 +6,7 @@ cleanly raises no alert.
 """
 
 import json
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,3 +81,28 @@ def test_webhook_gets_each_alert_once_across_its_restart(broker, tmp_path):
     assert ("hook-a", "offline") not in raised, "a clean stop raised an alert: %s" % got
     assert len({a["id"] for a in got}) == len(got)
     assert all(a["source"] == "gc-console" and a["detail"] for a in got)
+
+
+def test_serve_on_a_serial_line_shows_the_device_and_its_metrics(tmp_path):
+    """serve --serial (a real pty; the test plays the agent's side): the device in /api/fleet
+    and /metrics as soon as its frames arrive."""
+    from agent import framing, messages
+    from tests.console.fleetdata import Device
+    from tests.integration.test_console_serial import frames, pty_pair
+    master, slave = pty_pair()
+    serve = Serve(str(tmp_path / "c.db"), "--serial", os.ttyname(slave)).start()
+    try:
+        dev = Device("ix15-serial-web", model="IX15")
+        sent = [dev.status(), dev.telemetry(20000), dev.collect(30000, 21000, rule="idle")]
+        os.write(master, b"".join(framing.frame(messages.encode(m)) for m in sent))
+        assert frames(master, 1), "serve did not acknowledge the frames"
+        wait(lambda: any(r["device"] == "ix15-serial-web" and r["rules"] == {"idle": 1}
+                         for r in json.loads(serve.get("/api/fleet"))["rows"]),
+             what="the serial device on the fleet")
+        text = serve.get("/metrics").decode()
+        assert 'gcagent_collections_total{device="ix15-serial-web",rule="idle"} 1.0' in text
+        assert 'gcagent_reclaimed_bytes_total{device="ix15-serial-web"} 9.216e+06' in text   # 9000K
+    finally:
+        serve.stop()
+        os.close(master)
+        os.close(slave)
