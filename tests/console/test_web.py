@@ -329,3 +329,20 @@ def test_plot_draws_a_month_downsampled_and_a_day_of_it_with_until(tmp_path):
                              capture_output=True, text=True, timeout=120,
                              env=dict(os.environ, PYTHONPATH=REPO))
     assert refused.returncode == 2 and "--until must be later" in refused.stderr
+
+
+def test_forget_removes_a_device_from_the_database_and_a_running_console(tmp_path, capsys):
+    http, app = client(tmp_path)
+    token = re.search(r'name="csrf-token" content="([^"]+)"', http.get("/").text).group(1)
+    assert http.post("/api/device/tx64-b/forget", json={}).status_code == 403   # no token
+    assert http.post("/api/device/tx64-b/forget", json={}, headers={"X-CSRF-Token": token}).json()["ok"]
+    assert [r["device"] for r in http.get("/api/fleet").json()["rows"]] == ["ix20-a"]
+    db = app.state.backend.db_path
+    app.state.backend.ingestor.flush()   # the running console does not write it back
+    assert [d["device"] for d in Store(db).devices()] == ["ix20-a"]
+    assert main(["forget", "ix20-a", "--db", db]) == 0
+    assert "forgot ix20-a:" in capsys.readouterr().out
+    store = Store(db)
+    assert store.devices() == [] and store.samples("ix20-a") == [] and store.events("ix20-a") == []
+    assert main(["forget", "ix20-a", "--db", db]) == 2
+    assert "no device 'ix20-a'" in capsys.readouterr().err
