@@ -346,3 +346,12 @@ def test_forget_removes_a_device_from_the_database_and_a_running_console(tmp_pat
     assert store.devices() == [] and store.samples("ix20-a") == [] and store.events("ix20-a") == []
     assert main(["forget", "ix20-a", "--db", db]) == 2
     assert "no device 'ix20-a'" in capsys.readouterr().err
+
+
+def test_pages_forbid_framing_and_foreign_scripts(tmp_path):
+    http, _app = client(tmp_path)
+    headers = http.get("/").headers
+    assert "default-src 'self'" in headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert http.get("/static/vendor/uPlot.iife.min.js").status_code == 200

@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
@@ -36,6 +37,14 @@ STATIC = os.path.join(HERE, "static")
 PAGES = os.path.join(HERE, "pages")
 STREAM_EVERY_S = 0.5     # a change reaches an open page within this plus ROWS_TTL_S (under 1 s)
 MAX_BODY = 16 * 1024
+MAX_STREAMS = 64         # open fleet pages at once; one more is refused (503), never queued
+# Scripts and styles from this origin only (style attributes allowed: bars, rule colours, uPlot);
+# no framing (clickjacking).
+HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                      "img-src 'self' data:; frame-ancestors 'none'; "
+                                      "form-action 'self'; base-uri 'none'",
+           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
+           "X-Frame-Options": "DENY"}
 
 
 def _page(name: str, **values: str) -> str:
@@ -130,13 +139,26 @@ def create_app(backend: Backend, guard: Guard, registry: Any) -> Starlette:
             return denied(request)
         return JSONResponse(await run_in_threadpool(backend.fleet))
 
+    streams = [0]
+
     async def api_stream(request: Request) -> Response:
         if identify(request) is None:
             return denied(request)
+        if streams[0] >= MAX_STREAMS:
+            return JSONResponse({"error": "%d fleet pages are open already" % MAX_STREAMS},
+                                status_code=503)
 
         async def events():
             changes = fleet.Changes()
             last_alerts = None
+            streams[0] += 1
+            try:
+                async for chunk in updates(changes, last_alerts):
+                    yield chunk
+            finally:
+                streams[0] -= 1
+
+        async def updates(changes, last_alerts):
             while not await request.is_disconnected():
                 rows = await run_in_threadpool(backend.rows)
                 update = changes.update(rows)
@@ -267,4 +289,25 @@ def create_app(backend: Backend, guard: Guard, registry: Any) -> Starlette:
         Route("/robots.txt", robots),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+
+
+class SecurityHeaders(object):
+    """Adds HEADERS to every response (plain ASGI: streams pass through untouched)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k.lower().encode(), v.encode()) for k, v in HEADERS.items()
+                         if k.lower().encode() not in present]
+                message = dict(message, headers=list(message.get("headers", [])) + extra)
+            await send(message)
+        await self.app(scope, receive, with_headers)
