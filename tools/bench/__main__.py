@@ -146,7 +146,6 @@ ROWS = (("sample", sample_cost, "python -m tools.bench --only sample"),
         ("replay", replay_rate, "python -m tools.bench --only replay"),
         ("leak", leak, "python -m tools.bench --only leak"),
         ("flood", flood, "python -m tools.bench --only flood"),
-
         ("web", web, "python -m tools.bench --only web"))
 
 
