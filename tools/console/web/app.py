@@ -10,6 +10,7 @@ import asyncio
 import html
 import json
 import os
+import re
 import urllib.parse
 from typing import Any, Dict, Optional
 
@@ -46,13 +47,16 @@ HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'uns
            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
            "X-Frame-Options": "DENY"}
 
+PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
 
 def _page(name: str, **values: str) -> str:
     with open(os.path.join(PAGES, name), encoding="utf-8") as handle:
         text = handle.read()
-    for key, value in values.items():
-        text = text.replace("{{%s}}" % key, html.escape(value, quote=True))
-    return text
+    # One pass: a value (a device id from the URL, a login `next`) that contains
+    # "{{auth}}" or the like is shown as it is, never filled in itself.
+    return PLACEHOLDER.sub(lambda m: html.escape(values[m.group(1)], quote=True)
+                           if m.group(1) in values else m.group(0), text)
 
 
 def create_app(backend: Backend, guard: Guard, registry: Any) -> Starlette:
