@@ -14,6 +14,7 @@ import time
 import zlib
 from typing import Any, Callable, Dict, List, Optional
 
+from . import bounds
 from .errors import MessageError
 
 VERSION = 1
@@ -132,4 +133,6 @@ def validate(message: Any) -> List[str]:
                                     % (i, field))
     if kind == "resp" and "result" not in message and "error" not in message:
         problems.append("resp: needs result or error")
+    if not problems:   # sizes and ranges a reader can hold (agent/bounds.py)
+        problems = ["range: " + p for p in bounds.check(message)]
     return problems

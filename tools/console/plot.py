@@ -13,6 +13,7 @@ import statistics
 from typing import Any, Dict, List, Sequence
 
 from .ingest import SILENT_FACTOR
+from .safetext import clean
 from .store import Store, reclaimed_kb
 
 
@@ -39,10 +40,10 @@ def plot(store: Store, device: str, out: str, since: float = 0.0,
 
     samples = store.samples(device, since)
     if not samples:
-        known = ", ".join(d["device"] for d in store.devices()) or "none"
+        known = ", ".join(clean(d["device"]) for d in store.recent_devices(20)) or "none"
         raise NothingToPlot("no samples of device %r in %s (devices there: %s)"
                             % (device, store.path, known))
-    info = next((d for d in store.devices() if d["device"] == device), {})
+    info = store.device(device) or {}
     ceiling = info.get("ceiling_kb")
     times = [s["ts"] for s in samples]
     when = [datetime.datetime.fromtimestamp(t) for t in times]
@@ -68,7 +69,7 @@ def plot(store: Store, device: str, out: str, since: float = 0.0,
         y = (event.get("rss_after_kb") or event.get("rss_before_kb") or 0) / 1024.0
         at = datetime.datetime.fromtimestamp(event["ts"])
         ax.scatter([at], [y], color=colours[rule], s=36, zorder=5, edgecolors="black", lw=0.5,
-                   label=None if rule in labelled else "collect: %s" % rule)
+                   label=None if rule in labelled else "collect: %s" % _label(rule))
         labelled.add(rule)
         reclaimed = reclaimed_kb(event)
         if reclaimed is not None and len(collects) <= 60:   # labels on a crowded plot are noise
@@ -92,3 +93,8 @@ def _rule_colours(rules: Sequence[str]) -> Dict[str, Any]:
     palette = ["tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan",
                "black", "tab:gray"]
     return {rule: palette[i % len(palette)] for i, rule in enumerate(rules)}
+
+
+def _label(rule: str) -> str:
+    """A device's rule name as literal legend text (no mathtext `$...$`, no control bytes)."""
+    return clean(rule).replace("$", r"\$")
