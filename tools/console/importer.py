@@ -152,7 +152,7 @@ def _not_a_message(body: bytes) -> bool:
 def stderr_progress(stream: IO[str]) -> Progress:
     """Progress on `stream`: one line redrawn in a terminal, a line now and then otherwise."""
     tty = hasattr(stream, "isatty") and stream.isatty()
-    every = PROGRESS_EVERY if tty else PROGRESS_EVERY * 10
+    every = PROGRESS_EVERY
 
     def show(path: str, lines: int, done: int, size: int) -> None:
         final = size > 0 and done >= size
