@@ -57,7 +57,9 @@ def payloads(draw) -> bytes:
             "resp": lambda: dev.env.make("resp", id="c1", ok=True, result={})}[kind]()
     for field in draw(st.lists(st.sampled_from(FIELDS), max_size=3)):
         base[field] = draw(JSON_VALUES)
-    if kind == "telemetry" and draw(st.booleans()) and base.get("samples"):
+    samples = base.get("samples")
+    if (kind == "telemetry" and draw(st.booleans()) and isinstance(samples, list) and samples
+            and isinstance(samples[0], dict)):
         base["samples"][0][draw(st.sampled_from(SAMPLE_FIELDS))] = draw(JSON_VALUES)
     text = json.dumps(base, allow_nan=True)   # ensure_ascii: lone surrogates travel as \ud800
     if draw(st.booleans()):

@@ -39,6 +39,7 @@ from agent.errors import MessageError
 
 from . import alerts as alert_rules
 from . import splitwrite
+from .devicetable import DeviceTable, in_memory
 from .safetext import clean
 from .store import Store, reclaimed_kb
 
@@ -107,7 +108,7 @@ def bad_reason(error: str) -> str:
     return "schema"
 
 
-class Ingestor(object):
+class Ingestor(DeviceTable):
     """Fleet state from a stream of payloads; thread-safe; writes through `store` in batches."""
 
     def __init__(self, store: Store, clock: Callable[[], float] = time.time,
@@ -151,7 +152,7 @@ class Ingestor(object):
         Seq counts per boot, and devices not loaded here, are read when they are needed.
         """
         for device in self.store.recent_devices(self.max_devices):
-            self.devices[device["device"]] = _in_memory(device)
+            self.devices[device["device"]] = in_memory(device)
 
     # -- intake ----------------------------------------------------------------------------
 
@@ -236,39 +237,6 @@ class Ingestor(object):
         return self.store.has_message(device, boot, seq)
 
     # -- device state ----------------------------------------------------------------------
-
-    def _device(self, device_id: str, now: float) -> Dict[str, Any]:
-        device = self.devices.get(device_id)
-        if device is not None:
-            self.devices.move_to_end(device_id)   # type: ignore[attr-defined]
-            return device
-        stored = self.store.device(device_id) if device_id not in self._dirty_devices else None
-        if stored is not None:   # evicted earlier (or from before a restart): carry on from it
-            device = _in_memory(stored)
-        else:
-            device = {"device": device_id, "first_seen": now, "rules": {}, "alerts": {},
-                      "state": "online", "reason": None}
-        self.devices[device_id] = device
-        self._evict()
-        return device
-
-    def _evict(self) -> None:
-        """Forget the longest-silent devices beyond max_devices (their rows stay in the store)."""
-        while len(self.devices) > self.max_devices:
-            oldest = next(iter(self.devices))
-            if oldest in self._dirty_devices or any(d == oldest for d, _ in self._dirty_boots):
-                try:
-                    self.flush()
-                except sqlite3.Error as exc:   # its latest state is lost; its messages stay queued
-                    log.debug("evicting %s unwritten: %s", clean(oldest), exc)
-                    self._dirty_devices.discard(oldest)
-                    self._dirty_boots = set(k for k in self._dirty_boots if k[0] != oldest)
-            del self.devices[oldest]
-            for boot in self._boot_order.pop(oldest, ()):
-                self.seqs.pop((oldest, boot), None)
-            self._periods.pop(oldest, None)
-            self._last_telemetry_ts.pop(oldest, None)
-            self.stats["evicted"] += 1
 
     def _update(self, message: Dict[str, Any], now: float) -> None:
         device = self._device(message["device"], now)
@@ -440,14 +408,6 @@ class Ingestor(object):
         """Messages missing from `device` over the boots kept in memory."""
         with self.lock:
             return sum(s.missing for (d, _), s in self.seqs.items() if d == device)
-
-
-def _in_memory(device: Dict[str, Any]) -> Dict[str, Any]:
-    """A device row from the store as the ingestor keeps it."""
-    device.pop("missing", None)
-    device["rules"] = device.get("rules") or {}
-    device["alerts"] = device.get("alerts") or {}
-    return device
 
 
 def _topic_matches(topic: str, prefix: str, message: Dict[str, Any]) -> bool:
