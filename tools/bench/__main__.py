@@ -94,6 +94,12 @@ def ingest(quick: bool):
              % (console, plain), "ratio": console / plain, "goal": ">= 0.5x", "met": console >= 0.5 * plain}]
 
 
+def fleet(quick: bool):
+    """gc-console devices on 100,000 device ids (issue 14)."""
+    from tools.bench.fleet import measure
+    return measure(quick)
+
+
 def footprint(quick: bool):
     from tools.bench.cost import footprint
     return footprint(quick)
@@ -110,7 +116,8 @@ ROWS = (("sample", sample_cost, "python -m tools.bench --only sample"),
         ("effect", effect, "python -m tools.bench --only effect"),
         ("wire", wire_bytes, "python -m tools.bench --only wire"),
         ("ingest", ingest, "python -m tools.bench --only ingest"),
-        ("replay", replay_rate, "python -m tools.bench --only replay"))
+        ("replay", replay_rate, "python -m tools.bench --only replay"),
+        ("fleet", fleet, "python -m tools.bench --only fleet"))
 
 
 def main(argv=None) -> int:
