@@ -26,7 +26,12 @@ class DeviceTable(object):
         if device is not None:
             self.devices.move_to_end(device_id)   # type: ignore[attr-defined]
             return device
-        stored = self.store.device(device_id) if device_id not in self._dirty_devices else None
+        stored = None
+        if device_id not in self._dirty_devices:
+            try:
+                stored = self.store.device(device_id)
+            except sqlite3.Error as exc:   # locked past its timeout: start afresh, not raise
+                log.debug("device %s not read back: %s", clean(device_id), exc)
         if stored is not None:   # evicted earlier (or from before a restart): carry on from it
             device = in_memory(stored)
         else:

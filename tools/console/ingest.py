@@ -211,7 +211,7 @@ class Ingestor(DeviceTable):
         key = (device, boot)
         seqs = self.seqs.get(key)
         if seqs is None:
-            row = self.store.boot(device, boot) if key not in self._dirty_boots else None
+            row = _read(self.store.boot, device, boot) if key not in self._dirty_boots else None
             if row is not None:   # a boot from before a restart, or one evicted below
                 seqs = _Seqs(row[3], row[4], row[5], row[2], floor=row[4])
             else:
@@ -234,7 +234,8 @@ class Ingestor(DeviceTable):
         if seq > seqs.floor:
             return False
         # Trimmed seqs are thousands of messages old, so already written: the store decides.
-        return self.store.has_message(device, boot, seq)
+        # A store that cannot be read says "not seen": its primary key still keeps one copy.
+        return bool(_read(self.store.has_message, device, boot, seq))
 
     # -- device state ----------------------------------------------------------------------
 
@@ -364,7 +365,8 @@ class Ingestor(DeviceTable):
                     self.on_alert({"device": device["device"], "alert": kind, "state": state,
                                    "detail": detail, "ts": round(now, 3)})
                 except Exception as exc:   # republishing is best effort; recording is not
-                    log.warning("could not republish alert %s of %s: %s", kind, device["device"], exc)
+                    log.warning("could not republish alert %s of %s: %s", kind,
+                                clean(device["device"]), exc)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -408,6 +410,15 @@ class Ingestor(DeviceTable):
         """Messages missing from `device` over the boots kept in memory."""
         with self.lock:
             return sum(s.missing for (d, _), s in self.seqs.items() if d == device)
+
+
+def _read(query: Callable[..., Any], *args: Any) -> Any:
+    """A store lookup, or None while the database cannot be read (locked past its timeout)."""
+    try:
+        return query(*args)
+    except sqlite3.Error as exc:
+        log.debug("store lookup failed: %s", exc)
+        return None
 
 
 def _topic_matches(topic: str, prefix: str, message: Dict[str, Any]) -> bool:
