@@ -74,6 +74,11 @@ def test_import_takes_agent_decode_output_and_serial_captures(tmp_path):
     assert counts["new"] == len(sent) and counts["refused"] == 0 and counts["skipped"] == 1
     counts = import_files([raw], store)                  # the raw frames: all already there
     assert counts["duplicates"] == len(sent) and counts["new"] == 0 and counts["refused"] == 0
+    frame = framing.frame(messages.encode(Device("garbled").status())).rstrip(b"\n")
+    damaged = write_lines(tmp_path / "damaged.txt", [b"\xef\xbb\xbf" + frame,
+                                                      frame.replace(b"garbled", b"garbles")])
+    counts = import_files([damaged], store)              # a BOM is fine; a bad CRC is named
+    assert counts["new"] == 1 and counts["by_reason"] == {"crc": 1}
 
 
 def test_import_command_reports_progress_exit_status_and_a_missing_file(tmp_path):

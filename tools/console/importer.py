@@ -118,9 +118,14 @@ def _one_line(path: str, number: int, line: bytes, ingest: Ingestor, clock: _Clo
     if not line:
         return
     counts["lines"] += 1
-    body = framing.unframe(line) if line[-9:-8] == b"*" else None
-    if body is None:
-        body = line
+    if number == 1 and line.startswith(b"\xef\xbb\xbf"):   # a BOM some editors write
+        line = line[3:]
+    body = line
+    if line[-9:-8] == b"*" and not line.endswith(b"}"):   # a serial frame, JSON*CRC
+        body = framing.unframe(line)
+        if body is None:
+            refuse(path, number, "crc", "a JSON*CRC frame whose CRC-32 does not match")
+            return
     try:
         message = messages.decode(body)
     except MessageError as exc:
