@@ -25,7 +25,7 @@ from typing import IO, Any, Callable, Dict, Iterable, List, Optional
 from agent import framing, messages
 from agent.errors import MessageError
 
-from .ingest import Ingestor, bad_reason
+from .ingest import Ingestor
 from .safetext import clean
 from .store import Store
 
@@ -131,8 +131,8 @@ def _one_line(path: str, number: int, line: bytes, ingest: Ingestor, clock: _Clo
     except MessageError as exc:
         if _not_a_message(body):
             counts["skipped"] += 1
-        else:
-            refuse(path, number, bad_reason(str(exc)), clean(str(exc)[:300]))
+        else:   # the ingestor's reason code (one mapping), decode's sentence
+            refuse(path, number, ingest.accept(body).reason or "schema", clean(str(exc)[:300]))
         return
     clock.now = message["ts"]
     outcome = ingest.accept(body)
