@@ -366,7 +366,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         store.close()
     for line in importer.summary(counts):
         print(line, file=sys.stderr)
-    return 1 if counts["refused"] or counts["unreadable"] else 0
+    return 1 if counts["refused"] or counts["unreadable"] or counts["store_refused"] else 0
 
 
 # -- send -------------------------------------------------------------------------------------

@@ -195,4 +195,7 @@ def summary(counts: Dict[str, Any]) -> List[str]:
                      % len(counts["refusals"]))
     if counts["unreadable"]:
         lines.append("import: %d files could not be read" % counts["unreadable"])
+    if counts.get("store_refused"):
+        lines.append("import: the database refused %d rows (see the log above)"
+                     % counts["store_refused"])
     return lines
