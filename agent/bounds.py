@@ -20,7 +20,6 @@ value of a message it accepted. What the agent itself sends always fits:
 See docs/console-robustness.md for what the console does with the rest.
 """
 
-import math
 from typing import Any, List
 
 INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
@@ -30,6 +29,7 @@ MAX_DEPTH = 32
 ID_MAX = 64
 NAME_MAX = 128
 TEXT_MAX = 4096
+_INF = float("inf")
 MAX_PROBLEMS = 5           # said one by one; a message with more is refused all the same
 
 _NAMES = ("model", "rule", "event", "state")
@@ -65,9 +65,13 @@ def check(message: Any) -> List[str]:
     for i, sample in enumerate(samples if isinstance(samples, list) else ()):
         if not isinstance(sample, dict):
             continue
-        _number(problems, "samples[%d].ts" % i, sample.get("ts"), 0, TS_MAX)
+        ts = sample.get("ts")
+        if type(ts) is not float or not 0 <= ts <= TS_MAX:   # the usual case, tested once
+            _number(problems, "samples[%d].ts" % i, ts, 0, TS_MAX)
         for field in _SAMPLE_KB:
-            _number(problems, "samples[%d].%s" % (i, field), sample.get(field), 0, KB_MAX)
+            value = sample.get(field)
+            if type(value) is not int or not 0 <= value <= KB_MAX:
+                _number(problems, "samples[%d].%s" % (i, field), value, 0, KB_MAX)
         if len(problems) >= MAX_PROBLEMS:
             break
     return problems[:MAX_PROBLEMS]
@@ -90,33 +94,50 @@ def _short(value: Any) -> str:
 
 
 def _walk(root: Any, problems: List[str]) -> None:
-    """Integers, floats, strings and depth anywhere in `root`, without recursion."""
+    """Integers, floats, strings and depth anywhere in `root`, without recursion.
+
+    Run on every message the console decodes, so the common case (a container
+    of scalars) costs one type test per value.
+    """
     stack = [(root, 1, "")]
     while stack and len(problems) < MAX_PROBLEMS:
-        value, depth, where = stack.pop()
-        if isinstance(value, bool):
+        container, depth, where = stack.pop()
+        if depth > MAX_DEPTH:
+            problems.append("nested more than %d deep" % MAX_DEPTH)
             continue
-        if isinstance(value, int):
-            if not INT_MIN <= value <= INT_MAX:
-                problems.append("%s integer %s does not fit in 64 bits" % (where or "the",
-                                                                           _short(value)))
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                problems.append("%s number %s is not finite" % (where or "the", value))
-        elif isinstance(value, str):
-            if not _unicode(value):
-                problems.append("%s string is not valid Unicode (lone surrogate)" % (where or "a"))
-        elif isinstance(value, (dict, list)):
-            if depth > MAX_DEPTH:
-                problems.append("nested more than %d deep" % MAX_DEPTH)
+        if isinstance(container, dict):
+            pairs = container.items()
+            for key in container:
+                if not _unicode(key):
+                    problems.append("a key is not valid Unicode (lone surrogate)")
+        elif isinstance(container, list):
+            pairs = ((where, item) for item in container)
+        else:
+            pairs = ((where, container),)
+        for key, value in pairs:
+            kind = type(value)
+            if kind is bool or value is None:
                 continue
-            if isinstance(value, dict):
-                for key, item in value.items():
-                    if not _unicode(key):
-                        problems.append("a key is not valid Unicode (lone surrogate)")
-                    stack.append((item, depth + 1, repr(key)[:40] if depth == 1 else where))
-            else:
-                stack.extend((item, depth + 1, where) for item in value)
+            if kind is int or (kind is not float and isinstance(value, int)
+                               and not isinstance(value, bool)):
+                if not INT_MIN <= value <= INT_MAX:
+                    problems.append("%s integer %s does not fit in 64 bits"
+                                    % (_label(key, depth, where), _short(value)))
+            elif kind is float:
+                if value != value or value in (_INF, -_INF):
+                    problems.append("%s number %s is not finite" % (_label(key, depth, where),
+                                                                    value))
+            elif kind is str:
+                if not _unicode(value):
+                    problems.append("%s string is not valid Unicode (lone surrogate)"
+                                    % _label(key, depth, where))
+            elif isinstance(value, (dict, list)):
+                stack.append((value, depth + 1, _label(key, depth, where)))
+
+
+def _label(key: Any, depth: int, where: str) -> str:
+    """Problems name the top-level field they are under."""
+    return repr(key)[:40] if depth == 1 and isinstance(key, str) else (where or "a")
 
 
 def _unicode(text: str) -> bool:
