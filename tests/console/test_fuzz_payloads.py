@@ -109,3 +109,30 @@ def test_no_payload_stops_the_console_recording(items):
                                              store.alerts(device["device"])))
         assert "\x1b]0;x" not in console.file.getvalue()
         store.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(payloads(), st.sampled_from(["line", "frame", "junk"]),
+                          st.binary(max_size=40)), min_size=1, max_size=8))
+def test_no_line_stops_an_import_and_every_line_is_accounted_for(items):
+    from tools.console.importer import import_files
+    with tempfile.TemporaryDirectory() as folder:
+        good = messages.encode(Device("healthy").status())
+        with open(folder + "/in.jsonl", "wb") as out:
+            for payload, how, noise in items:
+                if how == "line":
+                    out.write(payload + b"\n")
+                elif how == "frame":
+                    out.write(framing.frame(payload))
+                else:
+                    out.write(noise.replace(b"\n", b" ") + b"\n")
+            out.write(good + b"\n")
+        store = Store(folder + "/fuzz.db")
+        counts = import_files([folder + "/in.jsonl"], store)
+        assert counts["lines"] == (counts["new"] + counts["duplicates"] + counts["refused"]
+                                   + counts["skipped"])
+        assert counts["refused"] == sum(counts["by_reason"].values())
+        assert counts["store_refused"] == 0
+        assert [m["device"] for m in store.messages("healthy")] == ["healthy"]
+        assert len(store.messages()) == counts["new"]
+        store.close()
