@@ -228,3 +228,20 @@ def test_a_store_error_that_is_not_a_rows_fault_keeps_the_whole_batch(store):
     blocker.rollback()
     blocker.close()
     assert ingest.flush() == 3 and ingest.stats["store_refused"] == 0
+
+
+def test_plot_draws_a_device_whose_strings_are_mathtext(tmp_path):
+    from tools.console.plot import plot
+    clock = Clock()
+    store = Store(str(tmp_path / "c.db"))
+    ingest = Ingestor(store, clock=clock)
+    dev = Device("dev-1", clock, model="$\\frac{$")
+    ingest.accept(messages.encode(dev.status()))
+    for i in range(5):
+        clock.advance(1)
+        ingest.accept(messages.encode(dev.telemetry(1000 + i)))
+        ingest.accept(messages.encode(dev.collect(2000, 1000, rule="$x^{$\x1b")))
+    ingest.flush()
+    drawn = plot(store, "dev-1", str(tmp_path / "p.png"))   # mathtext would raise while drawing
+    assert drawn["samples"] == 5 and drawn["collections"] == 5
+    assert (tmp_path / "p.png").stat().st_size > 1000

@@ -76,7 +76,7 @@ def plot(store: Store, device: str, out: str, since: float = 0.0,
             ax.annotate("%+dK" % -reclaimed, (at, y), textcoords="offset points", xytext=(0, 6),
                         fontsize=7, ha="center", color=colours[rule])
     ax.set_ylabel("MB")
-    ax.set_title("%s (%s): memory and collections" % (device, info.get("model") or "?"))
+    ax.set_title("%s (%s): memory and collections" % (_label(device), _label(info.get("model") or "?")))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
     ax.grid(True, alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
@@ -95,6 +95,6 @@ def _rule_colours(rules: Sequence[str]) -> Dict[str, Any]:
     return {rule: palette[i % len(palette)] for i, rule in enumerate(rules)}
 
 
-def _label(rule: str) -> str:
-    """A device's rule name as literal legend text (no mathtext `$...$`, no control bytes)."""
-    return clean(rule).replace("$", r"\$")
+def _label(name: str) -> str:
+    """A device's string as literal plot text (no mathtext `$...$`, no control bytes)."""
+    return clean(name).replace("$", r"\$")
