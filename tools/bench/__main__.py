@@ -100,6 +100,12 @@ def fleet(quick: bool):
     return measure(quick)
 
 
+def leak(quick: bool):
+    """The leak verdict on labelled synthetic fleets and emulator runs (tools/bench/leakeval.py)."""
+    from tools.bench.leakeval import measure
+    return measure(quick)
+
+
 def footprint(quick: bool):
     from tools.bench.cost import footprint
     return footprint(quick)
@@ -117,6 +123,7 @@ ROWS = (("sample", sample_cost, "python -m tools.bench --only sample"),
         ("wire", wire_bytes, "python -m tools.bench --only wire"),
         ("ingest", ingest, "python -m tools.bench --only ingest"),
         ("replay", replay_rate, "python -m tools.bench --only replay"),
+        ("leak", leak, "python -m tools.bench --only leak"),
         ("fleet", fleet, "python -m tools.bench --only fleet"))
 
 

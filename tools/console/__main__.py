@@ -289,13 +289,12 @@ def cmd_devices(args: argparse.Namespace) -> int:
     from . import fleet, view
     store = _open_store(args.db)
     now = time.time()
-    if args.json:   # streamed: one row in memory at a time, however large the fleet
-        for device in store.iter_devices():
-            device["state_now"] = view.state_of(device, now)
-            print(json.dumps(device, sort_keys=True))
+    if args.json:   # every device, in the table's order, in flat memory (fleet.py)
+        for line in fleet.json_lines(fleet.devices(store), now):
+            print(line)
         return 0
     console = Console()
-    shown = fleet.top(store.iter_devices(), now, max(0, args.limit))
+    shown = fleet.top(fleet.devices(store), now, max(0, args.limit))
     console.print(view.fleet_table(shown.rows, now, fleet.summary(shown), width=console.width))
     return 0
 

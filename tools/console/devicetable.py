@@ -13,6 +13,7 @@ import logging
 import sqlite3
 from typing import Any, Dict
 
+from . import leaks
 from .safetext import clean
 
 log = logging.getLogger("gc-console")
@@ -34,12 +35,27 @@ class DeviceTable(object):
                 log.debug("device %s not read back: %s", clean(device_id), exc)
         if stored is not None:   # evicted earlier (or from before a restart): carry on from it
             device = in_memory(stored)
+            self._judge_stored(device)
         else:
             device = {"device": device_id, "first_seen": now, "rules": {}, "alerts": {},
                       "state": "online", "reason": None}
         self.devices[device_id] = device
         self._evict()
         return device
+
+    def _judge_stored(self, device: Dict[str, Any]) -> None:
+        """Carry on judging a loaded device's boot for leaks where its records stop."""
+        if not device.get("boot"):
+            return
+        try:
+            telemetry = leaks.stored_telemetry(self.store, device)
+        except sqlite3.Error as exc:   # judged afresh from its next telemetry instead
+            log.debug("telemetry of %s not read back: %s", clean(device["device"]), exc)
+            return
+        watch = leaks.judge_stored(telemetry, device)
+        self.leaks.watches[device["device"]] = (device["boot"], watch)
+        leaks.apply(device, watch)
+        self._dirty_devices.add(device["device"])
 
     def _evict(self) -> None:
         """Forget the longest-silent devices beyond max_devices (their rows stay in the store)."""
@@ -57,6 +73,7 @@ class DeviceTable(object):
                 self.seqs.pop((oldest, boot), None)
             self._periods.pop(oldest, None)
             self._last_telemetry_ts.pop(oldest, None)
+            self.leaks.forget(oldest)
             self.stats["evicted"] += 1
 
 

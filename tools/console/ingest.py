@@ -38,7 +38,7 @@ from agent import messages
 from agent.errors import MessageError
 
 from . import alerts as alert_rules
-from . import splitwrite
+from . import leaks, splitwrite
 from .devicetable import DeviceTable, in_memory
 from .safetext import clean
 from .store import Store, reclaimed_kb
@@ -144,6 +144,8 @@ class Ingestor(DeviceTable):
         self.stats = {"received": 0, "recorded": 0, "duplicates": 0, "bad": 0, "unwritten": 0,
                       "store_refused": 0, "evicted": 0}
         self.bad = dict.fromkeys(BAD_REASONS, 0)
+        self.leaks = leaks.FleetLeaks()
+        self.store.db.executescript(leaks.SCHEMA)
         self._load()
 
     def _load(self) -> None:
@@ -153,6 +155,7 @@ class Ingestor(DeviceTable):
         """
         for device in self.store.recent_devices(self.max_devices):
             self.devices[device["device"]] = in_memory(device)
+            self._judge_stored(device)
 
     # -- intake ----------------------------------------------------------------------------
 
@@ -274,8 +277,7 @@ class Ingestor(DeviceTable):
         device["boot"] = boot
         device["dropped"] = 0
         device.pop("escalated", None)
-        device.pop("leak", None)
-        device["ineffective"] = 0
+        self.leaks.new_boot(device, boot)
         self._periods.pop(device["device"], None)
         self._last_telemetry_ts.pop(device["device"], None)
 
@@ -286,6 +288,8 @@ class Ingestor(DeviceTable):
             device["rss_kb"] = last["rss_kb"]
             device["mem_free_kb"] = last["mem_free_kb"]
             device["mem_total_kb"] = last["mem_total_kb"]
+        if message["boot"] == device.get("boot"):   # replayed samples too: they fill the floor's gaps
+            self.leaks.telemetry(device, message)
         if message.get("historical") or message["boot"] != device.get("boot"):
             return
         device["dropped"] = message["dropped"]
@@ -315,21 +319,12 @@ class Ingestor(DeviceTable):
                 device["last_collect_ts"] = message["ts"]
                 device["last_collect_rule"] = rule
                 device["last_reclaimed_kb"] = reclaimed_kb(message)
-            reclaimed = reclaimed_kb(message)
-            if reclaimed is not None and not message.get("historical"):
-                device["ineffective"] = 0 if reclaimed > 0 else device.get("ineffective", 0) + 1
-                if device["ineffective"] >= alert_rules.LEAK_AFTER:
-                    device["leak"] = "%d collections in a row reclaimed nothing" % device["ineffective"]
-                elif reclaimed > 0 and device.get("leak", "").endswith("reclaimed nothing"):
-                    device.pop("leak", None)
         elif event == "alert":
             device["escalated"] = message.get("rule") or "low-memory"
-        elif event == "leak_suspected":
-            device["leak"] = "the agent suspects a leak (rule %s)" % message.get("rule")
         elif event == "recovered":
             device.pop("escalated", None)
-            device.pop("leak", None)
-            device["ineffective"] = 0
+        # leak_suspected / leak_cleared need nothing here: the console reaches the same
+        # verdict from the same telemetry (tools/console/leaks.py).
 
     # -- silence and alerts ----------------------------------------------------------------
 
@@ -388,6 +383,7 @@ class Ingestor(DeviceTable):
             try:
                 refused = splitwrite.write(self.store, self._pending, self._pending_at, devices,
                                            boots, self._pending_alerts)
+                self.leaks.save(self.store.db, devices)
             except sqlite3.Error:
                 excess = len(self._pending) - MAX_QUEUED
                 if excess > 0:

@@ -11,7 +11,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from . import fleet, view
+from . import fleet, leaks, view
 from .keys import HELP, Keys
 from .safetext import clean
 
@@ -57,6 +57,8 @@ def frame(session, default_interval: float, width: int = 80, nav: Optional[Nav] 
     hint = nav is not None and nav.keys
     if shown:
         found = store.device(shown)
+        if found is not None:
+            found = leaks.annotate(store, [found])[0]
         if found is None:   # Text: device ids are not markup (safetext.py)
             return Text("no device %s yet (known: %s)" % (
                 clean(shown), ", ".join(clean(d["device"]) for d in store.recent_devices(20))
@@ -89,7 +91,7 @@ def _riskiest(session, now: float, default_interval: float) -> "fleet.Fleet":
     cached = getattr(session, "_riskiest", None)
     if cached is not None and started < cached[0]:
         return cached[1]
-    shown = fleet.top(session.store.iter_devices(), now, FRAME_ROWS, default_interval)
+    shown = fleet.top(fleet.devices(session.store), now, FRAME_ROWS, default_interval)
     cost = time.monotonic() - started
     session._riskiest = (started + 10 * cost if cost > 0.1 else 0.0, shown)
     return shown
