@@ -81,7 +81,12 @@ class FileTransport(Transport):
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             self._size = os.fstat(self._fd).st_size
         except OSError as exc:
-            raise TransportError("%s: %s" % (self.path, exc.strerror or exc)) from exc
+            # Name the path that failed: makedirs under a file says "File exists" of a parent.
+            where = exc.filename if isinstance(exc.filename, str) else self.path
+            what = exc.strerror or str(exc)
+            if os.path.isfile(where) and where != self.path:
+                what = "a file where a directory must be"
+            raise TransportError("%s: %s" % (where, what)) from exc
 
     def send(self, item: Outgoing) -> bool:
         if self._fd < 0:
