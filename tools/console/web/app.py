@@ -9,6 +9,7 @@ that touches SQLite runs in Starlette's thread pool, never on the event loop.
 import asyncio
 import html
 import json
+import math
 import os
 import re
 import urllib.parse
@@ -196,6 +197,8 @@ def create_app(backend: Backend, guard: Guard, registry: Any) -> Starlette:
             since = float(query["since"]) if query.get("since") else None
             until = float(query["until"]) if query.get("until") else None
             points = int(query.get("points") or 2000)
+            if not all(math.isfinite(v) for v in (since, until) if v is not None):
+                raise ValueError("nan or inf")   # no time to ask for, and no JSON to answer with
         except ValueError:
             return JSONResponse({"error": "since, until: Unix seconds; points: a number"},
                                 status_code=400)
