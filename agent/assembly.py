@@ -48,7 +48,7 @@ def transport_settings(profile: Profile) -> TransportSettings:
 
 def status_fields(profile: Profile, probe: Any, uptime_s: float, state: str,
                   version: str) -> Dict[str, Any]:
-    """The fields of a `status` message (README "Messages"); `version` is the agent's."""
+    """The fields of a `status` message (docs/messages.md); `version` is the agent's."""
     ceiling = probe.ceiling
     return dict(state=state, agent=version, python="%d.%d.%d" % sys.version_info[:3],
                 gc_flavour=gc_flavour(), model=profile.device.model,
