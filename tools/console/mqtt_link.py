@@ -63,6 +63,9 @@ class MqttLink(object):
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = self._on_disconnect
+        self.stopping = False
+        self.lost = False   # said once per outage: a headless recorder must not go quiet unseen
         self._snapshot_mid: Optional[int] = None
         self._fleet_mid: Optional[int] = None
         self.subscribed = threading.Event()   # SUBACK seen: nothing published from now on is missed
@@ -107,11 +110,20 @@ class MqttLink(object):
         if reason.is_failure:
             log.error("broker %s refused the connection: %s", self.url, reason)
             return
+        if self.lost:
+            self.lost = False
+            log.warning("the broker at %s is back; recording again", self.url)
         if self.topics:
             self._fleet_mid = client.subscribe(self.topics)[1]
         if self.share:
             self._snapshot_mid = client.subscribe("%s/+/status" % self.prefix, qos=1)[1]
         self.connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties=None) -> None:
+        if self.connected.is_set() and not self.lost and not self.stopping:
+            self.lost = True
+            log.warning("lost the broker at %s (%s); nothing is recorded until it is back, "
+                        "reconnecting", self.url, reason)
 
     def _on_subscribe(self, client, userdata, mid, reasons, properties=None) -> None:
         if mid == self._fleet_mid:
@@ -144,6 +156,7 @@ class MqttLink(object):
                 time.sleep(0.01)
 
     def stop(self) -> None:
+        self.stopping = True
         try:
             self.client.disconnect()
         finally:
