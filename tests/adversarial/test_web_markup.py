@@ -15,7 +15,8 @@ from tests.integration.broker import Subscriber
 from tests.integration.web import Serve, browser, screenshot, wait
 
 MARKUP = '<b class="injected">bold</b>'
-TEMPLATE_ID = "dev-{{auth}}"   # the page template's own placeholder syntax, as a device id
+TEMPLATE_ID = "dev-{{auth}}"
+BRACKET_ID = "lab[1"   # the page template's own placeholder syntax, as a device id
 
 INJECTED = "return document.querySelectorAll('.injected').length"
 
@@ -41,17 +42,24 @@ def test_markup_from_a_device_is_text_on_the_fleet_and_device_pages(broker, tmp_
                                      rss_after_kb=30000),
                         device.event("error", part="probe", error=MARKUP)):
             _publish(sub, message)
-        other = Device(TEMPLATE_ID)
-        _publish(sub, other.status())
+        for name in (TEMPLATE_ID, BRACKET_ID):
+            _publish(sub, Device(name).status())
 
         driver.get(serve.url + "/")
-        wait(lambda: len(driver.find_elements("css selector", "#fleet tbody tr")) == 2,
-             what="both devices on the fleet page")
+        wait(lambda: len(driver.find_elements("css selector", "#fleet tbody tr")) == 3,
+             what="the three devices on the fleet page")
         assert driver.execute_script(INJECTED) == 0
         model = driver.execute_script(
             "return document.querySelector('#fleet tr[data-device=\"evil-01\"] td:nth-child(2)')"
             ".textContent")
         assert model == MARKUP
+        # A filter with an unclosed "[" (half-typed, or part of an id) still filters and redraws.
+        driver.execute_script("const f = document.getElementById('f-text'); f.value = 'lab['; "
+                              "f.dispatchEvent(new Event('input'));")
+        wait(lambda: driver.execute_script("return document.getElementById('shown').textContent")
+             == "1 of 3 shown", timeout=5, what="the filtered table")
+        assert [r.get_attribute("data-device") for r in
+                driver.find_elements("css selector", "#fleet tbody tr")] == [BRACKET_ID]
 
         driver.get(serve.url + "/device/evil-01")
         wait(lambda: "probe" in _events_text(driver) or MARKUP in _events_text(driver),
