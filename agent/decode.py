@@ -6,16 +6,19 @@ writes, or MQTT payloads (plain JSON, or zlib streams one after another as
 `mosquitto_sub -N` writes them). Every message goes to stdout as one JSON
 line, flushed at once so a live port can be watched; every line that fails
 its check goes to stderr with its line number and why, and a summary ends the
-run. Memory stays bounded: a line over `max_line` is skipped as it streams by.
+run (also on Ctrl-C). A frame resent until acknowledged is written once: a
+message whose (device, boot, seq) was already written is dropped and counted. Memory stays bounded: a line over `max_line` is skipped as it streams by.
 """
 
 import json
 import zlib
+from collections import OrderedDict
 from typing import BinaryIO, Dict, Optional, TextIO
 
 from . import framing, messages
 
 MAX_DETAILS = 20   # bad lines described one by one; the rest are only counted
+MAX_KEYS = 100000  # (device, boot, seq) remembered to drop resent frames; the oldest go first
 
 
 class Decoder(object):
@@ -28,19 +31,44 @@ class Decoder(object):
         self.good = 0
         self.bad: Dict[str, int] = {}
         self.line = 0
+        self.duplicates = 0
+        self.keys = OrderedDict()  # type: OrderedDict
 
     def run(self, stream: BinaryIO) -> int:
         """Decode `stream` to the end; exit status 0 when nothing was refused, else 1."""
-        head = stream.read(1)
-        if head == b"\x78":
-            self._zlib(head + stream.read(messages.MAX_BYTES * 64))
-        elif head:
-            self._lines(stream, head)
+        interrupted = False
+        try:
+            head = stream.read(1)
+            if head == b"\x78":
+                self._zlib(head + stream.read(messages.MAX_BYTES * 64))
+            elif head:
+                self._lines(stream, head)
+        except KeyboardInterrupt:   # Ctrl-C on a live port: the summary still ends the run
+            interrupted = True
         refused = sum(self.bad.values())
         summary = ", ".join("%s %d" % kv for kv in sorted(self.bad.items()))
-        self.err.write("decode: %d message%s, %d refused%s\n" % (
-            self.good, "" if self.good == 1 else "s", refused, " (%s)" % summary if summary else ""))
+        self.err.write("decode: %d message%s, %d refused%s, %d duplicate%s dropped%s\n" % (
+            self.good, "" if self.good == 1 else "s", refused, " (%s)" % summary if summary else "",
+            self.duplicates, "" if self.duplicates == 1 else "s",
+            " (interrupted)" if interrupted else ""))
+        if interrupted:
+            return 130
         return 1 if refused else 0
+
+    def _seen(self, message: object) -> bool:
+        """True for a message already written: a sender resends a frame until it is
+        acknowledged, so one (device, boot, seq) may arrive several times."""
+        if not isinstance(message, dict):
+            return False
+        key = (message.get("device"), message.get("boot"), message.get("seq"))
+        if key[2] is None:
+            return False
+        if key in self.keys:
+            return True
+        self.keys[key] = None
+        if len(self.keys) > MAX_KEYS:
+            self.keys.popitem(last=False)
+        return False
 
     def _lines(self, stream: BinaryIO, head: bytes) -> None:
         pending = head
@@ -83,6 +111,9 @@ class Decoder(object):
             if problems:
                 self._refuse("schema", "; ".join(problems[:3]))
                 return
+        if self._seen(message):
+            self.duplicates += 1
+            return
         self.good += 1
         self.out.write(json.dumps(message, ensure_ascii=False, separators=(",", ":")) + "\n")
         self.out.flush()

@@ -401,21 +401,23 @@ def test_good_serial_urls_keep_pyserial_options():
 def test_decode_turns_a_capture_into_json_lines_and_names_bad_lines(tmp_path):
     message = {"v": 1, "type": "event", "device": "d", "boot": "b", "seq": 1, "ts": 1.0,
                "event": "collect"}
-    good = framing.frame(messages.encode(message))
+    sent = [dict(message, seq=seq) for seq in (1, 2, 3)]
+    good = framing.frame(messages.encode(sent[0]))
     capture = tmp_path / "capture.txt"
     capture.write_bytes(good + good[:20] + b"#" + good[21:] + b"not a frame\n"
-                        + messages.encode(message) + b"\n" + b"y" * 200000 + b"\n"
-                        + good.replace(b"\n", b"\r\n"))
+                        + messages.encode(sent[1]) + b"\n" + b"y" * 200000 + b"\n"
+                        + framing.frame(messages.encode(sent[2])).replace(b"\n", b"\r\n"))
     proc = subprocess.run([sys.executable, "-m", "agent", "decode", str(capture)], cwd=REPO,
                           capture_output=True, timeout=60)
     lines = proc.stdout.decode().splitlines()
-    assert [json.loads(line) for line in lines] == [message] * 3
+    assert [json.loads(line) for line in lines] == sent
     err = proc.stderr.decode()
     assert "line 2: check failed" in err and "line 3: not a frame" in err and "line 5: longer than" in err
     assert "3 messages, 3 refused (crc 1, malformed 1, too_long 1)" in err
     assert proc.returncode == 1
     zipped = subprocess.run([sys.executable, "-m", "agent", "decode"], cwd=REPO, capture_output=True,
-                            input=messages.encode(message, compress=True) * 2, timeout=60)
+                            input=b"".join(messages.encode(m, compress=True) for m in sent[:2]),
+                            timeout=60)
     assert zipped.returncode == 0 and len(zipped.stdout.decode().splitlines()) == 2
 
 
