@@ -63,6 +63,9 @@ class MqttLink(object):
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = self._on_disconnect
+        self._lost_at: Optional[float] = None   # when the broker went away, while it is away
+        self._stopping = False
         self._snapshot_mid: Optional[int] = None
         self._fleet_mid: Optional[int] = None
         self.subscribed = threading.Event()   # SUBACK seen: nothing published from now on is missed
@@ -107,11 +110,22 @@ class MqttLink(object):
         if reason.is_failure:
             log.error("broker %s refused the connection: %s", self.url, reason)
             return
+        if self._lost_at is not None:   # a recorder left alone must say that it records again
+            log.warning("broker %s is back after %.0fs; recording again", self.url,
+                        time.monotonic() - self._lost_at)
+            self._lost_at = None
         if self.topics:
             self._fleet_mid = client.subscribe(self.topics)[1]
         if self.share:
             self._snapshot_mid = client.subscribe("%s/+/status" % self.prefix, qos=1)[1]
         self.connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties=None) -> None:
+        if self._stopping or self._lost_at is not None or not self.connected.is_set():
+            return
+        self._lost_at = time.monotonic()
+        log.warning("lost the broker %s (%s); reconnecting, nothing is recorded meanwhile",
+                    self.url, reason)
 
     def _on_subscribe(self, client, userdata, mid, reasons, properties=None) -> None:
         if mid == self._fleet_mid:
@@ -144,6 +158,7 @@ class MqttLink(object):
                 time.sleep(0.01)
 
     def stop(self) -> None:
+        self._stopping = True
         try:
             self.client.disconnect()
         finally:
