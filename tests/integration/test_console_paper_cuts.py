@@ -105,3 +105,37 @@ def test_an_interrupted_send_is_not_mistaken_for_success_from_a_script(tmp_path,
     time.sleep(2.0)
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(30) == 128 + signal.SIGTERM
+
+
+def test_watch_with_its_embedded_broker_stops_on_ctrl_c_without_amqtt_noise(tmp_path):
+    from tests.conftest import WORKLOADS
+    from tests.integration.broker import Subscriber
+    from tests.integration.test_console import profile
+    from tools.mosquitto import free_port
+    port = free_port()
+    watch = subprocess.Popen(console("watch", "--listen", str(port), "--db", str(tmp_path / "c.db")),
+                             env=env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    agent = None
+    try:
+        assert "embedded broker listening" in watch.stdout.readline()
+        agent = subprocess.Popen([sys.executable, "-m", "agent", "run", "--profile",
+                                  profile(tmp_path, port, "gw-noise", "IX20"), "--",
+                                  os.path.join(WORKLOADS, "cycles.py"), "--seconds", "60",
+                                  "--quiet"], env=env(), cwd=REPO, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        seen = Subscriber(port)
+        try:
+            seen.wait_for(lambda s: s.topic.endswith("/status"), what="the agent's status")
+        finally:
+            seen.close()
+        watch.send_signal(signal.SIGINT)   # the broker closes the agent's connection: its Will fires
+        _, err = watch.communicate(timeout=30)
+    finally:
+        if agent is not None:
+            agent.kill()
+            agent.wait()
+        if watch.poll() is None:
+            watch.kill()
+    assert watch.returncode == 0
+    assert "not broadcasted" not in err and "Traceback" not in err, err
