@@ -102,13 +102,13 @@ def collect(generation: int = 2, reason: str = "manual") -> int:
 
     Works without a running agent too (then it is just gc.collect).
     """
-    if generation not in (0, 1, 2):
-        log.warning("gc-agent: collect(generation=%r): generation is 0, 1 or 2; using 2",
-                    generation)
+    current = _agent
+    if not (isinstance(generation, int) and not isinstance(generation, bool)
+            and 0 <= generation <= 2):
+        _warn_generation(generation, current is not None)
         generation = 2
     if not isinstance(reason, str) or not _NAME.match(reason):
         reason = "manual"
-    current = _agent
     if current is None:
         return gc.collect(generation)
     try:
@@ -116,6 +116,18 @@ def collect(generation: int = 2, reason: str = "manual") -> int:
     except Exception as exc:
         log.info("gc-agent: collect: %s: %s", type(exc).__name__, exc)
         return 0
+
+
+def _warn_generation(generation: Any, running: bool) -> None:
+    """Say what collect() does with a bad generation: all of it true, whatever was passed."""
+    try:
+        shown = repr(generation)[:40]
+    except Exception:
+        shown = "<%s>" % type(generation).__name__
+    log.warning("gc-agent: collect(%s): the generation is 0, 1 or 2%s; running a full "
+                "collection (generation 2)%s", shown,
+                " (a reason goes in reason=...)" if isinstance(generation, str) else "",
+                "" if running else ", unmeasured and unreported: the agent is not running")
 
 
 def on_low_memory(callback: Callable[[dict], object]) -> None:

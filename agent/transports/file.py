@@ -58,6 +58,19 @@ def parse_file_url(url: str):
     return parts.path, max_bytes, keep
 
 
+def _why_not(path: str, exc: OSError) -> str:
+    """What stops `path` being opened, said plainly: makedirs under a file says only
+    "File exists", of a name that does exist, just not as a folder."""
+    parent = os.path.dirname(path)
+    while parent and parent != os.path.dirname(parent):
+        if os.path.lexists(parent):
+            if not os.path.isdir(parent):
+                return "%s is a file, not a folder: the report file cannot go under it" % parent
+            break
+        parent = os.path.dirname(parent)
+    return exc.strerror or str(exc)
+
+
 class FileTransport(Transport):
     """JSON lines appended to a file, rotated at a size bound."""
 
@@ -81,7 +94,7 @@ class FileTransport(Transport):
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             self._size = os.fstat(self._fd).st_size
         except OSError as exc:
-            raise TransportError("%s: %s" % (self.path, exc.strerror or exc)) from exc
+            raise TransportError("%s: %s" % (self.path, _why_not(self.path, exc))) from exc
 
     def send(self, item: Outgoing) -> bool:
         if self._fd < 0:
