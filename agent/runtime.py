@@ -360,6 +360,10 @@ class Agent(object):
             self._emit_event(change[0], **change[1])
 
     def _final_telemetry(self) -> None:
+        if self.last_sample is None:
+            # Stopped before the first tick sampled (a script shorter than a tick): one
+            # sample now, so even the shortest run reports what it used.
+            self.last_sample = self.probe.sample()
         batch = self._telemetry_batch.final(self.last_sample)
         if batch:
             self._send_batch(batch)

@@ -1,6 +1,7 @@
 """Telemetry batching: which samples go into `telemetry` messages, and when.
 
-One sample every `[report] interval`, sent `[report] batch` at a time.
+One sample every `[report] interval`, sent `[report] batch` at a time (the
+first one alone, at once, so a device shows up as soon as it starts).
 Collection pauses between two reported samples are summed (and their
 longest kept), so a report covers every pause since the previous one.
 Pure: the caller passes the samples and the clock.
@@ -32,6 +33,7 @@ class TelemetryBatch(object):
         self._samples: List[Dict[str, Any]] = []
         self._pause_total = 0.0
         self._pause_max = 0.0
+        self._first = True   # the first batch leaves with its first sample
 
     def add(self, sample: Sample, now: float) -> bool:
         """Count the sample's pauses; True when it is due and joins the batch."""
@@ -45,8 +47,12 @@ class TelemetryBatch(object):
         return True
 
     def full(self) -> bool:
-        """Whether the batch holds `[report] batch` samples: time to send it."""
-        return len(self._samples) >= self.size
+        """Whether the batch holds `[report] batch` samples: time to send it.
+
+        The first batch goes with its first sample: a cellular profile (a sample every
+        5 minutes, 12 a message) would otherwise send nothing for the first hour, and a
+        newly installed device must show up at once (docs/profiles.md, [report])."""
+        return len(self._samples) >= (1 if self._first else self.size)
 
     def final(self, sample: Optional[Sample]) -> Optional[List[Dict[str, Any]]]:
         """What is left at stop, the newest sample included (None when nothing is)."""
@@ -60,6 +66,8 @@ class TelemetryBatch(object):
     def take(self) -> List[Dict[str, Any]]:
         """The samples waiting, which leave the batch."""
         batch, self._samples = self._samples, []
+        if batch:
+            self._first = False
         return batch
 
     def _fields(self, sample: Sample) -> Dict[str, Any]:
