@@ -31,8 +31,11 @@ outside, the auto-start exit action ([device] exit_action: none, restart, reboot
 with rapid-reboot back-off), digidevice (runt, datapoint, cli, appmonitor), a pty
 console port per device, and faults at a proxy in front of the broker.
 
+progress: a line on stderr every 5 s (devices running, RSS, collections, kills);
+Ctrl-C or SIGTERM stops the devices cleanly and prints the summary of the run so far.
+
 exit status: 0 when every device survived, 1 when any was killed or failed,
-2 for bad options.
+2 for bad options, 130 when interrupted.
 """
 
 
@@ -176,11 +179,14 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, workload_arg
     signal.signal(signal.SIGTERM, _interrupted)   # stop devices cleanly, as on Ctrl-C
     try:
         reports = run.execute()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:   # a second Ctrl-C while the devices were being stopped
         sys.stderr.write("gc-emulator: interrupted\n")
         return 130
     finally:
         run.close()
+    if run.interrupted_at is not None:
+        sys.stderr.write("gc-emulator: interrupted at %.1fs; the summary covers the run so far\n"
+                         % run.interrupted_at)
     if args.json:
         sys.stdout.write(json.dumps({"profile": model.profile_path, "model": model._asdict(),
                                      "workload": args.workload, "agent": not args.no_agent,
@@ -192,6 +198,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, workload_arg
             sys.stdout.write("uplink (proxy): %(bytes_up)d bytes up, %(bytes_down)d down, %(accepted)d "
                              "connections, %(refused)d refused during outages\n" % run.proxy_stats)
         sys.stdout.write("files: %s\n" % run.folder)
+    if run.interrupted_at is not None:
+        return 130
     return 0 if all(r["outcome"] == "survived" for r in reports) else 1
 
 

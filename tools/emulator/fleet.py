@@ -22,6 +22,7 @@ from .console import ConsolePort
 from .device import ONBOARD, REPO, Device, Timing
 from .flashfull import set_full
 from .model import DeviceModel
+from .progress import Progress
 from .summary import device_report
 
 ENDS_BY_ITSELF = 5.0  # seconds a workload given --seconds has to end (and its agent to flush)
@@ -96,6 +97,7 @@ class Run(object):
         self.watch = None
         self._timeline: List[Tuple[float, str, Callable[[], None]]] = []
         self.proxy_stats: Optional[Dict[str, int]] = None   # the uplink's byte counts, after a run
+        self.interrupted_at: Optional[float] = None   # seconds into the run of a Ctrl-C/SIGTERM
         self.workload = workload_path(options.workload)
         self._ends_itself = self._takes_seconds()
 
@@ -292,6 +294,7 @@ class Run(object):
         end = (len(self.devices) - 1) * options.stagger + options.duration
         timeline = list(self._timeline)
         next_publish = 0.0
+        progress = Progress()
         try:
             while True:
                 now = time.monotonic() - t0
@@ -312,7 +315,11 @@ class Run(object):
                     console.pump()
                 if now >= end and all(d.state == "stopped" for d in self.devices):
                     break
+                if progress.due(now):
+                    self.log(progress.line(now, self.devices))
                 time.sleep(POLL)
+        except KeyboardInterrupt:   # stop every device cleanly, then report the run so far
+            self.interrupted_at = time.monotonic() - t0
         finally:
             for d in self.devices:
                 d.terminate()

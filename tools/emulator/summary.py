@@ -59,6 +59,36 @@ def workload_result(folder: str) -> Optional[Dict[str, Any]]:
     return None
 
 
+def still_buffered(folder: str) -> int:
+    """Messages the device still holds when the run ends: the records left in its flash
+    journals (one per report URL, under FOLDER/flash), which it would send on its next boot.
+    What a telemetry message says it buffered is a depth at that moment, most of it delivered
+    right after; and what was in RAM when the process ended is gone, not buffered."""
+    from agent.errors import JournalError
+    from agent.journal import Journal
+    flash = os.path.join(folder, "flash")
+    try:
+        names = sorted(os.listdir(flash))
+    except OSError:
+        return 0   # no [buffer] flash: nothing outlives the process
+    total = 0
+    for name in names:
+        path = os.path.join(flash, name)
+        if not os.path.isdir(path):
+            continue
+        try:
+            journal = Journal(path)
+        except JournalError:
+            continue
+        try:
+            total += journal.pending()
+        except JournalError:
+            pass
+        finally:
+            journal.close()
+    return total
+
+
 def _pauses(messages: Iterable[Dict[str, Any]]):
     total = longest = 0.0
     for m in messages:
@@ -75,7 +105,7 @@ def device_report(device, at_broker: Optional[Dict[str, Set[Tuple[str, int]]]] =
     events = [m for m in messages if m.get("type") == "event"]
     collects = [m for m in events if m.get("event") == "collect"]
     telemetry = [m for m in messages if m.get("type") == "telemetry"]
-    # buffered is a depth, dropped a count since boot: the last of each boot, summed
+    # dropped is a count since boot: the last of each boot, summed
     last_by_boot: Dict[str, Dict[str, Any]] = {}
     for m in telemetry:
         last_by_boot[m.get("boot", "")] = m
@@ -101,7 +131,7 @@ def device_report(device, at_broker: Optional[Dict[str, Set[Tuple[str, int]]]] =
         "events": dict(Counter(m.get("event") for m in events if m.get("event") != "collect")),
         "messages": len(messages),
         "boots_seen": len({m.get("boot") for m in messages}),
-        "buffered": sum(m.get("buffered", 0) for m in last_by_boot.values()),
+        "buffered": still_buffered(device.folder),
         "dropped": sum(m.get("dropped", 0) for m in last_by_boot.values()),
         "console": device.console_path,
         "python": next((m.get("python") for m in messages if m.get("type") == "status"), None),
