@@ -14,7 +14,8 @@ from .launcher import split_at_dashes
 
 EPILOG = """examples:
   python -m agent check device_profiles/*.ini
-  python -m agent run --profile device_profiles/ix20.ini --report file:///tmp/gcagent.jsonl -- app.py --port 8080
+  python -m agent run --profile device_profiles/ix20.ini \\
+      --report file:///tmp/gcagent.jsonl -- app.py --port 8080
   python -m agent run --profile device_profiles/emulator.ini --report stdout:
   python -m agent decode capture.txt        # serial frames -> JSON lines
 

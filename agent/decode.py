@@ -7,7 +7,9 @@ writes, or MQTT payloads (plain JSON, or zlib streams one after another as
 line, flushed at once so a live port can be watched; every line that fails
 its check goes to stderr with its line number and why, and a summary ends the
 run (also on Ctrl-C). A frame resent until acknowledged is written once: a
-message whose (device, boot, seq) was already written is dropped and counted. Memory stays bounded: a line over `max_line` is skipped as it streams by.
+message whose (device, boot, seq) was already written is dropped and counted.
+Memory stays bounded: a line over `max_line` is skipped as it streams by, and
+only the last MAX_KEYS (device, boot, seq) are remembered.
 """
 
 import json

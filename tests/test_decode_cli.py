@@ -40,7 +40,7 @@ def test_ctrl_c_on_a_live_stream_prints_the_summary_and_no_traceback():
         assert json.loads(proc.stdout.readline())["seq"] == 2
         time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
     finally:
         os.close(write)
     assert "Traceback" not in err, err
