@@ -124,7 +124,7 @@ def _warn_generation(generation: Any, running: bool) -> None:
         shown = repr(generation)[:40]
     except Exception:
         shown = "<%s>" % type(generation).__name__
-    log.warning("gc-agent: collect(%s): the generation is 0, 1 or 2%s; running a full "
+    log.warning("gc-agent: collect(generation=%s): the generation is 0, 1 or 2%s; running a full "
                 "collection (generation 2)%s", shown,
                 " (a reason goes in reason=...)" if isinstance(generation, str) else "",
                 "" if running else ", unmeasured and unreported: the agent is not running")
