@@ -34,6 +34,7 @@ class TelemetryBatch(object):
         self._pause_total = 0.0
         self._pause_max = 0.0
         self._first = True   # the first batch leaves with its first sample
+        self._last_ts: Optional[float] = None   # of the newest sample taken into a batch
 
     def add(self, sample: Sample, now: float) -> bool:
         """Count the sample's pauses; True when it is due and joins the batch."""
@@ -43,6 +44,7 @@ class TelemetryBatch(object):
             return False
         self._next = now + self.interval
         self._samples.append(self._fields(sample))
+        self._last_ts = self._samples[-1]["ts"]
         self._pause_total = self._pause_max = 0.0
         return True
 
@@ -56,11 +58,12 @@ class TelemetryBatch(object):
 
     def final(self, sample: Optional[Sample]) -> Optional[List[Dict[str, Any]]]:
         """What is left at stop, the newest sample included (None when nothing is)."""
-        # The newest sample goes in unless it is already the batch's last: pauses and
-        # collections since the previous report must not be lost at stop.
-        if sample is not None and (not self._samples
-                                   or self._samples[-1]["ts"] < round(sample.ts, 3)):
+        # The newest sample goes in unless it was already taken (in this batch, or in one
+        # sent, as the first batch is at once): pauses and collections since the previous
+        # report must not be lost at stop, nor one sample reported twice.
+        if sample is not None and (self._last_ts is None or self._last_ts < round(sample.ts, 3)):
             self._samples.append(self._fields(sample))
+            self._last_ts = self._samples[-1]["ts"]
         return self.take() if self._samples else None
 
     def take(self) -> List[Dict[str, Any]]:

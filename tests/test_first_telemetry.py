@@ -58,3 +58,12 @@ def test_the_stock_cellular_profile_reports_within_seconds_of_start(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
+
+
+def test_a_sample_already_sent_is_not_sent_again_at_stop(tmp_path):
+    agent, clock, _, link = make_agent(tmp_path, "once")
+    agent.start = lambda: None
+    agent._tick()   # the first sample leaves at once
+    agent.stop()    # nothing newer: nothing more to send
+    stamps = [s["ts"] for m in sent(link) if m["type"] == "telemetry" for s in m["samples"]]
+    assert stamps == [1000.0]
