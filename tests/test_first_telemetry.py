@@ -61,7 +61,7 @@ def test_the_stock_cellular_profile_reports_within_seconds_of_start(tmp_path):
 
 
 def test_a_sample_already_sent_is_not_sent_again_at_stop(tmp_path):
-    agent, clock, _, link = make_agent(tmp_path, "once")
+    agent, _, _, link = make_agent(tmp_path, "once")
     agent.start = lambda: None
     agent._tick()   # the first sample leaves at once
     agent.stop()    # nothing newer: nothing more to send
