@@ -11,10 +11,17 @@ heavy standard modules are avoided on every path that runs there:
 - ``zipfile`` costs 49 modules and ~2.8 MB of RSS on Python 3.6. Files inside
   a gc-bundle .pyz are read through ``zipimport``, which the interpreter has
   already loaded to import the agent from that archive.
+- ``typing`` costs 0.5-0.6 MB (docs/footprint.md). Modules import it only under
+  ``if TYPE_CHECKING:`` (always False when running) and annotations that name
+  it are strings; records are ``collections.namedtuple`` through `record`.
 """
 
 import os
-from typing import List, Optional
+from collections import namedtuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, List, Optional
 
 try:
     from _sha256 import sha256  # CPython 3.6-3.11
@@ -28,7 +35,17 @@ try:
 except ImportError:
     from hmac import compare_digest
 
-__all__ = ["compare_digest", "is_zip", "read_from_zip", "sha256", "sha256_hex", "zip_importer", "zip_names"]
+__all__ = ["compare_digest", "is_zip", "read_from_zip", "record", "sha256", "sha256_hex", "zip_importer",
+           "zip_names"]
+
+
+def record(name: str, *required: str, **defaults: "Any") -> type:
+    """A namedtuple class: the `required` fields, then the fields of `defaults` with
+    their default values, in the order written (what typing.NamedTuple gives,
+    without importing typing). Subclass it with ``__slots__ = ()`` to add methods."""
+    cls = namedtuple(name, required + tuple(defaults))
+    cls.__new__.__defaults__ = tuple(defaults.values())
+    return cls
 
 
 def sha256_hex(data: bytes) -> str:
@@ -52,7 +69,7 @@ def is_zip(path: str) -> bool:
     return True
 
 
-def read_from_zip(path: str) -> Optional[bytes]:
+def read_from_zip(path: str) -> "Optional[bytes]":
     """The bytes at `path` when it runs through a zip archive (ARCHIVE.pyz/member);
     None when no archive is on the path; FileNotFoundError when the member is missing."""
     archive = os.path.dirname(path)
@@ -72,7 +89,7 @@ def read_from_zip(path: str) -> Optional[bytes]:
         raise FileNotFoundError(2, "%s is not inside %s" % (member, archive))
 
 
-def zip_names(archive: str) -> List[str]:
+def zip_names(archive: str) -> "List[str]":
     """Every member of the archive, from zipimport's own table of contents."""
     try:
         table = zip_importer(archive)._files   # present on CPython 3.6 to 3.14

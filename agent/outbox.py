@@ -7,20 +7,27 @@ sees the loss. Thread-safe: the application's threads add events too.
 
 import collections
 import threading
-from typing import Any, Deque, Dict, NamedTuple, Optional
 
 from . import messages
+from .lean import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Deque, Dict, Optional
 
 
-class Outgoing(NamedTuple):
+class Outgoing(record(
+        "Outgoing",
+        "seq",                                  # int
+        "type",                                 # str
+        "body",                                 # bytes
+)):
     """One encoded message: its `seq`, `type` and compact JSON `body`."""
 
-    seq: int
-    type: str
-    body: bytes
+    __slots__ = ()
 
 
-def outgoing(message: Dict[str, Any]) -> Outgoing:
+def outgoing(message: "Dict[str, Any]") -> Outgoing:
     """Encode a message once; every transport's outbox shares the result."""
     return Outgoing(message["seq"], message["type"], messages.encode(message))
 
@@ -49,7 +56,7 @@ class Outbox(object):
             self._items.append(item)
             self._bytes += len(item.body)
 
-    def peek(self) -> Optional[Outgoing]:
+    def peek(self) -> "Optional[Outgoing]":
         """The oldest message, left in place until `pop`."""
         with self._lock:
             return self._items[0] if self._items else None

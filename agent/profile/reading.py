@@ -11,20 +11,26 @@ import configparser
 import io
 import os
 import re
-from typing import Dict, List, NamedTuple, Tuple
 
 from ..errors import Problem
-from ..lean import read_from_zip
+from ..lean import read_from_zip, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Dict, List, Tuple
 
 MAX_EXTENDS_DEPTH = 8
 
 
-class Value(NamedTuple):
+class Value(record(
+        "Value",
+        "text",                                 # str
+        "path",                                 # str
+        "line",                                 # int
+)):
     """One value as written, and where."""
 
-    text: str
-    path: str
-    line: int
+    __slots__ = ()
 
 
 class Layered(object):
@@ -40,7 +46,7 @@ class Layered(object):
             self.headers.setdefault(name, other.headers[name])
 
 
-def _index_lines(text: str) -> Tuple[Dict[str, int], Dict[Tuple[str, str], int]]:
+def _index_lines(text: str) -> "Tuple[Dict[str, int], Dict[Tuple[str, str], int]]":
     """Where each section header and key stands; configparser does not say."""
     headers, keys = {}, {}
     section = None
@@ -61,7 +67,7 @@ def _index_lines(text: str) -> Tuple[Dict[str, int], Dict[Tuple[str, str], int]]
     return headers, keys
 
 
-def _parse_text(text: str, path: str, problems: List[Problem]) -> Layered:
+def _parse_text(text: str, path: str, problems: "List[Problem]") -> Layered:
     layer = Layered()
     parser = configparser.ConfigParser(interpolation=None, strict=True,
                                        inline_comment_prefixes=(";", "#"),
@@ -97,7 +103,7 @@ def _parse_text(text: str, path: str, problems: List[Problem]) -> Layered:
     return layer
 
 
-def read(path: str, problems: List[Problem], seen: Tuple[str, ...]) -> Layered:
+def read(path: str, problems: "List[Problem]", seen: "Tuple[str, ...]") -> Layered:
     if "\x00" in path:
         problems.append(Problem(path.replace("\x00", "\\0"), 0, "", "",
                                 "cannot read profile: the path has a NUL byte"))
@@ -136,7 +142,7 @@ def _read_bytes(path: str, limit: int) -> bytes:
         return data[:limit]
 
 
-def layer_text(text: str, path: str, problems: List[Problem], seen: Tuple[str, ...]) -> Layered:
+def layer_text(text: str, path: str, problems: "List[Problem]", seen: "Tuple[str, ...]") -> Layered:
     own = _parse_text(text, path, problems)
     base_value = own.sections.get("profile", {}).get("extends")
     if base_value is None or not base_value.text.strip():
