@@ -2,18 +2,20 @@
 
 configparser without interpolation (so `${hostname}` stays as written), plus
 a line index configparser does not keep, so every problem can name its line.
+Plain text (most profiles) is read by `agent.profile.ini` instead, to the
+same result, so configparser is imported only for the rest.
 `[profile] extends = base.ini` layers a profile on another (path relative to
 the file naming it); keys set later win, key by key, rules included. A path
 inside a gc-bundle .pyz is read through zipimport (`agent.lean`).
 """
 
-import configparser
 import io
 import os
 import re
 
 from ..errors import Problem
 from ..lean import read_from_zip, record
+from .ini import parse_plain
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
@@ -69,6 +71,11 @@ def _index_lines(text: str) -> "Tuple[Dict[str, int], Dict[Tuple[str, str], int]
 
 def _parse_text(text: str, path: str, problems: "List[Problem]") -> Layered:
     layer = Layered()
+    plain = parse_plain(text)
+    if plain is not None:
+        _fill(layer, plain, text, path)
+        return layer
+    import configparser  # text beyond the plain subset: its full rules and messages
     parser = configparser.ConfigParser(interpolation=None, strict=True,
                                        inline_comment_prefixes=(";", "#"),
                                        default_section="\x00no-defaults\x00")
@@ -93,14 +100,18 @@ def _parse_text(text: str, path: str, problems: "List[Problem]") -> Layered:
     except configparser.Error as exc:   # any other configparser complaint, located at line 1
         problems.append(Problem(path, 1, "", "", str(exc).splitlines()[0]))
         return layer
+    _fill(layer, {section: dict(parser.items(section)) for section in parser.sections()}, text, path)
+    return layer
+
+
+def _fill(layer: Layered, sections: "Dict[str, Dict[str, str]]", text: str, path: str) -> None:
     headers, keys = _index_lines(text)
-    for section in parser.sections():
+    for section, items in sections.items():
         layer.headers[section] = (path, headers.get(section, 1))
         values = layer.sections.setdefault(section, {})
-        for key, value in parser.items(section):
+        for key, value in items.items():
             line = keys.get((section, key), layer.headers[section][1])
             values[key] = Value(value or "", path, line)
-    return layer
 
 
 def read(path: str, problems: "List[Problem]", seen: "Tuple[str, ...]") -> Layered:
