@@ -7,10 +7,13 @@ import os
 import signal
 import sys
 import threading
-from typing import List, Optional
 
 from . import __version__
 from .launcher import split_at_dashes
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import List, Optional
 
 EPILOG = """examples:
   python -m agent check device_profiles/*.ini
@@ -40,7 +43,7 @@ class _Help(argparse.HelpFormatter):
     the application's process (about 2 MB of RSS) on every start, help or not."""
 
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: Optional[int] = None) -> None:
+                 width: "Optional[int]" = None) -> None:
         super().__init__(prog, indent_increment, max_help_position,
                          _columns() - 2 if width is None else width)
 
@@ -91,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: "Optional[List[str]]" = None) -> int:
     """Entry point; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     from .bundle import refuse_if_tampered
@@ -117,7 +120,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 2
 
 
-def _check(paths: List[str], verbose: bool) -> int:
+def _check(paths: "List[str]", verbose: bool) -> int:
     from .errors import ProfileError
     from .profile import describe, load
     status = 0
@@ -134,7 +137,7 @@ def _check(paths: List[str], verbose: bool) -> int:
     return status
 
 
-def _run(args: argparse.Namespace, script: List[str]) -> int:
+def _run(args: argparse.Namespace, script: "List[str]") -> int:
     from . import start, stop
     from .errors import AgentError
     if args.log:

@@ -15,11 +15,16 @@ import json
 import math
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Sequence
 
 from .errors import AgentError
 from .lean import compare_digest as _compare_digest
 from .lean import sha256 as _sha256
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, Dict, Optional, Sequence
+
+    Handler = Callable[[Dict[str, Any]], Any]
 
 REASONS = ("too_large", "not_json", "not_object", "bad_field", "unsigned", "bad_signature",
            "stale", "replayed", "unknown_command", "not_allowed", "wrong_device", "bad_args",
@@ -29,8 +34,6 @@ _BLOCK = 64                      # SHA-256 block size, bytes
 _IPAD = bytes(b ^ 0x36 for b in range(256))
 _OPAD = bytes(b ^ 0x5C for b in range(256))
 _HEX = frozenset(b"0123456789abcdefABCDEF")
-
-Handler = Callable[[Dict[str, Any]], Any]
 
 
 class CommandRefused(AgentError):
@@ -43,7 +46,7 @@ class CommandRefused(AgentError):
         super(CommandRefused, self).__init__(message)
 
 
-def canonical(fields: Dict[str, Any]) -> bytes:
+def canonical(fields: "Dict[str, Any]") -> bytes:
     """The bytes a signature covers: sorted keys, no spaces, UTF-8."""
     return json.dumps(fields, sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False).encode("utf-8")
@@ -61,7 +64,7 @@ def hmac_sha256_hex(key: bytes, data: bytes) -> str:
     return outer.hexdigest()
 
 
-def sign(command: Dict[str, Any], key: bytes) -> Dict[str, Any]:
+def sign(command: "Dict[str, Any]", key: bytes) -> "Dict[str, Any]":
     """A copy of `command` with `sig` set over its other fields."""
     fields = dict((k, v) for k, v in command.items() if k != "sig")
     signed = dict(fields)
@@ -101,10 +104,10 @@ class Commands(object):
     id whose `ts` is still fresh could be replayed.
     """
 
-    def __init__(self, key: bytes, device: str, handlers: Dict[str, Handler],
-                 allow: Optional[Sequence[str]] = None, window: float = 300.0,
+    def __init__(self, key: bytes, device: str, handlers: "Dict[str, Handler]",
+                 allow: "Optional[Sequence[str]]" = None, window: float = 300.0,
                  remember: int = 1024, max_bytes: int = 4096,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: "Callable[[], float]" = time.time) -> None:
         self._key = bytes(key)
         self.device = device
         self.handlers = dict(handlers)
@@ -117,11 +120,11 @@ class Commands(object):
         self._lock = threading.Lock()   # transports may deliver from more than one thread
         self.refused: Dict[str, int] = {}
 
-    def verify(self, payload: bytes) -> Dict[str, Any]:
+    def verify(self, payload: bytes) -> "Dict[str, Any]":
         """The command (without `sig`) if it may run; else raise CommandRefused."""
         return self._check(self._parse(payload))
 
-    def _parse(self, payload: bytes) -> Dict[str, Any]:
+    def _parse(self, payload: bytes) -> "Dict[str, Any]":
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
         if len(payload) > self.max_bytes:
@@ -136,7 +139,7 @@ class Commands(object):
                                  % type(command).__name__)
         return command
 
-    def _check(self, command: Dict[str, Any]) -> Dict[str, Any]:
+    def _check(self, command: "Dict[str, Any]") -> "Dict[str, Any]":
         _check_fields(command)
         command = dict(command)
         sig = command.pop("sig", None)
@@ -168,7 +171,7 @@ class Commands(object):
         command.setdefault("args", {})
         return command
 
-    def handle(self, payload: bytes) -> Dict[str, Any]:
+    def handle(self, payload: bytes) -> "Dict[str, Any]":
         """The `resp` fields for `payload`: verified and run, or refused. Never raises."""
         ident = ""
         try:
@@ -188,7 +191,7 @@ class Commands(object):
         return {"id": ident, "ok": False, "error": "%s: %s" % (reason, sentence)}
 
 
-def _check_fields(command: Dict[str, Any]) -> None:
+def _check_fields(command: "Dict[str, Any]") -> None:
     """Raise bad_field for the first missing, mistyped or unexpected field."""
     extra = sorted(set(command) - set(FIELDS))
     if extra:

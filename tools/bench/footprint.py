@@ -42,11 +42,16 @@ def rss_kb():
         return int(handle.read().split()[1]) * %d
 """ % (os.sysconf("SC_PAGE_SIZE") // 1024)
 
-# Each import's own RSS: read before and after its module runs, minus what the
-# modules it imported added meanwhile (as `python -X importtime` does for time).
-SCRIPT = APP_HEAD + """
-rows = []        # [name, own KB, total KB]
-stack = []       # per import under way: KB its nested imports added
+# Each import's own memory: the Python heap traced (tracemalloc) before and after its
+# module runs, minus what the modules it imported allocated meanwhile (as
+# `python -X importtime` does for time). RSS moves in pages and allocator arenas,
+# so it cannot be split per module; the RSS run below gives the true total.
+HEAP = APP_HEAD + """
+import tracemalloc
+rows = []        # [name, own bytes]
+stack = []       # per import under way: bytes its nested imports allocated
+def traced():
+    return tracemalloc.get_traced_memory()[0]
 class Recorder(object):   # not importlib.abc: on 3.11 that imports typing and zipfile
     def find_spec(self, name, path, target=None):
         for finder in sys.meta_path:
@@ -61,56 +66,67 @@ class Recorder(object):   # not importlib.abc: on 3.11 that imports typing and z
                             return real.create_module(spec)
                         def exec_module(self, module):
                             stack.append(0)
-                            before = rss_kb()
+                            before = traced()
                             try:
                                 real.exec_module(module)
                             finally:
-                                total = rss_kb() - before
+                                total = traced() - before
                                 nested = stack.pop()
                                 if stack:
                                     stack[-1] += total
-                                rows.append([name, total - nested, total])
+                                rows.append([name, total - nested])
                         def __getattr__(self, attr):
                             return getattr(real, attr)
                     spec.loader = Loader()
                 return spec
         return None
-time.sleep(0.2)
-start = rss_kb()
+tracemalloc.start()
+start = traced()
 sys.meta_path.insert(0, Recorder())
 import agent
 assert agent.start(sys.argv[1], report=sys.argv[2])
 time.sleep(1.5)
 sys.meta_path.pop(0)
-now = rss_kb()
-imported = sum(own for _, own, _ in rows)
-rows.append(["(agent.start: thread, profile, state)", now - start - imported, 0])
+imported = sum(own for _, own in rows)
+rows.append(["(agent.start: thread, profile, state)", traced() - start - imported])
 agent.stop()
-print(json.dumps({"rows": rows, "total": now - start}))
+print(json.dumps({"rows": rows}))
+"""
+
+# The true total: RSS before and after, with nothing else loaded.
+RSS = APP_HEAD + """
+time.sleep(0.2)
+before = rss_kb()
+import agent
+assert agent.start(sys.argv[1], report=sys.argv[2])
+time.sleep(1.5)
+print(json.dumps({"total": rss_kb() - before}))
+agent.stop()
 """
 
 
 def _run(python: str, script: str, args: List[str]) -> str:
     env = {"PYTHONPATH": REPO, "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([python, "-S", "-c", script] + args, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, timeout=120)
+    done = subprocess.run([python, "-S", "-c", script] + args, env=env, capture_output=True, timeout=120)
     if done.returncode != 0:
         raise RuntimeError("%s failed: %s" % (python, done.stderr.decode()[-800:]))
     return done.stdout.decode().strip().splitlines()[-1]
 
 
 def measure(python: str, profile: str = PROFILE, repeat: int = 3) -> Dict[str, object]:
-    """Per-module RSS deltas (KB) under one Python: the median of `repeat` runs per module."""
+    """Per-module heap KB (median of `repeat` runs) and the RSS added (median) under one Python."""
     with tempfile.TemporaryDirectory() as folder:
         report = "file://%s/m.jsonl" % folder
-        runs = [json.loads(_run(python, SCRIPT, [profile, report])) for _ in range(repeat)]
-    by_name: Dict[str, List[int]] = {}
-    for run in runs:
-        for name, kb, _ in run["rows"]:
-            by_name.setdefault(name, []).append(kb)
-    totals = sorted(run["total"] for run in runs)
-    return {"order": [name for name in by_name], "kb": {n: sorted(v)[len(v) // 2] for n, v in by_name.items()},
-            "total": totals[len(totals) // 2]}
+        heaps = [json.loads(_run(python, HEAP, [profile, report])) for _ in range(repeat)]
+        totals = sorted(json.loads(_run(python, RSS, [profile, report]))["total"] for _ in range(repeat))
+    by_name: Dict[str, List[float]] = {}
+    for run in heaps:
+        for name, size in run["rows"]:
+            by_name.setdefault(name, []).append(size / 1024.0)
+    kb = {name: sorted(v)[len(v) // 2] for name, v in by_name.items()}
+    total = totals[len(totals) // 2]
+    kb["(pages and allocator arenas: RSS beyond the heap)"] = total - sum(kb.values())
+    return {"order": list(kb), "kb": kb, "total": total}
 
 
 def table(results: Dict[str, Dict[str, object]]) -> str:
@@ -128,10 +144,10 @@ def table(results: Dict[str, Dict[str, object]]) -> str:
         cells = []
         for version in versions:
             kb = results[version]["kb"].get(name)
-            cells.append("-" if kb is None else "%d" % kb)
-        origin = "the agent" if name.startswith("agent") or name.startswith("(") else "standard library"
+            cells.append("-" if kb is None else "%.0f" % kb)
+        origin = "the agent" if name.startswith("agent") else "" if name.startswith("(") else "standard library"
         lines.append("| `%s` | %s | %s |" % (name, " | ".join(cells), origin))
-    lines.append("| **total added to the application** | %s | |"
+    lines.append("| **RSS added to the application** | %s | |"
                  % " | ".join("**%d**" % results[v]["total"] for v in versions))
     return "\n".join(lines)
 
