@@ -11,6 +11,10 @@ heavy standard modules are avoided on every path that runs there:
 - ``zipfile`` costs 49 modules and ~2.8 MB of RSS on Python 3.6. Files inside
   a gc-bundle .pyz are read through ``zipimport``, which the interpreter has
   already loaded to import the agent from that archive.
+- ``urllib.parse`` (with ``ipaddress`` on 3.11) costs 0.3-0.5 MB: the report
+  URLs the agent reads are plain, so `split_url` and `query_items` split them
+  by hand and hand anything unusual (escapes, brackets, spaces, non-ASCII) to
+  urllib.parse, so the result is always urllib.parse's.
 - ``typing`` costs 0.5-0.6 MB (docs/footprint.md). Modules import it only under
   ``if TYPE_CHECKING:`` (always False when running) and annotations that name
   it are strings; records are ``collections.namedtuple`` through `record`.
@@ -21,7 +25,7 @@ from collections import namedtuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Any, List, Optional
+    from typing import Any, List, Optional, Tuple
 
 try:
     from _sha256 import sha256  # CPython 3.6-3.11
@@ -35,8 +39,12 @@ try:
 except ImportError:
     from hmac import compare_digest
 
-__all__ = ["compare_digest", "is_zip", "read_from_zip", "record", "sha256", "sha256_hex", "zip_importer",
-           "zip_names"]
+__all__ = ["compare_digest", "is_zip", "query_items", "read_from_zip", "record", "sha256", "sha256_hex",
+           "split_url", "zip_importer", "zip_names"]
+
+# What a URL may hold for the hand split to equal urllib.parse's: printable ASCII
+# without escapes, IPv6 brackets or spaces (urllib.parse strips, checks or decodes those).
+_PLAIN_URL = frozenset(chr(c) for c in range(0x21, 0x7F)) - set("%[]\\")
 
 
 def record(name: str, *required: str, **defaults: "Any") -> type:
@@ -46,6 +54,36 @@ def record(name: str, *required: str, **defaults: "Any") -> type:
     cls = namedtuple(name, required + tuple(defaults))
     cls.__new__.__defaults__ = tuple(defaults.values())
     return cls
+
+
+def split_url(url: str) -> "Tuple[str, str, str, str]":
+    """(scheme, netloc, path, query) as urllib.parse.urlsplit gives them (scheme lower-cased;
+    the fragment is dropped)."""
+    scheme, colon, rest = url.partition(":")
+    if not (set(url) <= _PLAIN_URL and colon and scheme.isalpha() and not rest.isdigit()):
+        from urllib.parse import urlsplit
+        parts = urlsplit(url)
+        return parts.scheme, parts.netloc, parts.path, parts.query
+    netloc = ""
+    if rest.startswith("//"):
+        end = min([i for i in (rest.find(c, 2) for c in "/?#") if i >= 0] + [len(rest)])
+        netloc, rest = rest[2:end], rest[end:]
+    rest = rest.partition("#")[0]
+    path, _, query = rest.partition("?")
+    return scheme.lower(), netloc, path, query
+
+
+def query_items(query: str) -> "List[Tuple[str, str]]":
+    """urllib.parse.parse_qsl(query, keep_blank_values=True): (name, value) pairs in order."""
+    if not set(query) <= _PLAIN_URL:
+        from urllib.parse import parse_qsl
+        return parse_qsl(query, keep_blank_values=True)
+    items = []
+    for piece in query.split("&"):
+        if piece:
+            name, _, value = piece.partition("=")
+            items.append((name.replace("+", " "), value.replace("+", " ")))
+    return items
 
 
 def sha256_hex(data: bytes) -> str:
