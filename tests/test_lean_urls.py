@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from agent.lean import query_items, split_url
 
-PIECES = ["file:", "mqtt:", "mqtts:", "drm:", "loop:", "//", "/", "///", "?", "#", "&", "=", "+", "%20", "%",
-          "[", "]", "::1", "user:pw@", "host", ":1883", "1883", "max", "10M", "keep", " ", "\t", "é", "a", "x.y"]
+PIECES = ["file:", "mqtt:", "mqtts:", "drm:", "loop:", "//", "/", "///", "?", "#", "&", "=", "+", "%20",
+          "%", "[", "]", "::1", "user:pw@", "host", ":1883", "1883", "max", "10M", "keep", " ", "\t", "é",
+          "a", "x.y"]
 urls = st.lists(st.sampled_from(PIECES), max_size=12).map("".join) | st.text(max_size=20)
 
 

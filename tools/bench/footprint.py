@@ -145,7 +145,8 @@ def table(results: Dict[str, Dict[str, object]]) -> str:
         for version in versions:
             kb = results[version]["kb"].get(name)
             cells.append("-" if kb is None else "%.0f" % kb)
-        origin = "the agent" if name.startswith("agent") else "" if name.startswith("(") else "standard library"
+        origin = ("the agent" if name.startswith("agent") else "" if name.startswith("(")
+                  else "standard library")
         lines.append("| `%s` | %s | %s |" % (name, " | ".join(cells), origin))
     lines.append("| **RSS added to the application** | %s | |"
                  % " | ".join("**%d**" % results[v]["total"] for v in versions))
