@@ -1,4 +1,4 @@
-"""``low_memory``: act before headroom runs out, and report a leak instead of thrashing.
+"""``low_memory``: act before headroom runs out, and back off rather than thrash.
 
 When headroom (ceiling - RSS, or device free memory if smaller) drops below
 `below`, or will by the next sample if it keeps shrinking as fast as it did
@@ -6,9 +6,9 @@ since the last one (`ahead` samples), announce `low_memory` and walk the
 `escalate` steps, one per `step_every` (sooner when the room would be gone by
 the next sample and collections still work). A collection that reclaims at
 least `min_reclaim` resets the walk; one that does not moves on and doubles
-the back-off (up to `backoff_max`), so a real leak is reported
-(`leak_suspected`) instead of thrashing. Headroom above `rearm_above` ends
-the episode (`recovered`).
+the back-off (up to `backoff_max`), so a real leak is not thrashed (it is
+reported from the memory floor: agent/leak.py, docs/leaks.md). Headroom above
+`rearm_above` ends the episode (`recovered`).
 """
 
 from .. import values
@@ -34,7 +34,8 @@ class Settings(record(
         escalate=("collect0", "collect2", "callbacks", "event"),  # Tuple[str, ...]
         step_every=5.0,                         # float
         min_reclaim_kb=256,                     # int
-        leak_after=3,                           # int
+        leak_after=3,                           # int: accepted, no effect: leaks are judged from
+                                                # the floor (docs/leaks.md)
         backoff_max=600.0,                      # float
         ahead=1,                                # int: samples of growth to anticipate
 )):
@@ -111,7 +112,6 @@ class _Episode(object):
         self.next_at = 0.0
         self.backoff = step_every
         self.ineffective = 0
-        self.leak_reported = False
         self.since = 0.0
         self.actions = 0
 
@@ -183,9 +183,7 @@ class Rule(base.Rule):
             return []
         st.ineffective += 1
         self._advance(now)
-        if st.ineffective >= rule.leak_after and not st.leak_reported:
-            st.leak_reported = True
-            return [Decision("event", rule.name, event="leak_suspected",
-                             fields=(("ineffective_collections", st.ineffective),
-                                     ("min_reclaim_kb", rule.min_reclaim_kb)))]
+        # A collection that gives back no RSS is no sign of a leak (pymalloc keeps
+        # arenas that still hold a live object): leaks are judged from the memory
+        # floor in agent/leak.py (docs/leaks.md). Here it only slows the walk down.
         return []
