@@ -143,7 +143,7 @@ def _validated(args: "RunArgs"):
         try:
             check_url(url)
         except ValueError as exc:
-            raise TransportError("--report %s" % exc)
+            raise TransportError("--report %s" % exc) from exc
     return profile
 
 

@@ -16,6 +16,9 @@ The allow-list is fixed here, and no command runs code or names a file:
   once; report URLs, buffers and commands at the next start.
 
 Verification (signature, replay window, remembered ids) is `agent.commands`.
+The agent is reached only through its public interface (`emit`, `now`,
+`policy_state`, `replace_policy`, `collect` and its read-only attributes),
+never its private state: see docs/architecture.md.
 """
 
 import configparser
@@ -23,12 +26,15 @@ import io
 import json
 import threading
 import time
-from typing import Any, Dict
 
 from .commands import CommandRefused, Commands, load_key
 from .errors import ProfileError
-from .profile import Profile, load, loads
-from .rules import Policy, headroom_kb
+from .profile import load, loads
+from .rules import headroom_kb
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Dict
 
 SNAPSHOT_MAX_SECONDS = 30.0
 SNAPSHOT_MAX_TOP = 50
@@ -55,12 +61,12 @@ def handle_command(agent, payload: bytes) -> None:
         try:
             command = commands.verify(payload)
         except CommandRefused:
-            agent._emit("resp", **commands.handle(payload))   # the same refusal, counted
+            agent.emit("resp", **commands.handle(payload))   # the same refusal, counted
             return
         threading.Thread(target=_snapshot_and_answer, args=(agent, command),
                          name="gc-agent-snapshot", daemon=True).start()
         return
-    agent._emit("resp", **commands.handle(payload))
+    agent.emit("resp", **commands.handle(payload))
 
 
 def _names(payload: bytes) -> str:
@@ -70,14 +76,14 @@ def _names(payload: bytes) -> str:
         return ""
 
 
-def _int_arg(args: Dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+def _int_arg(args: "Dict[str, Any]", name: str, default: int, low: int, high: int) -> int:
     value = args.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise CommandRefused("bad_args", "%s must be a whole number from %d to %d" % (name, low, high))
     return value
 
 
-def _collect(agent, args: Dict[str, Any]) -> Dict[str, Any]:
+def _collect(agent, args: "Dict[str, Any]") -> "Dict[str, Any]":
     generation = _int_arg(args, "generation", 2, 0, 2)
     result = agent.collect(generation, "command")
     return {"generation": generation, "collected": result.collected,
@@ -85,17 +91,16 @@ def _collect(agent, args: Dict[str, Any]) -> Dict[str, Any]:
             "rss_after_kb": result.rss_after_kb}
 
 
-def _status(agent) -> Dict[str, Any]:
+def _status(agent) -> "Dict[str, Any]":
     sample = agent.last_sample
-    with agent._policy_lock:
-        policy = agent.policy.state()
+    policy = agent.policy_state()
     return {
-        "uptime_s": round(agent._monotonic() - agent.started_at, 3),
+        "uptime_s": round(agent.now() - agent.started_at, 3),
         "rss_kb": sample.rss_kb if sample else None,
         "headroom_kb": headroom_kb(sample) if sample else None,
         "ceiling_kb": agent.probe.ceiling.kb,
         "gc_enabled": sample.gc_enabled if sample else None,
-        "rules": [r.name for r in agent.policy.rules],
+        "rules": policy["rules"],
         "low_memory": policy["low"],
         "budget_skipped": policy["budget_skipped"],
         "buffered": max(r.buffered for r in agent.reporters),
@@ -107,7 +112,7 @@ def _status(agent) -> Dict[str, Any]:
     }
 
 
-def _set(agent, args: Dict[str, Any]) -> Dict[str, Any]:
+def _set(agent, args: "Dict[str, Any]") -> "Dict[str, Any]":
     rule, key, value = args.get("rule"), args.get("key"), args.get("value")
     if not all(isinstance(x, str) for x in (rule, key)) or not isinstance(value, (str, int, float)) \
             or isinstance(value, bool):
@@ -126,36 +131,26 @@ def _set(agent, args: Dict[str, Any]) -> Dict[str, Any]:
     try:
         changed = loads(text.getvalue(), agent.profile.path)
     except ProfileError as exc:
-        raise CommandRefused("bad_args", "; ".join(p.message for p in exc.problems))
+        raise CommandRefused("bad_args", "; ".join(p.message for p in exc.problems)) from exc
     # The flattened text of the live profile changes; its path and hash say what was loaded.
-    _apply(agent, agent.profile._replace(rules=changed.rules))
+    agent.replace_policy(agent.profile._replace(rules=changed.rules))
     return {"rule": rule, "key": key, "before": before, "after": str(value)}
 
 
-def _reload(agent) -> Dict[str, Any]:
+def _reload(agent) -> "Dict[str, Any]":
     try:
         fresh = load(agent.profile.path)
     except ProfileError as exc:
         raise CommandRefused("bad_args", "profile not reloaded, the old one stays: %s"
-                             % "; ".join(str(p) for p in exc.problems[:5]))
+                             % "; ".join(str(p) for p in exc.problems[:5])) from exc
     before = agent.profile.sha256
-    _apply(agent, fresh)
+    agent.replace_policy(fresh)
     return {"profile": fresh.path, "sha256_before": before, "sha256_after": fresh.sha256,
             "note": "rules, tick and budget now; report URLs, buffers, commands at next start"}
 
 
-def _apply(agent, profile: Profile) -> None:
-    with agent._policy_lock:
-        agent.profile = agent.profile._replace(rules=profile.rules, agent=profile.agent,
-                                               gc=profile.gc, sha256=profile.sha256,
-                                               text=profile.text)
-        # A new policy starts its schedules afresh; freeze already happened at start.
-        agent.policy = Policy(profile.rules, agent._monotonic(), profile.agent.budget,
-                              profile.agent.budget_window, None)
-
-
-def _snapshot_and_answer(agent, command: Dict[str, Any]) -> None:
-    def snapshot(args: Dict[str, Any]) -> Dict[str, Any]:
+def _snapshot_and_answer(agent, command: "Dict[str, Any]") -> None:
+    def snapshot(args: "Dict[str, Any]") -> "Dict[str, Any]":
         import tracemalloc
         top = _int_arg(args, "top", 10, 1, SNAPSHOT_MAX_TOP)
         seconds = args.get("seconds", 5)
@@ -188,6 +183,6 @@ def _snapshot_and_answer(agent, command: Dict[str, Any]) -> None:
         reason = resp["error"].split(":", 1)[0]
         agent.commands.refused[reason] = agent.commands.refused.get(reason, 0) + 1
     try:
-        agent._emit("resp", **resp)
+        agent.emit("resp", **resp)
     except Exception:
         pass

@@ -19,7 +19,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Callable, Dict, Optional
+    from typing import Callable, Optional
 
 
 def _proc_thread_stat() -> float:

@@ -23,7 +23,7 @@ import threading
 import time
 import zlib
 
-from .errors import AgentError
+from .errors import JournalError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
@@ -31,10 +31,6 @@ if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (d
 
 _HEADER = struct.Struct(">II")
 _NAME = re.compile(r"^seg-(\d+)\.log$")
-
-
-class JournalError(AgentError):
-    """The journal's directory or files cannot be created, written or read."""
 
 
 def _record_at(data: memoryview, pos: int) -> "Optional[bytes]":
@@ -106,7 +102,7 @@ class Journal(object):
             for _, name in sorted(numbers):
                 self._sizes[name] = os.path.getsize(os.path.join(directory, name))
         except OSError as e:
-            raise JournalError("journal directory %s: %s" % (directory, e))
+            raise JournalError("journal directory %s: %s" % (directory, e)) from e
         # Never append to an old segment: its tail may be torn.
         self._next = max(numbers)[0] + 1 if numbers else 1
 
@@ -126,7 +122,7 @@ class Journal(object):
                 elif self._clock() - self._last_sync >= self._sync_every:
                     self.sync()
             except OSError as e:
-                raise JournalError("journal %s: %s" % (self._dir, e))
+                raise JournalError("journal %s: %s" % (self._dir, e)) from e
             self._bound()
 
     def sync(self) -> None:
@@ -136,7 +132,7 @@ class Journal(object):
                 try:
                     os.fsync(self._fd)
                 except OSError as e:
-                    raise JournalError("journal %s: %s" % (self._dir, e))
+                    raise JournalError("journal %s: %s" % (self._dir, e)) from e
             self._last_sync = self._clock()
 
     def oldest(self) -> "Optional[Tuple[str, List[bytes]]]":
@@ -163,7 +159,7 @@ class Journal(object):
             except FileNotFoundError:
                 pass
             except OSError as e:
-                raise JournalError("journal %s: %s" % (self._dir, e))
+                raise JournalError("journal %s: %s" % (self._dir, e)) from e
             self._forget(name)
 
     def pending(self) -> int:
@@ -180,7 +176,7 @@ class Journal(object):
             try:
                 self._close()
             except OSError as e:
-                raise JournalError("journal %s: %s" % (self._dir, e))
+                raise JournalError("journal %s: %s" % (self._dir, e)) from e
 
     def _open(self) -> None:
         name = "seg-%012d.log" % self._next
@@ -257,7 +253,7 @@ class Journal(object):
             self._forget(name)
             return None
         except OSError as e:
-            raise JournalError("journal %s: %s" % (self._dir, e))
+            raise JournalError("journal %s: %s" % (self._dir, e)) from e
         records, bad = _parse(data)
         if name not in self._checked:
             self._checked.add(name)

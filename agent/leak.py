@@ -76,7 +76,6 @@ class Verdict(record(
     __slots__ = ()
 
 
-
 class Floors(object):
     """The minimum memory of each time window, in at most `capacity` windows."""
 

@@ -21,15 +21,20 @@ class Outgoing(record(
         "seq",                                  # int
         "type",                                 # str
         "body",                                 # bytes
+        boot="",                                # str
+        historical=False,                       # bool
 )):
-    """One encoded message: its `seq`, `type` and compact JSON `body`."""
+    """One encoded message: its `seq`, `type` and compact JSON `body`, plus the
+    envelope facts a transport needs without parsing the body: its `boot`, and
+    whether it is `historical` (replayed from the journal)."""
 
     __slots__ = ()
 
 
-def outgoing(message: "Dict[str, Any]") -> Outgoing:
+def outgoing(message: "Dict[str, Any]", historical: bool = False) -> Outgoing:
     """Encode a message once; every transport's outbox shares the result."""
-    return Outgoing(message["seq"], message["type"], messages.encode(message))
+    return Outgoing(message["seq"], message["type"], messages.encode(message),
+                    str(message.get("boot", "")), historical)
 
 
 class Outbox(object):

@@ -13,12 +13,14 @@ when every record in it was acknowledged.
 
 import json
 import os
-from typing import Dict, List, Optional
 
-from . import messages
 from .errors import AgentError, TransportError
-from .outbox import Outbox, Outgoing
+from .outbox import Outbox, Outgoing, outgoing
 from .transports.base import Transport, TransportEvent
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Dict, List, Optional
 
 MAX_BACKOFF = 60.0
 SEND_PER_TICK = 200
@@ -33,19 +35,20 @@ def _jitter() -> float:
 class _Replay(object):
     """The journal segment being replayed and what of it is still unacknowledged."""
 
-    def __init__(self, name: str, records: List[bytes]) -> None:
+    def __init__(self, name: str, records: "List[bytes]") -> None:
         self.name = name
         self.records = records
         self.next = 0
         self.outstanding = 0
 
 
-def historical(body: bytes) -> Optional[Outgoing]:
+def historical(body: bytes) -> "Optional[Outgoing]":
     """A journal record as a replayable message flagged historical (None if unusable)."""
     try:
         message = json.loads(body.decode("utf-8"))
         message["historical"] = True
-        return Outgoing(int(message["seq"]), str(message["type"]), messages.encode(message))
+        message["seq"], message["type"] = int(message["seq"]), str(message["type"])
+        return outgoing(message, historical=True)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -93,7 +96,7 @@ class Reporter(object):
 
     # -- the tick -------------------------------------------------------------------------
 
-    def pump(self, now: float, hurry: bool = False, ungated: bool = False) -> List[TransportEvent]:
+    def pump(self, now: float, hurry: bool = False, ungated: bool = False) -> "List[TransportEvent]":
         """Open, drain the transport's events, spill or replay, send. Returns link/command/error events.
 
         TransportError becomes an "error" event (first of a streak) and a back-off;
@@ -106,9 +109,7 @@ class Reporter(object):
             return []
         out: List[TransportEvent] = []
         try:
-            if not self.opened:
-                self.transport.open()
-                self.opened = True
+            self.open()
             for event in self.transport.poll():
                 if event.kind == "ack":
                     self._acked(event.value)
@@ -137,6 +138,16 @@ class Reporter(object):
             return out
         self.failures = 0
         return out
+
+    def open(self) -> None:
+        """Open the transport if it is not open yet; TransportError says why it cannot be."""
+        if not self.opened:
+            self.transport.open()
+            self.opened = True
+
+    def retry_now(self) -> None:
+        """Forget the back-off: the next `pump` tries at once (the last try at shutdown)."""
+        self.next_try = 0.0
 
     def _link(self, up: bool, now: float) -> None:
         self.link_up = up

@@ -67,7 +67,9 @@ def test_python_m_agent_run_loads_nothing_heavy(tmp_path, version):
     app = tmp_path / "app.py"
     app.write_text(TYPICAL_APP.replace("before = set(sys.modules)", "before = set()"))
     out = tmp_path / "m.jsonl"
-    alone = new_modules([python, "-S", str(app), "run"])
+    # `python -m` itself loads runpy (and with it importlib.util) before any agent code
+    alone = new_modules([python, "-S", str(app), "run"]) | new_modules(
+        [python, "-S", "-c", "import json, runpy, sys; print(json.dumps(sorted(sys.modules)))"])
     loaded = new_modules([python, "-S", "-m", "agent", "run", "--profile", EMULATOR_PROFILE, "--report",
                           "file://%s" % out, "--", str(app), "run"], out) - alone
     assert "agent.runtime" in loaded and "agent.launcher" in loaded

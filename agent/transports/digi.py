@@ -28,13 +28,16 @@ URL: `drm:` or `drm:?batch=20&flush=5s&stream=gcagent`.
 import json
 import threading
 import time
-from typing import List, Optional, Tuple
 from urllib.parse import parse_qs
 
 from ..errors import TransportError
 from ..outbox import Outgoing
 from ..units import parse_duration
 from .base import Context, Transport, TransportEvent
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import List, Optional, Tuple
 
 UPLOAD_TIMEOUT = 20.0
 MAX_RETRY = 60.0
@@ -57,8 +60,8 @@ def parse_drm_url(url: str):
     try:
         batch = int(options["batch"][-1]) if "batch" in options else 20
         flush = parse_duration(options["flush"][-1]) if "flush" in options else 5.0
-    except ValueError:
-        raise ValueError("%r: batch is a whole number, flush a duration such as 5s" % url)
+    except ValueError as exc:
+        raise ValueError("%r: batch is a whole number, flush a duration such as 5s" % url) from exc
     if not 1 <= batch <= 250 or not 0 <= flush <= 3600:
         raise ValueError("%r: batch must be 1..250 and flush 0s..1h" % url)
     stream = options["stream"][-1].strip("/") if "stream" in options else None
@@ -73,11 +76,15 @@ class DigiTransport(Transport):
     scheme = "drm"
     has_link = True
 
-    def __init__(self, url: str, context: Optional[Context] = None,
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        parse_drm_url(url)
+
+    def __init__(self, url: str, context: "Optional[Context]" = None,
                  clock=time.monotonic) -> None:
         super(DigiTransport, self).__init__(url, context)
         self.batch, self.flush, stream = parse_drm_url(url)
-        self.prefix = stream or getattr(self.context.settings, "prefix", "gcagent")
+        self.prefix = stream or self.context.settings.prefix
         self._clock = clock
         self._datapoint = None
         self._pending: List[Outgoing] = []   # in flight first, then waiting
@@ -100,9 +107,9 @@ class DigiTransport(Transport):
             return
         try:
             from digidevice import datapoint
-        except ImportError:
+        except ImportError as exc:
             raise TransportError("drm: needs the digidevice package, present on Digi devices "
-                                 "(and under gc-emulator); it is not importable here")
+                                 "(and under gc-emulator); it is not importable here") from exc
         self._datapoint = datapoint
         self._set_link(True)
 
@@ -123,7 +130,7 @@ class DigiTransport(Transport):
             self._hand_over()
         return False   # acknowledged from poll() once its batch is uploaded
 
-    def poll(self) -> List[TransportEvent]:
+    def poll(self) -> "List[TransportEvent]":
         self._collect()
         if self._pending and self._datapoint is not None and not self._inflight:
             now = self._clock()
@@ -139,7 +146,7 @@ class DigiTransport(Transport):
     def _urgent(self) -> bool:
         return len(self._pending) >= self.batch or any(i.type == "status" for i in self._pending)
 
-    def _points(self, items: List[Outgoing]) -> list:
+    def _points(self, items: "List[Outgoing]") -> list:
         dp = self._datapoint
         points = []
         for item in items:

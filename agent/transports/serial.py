@@ -26,10 +26,8 @@ Delivery (`ack=`):
 
 import collections
 import json
-import re
 import threading
 import time
-from typing import Any, Deque, Dict, List, Optional, Tuple
 from urllib.parse import parse_qsl, urlencode
 
 from .. import framing
@@ -38,13 +36,16 @@ from ..outbox import Outgoing
 from ..units import parse_duration
 from .base import Context, Transport, TransportEvent
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Deque, Dict, List, Optional, Tuple
+
 DEFAULT_BAUD = 115200
 WRITE_TIMEOUT = 1.0       # seconds one write may stall before we drop the port's turn
 READ_TIMEOUT = 0.05
 REOPEN_MAX = 30.0
 BAD_LINE_REPORT_EVERY = 60.0
 _OUR_KEYS = ("baud", "ack", "max", "resend", "ackwait")
-_BOOT = re.compile(rb'"boot":"([^"]*)"')
 
 
 class SerialSettings(object):
@@ -84,8 +85,8 @@ def parse_serial_url(url: str) -> SerialSettings:
         baud = int(ours.get("baud", DEFAULT_BAUD))
         if baud <= 0:
             raise ValueError
-    except ValueError:
-        raise ValueError("%r: baud must be a positive whole number, such as 115200" % url)
+    except ValueError as exc:
+        raise ValueError("%r: baud must be a positive whole number, such as 115200" % url) from exc
     ack = ours.get("ack", "auto").lower()
     if ack not in ("auto", "on", "off"):
         raise ValueError("%r: ack must be auto, on or off, not %r" % (url, ack))
@@ -93,8 +94,9 @@ def parse_serial_url(url: str) -> SerialSettings:
         max_line = int(ours.get("max", framing.MAX_LINE))
         if max_line < 256:
             raise ValueError
-    except ValueError:
-        raise ValueError("%r: max (the line cap in bytes) must be a whole number of at least 256" % url)
+    except ValueError as exc:
+        raise ValueError("%r: max (the line cap in bytes) must be a whole number of at least 256"
+                         % url) from exc
     durations = {}
     for key, default in (("resend", "5s"), ("ackwait", "10s")):
         try:
@@ -109,9 +111,9 @@ def parse_serial_url(url: str) -> SerialSettings:
 def _pyserial():
     try:
         import serial
-    except ImportError:
+    except ImportError as exc:
         raise TransportError("serial report URLs need pyserial, which is not installed "
-                             "(pip install pyserial, or use the gc-bundle, which carries it)")
+                             "(pip install pyserial, or use the gc-bundle, which carries it)") from exc
     return serial
 
 
@@ -120,7 +122,7 @@ class _Pending(object):
 
     __slots__ = ("item", "key", "sent_at", "written")
 
-    def __init__(self, item: Outgoing, key: Tuple[str, int]) -> None:
+    def __init__(self, item: Outgoing, key: "Tuple[str, int]") -> None:
         self.item = item
         self.key = key
         self.sent_at = 0.0
@@ -133,11 +135,15 @@ class SerialTransport(Transport):
     scheme = "serial"
     has_link = True
 
-    def __init__(self, url: str, context: Optional[Context] = None) -> None:
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        parse_serial_url(url)
+
+    def __init__(self, url: str, context: "Optional[Context]" = None) -> None:
         super().__init__(url, context)
         self.settings = parse_serial_url(url)
         self.ack_wait = self.settings.ack_wait
-        self.window = max(1, int(getattr(self.context.settings, "window", 20) or 20))
+        self.window = max(1, int(self.context.settings.window or 20))
         self.reader = framing.LineReader(self.settings.max_line)
         self.acking: Optional[bool] = {"on": True, "off": False}.get(self.settings.ack)
         self.write_timeouts = 0
@@ -167,11 +173,9 @@ class SerialTransport(Transport):
         return self._up and len(self._pending) < self.window
 
     def send(self, item: Outgoing) -> bool:
-        found = _BOOT.search(item.body)
-        boot = found.group(1).decode("ascii", "replace") if found else ""
-        if not self._boot and b'"historical":true' not in item.body:
-            self._boot = boot
-        pending = _Pending(item, (boot, item.seq))
+        if not self._boot and not item.historical:
+            self._boot = item.boot   # acks that name no boot are for this one
+        pending = _Pending(item, (item.boot, item.seq))
         self._pending[pending.key] = pending
         self._write(pending)
         return False
@@ -180,7 +184,7 @@ class SerialTransport(Transport):
         pending.sent_at = time.monotonic()
         self._tx.append((pending.key, framing.frame(pending.item.body)))
 
-    def poll(self) -> List[TransportEvent]:
+    def poll(self) -> "List[TransportEvent]":
         out: List[TransportEvent] = []
         now = time.monotonic()
         while self._rx:
@@ -209,7 +213,7 @@ class SerialTransport(Transport):
         self._report_bad_lines(now, out)
         return out
 
-    def _written(self, key: Tuple[str, int], now: float, out: List[TransportEvent]) -> None:
+    def _written(self, key: "Tuple[str, int]", now: float, out: "List[TransportEvent]") -> None:
         pending = self._pending.get(key)
         if pending is None:
             return
@@ -220,7 +224,7 @@ class SerialTransport(Transport):
         elif self._first_unacked is None:
             self._first_unacked = now
 
-    def _acked(self, boot: Optional[str], seqs: List[int], out: List[TransportEvent]) -> None:
+    def _acked(self, boot: "Optional[str]", seqs: "List[int]", out: "List[TransportEvent]") -> None:
         if self.acking is not True and self.settings.ack == "auto":
             self.acking = True
             out.append(TransportEvent("mode", self.note()))
@@ -230,7 +234,7 @@ class SerialTransport(Transport):
             if pending is not None:
                 out.append(TransportEvent("ack", pending.item))
 
-    def _resend_or_give_up(self, now: float, out: List[TransportEvent]) -> None:
+    def _resend_or_give_up(self, now: float, out: "List[TransportEvent]") -> None:
         if not self._up or not self._pending:
             return
         if self.acking is None and self._first_unacked is not None \
@@ -248,7 +252,7 @@ class SerialTransport(Transport):
                 pending.written = False
                 self._write(pending)
 
-    def _report_bad_lines(self, now: float, out: List[TransportEvent]) -> None:
+    def _report_bad_lines(self, now: float, out: "List[TransportEvent]") -> None:
         dropped = self.reader.dropped
         if dropped > self._reported_bad and now - self._bad_reported_at >= BAD_LINE_REPORT_EVERY:
             self._bad_reported_at = now
@@ -301,7 +305,7 @@ class SerialTransport(Transport):
                 self._rx.append(("lost", ("%s: %s" % (self.settings.port, reason), False)))
                 self._stop.wait(delay)
 
-    def _serve(self, port, serial) -> Optional[str]:
+    def _serve(self, port, serial) -> "Optional[str]":
         """Read and write until stopped (None) or the port fails (the reason)."""
         broken = False   # a timed-out write may have left half a line on the wire
         while not self._stop.is_set():
