@@ -45,6 +45,8 @@ def start(profile: "Any", report: "Union[str, Sequence[str], None]" = None) -> b
         if _agent is not None:
             log.warning("gc-agent: start() called twice; the agent is already running")
             return True
+        from .cputime import thread_cpu
+        began = thread_cpu()   # what starting costs is the agent's (agent_cpu_ms)
         try:
             from . import runtime
             from .errors import AgentError
@@ -68,6 +70,7 @@ def start(profile: "Any", report: "Union[str, Sequence[str], None]" = None) -> b
         _agent = candidate
         import atexit
         atexit.register(stop)
+        candidate.cpu.add(thread_cpu() - began)
         return True
 
 

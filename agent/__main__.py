@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 
+from .cputime import thread_cpu
 from .launcher import split_at_dashes
 
 TYPE_CHECKING = False
@@ -57,6 +58,7 @@ def _plain_run(ours: "List[str]") -> "Optional[RunArgs]":
 def main(argv: "Optional[List[str]]" = None) -> int:
     """Entry point; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    began = thread_cpu()   # from here to the script's start, CPU is the agent's (agent_cpu_ms)
     from .bundle import refuse_if_tampered
     tampered = refuse_if_tampered()   # from a gc-bundle .pyz: every file as built, or no start
     if tampered:
@@ -65,7 +67,7 @@ def main(argv: "Optional[List[str]]" = None) -> int:
     ours, script = split_at_dashes(argv)
     plain = _plain_run(ours)
     if plain is not None:
-        return _run(plain, script)
+        return _run(plain, script, began)
     from .cli import build_parser
     parser = build_parser()
     args, extra = parser.parse_known_args(ours)
@@ -76,7 +78,7 @@ def main(argv: "Optional[List[str]]" = None) -> int:
     if args.command == "check":
         return _check(args.profiles, args.verbose)
     if args.command == "run":
-        return _run(args, script)
+        return _run(args, script, began)
     if args.command == "decode":
         from .decode import decode_file
         return decode_file(args.file, sys.stdout, sys.stderr, args.max_line)
@@ -101,8 +103,8 @@ def _check(paths: "List[str]", verbose: bool) -> int:
     return status
 
 
-def _run(args: "RunArgs", script: "List[str]") -> int:
-    from . import start, stop
+def _run(args: "RunArgs", script: "List[str]", began: float) -> int:
+    from . import running, start, stop
     from .errors import AgentError
     if args.log:
         _log_to(args.log)
@@ -117,12 +119,17 @@ def _run(args: "RunArgs", script: "List[str]") -> int:
                 return 2
             sys.stderr.write("gc-agent: running %s without the agent\n" % script[0])
             profile = None
+    before_start = thread_cpu()
     started = profile is not None and start(profile, args.report)
+    after_start = thread_cpu()   # start() counts its own CPU
     if started and profile.agent.signals:
         _install_signals(with_script=bool(script))
+    from .launcher import die_by, run_script
+    current = running()
+    if current is not None:
+        current.cpu.add(before_start - began + thread_cpu() - after_start)
     if not script:
         return _wait_for_signal(stop) if started else 2
-    from .launcher import die_by, run_script
     result = run_script(script)
     if result.die_by is not None:
         # Python runs atexit handlers (the script's, then our stop) and dies by

@@ -21,6 +21,7 @@ import time
 from . import __version__
 from .actions import ActionResult
 from .assembly import Parts, build_parts, close_parts, report_name, status_fields
+from .cputime import CpuAccount
 from .errors import TransportError
 from .guard import MAX_FAILURES, Guard
 from .leak import LeakWatch
@@ -29,8 +30,9 @@ from .probes import Sample
 from .profile import Profile
 from .reporter import Reporter
 from .rules import Decision, Policy
-from .telemetry import TelemetryBatch, thread_cpu_ms
+from .telemetry import TelemetryBatch
 from .transports.base import TransportEvent
+from .wakeup import Wakeup
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
@@ -73,7 +75,7 @@ class Agent(object):
         self._emit_lock = threading.RLock()   # re-entrant: a signal handler may stop us mid-emit
         self._events: Deque[Tuple[str, Dict]] = collections.deque(maxlen=EVENT_QUEUE)
         self.events_dropped = 0
-        self._wake = threading.Event()
+        self._wake = Wakeup()
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._guard = Guard(lambda: self.profile.agent.tick, monotonic, self._on_fault)
@@ -83,7 +85,7 @@ class Agent(object):
                                                self.started_at)
         self.last_sample: Optional[Sample] = None
         self.leaks = LeakWatch()   # the floor of the reported samples (docs/leaks.md)
-        self._thread_cpu = 0.0
+        self.cpu = CpuAccount()   # agent_cpu_ms: this thread, and start/stop elsewhere
         self._stopped = False
         self._closed = False
         # Who runs the shutdown (see stop()): decided once, under this lock.
@@ -169,6 +171,13 @@ class Agent(object):
         """
         if self._stopped:
             return
+        self.cpu.begin()   # the final telemetry, made below, counts this call so far
+        try:
+            self._stop(timeout)
+        finally:
+            self.cpu.end()
+
+    def _stop(self, timeout: float) -> None:
         self._stopped = True
         self._stopping.set()
         self._wake.set()
@@ -247,8 +256,8 @@ class Agent(object):
                 delay = self._tick()
             except Exception as exc:   # a bug in the loop itself: keep going, slower
                 delay = self._guard.backoff(self._guard.fault("loop", exc))
+            self.cpu.thread_mark()
             self._wake.wait(delay)
-            self._wake.clear()
         with self._owner_lock:
             self._thread_done = True
             handed_over = self._handed_over
@@ -368,10 +377,9 @@ class Agent(object):
             self._send_batch(batch)
 
     def _send_batch(self, batch: "List[Dict[str, Any]]") -> None:
-        self._thread_cpu = thread_cpu_ms(self._thread, self._thread_cpu)
         self.emit("telemetry", samples=batch, buffered=max(r.buffered for r in self.reporters),
                   dropped=sum(r.dropped for r in self.reporters) + self.events_dropped,
-                  agent_cpu_ms=round(self._thread_cpu, 3), agent_errors=self.errors)
+                  agent_cpu_ms=round(self.cpu.total_ms(self._thread), 3), agent_errors=self.errors)
 
     def _emit_status(self, state: str) -> None:
         self.emit("status", reports=[report_name(r.transport) for r in self.reporters],

@@ -6,23 +6,11 @@ longest kept), so a report covers every pause since the previous one.
 Pure: the caller passes the samples and the clock.
 """
 
-import threading
-import time
-
 from .probes import Sample
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
     from typing import Any, Dict, List, Optional
-
-
-def thread_cpu_ms(thread: "Optional[threading.Thread]", last: float) -> float:
-    """CPU milliseconds `thread` has used, when called from it; otherwise `last`
-    (the clock is per thread: another thread's reading would be its own)."""
-    clock_id = getattr(time, "CLOCK_THREAD_CPUTIME_ID", None)
-    if clock_id is None or threading.current_thread() is not thread:
-        return last
-    return time.clock_gettime(clock_id) * 1000.0
 
 
 class TelemetryBatch(object):
