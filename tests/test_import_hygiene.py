@@ -9,7 +9,6 @@ and the agent must really have run (its messages are in the file).
 """
 
 import json
-import os
 import subprocess
 import sys
 
