@@ -15,7 +15,6 @@ import sys
 import time
 
 from .actions import Actor
-from .bundle import bundle_field
 from .errors import AgentError
 from .lean import record
 from .messages import Envelope, encode
@@ -59,7 +58,15 @@ def status_fields(profile: Profile, probe: "Any", uptime_s: float, state: str,
                 profile=profile.path, profile_sha256=profile.sha256,
                 ceiling_kb=ceiling.kb, uptime_s=round(uptime_s, 3),
                 ceiling_source=ceiling.source, probe=probe.backend,
-                **bundle_field())
+                **_bundle_field())
+
+
+def _bundle_field() -> "Dict[str, str]":
+    # Only a bundle's own start (agent.__main__) verifies a bundle, importing
+    # agent.bundle to do it: an application starting the agent from plain files
+    # does not load that module at all (docs/footprint.md).
+    bundle = sys.modules.get(__package__ + ".bundle")
+    return bundle.bundle_field() if bundle is not None else {}
 
 
 def report_name(transport) -> str:

@@ -130,7 +130,11 @@ def read(path: str, problems: "List[Problem]", seen: "Tuple[str, ...]") -> Layer
         return Layered()
     try:
         raw = _read_bytes(path, 1 << 20)
-        text = raw.decode("utf-8-sig")   # a BOM from a Windows editor is not a problem
+        # A BOM from a Windows editor is not a problem. Stripped by hand: the utf-8-sig
+        # codec is a module of its own (RSS, docs/footprint.md), and decodes the same.
+        if raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        text = raw.decode("utf-8")
     except OSError as exc:
         problems.append(Problem(path, 0, "", "", "cannot read profile: %s" % (exc.strerror or exc)))
         return Layered()
