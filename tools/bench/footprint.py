@@ -4,15 +4,15 @@
 replaces the table in FILE between its two marker lines: docs/footprint.md).
 
 How: a typical gateway application (`python -S`, already importing logging,
-json, threading, socket and re, with some data of its own) is started twice
-per Python. The first run calls `agent.start()` with a file report and records
-the order in which modules *finish* importing (a meta-path hook), so each
-module comes after everything it imports. The second run imports those
-modules one by one in that order and reads /proc/self/statm after each, then
-starts the agent: each delta is that module's own cost, and the last row is
-what starting costs beyond the imports (the thread, the profile, the state).
-Deltas are in 4 KB pages and allocator arenas, so a small module can read 0
-and the next one the page both filled; the total is exact.
+json, threading, socket and re, with some data of its own) starts the agent
+with a file report, under each Python. One run traces the Python heap
+(tracemalloc) and credits each module with what was allocated while it ran,
+minus what the modules it imported allocated meanwhile (as `python -X
+importtime` does for time); `agent.start` is what starting allocates beyond
+the imports (the profile, the state, the thread). RSS moves in pages and
+allocator arenas, so it cannot be split per module: a second run without
+tracing measures the RSS added, and the row "pages and allocator arenas" is
+the difference. Medians of `--repeat` runs.
 """
 
 import argparse
