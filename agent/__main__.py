@@ -55,10 +55,12 @@ def _plain_run(ours: "List[str]") -> "Optional[RunArgs]":
     return args if args.profile is not None else None
 
 
-def main(argv: "Optional[List[str]]" = None) -> int:
-    """Entry point; returns the exit status."""
+def main(argv: "Optional[List[str]]" = None, began: "Optional[float]" = None) -> int:
+    """Entry point; returns the exit status. `began`: the thread's CPU clock when the
+    agent's own code started loading (`python -m agent`), else now."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    began = thread_cpu()   # from here to the script's start, CPU is the agent's (agent_cpu_ms)
+    if began is None:
+        began = thread_cpu()   # from here to the script's start, CPU is the agent's (agent_cpu_ms)
     from .bundle import refuse_if_tampered
     tampered = refuse_if_tampered()   # from a gc-bundle .pyz: every file as built, or no start
     if tampered:
@@ -206,4 +208,5 @@ def _wait_for_signal(stop) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from . import _IMPORT_CPU
+    sys.exit(main(began=_IMPORT_CPU))
