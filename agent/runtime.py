@@ -147,6 +147,8 @@ class Agent(object):
                     log.warning("gc-agent: report %s: %s (will keep retrying)",
                                 reporter.transport.describe(), exc)
             self._emit_status("online")
+            if self.commands is not None and self.commands.key_file_warning:
+                self._emit_event("error", part="commands", error=self.commands.key_file_warning)
             if before != after:
                 self._emit_event("threshold", rule="start", before=list(before), after=list(after))
             thread = threading.Thread(target=self._run, name="gc-agent", daemon=True)
