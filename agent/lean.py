@@ -12,7 +12,8 @@ heavy standard modules are avoided on every path that runs there:
   a gc-bundle .pyz are read through ``zipimport``, which the interpreter has
   already loaded to import the agent from that archive.
 - ``urllib.parse`` (with ``ipaddress`` on 3.11) costs 0.3-0.5 MB: the report
-  URLs the agent reads are plain, so `split_url` and `query_items` split them
+  URLs the agent reads are plain, so `split_url`, `query_items` and
+  `encode_query` split and join them
   by hand and hand anything unusual (escapes, brackets, spaces, non-ASCII) to
   urllib.parse, so the result is always urllib.parse's.
 - ``typing`` costs 0.5-0.6 MB (docs/footprint.md). Modules import it only under
@@ -46,12 +47,14 @@ try:
 except ImportError:
     from hmac import compare_digest
 
-__all__ = ["Record", "compare_digest", "is_zip", "query_items", "read_from_zip", "record", "sha256",
-           "sha256_hex", "split_url", "zip_importer", "zip_names"]
+__all__ = ["Record", "compare_digest", "encode_query", "is_zip", "query_items", "read_from_zip", "record",
+           "sha256", "sha256_hex", "split_url", "zip_importer", "zip_names"]
 
 # What a URL may hold for the hand split to equal urllib.parse's: printable ASCII
 # without escapes, IPv6 brackets or spaces (urllib.parse strips, checks or decodes those).
 _PLAIN_URL = frozenset(chr(c) for c in range(0x21, 0x7F)) - set("%[]\\")
+# What urllib.parse.quote_plus leaves as it is.
+_QUERY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
 
 
 class Record(tuple):
@@ -154,6 +157,14 @@ def query_items(query: str) -> "List[Tuple[str, str]]":
             name, _, value = piece.partition("=")
             items.append((name.replace("+", " "), value.replace("+", " ")))
     return items
+
+
+def encode_query(pairs: "List[Tuple[str, str]]") -> str:
+    """urllib.parse.urlencode(pairs): plain names and values joined by hand, the rest by urllib."""
+    if all(set(name + value) <= _QUERY_SAFE for name, value in pairs):
+        return "&".join("%s=%s" % pair for pair in pairs)
+    from urllib.parse import urlencode
+    return urlencode(pairs)
 
 
 def sha256_hex(data: bytes) -> str:

@@ -4,12 +4,12 @@ urllib.parse costs the application RSS on the device (docs/footprint.md), so
 the agent splits plain URLs itself and hands the rest to urllib.parse.
 """
 
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.lean import query_items, split_url
+from agent.lean import encode_query, query_items, split_url
 
 PIECES = ["file:", "mqtt:", "mqtts:", "drm:", "loop:", "//", "/", "///", "?", "#", "&", "=", "+", "%20",
           "%", "[", "]", "::1", "user:pw@", "host", ":1883", "1883", "max", "10M", "keep", " ", "\t", "é",
@@ -43,3 +43,9 @@ def test_any_url_splits_as_urllib_splits_it(url):
         raise AssertionError("accepted %r" % url)
     assert split_url(url) == expected
     assert query_items(expected[3]) == parse_qsl(expected[3], keep_blank_values=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(urls, urls), max_size=4))
+def test_a_query_is_encoded_as_urllib_encodes_it(pairs):
+    assert encode_query(pairs) == urlencode(pairs)

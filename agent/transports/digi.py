@@ -28,9 +28,9 @@ URL: `drm:` or `drm:?batch=20&flush=5s&stream=gcagent`.
 import json
 import threading
 import time
-from urllib.parse import parse_qs
 
 from ..errors import TransportError
+from ..lean import query_items
 from ..outbox import Outgoing
 from ..units import parse_duration
 from .base import Context, Transport, TransportEvent
@@ -53,7 +53,9 @@ def parse_drm_url(url: str):
     path, _, query = rest.partition("?")
     if path:
         raise ValueError("%r: drm: takes no path; options go after ?" % url)
-    options = parse_qs(query, keep_blank_values=True)
+    options = {}
+    for name, value in query_items(query):
+        options.setdefault(name, []).append(value)
     unknown = sorted(set(options) - {"batch", "flush", "stream"})
     if unknown:
         raise ValueError("%r: unknown option %s (known: batch, flush, stream)" % (url, ", ".join(unknown)))

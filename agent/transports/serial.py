@@ -28,10 +28,10 @@ import collections
 import json
 import threading
 import time
-from urllib.parse import parse_qsl, urlencode
 
 from .. import framing
 from ..errors import TransportError
+from ..lean import encode_query, query_items
 from ..limits import COMMAND_QUEUE, MAX_COMMAND_BYTES
 from ..outbox import Outgoing
 from ..units import parse_duration
@@ -67,7 +67,7 @@ def parse_serial_url(url: str) -> SerialSettings:
     head, _, query = url.partition("?")
     ours: Dict[str, str] = {}
     rest = []
-    for key, value in parse_qsl(query, keep_blank_values=True):
+    for key, value in query_items(query):
         if key in _OUR_KEYS:
             ours[key] = value
         else:
@@ -79,7 +79,7 @@ def parse_serial_url(url: str) -> SerialSettings:
     else:
         port = head
     if rest:
-        port += "?" + urlencode(rest)
+        port += "?" + encode_query(rest)
     if not port:
         raise ValueError("%r: no serial port named" % url)
     try:
