@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Dict, List, Tuple
 
@@ -24,6 +25,8 @@ PAHO_1 = os.path.join(REPO, ".venv", "paho-1.6")
 # Each Python with the paho-mqtt it would run on a device (1.6 on 3.6, 2.x on 3.11).
 PYTHONS = (("3.6", os.path.expanduser("~/.pyenv/versions/3.6.15/bin/python"), PAHO_1),
            ("3.11", os.path.expanduser("~/.pyenv/versions/3.11.7/bin/python"), PAHO_2))
+# pyserial (the wheel gc-bundle vendors), unpacked and compiled for each Python, as installed.
+PYSERIAL = os.path.join(REPO, ".venv", "wheels", "pyserial-3.5-py2.py3-none-any.whl")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 REPEAT = 3   # best of 3: allocator and scheduling noise only ever adds
 
@@ -48,8 +51,45 @@ with open("/proc/self/statm") as handle:
 """
 
 
-def _env(paho: str) -> Dict[str, str]:
-    return {"PYTHONPATH": "%s:%s" % (REPO, paho), "PATH": "/usr/bin:/bin"}
+def _env(paho: str, pyserial: str = "") -> Dict[str, str]:
+    return {"PYTHONPATH": ":".join(p for p in (REPO, paho, pyserial) if p), "PATH": "/usr/bin:/bin"}
+
+
+def _pyserial(folder: str, pythons) -> str:
+    """pyserial unpacked into `folder`, compiled by each of `pythons`: from the wheel (a zip,
+    no bytecode) every start would compile it, which is a cost of its own (docs/footprint.md)."""
+    import zipfile
+    target = os.path.join(folder, "pyserial")
+    with zipfile.ZipFile(PYSERIAL) as wheel:
+        wheel.extractall(target)
+    for python in pythons:
+        subprocess.run([python, "-m", "compileall", "-q", target], check=True, capture_output=True)
+    return target
+
+
+class _SerialPeer(object):
+    """A pty whose far end reads (and drops) what the agent writes, as a console would."""
+
+    def __enter__(self) -> str:
+        self.master, slave = os.openpty()
+        self.path = os.ttyname(slave)
+        os.close(slave)
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+        return self.path
+
+    def _drain(self) -> None:
+        self.open = True
+        while self.open:
+            try:
+                os.read(self.master, 4096)
+            except OSError:   # EIO while no process has the port open
+                time.sleep(0.05)
+
+    def __exit__(self, *exc) -> None:
+        self.open = False
+        self._reader.join(1.0)
+        os.close(self.master)
 
 
 def _app(folder: str) -> str:
@@ -81,21 +121,24 @@ def _run_all(argvs: List[List[str]], env: Dict[str, str]) -> List[Tuple[int, flo
 
 
 def _footprint_one(version: str, python: str, paho: str, seconds: float, folder: str,
-                   port: int) -> List[dict]:
+                   port: int, tty: str) -> List[dict]:
     app = _app(folder)
     report = "file://%s/%s.jsonl" % (folder, version)
     mqtt = "mqtt://127.0.0.1:%d" % port
+    serial = "%s?baud=115200&ack=off" % tty
 
     def typical(mode: str, url: str = report) -> List[str]:
         return [python, "-S", app, str(seconds), mode, url, PROFILE, str(port)]
 
     wrapped = [python, "-S", "-m", "agent", "run", "--profile", PROFILE, "--report", report, "--"]
     runs = [_run_all([typical("alone"), typical("start"), wrapped + typical("alone")[2:],
-                      typical("paho"), typical("paho+start", mqtt)], _env(paho))
+                      typical("paho"), typical("paho+start", mqtt), typical("start", serial)],
+                     _env(paho, os.path.join(folder, "pyserial")))
             for _ in range(REPEAT)]
-    alone, start, run, paho_alone, paho_start = (min(r[i][0] for r in runs) for i in range(5))
+    alone, start, run, paho_alone, paho_start, on_serial = (min(r[i][0] for r in runs) for i in range(6))
     rows = []
     for what, base, kb, limit in (("agent.start(), file report", alone, start, 1.5),
+                                  ("agent.start(), serial report", alone, on_serial, 1.5),
                                   ("python -m agent run, file report", alone, run, 2.5),
                                   ("agent.start(), MQTT connected, app already on paho-mqtt",
                                    paho_alone, paho_start, 1.5)):
@@ -111,11 +154,13 @@ def footprint(quick: bool) -> List[dict]:
     """RSS added to a typical application, on Python 3.6 and 3.11."""
     seconds = 1.5 if quick else 4.0
     rows = []
-    with tempfile.TemporaryDirectory() as folder, bench_broker(folder) as broker:
-        for version, python, paho in PYTHONS:
+    with tempfile.TemporaryDirectory() as folder, bench_broker(folder) as broker, _SerialPeer() as tty:
+        for version, python, _ in PYTHONS:
             if not os.access(python, os.X_OK):
                 raise RuntimeError("no Python %s at %s (pyenv install)" % (version, python))
-            rows += _footprint_one(version, python, paho, seconds, folder, broker.port)
+        _pyserial(folder, [python for _, python, _ in PYTHONS])
+        for version, python, paho in PYTHONS:
+            rows += _footprint_one(version, python, paho, seconds, folder, broker.port, tty)
     return rows
 
 
