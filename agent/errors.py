@@ -26,7 +26,7 @@ if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (d
     from typing import List
 
 # MessageError.reason: why a payload was refused by agent.messages.decode.
-MESSAGE_REASONS = ("too_large", "zlib", "not_json", "schema")
+MESSAGE_REASONS = ("too_large", "zlib", "not_json", "schema", "range")   # range: agent/bounds.py
 
 # CommandRefused.reason: why a command was not run (also counted in `status`).
 COMMAND_REASONS = ("too_large", "not_json", "not_object", "bad_field", "unsigned",

@@ -5,7 +5,7 @@ one section each. Rule sections (`[rule:NAME]`) are not here: each rule type
 owns its keys (`agent.rules.table`).
 """
 
-from .. import values
+from .. import bounds, values
 from ..rules import table as rule_table
 from ..units import is_off, parse_duration, parse_percent
 from .deviceid import parse_device_id
@@ -19,6 +19,13 @@ if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (d
 PROBES = ("auto", "proc", "digidevice", "psutil")
 EXIT_ACTIONS = ("none", "restart", "reboot")   # DAL auto-start: what follows the script's end
 COMMANDS = ("collect", "status", "set", "snapshot", "reload")
+
+
+def _model(value: str) -> str:
+    model = values.text(value)
+    if len(model) > bounds.NAME_MAX:   # every status carries it; readers refuse longer (agent/bounds.py)
+        raise ValueError("is %d characters long; at most %d" % (len(model), bounds.NAME_MAX))
+    return model
 
 
 def _memory_limit(value: str) -> "Optional[int]":
@@ -138,7 +145,7 @@ SCHEMA = {
     },
     "device": {
         "id": ("id", parse_device_id, True),
-        "model": ("model", values.text, False),
+        "model": ("model", _model, False),
         "memory_limit": ("memory_limit_kb", _memory_limit, False),
         "ram": ("ram_kb", values.positive_kb, False),
         "python": ("python", values.text, False),
