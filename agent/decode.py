@@ -15,9 +15,12 @@ only the last MAX_KEYS (device, boot, seq) are remembered.
 import json
 import zlib
 from collections import OrderedDict
-from typing import BinaryIO, Dict, Optional, TextIO
 
 from . import framing, messages
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import BinaryIO, Dict, Optional, TextIO
 
 MAX_DETAILS = 20   # bad lines described one by one; the rest are only counted
 MAX_KEYS = 100000  # (device, boot, seq) remembered to drop resent frames; the oldest go first
@@ -26,7 +29,7 @@ MAX_KEYS = 100000  # (device, boot, seq) remembered to drop resent frames; the o
 class Decoder(object):
     """Writes the messages found in a binary stream; counts what it refuses."""
 
-    def __init__(self, out: TextIO, err: TextIO, max_line: int = framing.MAX_LINE) -> None:
+    def __init__(self, out: "TextIO", err: "TextIO", max_line: int = framing.MAX_LINE) -> None:
         self.out = out
         self.err = err
         self.max_line = max_line
@@ -36,7 +39,7 @@ class Decoder(object):
         self.duplicates = 0
         self.keys = OrderedDict()  # type: OrderedDict
 
-    def run(self, stream: BinaryIO) -> int:
+    def run(self, stream: "BinaryIO") -> int:
         """Decode `stream` to the end; exit status 0 when nothing was refused, else 1."""
         interrupted = False
         try:
@@ -72,7 +75,7 @@ class Decoder(object):
             self.keys.popitem(last=False)
         return False
 
-    def _lines(self, stream: BinaryIO, head: bytes) -> None:
+    def _lines(self, stream: "BinaryIO", head: bytes) -> None:
         pending = head
         while True:
             line = pending + stream.readline(self.max_line + 1 - len(pending))
@@ -144,7 +147,7 @@ class Decoder(object):
             self.err.write("decode: more refused lines are only counted\n")
 
 
-def decode_file(path: Optional[str], out: TextIO, err: TextIO, max_line: int = framing.MAX_LINE) -> int:
+def decode_file(path: "Optional[str]", out: "TextIO", err: "TextIO", max_line: int = framing.MAX_LINE) -> int:
     """Decode the file at `path` (stdin when None or '-'); the exit status."""
     import sys
     decoder = Decoder(out, err, max_line)

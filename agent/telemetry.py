@@ -7,20 +7,11 @@ longest kept), so a report covers every pause since the previous one.
 Pure: the caller passes the samples and the clock.
 """
 
-import threading
-import time
-from typing import Any, Dict, List, Optional
-
 from .probes import Sample
 
-
-def thread_cpu_ms(thread: Optional[threading.Thread], last: float) -> float:
-    """CPU milliseconds `thread` has used, when called from it; otherwise `last`
-    (the clock is per thread: another thread's reading would be its own)."""
-    clock_id = getattr(time, "CLOCK_THREAD_CPUTIME_ID", None)
-    if clock_id is None or threading.current_thread() is not thread:
-        return last
-    return time.clock_gettime(clock_id) * 1000.0
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Dict, List, Optional
 
 
 class TelemetryBatch(object):
@@ -34,7 +25,7 @@ class TelemetryBatch(object):
         self._pause_total = 0.0
         self._pause_max = 0.0
         self._first = True   # the first batch leaves with its first sample
-        self._last_ts: Optional[float] = None   # of the newest sample taken into a batch
+        self._last_ts = None   # type: Optional[float]  # the newest sample taken into a batch
 
     def add(self, sample: Sample, now: float) -> bool:
         """Count the sample's pauses; True when it is due and joins the batch."""
@@ -56,7 +47,7 @@ class TelemetryBatch(object):
         newly installed device must show up at once (docs/profiles.md, [report])."""
         return len(self._samples) >= (1 if self._first else self.size)
 
-    def final(self, sample: Optional[Sample]) -> Optional[List[Dict[str, Any]]]:
+    def final(self, sample: "Optional[Sample]") -> "Optional[List[Dict[str, Any]]]":
         """What is left at stop, the newest sample included (None when nothing is)."""
         # The newest sample goes in unless it was already taken (in this batch, or in one
         # sent, as the first batch is at once): pauses and collections since the previous
@@ -66,14 +57,14 @@ class TelemetryBatch(object):
             self._last_ts = self._samples[-1]["ts"]
         return self.take() if self._samples else None
 
-    def take(self) -> List[Dict[str, Any]]:
+    def take(self) -> "List[Dict[str, Any]]":
         """The samples waiting, which leave the batch."""
         batch, self._samples = self._samples, []
         if batch:
             self._first = False
         return batch
 
-    def _fields(self, sample: Sample) -> Dict[str, Any]:
+    def _fields(self, sample: Sample) -> "Dict[str, Any]":
         return {
             "ts": round(sample.ts, 3), "mem_free_kb": sample.mem_free_kb,
             "mem_total_kb": sample.mem_total_kb, "rss_kb": sample.rss_kb,

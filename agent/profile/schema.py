@@ -5,21 +5,30 @@ one section each. Rule sections (`[rule:NAME]`) are not here: each rule type
 owns its keys (`agent.rules.table`).
 """
 
-from typing import Callable, Optional, Tuple
-
-from .. import values
+from .. import bounds, values
 from ..rules import table as rule_table
 from ..units import is_off, parse_duration, parse_percent
 from .deviceid import parse_device_id
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Callable, Optional, Tuple
+
+    Key = Tuple[str, Callable[[str], object], bool]
 
 PROBES = ("auto", "proc", "digidevice", "psutil")
 EXIT_ACTIONS = ("none", "restart", "reboot")   # DAL auto-start: what follows the script's end
 COMMANDS = ("collect", "status", "set", "snapshot", "reload")
 
-Key = Tuple[str, Callable[[str], object], bool]
+
+def _model(value: str) -> str:
+    model = values.text(value)
+    if len(model) > bounds.NAME_MAX:   # every status carries it; readers refuse longer (agent/bounds.py)
+        raise ValueError("is %d characters long; at most %d" % (len(model), bounds.NAME_MAX))
+    return model
 
 
-def _memory_limit(value: str) -> Optional[int]:
+def _memory_limit(value: str) -> "Optional[int]":
     if value.strip().lower() == "auto":
         return None
     kb = values.kb(value)
@@ -35,7 +44,7 @@ def _budget(value: str) -> float:
     return share
 
 
-def _thresholds(value: str) -> Optional[Tuple[int, ...]]:
+def _thresholds(value: str) -> "Optional[Tuple[int, ...]]":
     if value.strip().lower() == "keep":
         return None
     parts = [p.strip() for p in value.split(",")]
@@ -47,7 +56,7 @@ def _thresholds(value: str) -> Optional[Tuple[int, ...]]:
     return numbers
 
 
-def _urls(value: str) -> Tuple[str, ...]:
+def _urls(value: str) -> "Tuple[str, ...]":
     # Imported here: transports import profile-free modules only, keep it that way.
     from ..transports import check_url
     urls = values.word_list(value)
@@ -105,7 +114,7 @@ def _flash_dir(value: str) -> str:
     return text
 
 
-def _command_names(value: str) -> Tuple[str, ...]:
+def _command_names(value: str) -> "Tuple[str, ...]":
     names = values.word_list(value)
     for name in names:
         if name not in COMMANDS:
@@ -114,7 +123,7 @@ def _command_names(value: str) -> Tuple[str, ...]:
     return names
 
 
-def _settable(value: str) -> Tuple[str, ...]:
+def _settable(value: str) -> "Tuple[str, ...]":
     pairs = values.word_list(value)
     keys = [k for k in rule_table.all_keys() if k != "type"]
     for pair in pairs:
@@ -136,7 +145,7 @@ SCHEMA = {
     },
     "device": {
         "id": ("id", parse_device_id, True),
-        "model": ("model", values.text, False),
+        "model": ("model", _model, False),
         "memory_limit": ("memory_limit_kb", _memory_limit, False),
         "ram": ("ram_kb", values.positive_kb, False),
         "python": ("python", values.text, False),

@@ -147,7 +147,7 @@ class MqttLink(object):
             if self.on_payload is not None:
                 self.on_payload(msg.payload, msg.topic, bool(msg.retain))
         except Exception:   # a callback that raises would stall paho's loop (docs/field-facts.md)
-            log.exception("handling a message on %s failed", msg.topic)
+            log.exception("handling a message on %r failed", msg.topic[:200])   # repr: no ESC
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
                 wait: float = 0.0) -> None:
