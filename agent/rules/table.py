@@ -77,7 +77,7 @@ def schema(rule_type: str) -> "Dict[str, Tuple]":
     return keys
 
 
-def any_schema() -> Dict[str, Tuple]:
+def any_schema() -> "Dict[str, Tuple]":
     """Every key of every type, none required: to check a rule whose type is unknown."""
     keys = {}
     for module in reversed(list(TYPES.values())):   # a shared key parses as the first type's
