@@ -66,8 +66,8 @@ class Decoder(object):
         if not isinstance(message, dict):
             return False
         key = (message.get("device"), message.get("boot"), message.get("seq"))
-        if key[2] is None:
-            return False
+        if not (isinstance(key[0], str) and isinstance(key[1], str) and isinstance(key[2], int)):
+            return False   # not an agent's envelope: nothing to tell a resend by
         if key in self.keys:
             return True
         self.keys[key] = None
