@@ -16,6 +16,7 @@ EPILOG = """examples:
   python -m agent check device_profiles/*.ini
   python -m agent run --profile device_profiles/ix20.ini -- app.py --port 8080
   python -m agent run --profile device_profiles/emulator.ini --report stdout:
+  python -m agent run --profile device_profiles/ix20.ini -- -m myapp.server --port 8080
   python -m agent decode capture.txt        # serial frames -> JSON lines
 
 exit status: check gives 0 when every profile is valid, 2 otherwise; run with a
@@ -65,9 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run", help="run the agent, alone or around a script", formatter_class=_Help,
         usage="python -m agent run --profile PROFILE [--report URL ...] [--log FILE] [--strict]\n"
-              "                          [-- SCRIPT [ARGS ...]]",
+              "                          [-- SCRIPT [ARGS ...] | -- -m MODULE [ARGS ...]]",
         description="Run the agent. With `-- SCRIPT ARGS` the script runs in this interpreter as "
-                    "__main__, exactly as `python SCRIPT ARGS` would, with the agent thread "
+                    "__main__, exactly as `python SCRIPT ARGS` would (`-- -m MODULE ARGS`: as "
+                    "`python -m MODULE ARGS`), with the agent thread "
                     "alongside; the exit status is the script's. Without a script the agent runs "
                     "until SIGTERM or SIGINT. SIGUSR1 asks for a full collection.")
     run.add_argument("--profile", required=True, metavar="PROFILE", help="device profile (INI)")
@@ -103,7 +105,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(ours)
     if extra:
-        hint = " (put the script after --: run --profile P -- %s)" % " ".join(extra) \
+        hint = " (put the script or -m MODULE after --: run --profile P -- %s)" % " ".join(extra) \
             if args.command == "run" else ""
         parser.error("unrecognized arguments: %s%s" % (" ".join(extra), hint))
     if args.command == "check":
@@ -139,7 +141,7 @@ def _run(args: argparse.Namespace, script: List[str]) -> int:
     from .errors import AgentError
     if args.log:
         _log_to(args.log)
-    if script and not os.path.exists(script[0]):
+    if script and not script[0].startswith("-m") and not os.path.exists(script[0]):
         profile = None   # nothing to watch: let the launcher say what Python says
     else:
         try:
