@@ -55,6 +55,7 @@ class RunOptions(NamedTuple):
     workdir: str = ""
     timing: Timing = Timing()
     baud: int = 115200
+    enforce: str = "auto"   # the memory limit: cgroup (the kernel), poll (RSS from /proc), auto
 
 
 def workload_path(name: str) -> str:
@@ -98,6 +99,8 @@ class Run(object):
         self.proxy_stats: Optional[Dict[str, int]] = None   # the uplink's byte counts, after a run
         self.workload = workload_path(options.workload)
         self._ends_itself = self._takes_seconds()
+        self.enforced_by = "poll"   # or cgroup-v1 / cgroup-v2, once setup() made the cgroups
+        self.enforced_why = ""
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -182,13 +185,14 @@ class Run(object):
                 except ValueError as exc:
                     raise ValueError("--report: %s (this checkout's agent cannot use it)" % exc)
             profile = os.path.join(folder, "profile.ini")
+            cgroup = self._cgroup(ident)
             from .model import overlay_profile
             with open(profile, "w") as handle:
                 handle.write(overlay_profile(options.model, ident, os.path.join(folder, "flash"),
-                                             self.profile.buffer.flash))
+                                             self.profile.buffer.flash, in_cgroup=cgroup is not None))
             load(profile)   # the overlay must be as valid as the profile it extends
             device = Device(i, ident, folder, options.model, self._command(profile, urls, folder),
-                            self._env(folder), options.timing, log=self.log)
+                            self._env(folder), options.timing, log=self.log, cgroup=cgroup)
             device.console_path = console.device_path
             self.devices.append(device)
         kinds = {f.kind for f in options.faults}
@@ -202,6 +206,30 @@ class Run(object):
         if "drm-stall" in kinds and not any(scheme_of(u) == "drm" for u in options.reports):
             raise ValueError("--fault drm-stall stalls Remote Manager uploads: give --report drm:")
         self._schedule_faults()
+
+    def _cgroup(self, ident: str):
+        """A memory cgroup for one device (the kernel enforces its limit), or None (the poll does)."""
+        if self.options.enforce == "poll":
+            self.enforced_why = "--enforce poll"
+            return None
+        from .cgroup import make
+        name = "gc-emulator-%d-%s" % (os.getpid(), ident)
+        cgroup, why = make(name, self.options.model.kill_at_kb * 1024)
+        if cgroup is None:
+            if self.options.enforce == "cgroup":
+                raise ValueError("--enforce cgroup: %s" % why)
+            self.enforced_why = why
+            return None
+        self.enforced_by = cgroup.source
+        return cgroup
+
+    def enforcement(self) -> str:
+        """How the memory limit is enforced, in words, for the summary and the log."""
+        if self.enforced_by.startswith("cgroup"):
+            return "memory limit enforced by the kernel: %s" % \
+                next(d.cgroup for d in self.devices if d.cgroup is not None).describe()
+        return "memory limit enforced by polling RSS every %gs and SIGKILL (no cgroup: %s)" % (
+            POLL, self.enforced_why or "not tried")
 
     def _schedule_faults(self) -> None:
         stagger = self.options.stagger
@@ -335,6 +363,8 @@ class Run(object):
         """Stop the proxy, the broker watch and the console ports."""
         for d in self.devices:
             d.stop()
+            if d.cgroup is not None and not d.cgroup.remove():
+                self.log("%s: could not remove %s" % (d.id, d.cgroup.path))
         if self.watch is not None:
             self.watch.close()
         if self.proxy is not None:

@@ -85,7 +85,8 @@ def device_report(device, at_broker: Optional[Dict[str, Set[Tuple[str, int]]]] =
         "device": device.id,
         "outcome": ("OOM-killed" if oom else "killed" if device.kills else
                     "failed" if any(device.exits) else "survived"),
-        "oom_kills": [{"at_s": k.at, "rss_kb": k.rss_kb, "boot": k.boot} for k in oom],
+        "oom_kills": [{"at_s": k.at, "rss_kb": k.rss_kb, "boot": k.boot, "by": k.by,
+                       "charged_kb": k.charged_kb} for k in oom],
         "kills": [k._asdict() for k in device.kills],
         "boots": device.boot,
         "starts": len(device.starts),
