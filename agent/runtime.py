@@ -57,6 +57,7 @@ class Agent(object):
                  probe: Optional[Probe] = None, clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.profile = profile
+        self.problems: List[str] = []   # what keeps a report from working, said at start (preflight.py)
         self._clock = clock
         self._monotonic = monotonic
         self.device_id = resolve_device_id(profile)
@@ -128,8 +129,13 @@ class Agent(object):
                 reporter.transport.open()
                 reporter.opened = True
             except TransportError as exc:
+                self.problems.append("report %s: %s" % (reporter.transport.describe(), exc))
                 log.warning("gc-agent: report %s: %s (will keep retrying)",
                             reporter.transport.describe(), exc)
+        from .preflight import check_reports
+        check_reports([r.transport.url for r in self.reporters if r.opened], self.problems,
+                      lambda url: next(r.transport.describe() for r in self.reporters
+                                       if r.transport.url == url))
         self._emit_status("online")
         if before != after:
             self._emit_event("threshold", rule="start", before=list(before), after=list(after))
@@ -346,7 +352,7 @@ class Agent(object):
                     profile=self.profile.path, profile_sha256=self.profile.sha256,
                     ceiling_kb=ceiling.kb, uptime_s=round(self._monotonic() - self.started_at, 3),
                     ceiling_source=ceiling.source, probe=self.probe.backend,
-                    **bundle_field())
+                    **dict(bundle_field(), **({"problems": self.problems[:8]} if self.problems else {})))
 
     def _emit_status(self, state: str) -> None:
         self._emit("status", reports=[_report_name(r.transport) for r in self.reporters],
