@@ -120,6 +120,8 @@ class MqttTransport(Transport):
 
     def _on_message(self, client, userdata, message) -> None:
         try:
+            if message.topic != self.prefix + "/cmd":
+                return   # not ours: some brokers hand out retained messages of other topics
             self._events.append(TransportEvent("command", bytes(message.payload[:65536])))
         except Exception:
             pass
