@@ -69,4 +69,6 @@ def test_a_registered_application_that_ends_gets_the_monitor_action(runs):
     # application, then the rapid-reboot back-off holds the third boot.
     device = runs["crash"][1]["devices"][0]
     assert device["outcome"] == "failed" and not device["kills"]
+    # the monitor acts once the timeout (1 s) passes without a refresh, not at the exit
+    assert "registered application ended; REBOOT in 0." in runs["crash"][1]["log"]
     assert device["boots"] == 2 and device["rapid_reboot_waits"] == 1

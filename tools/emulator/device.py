@@ -22,6 +22,7 @@ the script's RSS), and appmonitor registrations, which this class enforces.
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -82,6 +83,8 @@ class Device(object):
         self.log = log or (lambda text: None)
         self.cgroup = cgroup         # a cgroup.MemoryCgroup: the kernel enforces the limit
         self._oom_before = 0
+        self._restart_command = ""   # appmonitor RESTART: what runs instead of the script next
+        self._monitor_due = None     # (when, action, restart_command) for an app that ended registered
         self.proc: Optional[subprocess.Popen] = None
         self.state = "off"           # off | waiting | running | down | powered-off | stopping | stopped
         self.start_at: Optional[float] = None
@@ -124,6 +127,10 @@ class Device(object):
         if self.state == "stopping":   # no more kills or restarts: the run is over for it
             self._stopping()
             return
+        if self.state == "down" and self._monitor_due is not None and now >= self._monitor_due[0]:
+            _, action, command = self._monitor_due
+            self._monitor_due = None
+            self._monitor_acts(now, action, command)
         if self.state == "waiting" and now >= self.start_at:
             if self._boot_pending:
                 self._new_boot(now)
@@ -148,8 +155,12 @@ class Device(object):
         self._output = open(os.path.join(self.folder, "output.log"), "ab")  # noqa: SIM115 (open while the script runs)
         self._output.write(b"--- start %d (boot %d) at %.1fs\n" % (len(self.starts), self.boot, now))
         self._output.flush()
-        env = dict(self.env, GCEMU_BOOT=str(self.boot))
+        # the auto-start entry's command line: what an app passes as appmonitor's restart_command
+        env = dict(self.env, GCEMU_BOOT=str(self.boot),
+                   GCEMU_SCRIPT_COMMAND=" ".join(shlex.quote(word) for word in self.command))
         command = self.command
+        if self._restart_command:
+            command, self._restart_command = ["/bin/sh", "-c", self._restart_command], ""
         if self.cgroup is not None:
             command = self.cgroup.wrap(command)
             self._oom_before = self.cgroup.oom_kills()
@@ -207,12 +218,26 @@ class Device(object):
         self.state = "down"
         registered = self._registrations()
         self._clear_registrations()
-        if registered:   # the monitor acts on an application that ends while registered
-            action = registered[0][1].get("action", "KILL")
-            self.log("%s: appmonitor: registered application ended: %s" % (self.id, action))
-            self._exit_action(now, _MONITOR_ACTIONS.get(action, "none"))
+        if registered:   # the monitor acts once `timeout` passes without a refresh (Digi's stub)
+            _, entry, refreshed = registered[0]
+            wait = max(0.0, refreshed + entry.get("timeout_ms", 0) / 1000.0 - time.time())
+            self.log("%s: appmonitor: registered application ended; %s in %.1fs"
+                     % (self.id, entry.get("action", "KILL"), wait))
+            self._monitor_due = (now + wait, entry.get("action", "KILL"),
+                                 entry.get("restart_command", ""))
             return
         self._exit_action(now, self.model.exit_action)
+
+    def _monitor_acts(self, now: float, action: str, restart_command: str) -> None:
+        """The monitor's action: KILL (nothing more), RESTART (run `restart_command`;
+        without one nothing runs, as the stub says), REBOOT."""
+        if action == "RESTART":
+            if not restart_command:
+                self.log("%s: appmonitor: RESTART without a restart_command: nothing to run"
+                         % self.id)
+                return
+            self._restart_command = restart_command
+        self._exit_action(now, _MONITOR_ACTIONS.get(action, "none"))
 
     def _killed_by_kernel(self, code: int) -> bool:
         """Died by SIGKILL that nobody here sent, while the cgroup's OOM count went up."""
@@ -276,7 +301,7 @@ class Device(object):
                      % (self.id, entry.get("timeout_ms", 0), action))
             self.kill("appmonitor", then_action=False)
             self._clear_registrations()
-            self._exit_action(now, _MONITOR_ACTIONS.get(action, "none"))
+            self._monitor_acts(now, action, entry.get("restart_command", ""))
             return
 
     # -- publishing for digidevice.runt ------------------------------------------------
