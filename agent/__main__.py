@@ -152,6 +152,8 @@ def _run(args: argparse.Namespace, script: List[str]) -> int:
                 return 2
             sys.stderr.write("gc-agent: running %s without the agent\n" % script[0])
             profile = None
+    from .identity import set_script
+    set_script(script)   # `[agent] app = ${script}`: the script's or module's name
     started = profile is not None and start(profile, args.report)
     if started and profile.agent.signals:
         _install_signals(with_script=bool(script))

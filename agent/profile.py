@@ -57,6 +57,7 @@ class AgentSettings(NamedTuple):
     budget_window: float = 60.0
     signals: bool = True             # SIGUSR1 -> full collection
     probe: str = "auto"
+    app: str = ""                    # which application on the gateway (agent/identity.py)
 
 
 class GcSettings(NamedTuple):
@@ -148,6 +149,11 @@ def _text(value: str) -> str:
     if not value.strip():
         raise ValueError("is empty")
     return value.strip()
+
+
+def _app(value: str) -> str:
+    from .identity import check_app
+    return check_app(value)
 
 
 def _bool(value: str) -> bool:
@@ -381,6 +387,7 @@ SCHEMA = {
         "budget_window": ("budget_window", _positive_duration, False),
         "signals": ("signals", _bool, False),
         "probe": ("probe", _choice(PROBES), False),
+        "app": ("app", _app, False),
     },
     "gc": {
         "thresholds": ("thresholds", _thresholds, False),

@@ -60,7 +60,8 @@ class Agent(object):
         self.problems: List[str] = []   # what keeps a report from working, said at start (preflight.py)
         self._clock = clock
         self._monotonic = monotonic
-        self.device_id = resolve_device_id(profile)
+        from .identity import with_app
+        self.device_id, self.app_fields = with_app(resolve_device_id(profile), profile.agent.app)
         self.envelope = Envelope(self.device_id, clock=clock)
         self.probe = probe or Probe(profile.device.memory_limit_kb, profile.agent.probe)
         self.actor = Actor(self.probe.rss_kb)
@@ -110,7 +111,8 @@ class Agent(object):
         if buffer.flash and transport.has_link:
             from .journal import Journal
             try:
-                journal = Journal(journal_folder(buffer.flash, transport.describe()),
+                journal = Journal(journal_folder(buffer.flash, transport.describe())
+                                  + ("/" + self.app_fields["app"] if self.app_fields else ""),
                                   buffer.flash_max_bytes, sync_every=buffer.sync_every)
             except AgentError as exc:
                 log.warning("gc-agent: flash buffer off for %s: %s", transport.describe(), exc)
@@ -352,7 +354,8 @@ class Agent(object):
                     profile=self.profile.path, profile_sha256=self.profile.sha256,
                     ceiling_kb=ceiling.kb, uptime_s=round(self._monotonic() - self.started_at, 3),
                     ceiling_source=ceiling.source, probe=self.probe.backend,
-                    **dict(bundle_field(), **({"problems": self.problems[:8]} if self.problems else {})))
+                    **dict(bundle_field(), **self.app_fields,
+                           **({"problems": self.problems[:8]} if self.problems else {})))
 
     def _emit_status(self, state: str) -> None:
         self._emit("status", reports=[_report_name(r.transport) for r in self.reporters],

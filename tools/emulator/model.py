@@ -79,7 +79,9 @@ def overlay_profile(model: DeviceModel, device_id: str, flash_dir: str,
     lines = ["; written by gc-emulator for one emulated device; the profile is %s"
              % model.profile_path,
              "[profile]", "extends = %s" % model.profile_path, "",
-             "[device]", "id = %s" % device_id, "memory_limit = %s" % limit, ""]
+             "[device]", "id = %s" % device_id, "memory_limit = %s" % limit, "",
+             # one script per emulated device: it reports under the device id itself
+             "[agent]", "app =", ""]
     if profile_flash:
         lines += ["[buffer]", "flash = %s" % flash_dir, ""]
     return "\n".join(lines)
