@@ -11,9 +11,10 @@ import os
 import signal
 import sys
 import types
-import zipimport
 from importlib.machinery import SourceFileLoader
 from typing import List, Optional, Tuple
+
+from .lean import is_zip
 
 
 def split_at_dashes(argv: List[str]) -> Tuple[List[str], List[str]]:
@@ -55,7 +56,7 @@ def run_script(argv: List[str]) -> ScriptResult:
         return run_module([argv[0][2:]] + argv[1:])   # `-mMODULE`, as python accepts it
     path = argv[0]
     full = os.path.abspath(path)
-    if os.path.isdir(full) or _is_zip(full):
+    if os.path.isdir(full) or is_zip(full):
         return _run_main_module(argv, full)
     try:
         with open(full, "rb") as handle:
@@ -89,16 +90,6 @@ def run_module(argv: List[str]) -> ScriptResult:
     sys.path[0] = "" if sys.version_info < (3, 7) else os.getcwd()
     name = argv[0]
     return _outcome(lambda: runpy._run_module_as_main(name, alter_argv=True))
-
-
-def _is_zip(path: str) -> bool:
-    """A zip archive (a zipapp, shebang line or not)? zipimport is loaded already;
-    zipfile would cost the application's process about 3 MB of imports."""
-    try:
-        zipimport.zipimporter(path)
-    except (zipimport.ZipImportError, OSError):
-        return False
-    return True
 
 
 def _run_main_module(argv: List[str], full: str) -> ScriptResult:

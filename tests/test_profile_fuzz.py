@@ -10,7 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.errors import ProfileError
-from agent.profile import RULE_SCHEMA, SCHEMA, Profile, load, loads
+from agent.profile import SCHEMA, Profile, load, loads
+from agent.rules import TYPES
+
+RULE_SCHEMA = {name: module.SCHEMA for name, module in TYPES.items()}
 
 KNOWN_KEYS = sorted({key for keys in SCHEMA.values() for key in keys}
                     | {key for keys in RULE_SCHEMA.values() for key in keys}
@@ -45,7 +48,8 @@ ini_lines = st.lists(
 GOOD = {"extends": "base.ini", "description": "a site", "id": "gw-1", "model": "IX20",
         "memory_limit": "40M", "ram": "256M", "python": "3.6.10", "exit_action": "reboot",
         "tick": "1s", "budget": "5%",
-        "budget_window": "1m", "signals": "yes", "probe": "proc", "thresholds": "700, 10, 10",
+        "budget_window": "1m", "signals": "yes", "probe": "proc", "app": "${script}",
+        "thresholds": "700, 10, 10",
         "freeze_after_start": "30s", "urls": "stdout:", "interval": "60s", "batch": "10",
         "enabled": "yes", "every": "15m", "generation": "2", "below": "15%", "rearm_above": "25%",
         "escalate": "collect2, callbacks, event", "step_every": "5s", "min_reclaim": "1M",

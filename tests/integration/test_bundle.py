@@ -104,7 +104,7 @@ def test_a_changed_byte_is_refused_at_start_naming_the_file(tmp_path):
     pyz = build(tmp_path, 1883, "dev-x", "3.10")
     assert subprocess.run([sys.executable, "-I", pyz, "check"], env=ENV,
                           capture_output=True).returncode == 0
-    for member in ("agent/rules.py", "paho/mqtt/client.py", "profile.ini"):
+    for member in ("agent/rules/policy.py", "paho/mqtt/client.py", "profile.ini"):
         bad = str(tmp_path / ("bad-%s.pyz" % member.replace("/", "-")))
         with zipfile.ZipFile(pyz) as src, zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as dst:
             for info in src.infolist():
