@@ -1,0 +1,35 @@
+"""Small things users ran into: help that names every report URL and its own program,
+a reason passed where the generation goes."""
+
+import subprocess
+import sys
+
+from tests.conftest import agent_cmd, run_process
+
+
+def test_run_help_names_every_kind_of_report_url(env_with_repo):
+    done = run_process(agent_cmd("run", "--help"), env=env_with_repo)
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    for scheme in ("stdout:", "file:///", "mqtt://", "mqtts://", "serial:///", "drm:", "memory:"):
+        assert scheme in text, scheme
+    assert "-- -m MODULE" in text
+
+
+def test_a_bundles_help_names_the_bundle(tmp_path):
+    from tests.integration.test_bundle import ENV, build
+    pyz = build(tmp_path, 1883, "dev-help", "3.10")
+    done = subprocess.run([sys.executable, "-I", pyz, "--help"], env=ENV, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0
+    assert "usage: python3 gc-agent-dev-help.pyz" in done.stdout
+    assert "python -m agent" not in done.stdout
+
+
+def test_collect_with_a_reason_where_the_generation_goes_says_so(env_with_repo):
+    code = ("import agent, logging\nlogging.basicConfig()\n"
+            "print(type(agent.collect('after-import')).__name__)\n")
+    done = run_process([sys.executable, "-c", code], env=env_with_repo)
+    assert done.stdout == "int\n"
+    assert "the first argument is the generation (0, 1 or 2); write collect(2, " \
+           "reason='after-import')" in done.stderr
