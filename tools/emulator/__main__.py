@@ -183,8 +183,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, workload_arg
     log(run.enforcement())
     signal.signal(signal.SIGTERM, _interrupted)   # stop devices cleanly, as on Ctrl-C
     try:
-        reports = run.execute()
-    except KeyboardInterrupt:
+        reports = run.execute()   # Ctrl-C: the devices stop, and the summary covers what ran
+    except KeyboardInterrupt:     # a second Ctrl-C while they stop
         sys.stderr.write("gc-emulator: interrupted\n")
         return 130
     finally:
@@ -194,6 +194,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, workload_arg
                                      "workload": args.workload, "agent": not args.no_agent,
                                      "duration_s": args.duration, "folder": run.folder,
                                      "enforced_by": run.enforced_by, "enforcement": run.enforcement(),
+                                     "interrupted": run.interrupted,
                                      "proxy": run.proxy_stats, "devices": reports}, indent=1) + "\n")
     else:
         sys.stdout.write(table(reports) + "\n")
@@ -202,6 +203,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, workload_arg
             sys.stdout.write("uplink (proxy): %(bytes_up)d bytes up, %(bytes_down)d down, %(accepted)d "
                              "connections, %(refused)d refused during outages\n" % run.proxy_stats)
         sys.stdout.write("files: %s\n" % run.folder)
+        if run.interrupted:
+            sys.stdout.write("interrupted: the table covers the run until Ctrl-C\n")
+    if run.interrupted:
+        return 130
     return 0 if all(r["outcome"] == "survived" for r in reports) else 1
 
 

@@ -27,6 +27,7 @@ from .summary import device_report
 ENDS_BY_ITSELF = 5.0  # seconds a workload given --seconds has to end (and its agent to flush)
 POLL = 0.1            # seconds between RSS readings: ~10 MB/s of growth overshoots by 1 MB at most
 PUBLISH_EVERY = 0.25  # runt.json refresh
+PROGRESS_EVERY = 10.0  # seconds between progress lines on stderr
 WORKLOADS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workloads")
 
 # Defaults each workload runs with (the user's own arguments after `--` come later and win).
@@ -100,6 +101,7 @@ class Run(object):
         self.workload = workload_path(options.workload)
         self._ends_itself = self._takes_seconds()
         self.enforced_by = "poll"   # or cgroup-v1 / cgroup-v2, once setup() made the cgroups
+        self.interrupted = False    # Ctrl-C: the devices stop and the summary covers what ran
         self.enforced_why = ""
 
     # -- set-up -------------------------------------------------------------------------
@@ -318,9 +320,13 @@ class Run(object):
         end = (len(self.devices) - 1) * options.stagger + options.duration
         timeline = list(self._timeline)
         next_publish = 0.0
+        next_progress = PROGRESS_EVERY
         try:
             while True:
                 now = time.monotonic() - t0
+                if now >= next_progress:
+                    next_progress = now + PROGRESS_EVERY
+                    self.log(self._progress(now))
                 while timeline and timeline[0][0] <= now:
                     _, what, action = timeline.pop(0)
                     self.log("%.1fs: %s" % (now, what))
@@ -339,6 +345,9 @@ class Run(object):
                 if now >= end and all(d.state == "stopped" for d in self.devices):
                     break
                 time.sleep(POLL)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.log("interrupted at %.1fs: stopping the devices" % (time.monotonic() - t0))
         finally:
             for d in self.devices:
                 d.terminate()
@@ -358,6 +367,18 @@ class Run(object):
                 report["console_damaged"] = console.reader.dropped
             reports.append(report)
         return reports
+
+    def _progress(self, now: float) -> str:
+        """One line on how the devices are doing, for the log while a run goes on."""
+        from agent.units import format_kb
+        parts = ["%s %s RSS %s (peak %s)%s" % (d.id, d.state, format_kb(d.rss_now_kb),
+                                                format_kb(d.peak_rss_kb),
+                                                ", %d kill(s)" % len(d.kills) if d.kills else "")
+                 for d in self.devices[:4]]
+        if len(self.devices) > 4:
+            killed = sum(1 for d in self.devices if d.kills)
+            parts.append("... %d device(s), %d killed so far" % (len(self.devices), killed))
+        return "%.0fs: %s" % (now, "; ".join(parts))
 
     def close(self) -> None:
         """Stop the proxy, the broker watch and the console ports."""
