@@ -329,6 +329,8 @@ class Agent(object):
         # The newest sample goes in unless it is already the batch's last: pauses and
         # collections since the previous report must not be lost at stop.
         sample = self.last_sample
+        if sample is None:   # stopped before the first tick: still report one sample
+            sample = self.last_sample = self.probe.sample()
         if sample is not None and (not self._batch or self._batch[-1]["ts"] < round(sample.ts, 3)):
             self._batch.append(self._sample_fields(sample))
         if self._batch:

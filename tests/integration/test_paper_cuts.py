@@ -33,3 +33,19 @@ def test_collect_with_a_reason_where_the_generation_goes_says_so(env_with_repo):
     assert done.stdout == "int\n"
     assert "the first argument is the generation (0, 1 or 2); write collect(2, " \
            "reason='after-import')" in done.stderr
+
+
+def test_a_script_shorter_than_one_tick_still_gets_telemetry(tmp_path, env_with_repo):
+    import json
+    profile = tmp_path / "slow.ini"
+    profile.write_text("[device]\nid = d\nmemory_limit = 64M\n[agent]\ntick = 1m\n"
+                       "[rule:p]\ntype = periodic\nevery = 1h\n")
+    script = tmp_path / "quick.py"
+    script.write_text("print('quick')\n")
+    out = tmp_path / "m.jsonl"
+    done = run_process(agent_cmd("run", "--profile", str(profile), "--report", "file://%s" % out,
+                                 "--", str(script)), env=env_with_repo)
+    assert (done.returncode, done.stdout) == (0, "quick\n"), done.stderr
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    telemetry = [m for m in got if m["type"] == "telemetry"]
+    assert len(telemetry) == 1 and telemetry[0]["samples"][0]["rss_kb"] > 0
