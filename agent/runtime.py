@@ -95,6 +95,8 @@ class Agent(object):
         self._pause_max = 0.0
         self.last_sample: Optional[Sample] = None
         self._thread_cpu = 0.0
+        self._telemetry_sent = False
+        self._sent_ts = 0.0   # the newest sample already sent (not sent again at stop)
         self._stopped = False
 
     def _will(self) -> bytes:
@@ -312,7 +314,9 @@ class Agent(object):
         self._next_telemetry = now + self.profile.report.interval
         self._batch.append(self._sample_fields(sample))
         self._pause_total = self._pause_max = 0.0
-        if len(self._batch) >= self.profile.report.batch:
+        # The first sample goes at once: with `batch = 12` of 5 minutes (the cellular
+        # profiles) the first telemetry would otherwise come an hour after start.
+        if len(self._batch) >= self.profile.report.batch or not self._telemetry_sent:
             self._send_batch()
 
     def _sample_fields(self, sample: Sample) -> Dict[str, Any]:
@@ -331,13 +335,16 @@ class Agent(object):
         sample = self.last_sample
         if sample is None:   # stopped before the first tick: still report one sample
             sample = self.last_sample = self.probe.sample()
-        if sample is not None and (not self._batch or self._batch[-1]["ts"] < round(sample.ts, 3)):
+        newest = self._batch[-1]["ts"] if self._batch else self._sent_ts
+        if sample is not None and newest < round(sample.ts, 3):
             self._batch.append(self._sample_fields(sample))
         if self._batch:
             self._send_batch()
 
     def _send_batch(self) -> None:
+        self._telemetry_sent = True
         batch, self._batch = self._batch, []
+        self._sent_ts = batch[-1]["ts"] if batch else self._sent_ts
         self._emit("telemetry", samples=batch, buffered=max(r.buffered for r in self.reporters),
                    dropped=sum(r.dropped for r in self.reporters) + self.events_dropped,
                    agent_cpu_ms=round(self._agent_cpu_ms(), 3), agent_errors=self.errors)
