@@ -27,7 +27,9 @@ def device(tmp_path, monkeypatch):
     for name in [n for n in sys.modules if n == "digidevice" or n.startswith("digidevice.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setenv("GCEMU_DEVICE_DIR", str(tmp_path))
-    return tmp_path
+    yield tmp_path
+    for name in [n for n in sys.modules if n == "digidevice" or n.startswith("digidevice.")]:
+        del sys.modules[name]   # imported here: gone again, as on a desktop without it
 
 
 def _jsonl(folder, name):
