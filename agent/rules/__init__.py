@@ -8,7 +8,7 @@ One module per rule type (profile `[rule:NAME]`, see docs/adding-a-rule-type.md)
 
 - ``periodic``: a collection every `every` seconds;
 - ``low_memory``: act on shrinking headroom, walk the `escalate` steps, and
-  report a leak instead of thrashing;
+  back off when collections reclaim nothing (leaks: agent/leak.py);
 - ``event``: a collection when a trigger arrives, at most once per `cooldown`.
 
 `table.TYPES` maps a type name to its module; `policy.Policy` keeps the budget

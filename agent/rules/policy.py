@@ -91,7 +91,7 @@ class Policy(object):
 
     def record(self, decision: Decision, reclaimed_kb: int, duration_s: float,
                now: float) -> List[Decision]:
-        """Learn what a collection did; returns follow-up events (leak_suspected)."""
+        """Learn what a collection did (back-off); returns follow-up events, if any."""
         if decision.action == "collect":
             self._spent.append((now, duration_s))
         rule = self._by_name.get(decision.rule)

@@ -133,7 +133,7 @@ class MqttLink(object):
         try:
             if self.on_payload is not None:
                 self.on_payload(msg.payload, msg.topic, bool(msg.retain))
-        except Exception:   # a callback that raises would stall paho's loop (FIELD_NOTES)
+        except Exception:   # a callback that raises would stall paho's loop (docs/field-facts.md)
             log.exception("handling a message on %s failed", msg.topic)
 
     def _subscribed_to(self, topic: str) -> bool:
