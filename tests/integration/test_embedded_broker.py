@@ -8,9 +8,10 @@ import time
 import pytest
 
 from tests.conftest import unique
-from tests.integration.broker import PAHO, Mosquitto, Subscriber
-from tests.integration.test_mqtt import KEEPALIVE, start_agent, stop_agent, write_profile
+from tests.integration.broker import PAHO, Subscriber
+from tests.integration.test_mqtt import KEEPALIVE, mqtt_profile, start_agent, stop_agent
 from tools.console.broker import EmbeddedBroker
+from tools.mosquitto import Mosquitto
 
 
 class Embedded(object):
@@ -48,7 +49,7 @@ def test_retained_status_goes_only_to_matching_subscriptions(tmp_path, any_broke
     for device in ("dev-1", "dev-2"):
         folder = tmp_path / device
         folder.mkdir()
-        agents.append(start_agent(write_profile(folder, any_broker.port, device), PAHO["2"]))
+        agents.append(start_agent(mqtt_profile(folder, any_broker.port, device), PAHO["2"]))
     watcher = Subscriber(any_broker.port)
     try:
         for device in ("dev-1", "dev-2"):
@@ -72,7 +73,7 @@ def test_retained_status_goes_only_to_matching_subscriptions(tmp_path, any_broke
 
 def test_the_will_turns_the_status_offline_after_kill_9(tmp_path, any_broker):
     watcher = Subscriber(any_broker.port)
-    proc = start_agent(write_profile(tmp_path, any_broker.port), PAHO["2"])
+    proc = start_agent(mqtt_profile(tmp_path, any_broker.port), PAHO["2"])
     try:
         online = watcher.wait_for(lambda s: s.topic.endswith("/status")
                                   and s.message["state"] == "online", what="status online")
@@ -92,7 +93,7 @@ def test_the_will_turns_the_status_offline_after_kill_9(tmp_path, any_broker):
 
 def test_qos1_through_a_broker_restart_loses_nothing(tmp_path, any_broker):
     watcher = Subscriber(any_broker.port)
-    proc = start_agent(write_profile(tmp_path, any_broker.port), PAHO["2"])
+    proc = start_agent(mqtt_profile(tmp_path, any_broker.port), PAHO["2"])
     try:
         watcher.wait_for(lambda s: s.topic.endswith("/telemetry"), what="telemetry")
         any_broker.stop()
