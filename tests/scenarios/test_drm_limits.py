@@ -55,3 +55,4 @@ def test_large_batches_through_an_outage_stay_within_remote_managers_limits(laun
     assert {(m["boot"], m["seq"]) for m in sent} <= set(uploaded)   # nothing lost
     assert len(uploaded) == len(set(uploaded))                      # nothing twice
     assert any(m.get("event") == "link_down" for m in sent)         # the outage happened
+    assert device["buffered"] == 0   # the summary's buf column: what never arrived
