@@ -4,7 +4,7 @@ a reason passed where the generation goes."""
 import subprocess
 import sys
 
-from tests.conftest import agent_cmd, run_process
+from tests.conftest import EMULATOR_PROFILE, agent_cmd, run_process
 
 
 def test_run_help_names_every_kind_of_report_url(env_with_repo):
@@ -49,3 +49,15 @@ def test_a_script_shorter_than_one_tick_still_gets_telemetry(tmp_path, env_with_
     got = [json.loads(line) for line in out.read_text().splitlines()]
     telemetry = [m for m in got if m["type"] == "telemetry"]
     assert len(telemetry) == 1 and telemetry[0]["samples"][0]["rss_kb"] > 0
+
+
+def test_a_report_path_under_a_file_names_the_file(tmp_path, env_with_repo):
+    (tmp_path / "logs").write_text("a file, not a folder")
+    script = tmp_path / "s.py"
+    script.write_text("print('ran')\n")
+    done = run_process(agent_cmd("run", "--profile", EMULATOR_PROFILE, "--report",
+                                 "file://%s/logs/gc/m.jsonl" % tmp_path, "--", str(script)),
+                       env=env_with_repo)
+    assert (done.returncode, done.stdout) == (0, "ran\n")
+    assert "%s/logs is a file, not a directory" % tmp_path in done.stderr
+    assert "File exists" not in done.stderr
