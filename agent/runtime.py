@@ -59,6 +59,7 @@ class Agent(object):
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.profile = profile
         self.problems: List[str] = []   # what keeps a report from working, said at start (preflight.py)
+        self._problems_said = 0         # how many of them a status message carried
         self._clock = clock
         self._monotonic = monotonic
         from .identity import with_app
@@ -228,6 +229,9 @@ class Agent(object):
             for decision in decisions:
                 self._guarded("actions", self._act, decision)
             self._guarded("telemetry", self._telemetry, sample, now)
+        if len(self.problems) > self._problems_said:   # the start-up check found more: say it
+            self._problems_said = len(self.problems)
+            self._guarded("status", self._emit_status, "online")
         for reporter in self.reporters:
             self._pump(reporter)
         return self.profile.agent.tick
@@ -377,6 +381,7 @@ class Agent(object):
                            **({"problems": self.problems[:8]} if self.problems else {})))
 
     def _emit_status(self, state: str) -> None:
+        self._problems_said = len(self.problems)
         self._emit("status", reports=[_report_name(r.transport) for r in self.reporters],
                    **self._status_fields(state))
 
