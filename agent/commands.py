@@ -17,13 +17,11 @@ import threading
 import time
 from typing import Any, Callable, Dict, Optional, Sequence
 
-from .errors import AgentError
+from .errors import COMMAND_REASONS, AgentError, CommandRefused
 from .lean import compare_digest as _compare_digest
 from .lean import sha256 as _sha256
 
-REASONS = ("too_large", "not_json", "not_object", "bad_field", "unsigned", "bad_signature",
-           "stale", "replayed", "unknown_command", "not_allowed", "wrong_device", "bad_args",
-           "failed")
+REASONS = COMMAND_REASONS   # agent.errors holds the one list
 FIELDS = ("id", "cmd", "args", "ts", "device", "sig")
 _BLOCK = 64                      # SHA-256 block size, bytes
 _IPAD = bytes(b ^ 0x36 for b in range(256))
@@ -31,16 +29,6 @@ _OPAD = bytes(b ^ 0x5C for b in range(256))
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 Handler = Callable[[Dict[str, Any]], Any]
-
-
-class CommandRefused(AgentError):
-    """A command that is not run; `reason` is a short code from REASONS, str() a sentence."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        if reason not in REASONS:
-            raise ValueError("unknown refusal reason %r" % reason)
-        self.reason = reason
-        super(CommandRefused, self).__init__(message)
 
 
 def canonical(fields: Dict[str, Any]) -> bytes:
@@ -79,7 +67,7 @@ def load_key(path: str) -> bytes:
         with open(path, "rb") as handle:
             text = handle.read().strip()
     except OSError as exc:
-        raise AgentError("key file %s: cannot be read (%s)" % (path, exc.strerror or exc))
+        raise AgentError("key file %s: cannot be read (%s)" % (path, exc.strerror or exc)) from exc
     if not text:
         raise AgentError("key file %s: is empty" % path)
     if len(text) >= 64 and len(text) % 2 == 0 and all(b in _HEX for b in text):
@@ -129,8 +117,8 @@ class Commands(object):
                                  % (len(payload), self.max_bytes))
         try:
             command = json.loads(bytes(payload).decode("utf-8"), parse_constant=_no_constant)
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise CommandRefused("not_json", "the command is not UTF-8 JSON")
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise CommandRefused("not_json", "the command is not UTF-8 JSON") from exc
         if not isinstance(command, dict):
             raise CommandRefused("not_object", "a command is a JSON object, not %s"
                                  % type(command).__name__)

@@ -16,6 +16,9 @@ The allow-list is fixed here, and no command runs code or names a file:
   once; report URLs, buffers and commands at the next start.
 
 Verification (signature, replay window, remembered ids) is `agent.commands`.
+The agent is reached only through its public interface (`emit`, `now`,
+`policy_state`, `replace_policy`, `collect` and its read-only attributes),
+never its private state: see docs/architecture.md.
 """
 
 import configparser
@@ -27,8 +30,8 @@ from typing import Any, Dict
 
 from .commands import CommandRefused, Commands, load_key
 from .errors import ProfileError
-from .profile import Profile, load, loads
-from .rules import Policy, headroom_kb
+from .profile import load, loads
+from .rules import headroom_kb
 
 SNAPSHOT_MAX_SECONDS = 30.0
 SNAPSHOT_MAX_TOP = 50
@@ -55,12 +58,12 @@ def handle_command(agent, payload: bytes) -> None:
         try:
             command = commands.verify(payload)
         except CommandRefused:
-            agent._emit("resp", **commands.handle(payload))   # the same refusal, counted
+            agent.emit("resp", **commands.handle(payload))   # the same refusal, counted
             return
         threading.Thread(target=_snapshot_and_answer, args=(agent, command),
                          name="gc-agent-snapshot", daemon=True).start()
         return
-    agent._emit("resp", **commands.handle(payload))
+    agent.emit("resp", **commands.handle(payload))
 
 
 def _names(payload: bytes) -> str:
@@ -87,15 +90,14 @@ def _collect(agent, args: Dict[str, Any]) -> Dict[str, Any]:
 
 def _status(agent) -> Dict[str, Any]:
     sample = agent.last_sample
-    with agent._policy_lock:
-        policy = agent.policy.state()
+    policy = agent.policy_state()
     return {
-        "uptime_s": round(agent._monotonic() - agent.started_at, 3),
+        "uptime_s": round(agent.now() - agent.started_at, 3),
         "rss_kb": sample.rss_kb if sample else None,
         "headroom_kb": headroom_kb(sample) if sample else None,
         "ceiling_kb": agent.probe.ceiling.kb,
         "gc_enabled": sample.gc_enabled if sample else None,
-        "rules": [r.name for r in agent.policy.rules],
+        "rules": policy["rules"],
         "low_memory": policy["low"],
         "budget_skipped": policy["budget_skipped"],
         "buffered": max(r.buffered for r in agent.reporters),
@@ -126,9 +128,9 @@ def _set(agent, args: Dict[str, Any]) -> Dict[str, Any]:
     try:
         changed = loads(text.getvalue(), agent.profile.path)
     except ProfileError as exc:
-        raise CommandRefused("bad_args", "; ".join(p.message for p in exc.problems))
+        raise CommandRefused("bad_args", "; ".join(p.message for p in exc.problems)) from exc
     # The flattened text of the live profile changes; its path and hash say what was loaded.
-    _apply(agent, agent.profile._replace(rules=changed.rules))
+    agent.replace_policy(agent.profile._replace(rules=changed.rules))
     return {"rule": rule, "key": key, "before": before, "after": str(value)}
 
 
@@ -137,21 +139,11 @@ def _reload(agent) -> Dict[str, Any]:
         fresh = load(agent.profile.path)
     except ProfileError as exc:
         raise CommandRefused("bad_args", "profile not reloaded, the old one stays: %s"
-                             % "; ".join(str(p) for p in exc.problems[:5]))
+                             % "; ".join(str(p) for p in exc.problems[:5])) from exc
     before = agent.profile.sha256
-    _apply(agent, fresh)
+    agent.replace_policy(fresh)
     return {"profile": fresh.path, "sha256_before": before, "sha256_after": fresh.sha256,
             "note": "rules, tick and budget now; report URLs, buffers, commands at next start"}
-
-
-def _apply(agent, profile: Profile) -> None:
-    with agent._policy_lock:
-        agent.profile = agent.profile._replace(rules=profile.rules, agent=profile.agent,
-                                               gc=profile.gc, sha256=profile.sha256,
-                                               text=profile.text)
-        # A new policy starts its schedules afresh; freeze already happened at start.
-        agent.policy = Policy(profile.rules, agent._monotonic(), profile.agent.budget,
-                              profile.agent.budget_window, None)
 
 
 def _snapshot_and_answer(agent, command: Dict[str, Any]) -> None:
@@ -188,6 +180,6 @@ def _snapshot_and_answer(agent, command: Dict[str, Any]) -> None:
         reason = resp["error"].split(":", 1)[0]
         agent.commands.refused[reason] = agent.commands.refused.get(reason, 0) + 1
     try:
-        agent._emit("resp", **resp)
+        agent.emit("resp", **resp)
     except Exception:
         pass

@@ -75,6 +75,12 @@ def with_app(device_id: str, template: str,
     return "%s@%s" % (device_id, app), {"host": device_id, "app": app}
 
 
+def app_fields(source_id: str) -> Dict[str, str]:
+    """`{"host", "app"}` of a `DEVICE@APP` id; {} for a bare device id (which has no '@')."""
+    host, sep, app = source_id.rpartition("@")
+    return {"host": host, "app": app} if sep and host and app else {}
+
+
 def _stem(path: str) -> str:
     base = os.path.basename(os.path.normpath(path)) if path else ""
     for suffix in (".pyz", ".pyc", ".py"):

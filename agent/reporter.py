@@ -15,9 +15,8 @@ import json
 import os
 from typing import Dict, List, Optional
 
-from . import messages
 from .errors import AgentError, TransportError
-from .outbox import Outbox, Outgoing
+from .outbox import Outbox, Outgoing, outgoing
 from .transports.base import Transport, TransportEvent
 
 MAX_BACKOFF = 60.0
@@ -45,7 +44,8 @@ def historical(body: bytes) -> Optional[Outgoing]:
     try:
         message = json.loads(body.decode("utf-8"))
         message["historical"] = True
-        return Outgoing(int(message["seq"]), str(message["type"]), messages.encode(message))
+        message["seq"], message["type"] = int(message["seq"]), str(message["type"])
+        return outgoing(message, historical=True)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -106,9 +106,7 @@ class Reporter(object):
             return []
         out: List[TransportEvent] = []
         try:
-            if not self.opened:
-                self.transport.open()
-                self.opened = True
+            self.open()
             for event in self.transport.poll():
                 if event.kind == "ack":
                     self._acked(event.value)
@@ -137,6 +135,16 @@ class Reporter(object):
             return out
         self.failures = 0
         return out
+
+    def open(self) -> None:
+        """Open the transport if it is not open yet; TransportError says why it cannot be."""
+        if not self.opened:
+            self.transport.open()
+            self.opened = True
+
+    def retry_now(self) -> None:
+        """Forget the back-off: the next `pump` tries at once (the last try at shutdown)."""
+        self.next_try = 0.0
 
     def _link(self, up: bool, now: float) -> None:
         self.link_up = up

@@ -93,8 +93,8 @@ def _rate(value: str) -> float:
     text = text[:-2] if text.endswith("/s") else text
     try:
         rate = float(text)
-    except ValueError:
-        raise ValueError("%r is not a rate (example: 20/s)" % value)
+    except ValueError as exc:
+        raise ValueError("%r is not a rate (example: 20/s)" % value) from exc
     if not 0 < rate <= 10000:
         raise ValueError("%r: a rate is above 0 and at most 10000/s" % value)
     return rate

@@ -52,17 +52,17 @@ def parse_mqtt_url(url: str):
                          % url)
     try:
         port = parts.port or DEFAULT_PORTS[parts.scheme.lower()]
-    except ValueError:
-        raise ValueError("%r: the port is not a number from 1 to 65535" % url)
+    except ValueError as exc:
+        raise ValueError("%r: the port is not a number from 1 to 65535" % url) from exc
     return parts.scheme.lower() == "mqtts", parts.hostname, port, parts.username or ""
 
 
 def _paho():
     try:
         import paho.mqtt.client as mqtt
-    except ImportError:
+    except ImportError as exc:
         raise TransportError("paho-mqtt is not installed (pip install paho-mqtt; a bundle "
-                             "carries its own copy)")
+                             "carries its own copy)") from exc
     return mqtt
 
 
@@ -71,15 +71,19 @@ class MqttTransport(Transport):
 
     has_link = True
 
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        parse_mqtt_url(url)
+
     def __init__(self, url: str, context: Optional[Context] = None) -> None:
         super(MqttTransport, self).__init__(url, context)
         self.scheme = urlsplit(url).scheme.lower()
         self.tls, self.host, self.port, self.username = parse_mqtt_url(url)
         settings = self.context.settings
-        self.prefix = "%s/%s" % (getattr(settings, "prefix", "gcagent"), self.context.device)
-        self.keepalive = int(getattr(settings, "keepalive", 60))
-        self.window = int(getattr(settings, "window", 20))
-        self.username = self.username or getattr(settings, "username", "")
+        self.prefix = "%s/%s" % (settings.prefix, self.context.device)
+        self.keepalive = int(settings.keepalive)
+        self.window = int(settings.window)
+        self.username = self.username or settings.username
         self._client = None
         self._connected = False
         self._inflight: Dict[int, Outgoing] = {}
@@ -172,19 +176,19 @@ class MqttTransport(Transport):
         except TransportError:
             raise
         except Exception as exc:
-            raise TransportError("%s: %s: %s" % (self.describe(), type(exc).__name__, exc))
+            raise TransportError("%s: %s: %s" % (self.describe(), type(exc).__name__, exc)) from exc
         self._client = client
 
     def _password(self) -> Optional[str]:
         settings = self.context.settings
-        path = getattr(settings, "password_file", "")
+        path = settings.password_file
         if path:
             try:
                 with open(path) as handle:
                     return handle.read().strip()
             except OSError as exc:
-                raise TransportError("password_file %s: %s" % (path, exc.strerror or exc))
-        name = getattr(settings, "password_env", "")
+                raise TransportError("password_file %s: %s" % (path, exc.strerror or exc)) from exc
+        name = settings.password_env
         if name:
             if name not in os.environ:
                 raise TransportError("password_env: environment variable %s is not set" % name)
@@ -193,9 +197,9 @@ class MqttTransport(Transport):
 
     def _set_tls(self, client) -> None:
         settings = self.context.settings
-        ca = getattr(settings, "ca_file", "") or None
-        cert = getattr(settings, "cert_file", "") or None
-        key = getattr(settings, "key_file", "") or None
+        ca = settings.ca_file or None
+        cert = settings.cert_file or None
+        key = settings.key_file or None
         for what, path in (("ca_file", ca), ("cert_file", cert), ("key_file", key)):
             if path and not os.access(path, os.R_OK):
                 raise TransportError("%s %s cannot be read" % (what, path))
@@ -204,7 +208,7 @@ class MqttTransport(Transport):
                            cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT
                            if hasattr(ssl, "PROTOCOL_TLS_CLIENT") else ssl.PROTOCOL_TLSv1_2)
         except (ssl.SSLError, ValueError, OSError) as exc:
-            raise TransportError("TLS set-up (ca_file, cert_file, key_file): %s" % exc)
+            raise TransportError("TLS set-up (ca_file, cert_file, key_file): %s" % exc) from exc
 
     def ready(self) -> bool:
         return self._client is not None and self._connected and len(self._inflight) < self.window
@@ -212,7 +216,7 @@ class MqttTransport(Transport):
     def send(self, item: Outgoing) -> bool:
         topic = "%s/%s" % (self.prefix, item.type)
         payload = item.body
-        if getattr(self.context.settings, "compress", False):
+        if self.context.settings.compress:
             import zlib
             payload = zlib.compress(payload, 9)
         info = self._client.publish(topic, payload, qos=1, retain=item.type == "status")

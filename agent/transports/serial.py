@@ -26,7 +26,6 @@ Delivery (`ack=`):
 
 import collections
 import json
-import re
 import threading
 import time
 from typing import Any, Deque, Dict, List, Optional, Tuple
@@ -44,7 +43,6 @@ READ_TIMEOUT = 0.05
 REOPEN_MAX = 30.0
 BAD_LINE_REPORT_EVERY = 60.0
 _OUR_KEYS = ("baud", "ack", "max", "resend", "ackwait")
-_BOOT = re.compile(rb'"boot":"([^"]*)"')
 
 
 class SerialSettings(object):
@@ -84,8 +82,8 @@ def parse_serial_url(url: str) -> SerialSettings:
         baud = int(ours.get("baud", DEFAULT_BAUD))
         if baud <= 0:
             raise ValueError
-    except ValueError:
-        raise ValueError("%r: baud must be a positive whole number, such as 115200" % url)
+    except ValueError as exc:
+        raise ValueError("%r: baud must be a positive whole number, such as 115200" % url) from exc
     ack = ours.get("ack", "auto").lower()
     if ack not in ("auto", "on", "off"):
         raise ValueError("%r: ack must be auto, on or off, not %r" % (url, ack))
@@ -93,8 +91,9 @@ def parse_serial_url(url: str) -> SerialSettings:
         max_line = int(ours.get("max", framing.MAX_LINE))
         if max_line < 256:
             raise ValueError
-    except ValueError:
-        raise ValueError("%r: max (the line cap in bytes) must be a whole number of at least 256" % url)
+    except ValueError as exc:
+        raise ValueError("%r: max (the line cap in bytes) must be a whole number of at least 256"
+                         % url) from exc
     durations = {}
     for key, default in (("resend", "5s"), ("ackwait", "10s")):
         try:
@@ -109,9 +108,9 @@ def parse_serial_url(url: str) -> SerialSettings:
 def _pyserial():
     try:
         import serial
-    except ImportError:
+    except ImportError as exc:
         raise TransportError("serial report URLs need pyserial, which is not installed "
-                             "(pip install pyserial, or use the gc-bundle, which carries it)")
+                             "(pip install pyserial, or use the gc-bundle, which carries it)") from exc
     return serial
 
 
@@ -133,11 +132,15 @@ class SerialTransport(Transport):
     scheme = "serial"
     has_link = True
 
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        parse_serial_url(url)
+
     def __init__(self, url: str, context: Optional[Context] = None) -> None:
         super().__init__(url, context)
         self.settings = parse_serial_url(url)
         self.ack_wait = self.settings.ack_wait
-        self.window = max(1, int(getattr(self.context.settings, "window", 20) or 20))
+        self.window = max(1, int(self.context.settings.window or 20))
         self.reader = framing.LineReader(self.settings.max_line)
         self.acking: Optional[bool] = {"on": True, "off": False}.get(self.settings.ack)
         self.write_timeouts = 0
@@ -167,11 +170,9 @@ class SerialTransport(Transport):
         return self._up and len(self._pending) < self.window
 
     def send(self, item: Outgoing) -> bool:
-        found = _BOOT.search(item.body)
-        boot = found.group(1).decode("ascii", "replace") if found else ""
-        if not self._boot and b'"historical":true' not in item.body:
-            self._boot = boot
-        pending = _Pending(item, (boot, item.seq))
+        if not self._boot and not item.historical:
+            self._boot = item.boot   # acks that name no boot are for this one
+        pending = _Pending(item, (item.boot, item.seq))
         self._pending[pending.key] = pending
         self._write(pending)
         return False

@@ -13,9 +13,9 @@ import time
 import pytest
 
 from agent import messages
+from agent.assembly import journal_folder
 from agent.commands import sign
 from agent.journal import Journal
-from agent.runtime import journal_folder
 from tests.conftest import unique
 from tests.integration.broker import PAHO, Subscriber
 from tests.profiles import write_profile

@@ -2,7 +2,7 @@
 agent and by the console from the same telemetry; healthy workloads are not called leaks."""
 
 from tests.scenarios.conftest import EMULATOR_INI, Emulation, background, messages
-from tools.console.leaks import judge_stored
+from agent.leak import judge_stored
 
 LEAK_KB_PER_HOUR = 2.5 * 1024 * 3600   # the `leak` run's --rate 2.5 MB/s (tests/scenarios/test_leak.py)
 

@@ -91,17 +91,6 @@ class _Seqs(object):
         self.received += 1
 
 
-def bad_reason(error: str) -> str:
-    """A short reason code for a MessageError sentence from agent.messages.decode."""
-    if "cap" in error and "zlib" not in error:
-        return "too_large"
-    if "zlib" in error:
-        return "zlib"
-    if "not UTF-8 JSON" in error or "nested" in error:
-        return "not_json"
-    return "schema"
-
-
 class Ingestor(object):
     """Fleet state from a stream of payloads; thread-safe; writes through `store` in batches."""
 
@@ -159,7 +148,7 @@ class Ingestor(object):
             try:
                 message = messages.decode(bytes(payload), self.max_bytes)
             except MessageError as exc:
-                return self._refuse(bad_reason(str(exc)), str(exc), topic)
+                return self._refuse(exc.reason, str(exc), topic)
             if topic is not None and not _topic_matches(topic, prefix, message):
                 return self._refuse("topic", "message of device %r (%s) on topic %s"
                                     % (message["device"], message["type"], topic), topic)

@@ -11,11 +11,10 @@ read. How the verdict is made: docs/leaks.md.
 """
 
 import json
-import math
 import sqlite3
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from agent.leak import LeakWatch
+from agent.leak import LeakWatch, feed, judge_stored
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leaks (
@@ -75,7 +74,7 @@ class FleetLeaks(object):
         """Feed a telemetry message of the device's current boot; updates the device's leak fields."""
         watch = self.watch(device["device"], message["boot"])
         ceiling = device.get("ceiling_kb") or 0
-        _feed(watch, message["samples"], ceiling)
+        feed(watch, message["samples"], ceiling)
         apply(device, watch)
 
     def new_boot(self, device: Dict[str, Any], boot: str) -> None:
@@ -107,35 +106,6 @@ def stored_telemetry(store, device: Dict[str, Any]) -> List[Dict[str, Any]]:
         except ValueError:   # a row another tool wrote badly is no telemetry
             continue
     return out
-
-
-def judge_stored(messages: Iterable[Dict[str, Any]], device: Dict[str, Any]) -> LeakWatch:
-    """A device's verdict from its recorded telemetry of its current boot."""
-    watch = LeakWatch()
-    boot = device.get("boot")
-    samples = []
-    for message in messages:
-        if message.get("type") == "telemetry" and message.get("boot") == boot:
-            samples.extend(message.get("samples") or ())
-    _feed(watch, samples, device.get("ceiling_kb") or 0)
-    return watch
-
-
-def _feed(watch: LeakWatch, samples: Iterable[Any], ceiling_kb: Any) -> None:
-    """Samples oldest first; one whose numbers make no sense (a device's bug, or a row
-    another tool stored) is skipped: the schema checks types, not values."""
-    good = []
-    for sample in samples:
-        try:
-            ts, rss = float(sample["ts"]), int(sample["rss_kb"])
-            counts = [int(c) for c in sample.get("gc_collections") or ()]
-        except (KeyError, TypeError, ValueError, OverflowError):
-            continue
-        if math.isfinite(ts) and 0 <= rss < 1 << 40:
-            good.append((ts, rss, counts))
-    ceiling = ceiling_kb if isinstance(ceiling_kb, int) and 0 < ceiling_kb < 1 << 40 else 0
-    for ts, rss, counts in sorted(good, key=lambda s: s[0]):
-        watch.observe(ts, rss, ceiling, counts)
 
 
 # -- the leaks table ---------------------------------------------------------------------------
