@@ -20,6 +20,8 @@ from typing import Any, Callable, Dict, Optional, Sequence
 from .errors import COMMAND_REASONS, AgentError, CommandRefused
 from .lean import compare_digest as _compare_digest
 from .lean import sha256 as _sha256
+from .limits import MAX_COMMAND_BYTES, MAX_ERROR_CHARS, REFUSAL_BURST, REFUSAL_EVERY
+from .ratelimit import TokenBucket
 
 REASONS = COMMAND_REASONS   # agent.errors holds the one list
 FIELDS = ("id", "cmd", "args", "ts", "device", "sig")
@@ -86,13 +88,16 @@ class Commands(object):
 
     `remember` bounds the ids kept for replay checks; keep it above the number
     of commands the device may see within `window` seconds, since a forgotten
-    id whose `ts` is still fresh could be replayed.
+    id whose `ts` is still fresh could be replayed. With `ids` (an
+    `agent.replay_guard.ReplayIds`) the accepted ids also survive a restart.
+    `answers` limits how many refusals get an answer (agent/limits.py).
     """
 
     def __init__(self, key: bytes, device: str, handlers: Dict[str, Handler],
                  allow: Optional[Sequence[str]] = None, window: float = 300.0,
-                 remember: int = 1024, max_bytes: int = 4096,
-                 clock: Callable[[], float] = time.time) -> None:
+                 remember: int = 1024, max_bytes: int = MAX_COMMAND_BYTES,
+                 clock: Callable[[], float] = time.time, ids=None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._key = bytes(key)
         self.device = device
         self.handlers = dict(handlers)
@@ -104,6 +109,14 @@ class Commands(object):
         self._seen: Dict[str, None] = collections.OrderedDict()   # oldest first
         self._lock = threading.Lock()   # transports may deliver from more than one thread
         self.refused: Dict[str, int] = {}
+        self.answers = TokenBucket(REFUSAL_BURST, REFUSAL_EVERY, monotonic)
+        # One snapshot at a time: tracemalloc is one per process (agent/control.py).
+        self.snapshot_lock = threading.Lock()
+        self.key_file_warning = ""   # set by agent/control.py make_commands
+        self._ids = ids
+        if ids is not None:   # what ran before a restart stays refused as a replay
+            for ident in ids.load(clock()):
+                self._seen[ident] = None
 
     def verify(self, payload: bytes) -> Dict[str, Any]:
         """The command (without `sig`) if it may run; else raise CommandRefused."""
@@ -153,6 +166,8 @@ class Commands(object):
             self._seen[command["id"]] = None
             while len(self._seen) > self.remember:
                 self._seen.popitem(last=False)
+            if self._ids is not None:   # on flash before it runs: a crash mid-run still counts
+                self._ids.add(command["id"], command["ts"], self._clock())
         command.setdefault("args", {})
         return command
 
@@ -173,7 +188,7 @@ class Commands(object):
             reason, sentence = "failed", "%s: %s" % (type(exc).__name__, exc)
         with self._lock:
             self.refused[reason] = self.refused.get(reason, 0) + 1
-        return {"id": ident, "ok": False, "error": "%s: %s" % (reason, sentence)}
+        return {"id": ident, "ok": False, "error": ("%s: %s" % (reason, sentence))[:MAX_ERROR_CHARS]}
 
 
 def _check_fields(command: Dict[str, Any]) -> None:

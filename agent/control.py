@@ -5,10 +5,12 @@ The allow-list is fixed here, and no command runs code or names a file:
 - ``collect`` {generation}: a measured collection now;
 - ``status``: what the agent sees and how it is doing;
 - ``set`` {rule, key, value}: change one rule setting listed in
-  `[commands] settable`, validated exactly as the profile is; it lasts until
-  the next `reload` or restart;
+  `[commands] settable`, validated exactly as the profile is; changes
+  accumulate (each starts from the rules the last one left) and last until
+  the next `reload` or restart; `before` is the value in effect;
 - ``snapshot`` {top, seconds}: tracemalloc's top allocation sites over a
-  time-boxed window (at most 30 s), in a thread of its own; tracing is stopped
+  time-boxed window (at most 30 s), in a thread of its own, one at a time
+  (another is refused `busy` meanwhile); tracing is stopped
   afterwards (unless the application was already tracing), so it costs
   nothing later;
 - ``reload``: read the profile again from its own path; an invalid profile
@@ -19,11 +21,15 @@ Verification (signature, replay window, remembered ids) is `agent.commands`.
 The agent is reached only through its public interface (`emit`, `now`,
 `policy_state`, `replace_policy`, `collect` and its read-only attributes),
 never its private state: see docs/architecture.md.
+Refusals are answered within a rate, the rest counted (docs/hardening.md).
 """
 
 import configparser
 import io
 import json
+import logging
+import os
+import stat
 import threading
 import time
 from typing import Any, Dict
@@ -35,6 +41,9 @@ from .rules import headroom_kb
 
 SNAPSHOT_MAX_SECONDS = 30.0
 SNAPSHOT_MAX_TOP = 50
+REPLAY_IDS_FILE = "replay-ids"   # beside the journals under [buffer] flash
+
+log = logging.getLogger("gcagent")
 
 
 def make_commands(agent) -> Commands:
@@ -47,8 +56,40 @@ def make_commands(agent) -> Commands:
         "snapshot": lambda args: {},   # runs in its own thread: see handle_command
         "reload": lambda args: _reload(agent),
     }
-    return Commands(load_key(settings.key_file), agent.device_id, handlers,
-                    allow=settings.allow, window=settings.window)
+    key = load_key(settings.key_file)
+    warning = key_file_warning(settings.key_file)
+    if warning:
+        log.warning("gc-agent: %s", warning)
+    ids = None
+    if agent.profile.buffer.flash:
+        from .replay_guard import ReplayIds
+        try:
+            os.makedirs(agent.profile.buffer.flash, exist_ok=True)
+        except OSError:
+            pass   # ReplayIds counts the failure when it cannot write there
+        ids = ReplayIds(os.path.join(agent.profile.buffer.flash, REPLAY_IDS_FILE), 1024,
+                        settings.window)
+    out = Commands(key, agent.device_id, handlers, allow=settings.allow, window=settings.window,
+                   ids=ids)
+    out.key_file_warning = warning
+    return out
+
+
+def key_file_warning(path: str) -> str:
+    """A sentence when the key file can be read by group or others, else ''.
+
+    Warned about, not refused (docs/hardening.md): refusing would take remote
+    management away from a fleet over a file mode; the warning is on stderr at
+    start, in an `error` event and in `status` until the mode is fixed.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return ("key file %s is readable by group or others (mode %03o): anyone on the device "
+                "who can read it can sign commands; chmod 600 it" % (path, stat.S_IMODE(mode)))
+    return ""
 
 
 def handle_command(agent, payload: bytes) -> None:
@@ -58,12 +99,34 @@ def handle_command(agent, payload: bytes) -> None:
         try:
             command = commands.verify(payload)
         except CommandRefused:
-            agent.emit("resp", **commands.handle(payload))   # the same refusal, counted
+            _answer(agent, commands.handle(payload))   # the same refusal, counted
             return
-        threading.Thread(target=_snapshot_and_answer, args=(agent, command),
-                         name="gc-agent-snapshot", daemon=True).start()
+        # One at a time: tracemalloc is one per process, and the first snapshot to
+        # finish would stop tracing under the others.
+        if not agent.commands.snapshot_lock.acquire(blocking=False):
+            _count(agent, "busy")
+            _answer(agent, {"id": command["id"], "ok": False,
+                            "error": "busy: a snapshot is already running; try again after it"})
+            return
+        try:
+            threading.Thread(target=_snapshot_and_answer, args=(agent, command),
+                             name="gc-agent-snapshot", daemon=True).start()
+        except Exception:
+            agent.commands.snapshot_lock.release()
+            raise
         return
-    agent.emit("resp", **commands.handle(payload))
+    _answer(agent, commands.handle(payload))
+
+
+def _answer(agent, resp: Dict[str, Any]) -> None:
+    """Emit a resp; refusals only within the answer rate (agent/limits.py), the rest counted."""
+    if resp.get("ok") or agent.commands.answers.take():
+        agent.emit("resp", **resp)
+
+
+def _count(agent, reason: str) -> None:
+    refused = agent.commands.refused
+    refused[reason] = refused.get(reason, 0) + 1
 
 
 def _names(payload: bytes) -> str:
@@ -105,6 +168,11 @@ def _status(agent) -> Dict[str, Any]:
         "errors": agent.errors,
         "disabled": sorted(agent.disabled),
         "refused": dict(agent.commands.refused),
+        "refused_unanswered": agent.commands.answers.denied,
+        "commands_dropped": sum(getattr(r.transport, "commands_dropped", 0)
+                                for r in agent.reporters),
+        "journal_errors": sum(r.journal_errors for r in agent.reporters),
+        "key_file_warning": agent.commands.key_file_warning if agent.commands else "",
         "profile_sha256": agent.profile.sha256,
     }
 
@@ -122,6 +190,8 @@ def _set(agent, args: Dict[str, Any]) -> Dict[str, Any]:
     if not parser.has_section(section):
         raise CommandRefused("bad_args", "no rule %r" % rule)
     before = parser.get(section, key, fallback=None)
+    if before is None:   # not in the profile: the rule's default is what applied
+        before = _live_value(agent, rule, key)
     parser.set(section, key, str(value))
     text = io.StringIO()
     parser.write(text)
@@ -129,9 +199,21 @@ def _set(agent, args: Dict[str, Any]) -> Dict[str, Any]:
         changed = loads(text.getvalue(), agent.profile.path)
     except ProfileError as exc:
         raise CommandRefused("bad_args", "; ".join(p.message for p in exc.problems)) from exc
-    # The flattened text of the live profile changes; its path and hash say what was loaded.
-    agent.replace_policy(agent.profile._replace(rules=changed.rules))
+    # The flattened text of the live profile changes, so the next `set` starts from
+    # this one; its path and hash still say what was loaded.
+    agent.replace_policy(agent.profile._replace(rules=changed.rules, text=text.getvalue()))
     return {"rule": rule, "key": key, "before": before, "after": str(value)}
+
+
+def _live_value(agent, rule: str, key: str) -> Any:
+    """The running rule's value of `key` (a default), as JSON can carry it."""
+    from .rules.table import schema as rule_schema
+    for settings in agent.profile.rules:
+        if settings.name == rule:
+            schema = rule_schema(settings.type)
+            found = getattr(settings, schema[key][0], None) if key in schema else None
+            return found if isinstance(found, (str, int, float, type(None))) else str(found)
+    return None
 
 
 def _reload(agent) -> Dict[str, Any]:
@@ -176,10 +258,10 @@ def _snapshot_and_answer(agent, command: Dict[str, Any]) -> None:
         resp = {"id": ident, "ok": False, "error": "%s: %s" % (exc.reason, exc)}
     except Exception as exc:
         resp = {"id": ident, "ok": False, "error": "failed: %s: %s" % (type(exc).__name__, exc)}
+    agent.commands.snapshot_lock.release()   # tracing is already off: the next snapshot may start
     if not resp["ok"]:
-        reason = resp["error"].split(":", 1)[0]
-        agent.commands.refused[reason] = agent.commands.refused.get(reason, 0) + 1
+        _count(agent, resp["error"].split(":", 1)[0])
     try:
-        agent.emit("resp", **resp)
+        _answer(agent, resp)
     except Exception:
         pass

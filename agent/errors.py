@@ -27,7 +27,7 @@ MESSAGE_REASONS = ("too_large", "zlib", "not_json", "schema")
 # CommandRefused.reason: why a command was not run (also counted in `status`).
 COMMAND_REASONS = ("too_large", "not_json", "not_object", "bad_field", "unsigned",
                    "bad_signature", "stale", "replayed", "unknown_command", "not_allowed",
-                   "wrong_device", "bad_args", "failed")
+                   "wrong_device", "bad_args", "failed", "busy")
 
 
 class AgentError(Exception):

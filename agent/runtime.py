@@ -149,6 +149,8 @@ class Agent(object):
                           lambda url: next(r.transport.describe() for r in self.reporters
                                            if r.transport.url == url))
             self._emit_status("online")
+            if self.commands is not None and self.commands.key_file_warning:
+                self._emit_event("error", part="commands", error=self.commands.key_file_warning)
             if before != after:
                 self._emit_event("threshold", rule="start", before=list(before), after=list(after))
             thread = threading.Thread(target=self._run, name="gc-agent", daemon=True)

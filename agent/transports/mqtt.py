@@ -8,7 +8,7 @@ only when a URL asks for MQTT. The rules we keep, from paho's issue tracker:
   `connect_async`, and publishing only while connected and under `window`
   messages in flight (`max_inflight_messages_set`, `max_queued_messages_set`,
   so paho's own queue is bounded too: #158);
-- callbacks only append to deques and never raise: paho calls `on_publish`
+- callbacks only append to bounded deques (or set plain attributes) and never raise: paho calls `on_publish`
   holding its outbox mutex, and a lock of ours there deadlocks against
   `publish()` (#354, #177); the agent thread drains them in `poll()`;
 - QoS 1 everywhere. A message leaves our outbox on its PUBACK. paho itself
@@ -31,6 +31,7 @@ from typing import Deque, Dict, List, Optional
 from urllib.parse import urlsplit
 
 from ..errors import TransportError
+from ..limits import COMMAND_QUEUE, ERROR_QUEUE, MAX_COMMAND_BYTES
 from ..outbox import Outgoing
 from .base import Context, Transport, TransportEvent
 
@@ -88,8 +89,16 @@ class MqttTransport(Transport):
         self._connected = False
         self._inflight: Dict[int, Outgoing] = {}
         # Filled by paho's thread, drained by ours; deque operations are atomic.
+        # Commands and errors each have a bounded queue of their own, and the link
+        # state is two plain attributes, so no flood can push a link change out
+        # (agent/limits.py, docs/hardening.md).
         self._acks: Deque[int] = collections.deque()
-        self._events: Deque[TransportEvent] = collections.deque(maxlen=1000)
+        self._events: Deque[TransportEvent] = collections.deque(maxlen=ERROR_QUEUE)
+        self._commands: Deque[bytes] = collections.deque()
+        self._connects = 0          # successful connections so far (paho's thread)
+        self._connects_seen = 0     # ... as far as poll() has told the agent
+        self._said_up = False       # the link state poll() last told the agent
+        self.commands_dropped = 0   # too large, or past COMMAND_QUEUE
         self._errors_seen = 0
         self._connect_fails = 0
         self._diagnosed_at: Optional[float] = None
@@ -100,11 +109,12 @@ class MqttTransport(Transport):
         try:
             code = getattr(rc, "value", rc)
             if code == 0:
+                # Counted before the state changes: poll() reads the state first.
+                self._connects += 1
                 self._connected = True
                 # Subscribing here is paho's documented pattern (it renews the
                 # subscription after every reconnect) and takes no lock of ours.
                 client.subscribe(self.prefix + "/cmd", qos=1)
-                self._events.append(TransportEvent("link", True))
             else:
                 self._events.append(TransportEvent("error", "broker refused the connection: %s"
                                                    % (rc,)))
@@ -112,12 +122,7 @@ class MqttTransport(Transport):
             pass
 
     def _on_disconnect(self, client, userdata, *args) -> None:
-        try:
-            was, self._connected = self._connected, False
-            if was:
-                self._events.append(TransportEvent("link", False))
-        except Exception:
-            pass
+        self._connected = False
 
     def _on_publish(self, client, userdata, mid, *args) -> None:
         self._acks.append(mid)
@@ -126,7 +131,12 @@ class MqttTransport(Transport):
         try:
             if message.topic != self.prefix + "/cmd":
                 return   # not ours: some brokers hand out retained messages of other topics
-            self._events.append(TransportEvent("command", bytes(message.payload[:65536])))
+            # Size first: an oversize payload is never copied or kept (the verifier
+            # would refuse it anyway), and the queue is bounded.
+            if len(message.payload) > MAX_COMMAND_BYTES or len(self._commands) >= COMMAND_QUEUE:
+                self.commands_dropped += 1
+                return
+            self._commands.append(bytes(message.payload))
         except Exception:
             pass
 
@@ -234,13 +244,32 @@ class MqttTransport(Transport):
             self._connect_fails = 0
             threading.Thread(target=self._diagnose, name="gc-agent-mqtt-diagnose",
                              daemon=True).start()
-        out = []
+        out = self._link_events()
         while self._acks:
             item = self._inflight.pop(self._acks.popleft(), None)
             if item is not None:
                 out.append(TransportEvent("ack", item))
         while self._events:
             out.append(self._events.popleft())
+        for _ in range(COMMAND_QUEUE):
+            if not self._commands:
+                break
+            out.append(TransportEvent("command", self._commands.popleft()))
+        return out
+
+    def _link_events(self) -> List[TransportEvent]:
+        """Link changes since the last poll, from state rather than a queue."""
+        out = []
+        up = self._connected          # first: a connection is counted before it is up
+        connects = self._connects
+        if connects != self._connects_seen:   # (re)connected since: a down in between too
+            self._connects_seen = connects
+            if self._said_up:
+                out.append(TransportEvent("link", False))
+            self._said_up = False
+        if up != self._said_up:
+            self._said_up = up
+            out.append(TransportEvent("link", up))
         return out
 
     def _diagnose(self) -> None:

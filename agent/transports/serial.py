@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from .. import framing
 from ..errors import TransportError
+from ..limits import COMMAND_QUEUE, MAX_COMMAND_BYTES
 from ..outbox import Outgoing
 from ..units import parse_duration
 from .base import Context, Transport, TransportEvent
@@ -149,6 +150,12 @@ class SerialTransport(Transport):
         # I/O thread <-> agent thread: deques only (append/popleft are atomic).
         self._tx: Deque[Tuple[Tuple[str, int], bytes]] = collections.deque()
         self._rx: Deque[Tuple[str, Any]] = collections.deque()
+        # What the far end sends has bounded queues of its own (agent/limits.py):
+        # a flood of frames can neither grow memory nor delay the port's own news.
+        self._rx_acks: Deque[Tuple[Optional[str], List[int]]] = collections.deque(maxlen=4 * self.window)
+        self._rx_commands: Deque[bytes] = collections.deque()
+        self.commands_dropped = 0
+        self.acks_dropped = 0
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._up = False
@@ -206,6 +213,11 @@ class SerialTransport(Transport):
                     out.append(TransportEvent("error", value[0]))
             else:
                 out.append(TransportEvent(kind, value))
+        while self._rx_acks:
+            boot, seqs = self._rx_acks.popleft()
+            self._acked(boot, seqs, out)
+        while self._rx_commands:
+            out.append(TransportEvent("command", self._rx_commands.popleft()))
         self._resend_or_give_up(now, out)
         self._report_bad_lines(now, out)
         return out
@@ -329,6 +341,12 @@ class SerialTransport(Transport):
         return None
 
     def _received(self, body: bytes) -> None:
+        # Before parsing: no command, nor an ack of a full window, is this long.
+        if len(body) > MAX_COMMAND_BYTES + 12 * self.window:
+            self.reader.bad["too_long"] += 1
+            if b'"cmd"' in body:
+                self.commands_dropped += 1
+            return
         try:
             message = json.loads(body.decode("utf-8"))
         except ValueError:
@@ -345,8 +363,14 @@ class SerialTransport(Transport):
                 self.reader.bad["malformed"] += 1
                 return
             boot = message.get("boot")
-            self._rx.append(("ack", (boot if isinstance(boot, str) else None, seqs)))
+            if len(self._rx_acks) >= self._rx_acks.maxlen:
+                self.acks_dropped += 1   # a lost ack costs a resend, nothing more
+                return
+            self._rx_acks.append((boot if isinstance(boot, str) else None, seqs))
         elif "cmd" in message:
-            self._rx.append(("command", body))
+            if len(body) > MAX_COMMAND_BYTES or len(self._rx_commands) >= COMMAND_QUEUE:
+                self.commands_dropped += 1
+                return
+            self._rx_commands.append(body)
         else:
             self.reader.bad["malformed"] += 1
