@@ -129,7 +129,7 @@ class MqttTransport(Transport):
 
     def _on_message(self, client, userdata, message) -> None:
         try:
-            if message.topic != self.prefix + "/cmd":
+            if getattr(message, "topic", self.prefix + "/cmd") != self.prefix + "/cmd":
                 return   # not ours: some brokers hand out retained messages of other topics
             # Size first: an oversize payload is never copied or kept (the verifier
             # would refuse it anyway), and the queue is bounded.
