@@ -47,15 +47,21 @@ def transport_settings(profile: Profile) -> TransportSettings:
 
 
 def status_fields(profile: Profile, probe: Any, uptime_s: float, state: str,
-                  version: str) -> Dict[str, Any]:
-    """The fields of a `status` message (README "Messages"); `version` is the agent's."""
+                  version: str, device_id: str = "", problems: Sequence[str] = ()) -> Dict[str, Any]:
+    """The fields of a `status` message (README "Messages"); `version` is the agent's.
+    A `DEVICE@APP` id adds `host` and `app`; start-up `problems` are listed (docs/field.md)."""
+    from .identity import app_fields
     ceiling = probe.ceiling
-    return dict(state=state, agent=version, python="%d.%d.%d" % sys.version_info[:3],
-                gc_flavour=gc_flavour(), model=profile.device.model,
-                profile=profile.path, profile_sha256=profile.sha256,
-                ceiling_kb=ceiling.kb, uptime_s=round(uptime_s, 3),
-                ceiling_source=ceiling.source, probe=probe.backend,
-                **bundle_field())
+    fields = dict(state=state, agent=version, python="%d.%d.%d" % sys.version_info[:3],
+                  gc_flavour=gc_flavour(), model=profile.device.model,
+                  profile=profile.path, profile_sha256=profile.sha256,
+                  ceiling_kb=ceiling.kb, uptime_s=round(uptime_s, 3),
+                  ceiling_source=ceiling.source, probe=probe.backend,
+                  **bundle_field())
+    fields.update(app_fields(device_id))
+    if problems:
+        fields["problems"] = list(problems[:8])
+    return fields
 
 
 def report_name(transport) -> str:
@@ -139,7 +145,7 @@ def close_parts(reporters: Sequence[Reporter], probe: Any) -> None:
 def _will(profile: Profile, probe: Any, envelope: Envelope, clock: Callable[[], float],
           version: str) -> bytes:
     """The retained status "offline" the broker publishes if we vanish (seq 0)."""
-    will = status_fields(profile, probe, 0.0, "offline", version)
+    will = status_fields(profile, probe, 0.0, "offline", version, envelope.device)
     will.update(v=1, type="status", device=envelope.device, boot=envelope.boot, seq=0,
                 ts=round(clock(), 3), will=True)
     return encode(will, profile.report.compress)

@@ -12,7 +12,7 @@ carry. The agent keeps running and retrying either way. See docs/field.md,
 import logging
 import socket
 import threading
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 log = logging.getLogger("gcagent")
 TIMEOUT = 5.0   # seconds for one resolution and one connection
@@ -48,6 +48,13 @@ def reach(url: str, timeout: float = TIMEOUT) -> Optional[str]:
         return "cannot connect to %s:%d: %s; the agent keeps retrying" % (
             host, port, exc.strerror or exc)
     return None
+
+
+def check_reporters(reporters: List[Any], problems: List[str]) -> Optional[threading.Thread]:
+    """`check_reports` for the agent's reporters whose transports opened."""
+    opened = [r.transport for r in reporters if getattr(r, "opened", False)]
+    names = {t.url: t.describe() for t in opened}
+    return check_reports([t.url for t in opened], problems, lambda url: names.get(url, url))
 
 
 def check_reports(urls: List[str], problems: List[str],

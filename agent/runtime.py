@@ -26,6 +26,7 @@ from .errors import TransportError
 from .guard import MAX_FAILURES, Guard
 from .leak import LeakWatch
 from .outbox import outgoing
+from .preflight import check_reporters
 from .probes import Sample
 from .profile import Profile
 from .reporter import Reporter
@@ -144,10 +145,7 @@ class Agent(object):
                     self.problems.append("report %s: %s" % (reporter.transport.describe(), exc))
                     log.warning("gc-agent: report %s: %s (will keep retrying)",
                                 reporter.transport.describe(), exc)
-            from .preflight import check_reports  # brokers that cannot be reached: said too
-            check_reports([r.transport.url for r in self.reporters if r.opened], self.problems,
-                          lambda url: next(r.transport.describe() for r in self.reporters
-                                           if r.transport.url == url))
+            check_reporters(self.reporters, self.problems)   # unreachable brokers: said too
             self._emit_status("online")
             if self.commands is not None and self.commands.key_file_warning:
                 self._emit_event("error", part="commands", error=self.commands.key_file_warning)
@@ -384,14 +382,10 @@ class Agent(object):
                   agent_cpu_ms=round(self._thread_cpu, 3), agent_errors=self.errors)
 
     def _emit_status(self, state: str) -> None:
-        from .identity import app_fields
         self._problems_said = len(self.problems)
-        fields = status_fields(self.profile, self.probe, self._monotonic() - self.started_at,
-                               state, __version__)
-        fields.update(app_fields(self.device_id))   # host and app (docs/field.md)
-        if self.problems:
-            fields["problems"] = self.problems[:8]
-        self.emit("status", reports=[report_name(r.transport) for r in self.reporters], **fields)
+        self.emit("status", reports=[report_name(r.transport) for r in self.reporters],
+                  **status_fields(self.profile, self.probe, self._monotonic() - self.started_at,
+                                  state, __version__, self.device_id, self.problems))
 
     def _emit_event(self, event: str, **fields: Any) -> None:
         self.emit("event", event=event, **fields)
