@@ -207,11 +207,10 @@ def _set(agent, args: Dict[str, Any]) -> Dict[str, Any]:
 
 def _live_value(agent, rule: str, key: str) -> Any:
     """The running rule's value of `key` (a default), as JSON can carry it."""
-    from .rules.table import schema as rule_schema
+    from .rules.table import value
     for settings in agent.profile.rules:
         if settings.name == rule:
-            schema = rule_schema(settings.type)
-            found = getattr(settings, schema[key][0], None) if key in schema else None
+            found = value(settings, key)
             return found if isinstance(found, (str, int, float, type(None))) else str(found)
     return None
 

@@ -22,7 +22,7 @@ Writing a transport: docs/adding-a-transport.md.
 from typing import List, NamedTuple
 
 # MessageError.reason: why a payload was refused by agent.messages.decode.
-MESSAGE_REASONS = ("too_large", "zlib", "not_json", "schema")
+MESSAGE_REASONS = ("too_large", "zlib", "not_json", "schema", "range")   # range: agent/bounds.py
 
 # CommandRefused.reason: why a command was not run (also counted in `status`).
 COMMAND_REASONS = ("too_large", "not_json", "not_object", "bad_field", "unsigned",

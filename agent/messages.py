@@ -14,6 +14,7 @@ import time
 import zlib
 from typing import Any, Callable, Dict, List, Optional
 
+from . import bounds
 from .errors import MessageError
 
 VERSION = 1
@@ -89,8 +90,9 @@ def decode(payload: bytes, max_bytes: int = MAX_BYTES) -> Dict[str, Any]:
     except RecursionError as exc:
         raise MessageError("not_json", "JSON nested too deeply") from exc
     problems = validate(message)
-    if problems:
-        raise MessageError("schema", "; ".join(problems))
+    if problems:   # types are checked first; ranges only of a message whose types are right
+        raise MessageError("range" if problems[0].startswith("range: ") else "schema",
+                           "; ".join(problems))
     return message
 
 
@@ -133,4 +135,6 @@ def validate(message: Any) -> List[str]:
                                     % (i, field))
     if kind == "resp" and "result" not in message and "error" not in message:
         problems.append("resp: needs result or error")
+    if not problems:   # sizes and ranges a reader can hold (agent/bounds.py)
+        problems = ["range: " + p for p in bounds.check(message)]
     return problems

@@ -7,7 +7,7 @@ owns its keys (`agent.rules.table`).
 
 from typing import Callable, Optional, Tuple
 
-from .. import values
+from .. import bounds, values
 from ..rules import table as rule_table
 from ..units import is_off, parse_duration, parse_percent
 from .deviceid import parse_device_id
@@ -22,6 +22,13 @@ Key = Tuple[str, Callable[[str], object], bool]
 def _app(value: str) -> str:
     from ..identity import check_app
     return check_app(value)
+
+
+def _model(value: str) -> str:
+    model = values.text(value)
+    if len(model) > bounds.NAME_MAX:   # every status carries it; readers refuse longer (agent/bounds.py)
+        raise ValueError("is %d characters long; at most %d" % (len(model), bounds.NAME_MAX))
+    return model
 
 
 def _memory_limit(value: str) -> Optional[int]:
@@ -141,7 +148,7 @@ SCHEMA = {
     },
     "device": {
         "id": ("id", parse_device_id, True),
-        "model": ("model", values.text, False),
+        "model": ("model", _model, False),
         "memory_limit": ("memory_limit_kb", _memory_limit, False),
         "ram": ("ram_kb", values.positive_kb, False),
         "python": ("python", values.text, False),

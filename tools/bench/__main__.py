@@ -94,6 +94,12 @@ def ingest(quick: bool):
              % (console, plain), "ratio": console / plain, "goal": ">= 0.5x", "met": console >= 0.5 * plain}]
 
 
+def fleet(quick: bool):
+    """gc-console devices on 100,000 device ids (issue 14)."""
+    from tools.bench.fleet import measure
+    return measure(quick)
+
+
 def leak(quick: bool):
     """The leak verdict on labelled synthetic fleets and emulator runs (tools/bench/leakeval.py)."""
     from tools.bench.leakeval import measure
@@ -146,7 +152,8 @@ ROWS = (("sample", sample_cost, "python -m tools.bench --only sample"),
         ("replay", replay_rate, "python -m tools.bench --only replay"),
         ("leak", leak, "python -m tools.bench --only leak"),
         ("flood", flood, "python -m tools.bench --only flood"),
-        ("web", web, "python -m tools.bench --only web"))
+        ("web", web, "python -m tools.bench --only web"),
+        ("fleet", fleet, "python -m tools.bench --only fleet"))
 
 
 def main(argv=None) -> int:

@@ -11,6 +11,7 @@
   gc-console forget  DEVICE                                       remove a retired device
   gc-console serve   [--broker URL | --serial PORT] [--db PATH] [--listen 127.0.0.1:8080]
                                                                   web pages + /metrics
+  gc-console import  FILE... [--db PATH]                          JSON lines into the db
 
 Without --broker or --serial, `watch` starts an embedded MQTT broker on
 127.0.0.1 (port 1883 when free) and prints the URL agents should report to.
@@ -84,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="report period assumed before a device's telemetry shows its own; "
                             "a device silent 3x its period is offline (default 1h)")
         p.add_argument("--duration", type=_duration, metavar="DUR", help="stop after DUR")
+        p.add_argument("--max-devices", type=int, default=10000, metavar="N",
+                       help="devices kept in memory (default 10000); the longest silent are "
+                            "dropped from memory first, never from the database")
 
     watch = sub.add_parser("watch", help="live fleet view",
                            description="Live fleet view, riskiest device first. Without "
@@ -113,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     devices = sub.add_parser("devices", help="table of devices")
     devices.add_argument("--db", default=default_db_path(), help=db_help)
     devices.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    devices.add_argument("--limit", type=int, default=500, metavar="N",
+                         help="rows in the table: the N riskiest (default 500; --json lists all)")
 
     plot = sub.add_parser("plot", help="memory and gc history of one device, as PNG")
     plot.add_argument("device", metavar="DEVICE")
@@ -152,6 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--timeout", type=_duration, metavar="DUR",
                       help="how long to wait for the answer (default 15s, plus a snapshot's own)")
 
+    imp = sub.add_parser("import", help="schema-v1 JSON lines (file:// reports, agent decode "
+                                        "output) into the database",
+                         description="Load recorded or synthetic histories. Importing a file "
+                                     "twice adds nothing (messages are kept once by device, boot "
+                                     "and seq). Bad lines are named (FILE:LINE: why) and counted; "
+                                     "exit status 1 when any was refused.")
+    imp.add_argument("files", nargs="+", metavar="FILE", help="JSON lines files ('-' for stdin)")
+    imp.add_argument("--db", default=default_db_path(), help=db_help)
+
     keygen = sub.add_parser("keygen", help="make a command key file for a device",
                             description="Write a new random command key (mode 0600) and say "
                                         "where it goes on the device.")
@@ -184,7 +199,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     handler = {"watch": cmd_watch, "ingest": cmd_ingest, "devices": cmd_devices,
                "plot": cmd_plot, "export": cmd_export, "send": cmd_send,
-               "serve": cmd_serve, "forget": cmd_forget, "keygen": cmd_keygen}[args.command]
+               "serve": cmd_serve, "forget": cmd_forget, "keygen": cmd_keygen,
+               "import": cmd_import}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:
@@ -216,7 +232,7 @@ def _session(args: argparse.Namespace, **extra: Any):
                        default_interval=getattr(args, "default_interval", 3600.0),
                        ceiling_margin=getattr(args, "ceiling_margin", 0.10),
                        tls={"ca_file": args.ca, "cert_file": args.cert, "key_file": args.cert_key},
-                       **extra).start()
+                       max_devices=getattr(args, "max_devices", 10000), **extra).start()
     except (LinkError, RuntimeError, OSError, ValueError, StoreError) as exc:
         raise Fatal(str(exc))
 
@@ -310,17 +326,16 @@ def _open_store(path: str):
 def cmd_devices(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from . import leaks, view
+    from . import fleet, view
     store = _open_store(args.db)
     now = time.time()
-    devices = view.ordered(leaks.annotate(store, store.devices()), now)
-    if args.json:
-        for device in devices:
-            device["state_now"] = view.state_of(device, now)
-            print(json.dumps(device, sort_keys=True))
+    if args.json:   # every device, in the table's order, in flat memory (fleet.py)
+        for line in fleet.json_lines(fleet.devices(store), now):
+            print(line)
         return 0
     console = Console()
-    console.print(view.fleet_table(devices, now, view.summary(devices, now), width=console.width))
+    shown = fleet.top(fleet.devices(store), now, max(0, args.limit))
+    console.print(view.fleet_table(shown.rows, now, fleet.summary(shown), width=console.width))
     return 0
 
 
@@ -360,19 +375,43 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _write_csv(store, args: argparse.Namespace, out) -> None:
+    from .safetext import csv_cell
     writer = csv.writer(out)
-    if args.events:
+    if args.events:   # device strings: no control bytes, never a spreadsheet formula
         writer.writerow(("time",) + EVENT_COLUMNS)
         for event in store.events(args.device):
-            writer.writerow((_iso(event["ts"]),) + tuple(event.get(c, "") for c in EVENT_COLUMNS))
+            writer.writerow((_iso(event["ts"]),) + tuple(csv_cell(event.get(c, ""))
+                                                          for c in EVENT_COLUMNS))
     else:
         writer.writerow(("time",) + SAMPLE_COLUMNS)
         for row in store.samples(args.device):
-            writer.writerow((_iso(row["ts"]),) + tuple(row[c] for c in SAMPLE_COLUMNS))
+            writer.writerow((_iso(row["ts"]),) + tuple(csv_cell(row[c]) for c in SAMPLE_COLUMNS))
 
 
 def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + ".%03dZ" % (ts % 1 * 1000)
+
+
+# -- import -----------------------------------------------------------------------------------
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from . import importer
+    from .store import Store, StoreError
+    try:
+        store = Store(args.db)
+    except (StoreError, sqlite3.DatabaseError, OSError) as exc:
+        raise Fatal("%s: %s" % (args.db, exc))
+    try:
+        counts = importer.import_files(args.files, store,
+                                       progress=importer.stderr_progress(sys.stderr),
+                                       on_refused=importer.print_refusal(sys.stderr))
+    except sqlite3.Error as exc:
+        raise Fatal("%s cannot be written: %s" % (args.db, exc))
+    finally:
+        store.close()
+    for line in importer.summary(counts):
+        print(line, file=sys.stderr)
+    return 1 if counts["refused"] or counts["unreadable"] or counts["store_refused"] else 0
 
 
 # -- send -------------------------------------------------------------------------------------
@@ -444,8 +483,9 @@ def _send_many(args: argparse.Namespace, cmd: str, command_args: Dict[str, Any])
         got = answers.wait(send.timeout_for(cmd, command_args, args.timeout))
     finally:
         session.stop()
-    for line in fanout.summary(devices, got):
-        print(line)
+    from .safetext import clean
+    for line in fanout.summary(devices, got):   # device ids and their error text: no controls
+        print(clean(line))
     return 0 if len(got) == len(devices) and all(r.get("ok") for r in got.values()) else 1
 
 

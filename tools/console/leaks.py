@@ -12,7 +12,7 @@ read. How the verdict is made: docs/leaks.md.
 
 import json
 import sqlite3
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from agent.leak import LeakWatch, feed, judge_stored
 
@@ -63,6 +63,11 @@ class FleetLeaks(object):
                 db.executemany("INSERT OR REPLACE INTO leaks VALUES (?,?,?,?,?,?)", changed)
             for row in changed:
                 self._saved[row[0]] = row[1:2] + row[3:]
+
+    def forget(self, device: str) -> None:
+        """The device left the console's memory (its verdict stays in the `leaks` table)."""
+        self.watches.pop(device, None)
+        self._saved.pop(device, None)
 
     def watch(self, device: str, boot: str) -> LeakWatch:
         held = self.watches.get(device)
@@ -121,20 +126,24 @@ def annotate(store, devices: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
     `ceiling_eta_s` is counted from the device's last sample, as recorded.
     """
-    rows = {}
-    if _has_table(store.db):
-        rows = {r[0]: (r[1], r[2], r[3]) for r in store.db.execute(
-            "SELECT device, boot, leak_kb_per_hour, ceiling_eta_s FROM leaks")}
+    return list(annotate_each(store, devices))
+
+
+def annotate_each(store, devices: Iterable[Dict[str, Any]]) -> Iterator[Dict[str, Any]]:
+    """`annotate`, one device at a time: a fleet of any size in flat memory (fleet.py)."""
+    has_table = _has_table(store.db)
     for device in devices:
-        row = rows.get(device["device"])
+        row = store.db.execute("SELECT boot, leak_kb_per_hour, ceiling_eta_s FROM leaks "
+                               "WHERE device=?", (device["device"],)).fetchone() if has_table else None
         if row is not None and row[0] == (device.get("boot") or ""):
             device["leak_kb_per_hour"], device["ceiling_eta_s"] = row[1], row[2]
+            yield device
             continue
         watch = judge_stored(stored_telemetry(store, device), device)
         verdict = watch.verdict
         device["leak_kb_per_hour"] = verdict.rate_kb_per_hour if verdict.leak else None
         device["ceiling_eta_s"] = verdict.ceiling_eta_s if verdict.leak else None
-    return devices
+        yield device
 
 
 def soonest_first(device: Dict[str, Any]) -> float:

@@ -135,7 +135,7 @@ class MqttLink(object):
             if self.on_payload is not None:
                 self.on_payload(msg.payload, msg.topic, bool(msg.retain))
         except Exception:   # a callback that raises would stall paho's loop (docs/field-facts.md)
-            log.exception("handling a message on %s failed", msg.topic)
+            log.exception("handling a message on %r failed", msg.topic[:200])   # repr: no ESC
 
     def _subscribed_to(self, topic: str) -> bool:
         filters = [t for t, _ in self.topics] + (["%s/+/status" % self.prefix] if self.share else [])

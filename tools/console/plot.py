@@ -19,6 +19,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from .colours import MARKS
+from .safetext import clean
 from .store import Store
 
 LINE_KINDS = {"restart": "restart", "oom": "killed near ceiling (OOM?)",
@@ -57,7 +58,7 @@ def plot(store: Store, device: str, out: str, since: float = 0.0, until: Optiona
     from matplotlib.patches import Patch
 
     from .web import series
-    info = next((d for d in store.devices() if d["device"] == device), {})
+    info = store.device(device) or {}
     db = series.connect(store.path)
     try:
         if until is None:   # up to now, or to the last sample if the device's clock runs ahead
@@ -68,7 +69,7 @@ def plot(store: Store, device: str, out: str, since: float = 0.0, until: Optiona
         db.close()
     line = found["series"]
     if not line["raw"]:
-        known = ", ".join(d["device"] for d in store.devices()) or "none"
+        known = ", ".join(clean(d["device"]) for d in store.recent_devices(20)) or "none"
         raise NothingToPlot("no samples of device %r in %s (devices there: %s)"
                             % (device, store.path, known))
     zone, zone_name = _zone(tz)
@@ -123,9 +124,10 @@ def plot(store: Store, device: str, out: str, since: float = 0.0, until: Optiona
             by_rule[c["rule"]][2].append(c["y_kb"] / 1024.0)
     for rule, (colour, at, y) in sorted(by_rule.items()):
         ax.scatter(at, y, color=colour, s=30, zorder=5, edgecolors="black", linewidths=0.5,
-                   label="collect: %s" % rule)
+                   label="collect: %s" % _label(rule))
     ax.set_ylabel("MB")
-    ax.set_title("%s (%s): memory and collections" % (device, info.get("model") or "?"))
+    ax.set_title("%s (%s): memory and collections" % (_label(device),
+                                                       _label(info.get("model") or "?")))
     locator = mdates.AutoDateLocator(tz=zone)
     pause_ax.xaxis.set_major_locator(locator)
     pause_ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=zone))
@@ -142,3 +144,8 @@ def plot(store: Store, device: str, out: str, since: float = 0.0, until: Optiona
     return {"samples": line["raw"], "points": len(line["t"]),
             "collections": len(found["collections"]),
             "outages": sum(1 for s in found["spans"] if s["kind"] == "outage")}
+
+
+def _label(name: str) -> str:
+    """A device's string as literal plot text (no mathtext `$...$`, no control bytes)."""
+    return clean(name).replace("$", r"\$")
