@@ -113,7 +113,11 @@ def collect(generation: int = 2, reason: str = "manual") -> int:
 
     Works without a running agent too (then it is just gc.collect).
     """
-    if generation not in (0, 1, 2):
+    if isinstance(generation, str):   # collect("after-import"): a reason where the generation goes
+        log.warning("gc-agent: collect(%r): the first argument is the generation (0, 1 or 2); "
+                    "write collect(2, reason=%r). Collecting generation 2", generation, generation)
+        reason, generation = generation if reason == "manual" else reason, 2
+    elif generation not in (0, 1, 2) or isinstance(generation, bool):
         log.warning("gc-agent: collect(generation=%r): generation is 0, 1 or 2; using 2",
                     generation)
         generation = 2

@@ -85,7 +85,8 @@ def device_report(device, at_broker: Optional[Dict[str, Set[Tuple[str, int]]]] =
         "device": device.id,
         "outcome": ("OOM-killed" if oom else "killed" if device.kills else
                     "failed" if any(device.exits) else "survived"),
-        "oom_kills": [{"at_s": k.at, "rss_kb": k.rss_kb, "boot": k.boot} for k in oom],
+        "oom_kills": [{"at_s": k.at, "rss_kb": k.rss_kb, "boot": k.boot, "by": k.by,
+                       "charged_kb": k.charged_kb} for k in oom],
         "kills": [k._asdict() for k in device.kills],
         "boots": device.boot,
         "starts": len(device.starts),
@@ -116,6 +117,23 @@ def device_report(device, at_broker: Optional[Dict[str, Set[Tuple[str, int]]]] =
     if at_broker is not None:   # this run's boots only: the broker keeps earlier runs' retained status
         boots = {m.get("boot") for m in messages}
         report["at_broker"] = sum(1 for boot, _ in at_broker.get(device.id, ()) if boot in boots)
+    # `buffered`: what never arrived, where arrival is measured (the broker, Remote Manager);
+    # the agent's own last report of its outbox depth counts messages delivered after it.
+    report["buffered_reported"] = report["buffered"]
+    arrived = None
+    if at_broker is not None:
+        arrived = set(at_broker.get(device.id, ()))
+    elif points:
+        arrived = set()
+        for p in points:
+            if p.get("data_type") == "JSON":
+                try:
+                    body = json.loads(p["data"])
+                    arrived.add((body.get("boot"), body.get("seq")))
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue
+    if arrived is not None:
+        report["buffered"] = len({(m.get("boot"), m.get("seq")) for m in messages} - arrived)
     return report
 
 
