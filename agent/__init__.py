@@ -114,9 +114,17 @@ def collect(generation: int = 2, reason: str = "manual") -> int:
     Works without a running agent too (then it is just gc.collect).
     """
     current = _agent
-    if not (isinstance(generation, int) and not isinstance(generation, bool)
-            and 0 <= generation <= 2):
-        _warn_generation(generation, current is not None)
+    # After stop() (or before start()) it is a plain gc.collect: say so, not only "using 2".
+    idle = "" if current is not None else " (the agent is not running: not measured or reported)"
+    if isinstance(generation, str):   # collect("after-import"): a reason where the generation goes
+        log.warning("gc-agent: collect(%r): the first argument is the generation (0, 1 or 2); "
+                    "write collect(2, reason=%r). Collecting generation 2%s", generation[:64],
+                    generation[:64], idle)
+        reason, generation = generation if reason == "manual" else reason, 2
+    elif not (isinstance(generation, int) and not isinstance(generation, bool)
+              and 0 <= generation <= 2):   # no ==: an object's own __eq__ may raise
+        log.warning("gc-agent: collect(generation=%s): generation is 0, 1 or 2; using 2%s",
+                    _shown(generation), idle)
         generation = 2
     if not isinstance(reason, str) or not _NAME.match(reason):
         reason = "manual"
@@ -129,16 +137,12 @@ def collect(generation: int = 2, reason: str = "manual") -> int:
         return 0
 
 
-def _warn_generation(generation: "Any", running: bool) -> None:
-    """Say what collect() does with a bad generation: all of it true, whatever was passed."""
+def _shown(value: object) -> str:
+    """repr(value), short, or its type's name when its repr raises."""
     try:
-        shown = repr(generation)[:40]
+        return repr(value)[:40]
     except Exception:
-        shown = "<%s>" % type(generation).__name__
-    log.warning("gc-agent: collect(generation=%s): the generation is 0, 1 or 2%s; running a full "
-                "collection (generation 2)%s", shown,
-                " (a reason goes in reason=...)" if isinstance(generation, str) else "",
-                "" if running else ", unmeasured and unreported: the agent is not running")
+        return "<%s>" % type(value).__name__
 
 
 def on_low_memory(callback: "Callable[[dict], object]") -> None:

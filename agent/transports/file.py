@@ -60,19 +60,6 @@ def parse_file_url(url: str):
     return path, max_bytes, keep
 
 
-def _why_not(path: str, exc: OSError) -> str:
-    """What stops `path` being opened, said plainly: makedirs under a file says only
-    "File exists", of a name that does exist, just not as a folder."""
-    parent = os.path.dirname(path)
-    while parent and parent != os.path.dirname(parent):
-        if os.path.lexists(parent):
-            if not os.path.isdir(parent):
-                return "%s is a file, not a folder: the report file cannot go under it" % parent
-            break
-        parent = os.path.dirname(parent)
-    return exc.strerror or str(exc)
-
-
 class FileTransport(Transport):
     """JSON lines appended to a file, rotated at a size bound."""
 
@@ -96,7 +83,7 @@ class FileTransport(Transport):
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             self._size = os.fstat(self._fd).st_size
         except OSError as exc:
-            raise TransportError("%s: %s" % (self.path, _why_not(self.path, exc))) from exc
+            raise TransportError("%s: %s" % (self.path, _why(self.path, exc))) from exc
 
     def send(self, item: Outgoing) -> bool:
         if self._fd < 0:
@@ -130,3 +117,14 @@ class FileTransport(Transport):
                 os.close(self._fd)
             finally:
                 self._fd = -1
+
+
+def _why(path: str, exc: OSError) -> str:
+    """What is wrong with `path`, for people: "File exists" from makedirs means a file
+    sits where a directory of the path should be."""
+    parent = os.path.dirname(path)
+    while parent and parent != os.path.dirname(parent):
+        if os.path.exists(parent) and not os.path.isdir(parent):
+            return "%s is a file, not a directory" % parent
+        parent = os.path.dirname(parent)
+    return str(exc.strerror or exc)

@@ -143,11 +143,22 @@ class MqttLink(object):
         parts = msg.topic.split("/")
         if len(parts) != 3 or parts[2] not in KINDS:
             return   # our own cmd and _alerts topics, or somebody else's
+        if not self._subscribed_to(msg.topic):
+            return   # some brokers (amqtt 0.12) hand out retained messages of any topic
         try:
             if self.on_payload is not None:
                 self.on_payload(msg.payload, msg.topic, bool(msg.retain))
         except Exception:   # a callback that raises would stall paho's loop (docs/field-facts.md)
             log.exception("handling a message on %r failed", msg.topic[:200])   # repr: no ESC
+
+    def _subscribed_to(self, topic: str) -> bool:
+        filters = [t for t, _ in self.topics] + (["%s/+/status" % self.prefix] if self.share else [])
+        for topic_filter in filters:
+            if topic_filter.startswith("$share/"):
+                topic_filter = topic_filter.split("/", 2)[2]
+            if mqtt.topic_matches_sub(topic_filter, topic):
+                return True
+        return False
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
                 wait: float = 0.0) -> None:

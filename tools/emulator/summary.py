@@ -105,7 +105,8 @@ def device_report(device, at_broker: Optional[Dict[str, Set[Tuple[str, int]]]] =
     events = [m for m in messages if m.get("type") == "event"]
     collects = [m for m in events if m.get("event") == "collect"]
     telemetry = [m for m in messages if m.get("type") == "telemetry"]
-    # dropped is a count since boot: the last of each boot, summed
+    # buffered is a depth (kept as buffered_reported), dropped a count since boot: the last
+    # of each boot, summed
     last_by_boot: Dict[str, Dict[str, Any]] = {}
     for m in telemetry:
         last_by_boot[m.get("boot", "")] = m
@@ -115,7 +116,8 @@ def device_report(device, at_broker: Optional[Dict[str, Set[Tuple[str, int]]]] =
         "device": device.id,
         "outcome": ("OOM-killed" if oom else "killed" if device.kills else
                     "failed" if any(device.exits) else "survived"),
-        "oom_kills": [{"at_s": k.at, "rss_kb": k.rss_kb, "boot": k.boot} for k in oom],
+        "oom_kills": [{"at_s": k.at, "rss_kb": k.rss_kb, "boot": k.boot, "by": k.by,
+                       "charged_kb": k.charged_kb} for k in oom],
         "kills": [k._asdict() for k in device.kills],
         "boots": device.boot,
         "starts": len(device.starts),
@@ -131,7 +133,7 @@ def device_report(device, at_broker: Optional[Dict[str, Set[Tuple[str, int]]]] =
         "events": dict(Counter(m.get("event") for m in events if m.get("event") != "collect")),
         "messages": len(messages),
         "boots_seen": len({m.get("boot") for m in messages}),
-        "buffered": still_buffered(device.folder),
+        "buffered": sum(m.get("buffered", 0) for m in last_by_boot.values()),
         "dropped": sum(m.get("dropped", 0) for m in last_by_boot.values()),
         "console": device.console_path,
         "python": next((m.get("python") for m in messages if m.get("type") == "status"), None),
@@ -146,6 +148,25 @@ def device_report(device, at_broker: Optional[Dict[str, Set[Tuple[str, int]]]] =
     if at_broker is not None:   # this run's boots only: the broker keeps earlier runs' retained status
         boots = {m.get("boot") for m in messages}
         report["at_broker"] = sum(1 for boot, _ in at_broker.get(device.id, ()) if boot in boots)
+    # `buffered`: what never arrived, where arrival is measured (the broker, Remote Manager),
+    # else what is left in the device's journals; the agent's own last report of its outbox
+    # depth counts messages delivered after it.
+    report["buffered_reported"] = report["buffered"]
+    report["buffered"] = still_buffered(device.folder)
+    arrived = None
+    if at_broker is not None:
+        arrived = set(at_broker.get(device.id, ()))
+    elif points:
+        arrived = set()
+        for p in points:
+            if p.get("data_type") == "JSON":
+                try:
+                    body = json.loads(p["data"])
+                    arrived.add((body.get("boot"), body.get("seq")))
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue
+    if arrived is not None:
+        report["buffered"] = len({(m.get("boot"), m.get("seq")) for m in messages} - arrived)
     return report
 
 
