@@ -13,11 +13,10 @@ a failed `agent.start()` leaves the application's process as it found it
 import logging
 import sys
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 from .actions import Actor
-from .bundle import bundle_field
 from .errors import AgentError
+from .lean import record
 from .messages import Envelope, encode
 from .outbox import Outbox
 from .probes import Probe, gc_flavour
@@ -26,6 +25,10 @@ from .reporter import Reporter
 from .rules import Policy
 from .transports import open_transport
 from .transports.base import Context, TransportSettings
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, Dict, List, Optional, Sequence
 
 log = logging.getLogger("gcagent")
 
@@ -46,16 +49,30 @@ def transport_settings(profile: Profile) -> TransportSettings:
                              password_env=report.password_env)
 
 
-def status_fields(profile: Profile, probe: Any, uptime_s: float, state: str,
-                  version: str) -> Dict[str, Any]:
-    """The fields of a `status` message (docs/messages.md); `version` is the agent's."""
+def status_fields(profile: Profile, probe: "Any", uptime_s: float, state: str,
+                  version: str, device_id: str = "", problems: "Sequence[str]" = ()) -> "Dict[str, Any]":
+    """The fields of a `status` message (docs/messages.md); `version` is the agent's.
+    A `DEVICE@APP` id adds `host` and `app`; start-up `problems` are listed (docs/field.md)."""
+    from .identity import app_fields
     ceiling = probe.ceiling
-    return dict(state=state, agent=version, python="%d.%d.%d" % sys.version_info[:3],
-                gc_flavour=gc_flavour(), model=profile.device.model,
-                profile=profile.path, profile_sha256=profile.sha256,
-                ceiling_kb=ceiling.kb, uptime_s=round(uptime_s, 3),
-                ceiling_source=ceiling.source, probe=probe.backend,
-                **bundle_field())
+    fields = dict(state=state, agent=version, python="%d.%d.%d" % sys.version_info[:3],
+                  gc_flavour=gc_flavour(), model=profile.device.model,
+                  profile=profile.path, profile_sha256=profile.sha256,
+                  ceiling_kb=ceiling.kb, uptime_s=round(uptime_s, 3),
+                  ceiling_source=ceiling.source, probe=probe.backend,
+                  **_bundle_field())
+    fields.update(app_fields(device_id))
+    if problems:
+        fields["problems"] = list(problems[:8])
+    return fields
+
+
+def _bundle_field() -> "Dict[str, str]":
+    # Only a bundle's own start (agent.__main__) verifies a bundle, importing
+    # agent.bundle to do it: an application starting the agent from plain files
+    # does not load that module at all (docs/footprint.md).
+    bundle = sys.modules.get(__package__ + ".bundle")
+    return bundle.bundle_field() if bundle is not None else {}
 
 
 def report_name(transport) -> str:
@@ -64,16 +81,19 @@ def report_name(transport) -> str:
     return "%s (%s)" % (transport.describe(), note) if note else transport.describe()
 
 
-class Parts(NamedTuple):
+class Parts(record(
+        "Parts",
+        "device_id",                            # str
+        "envelope",                             # Envelope
+        "probe",                                # Any: agent.probes.Probe, or a stand-in with the same methods
+        "actor",                                # Actor
+        "policy",                               # Policy
+        "reporters",                            # List[Reporter]
+        "started_at",                           # float: monotonic seconds
+)):
     """What a running agent is made of; `close_parts` takes it apart."""
 
-    device_id: str
-    envelope: Envelope
-    probe: Any            # agent.probes.Probe, or a stand-in with the same methods
-    actor: Actor
-    policy: Policy
-    reporters: List[Reporter]
-    started_at: float     # monotonic seconds
+    __slots__ = ()
 
 
 class _Undo(object):
@@ -82,7 +102,7 @@ class _Undo(object):
     def __init__(self) -> None:
         self._closers: List[Callable[[], None]] = []
 
-    def push(self, closer: Callable[[], None]) -> None:
+    def push(self, closer: "Callable[[], None]") -> None:
         self._closers.append(closer)
 
     def run(self) -> None:
@@ -94,13 +114,14 @@ class _Undo(object):
                 log.info("gc-agent: undoing a failed start: %s: %s", type(exc).__name__, exc)
 
 
-def build_parts(profile: Profile, version: str, reports: Optional[Sequence[str]] = None,
-                probe: Optional[Any] = None, clock: Callable[[], float] = time.time,
-                monotonic: Callable[[], float] = time.monotonic) -> Parts:
+def build_parts(profile: Profile, version: str, reports: "Optional[Sequence[str]]" = None,
+                probe: "Optional[Any]" = None, clock: "Callable[[], float]" = time.time,
+                monotonic: "Callable[[], float]" = time.monotonic) -> Parts:
     """Make every part; if a step raises, close what was made and re-raise."""
     undo = _Undo()
     try:
-        device_id = resolve_device_id(profile)
+        from .identity import with_app  # DEVICE@APP with `[agent] app` (docs/field.md)
+        device_id = with_app(resolve_device_id(profile), profile.agent.app)[0]
         envelope = Envelope(device_id, clock=clock)
         if probe is None:
             probe = Probe(profile.device.memory_limit_kb, profile.agent.probe)
@@ -125,7 +146,7 @@ def build_parts(profile: Profile, version: str, reports: Optional[Sequence[str]]
     return Parts(device_id, envelope, probe, actor, policy, reporters, started_at)
 
 
-def close_parts(reporters: Sequence[Reporter], probe: Any) -> None:
+def close_parts(reporters: "Sequence[Reporter]", probe: "Any") -> None:
     """Close every reporter (spilling what is unacknowledged), then the probe."""
     for reporter in reporters:
         try:
@@ -135,10 +156,10 @@ def close_parts(reporters: Sequence[Reporter], probe: Any) -> None:
     probe.close()
 
 
-def _will(profile: Profile, probe: Any, envelope: Envelope, clock: Callable[[], float],
+def _will(profile: Profile, probe: "Any", envelope: Envelope, clock: "Callable[[], float]",
           version: str) -> bytes:
     """The retained status "offline" the broker publishes if we vanish (seq 0)."""
-    will = status_fields(profile, probe, 0.0, "offline", version)
+    will = status_fields(profile, probe, 0.0, "offline", version, envelope.device)
     will.update(v=1, type="status", device=envelope.device, boot=envelope.boot, seq=0,
                 ts=round(clock(), 3), will=True)
     return encode(will, profile.report.compress)
@@ -150,7 +171,10 @@ def _reporter(profile: Profile, transport) -> Reporter:
     if buffer.flash and transport.has_link:
         from .journal import Journal
         try:
-            journal = Journal(journal_folder(buffer.flash, transport.describe()),
+            from .identity import app_fields  # each application on the device: its own journal
+            app = app_fields(transport.context.device).get("app")
+            journal = Journal(journal_folder(buffer.flash, transport.describe())
+                              + ("/" + app if app else ""),
                               buffer.flash_max_bytes, sync_every=buffer.sync_every)
         except AgentError as exc:
             log.warning("gc-agent: flash buffer off for %s: %s", transport.describe(), exc)

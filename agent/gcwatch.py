@@ -8,7 +8,10 @@ read with `take()`.
 
 import gc
 import time
-from typing import Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Tuple
 
 _clock = time.perf_counter
 
@@ -52,7 +55,7 @@ class PauseWatch(object):
                 pass
             self._installed = False
 
-    def take(self) -> Tuple[float, float, int]:
+    def take(self) -> "Tuple[float, float, int]":
         """(total ms, longest ms, count) since the previous take, and reset."""
         # No lock: the callback may run in any thread, even inside this method
         # (an allocation here can trigger a collection), and must never wait.

@@ -12,12 +12,15 @@ import signal
 import sys
 import types
 from importlib.machinery import SourceFileLoader
-from typing import List, Optional, Tuple
 
 from .lean import is_zip
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import List, Optional, Tuple
 
-def split_at_dashes(argv: List[str]) -> Tuple[List[str], List[str]]:
+
+def split_at_dashes(argv: "List[str]") -> "Tuple[List[str], List[str]]":
     """`OURS -- SCRIPT ARGS` -> (OURS, [SCRIPT, ARGS...]): what follows `--` is never ours to parse."""
     if "--" in argv:
         at = argv.index("--")
@@ -43,13 +46,17 @@ def exit_status(code: object) -> int:
 class ScriptResult(object):
     """What running the script came to: an exit status, or a signal to die by."""
 
-    def __init__(self, status: int, die_by: Optional[int] = None) -> None:
+    def __init__(self, status: int, die_by: "Optional[int]" = None) -> None:
         self.status = status
         self.die_by = die_by
 
 
-def run_script(argv: List[str]) -> ScriptResult:
-    """Execute argv[0] as __main__ with sys.argv = argv."""
+def run_script(argv: "List[str]") -> ScriptResult:
+    """Execute argv[0] as __main__ with sys.argv = argv (`-m MODULE ARGS`: as `python -m`)."""
+    if argv and argv[0] == "-m":
+        return run_module(argv[1:])
+    if argv and argv[0].startswith("-m") and len(argv[0]) > 2:
+        return run_module([argv[0][2:]] + argv[1:])   # `-mMODULE`, as python accepts it
     path = argv[0]
     full = os.path.abspath(path)
     if os.path.isdir(full) or is_zip(full):
@@ -71,7 +78,24 @@ def run_script(argv: List[str]) -> ScriptResult:
     return _outcome(lambda: exec(compile(source, full, "exec", dont_inherit=True), main.__dict__))
 
 
-def _run_main_module(argv: List[str], full: str) -> ScriptResult:
+def run_module(argv: "List[str]") -> ScriptResult:
+    """`python -m MODULE ARGS`: runpy finds MODULE (a package runs its __main__),
+    sets sys.argv[0] to the module's file, and sys.path[0] is the working
+    directory ('' on 3.6, the full path from 3.7 on, as each Python does)."""
+    if not argv:
+        sys.stderr.write("Argument expected for the -m option\n")
+        return ScriptResult(2)
+    import runpy
+    main = types.ModuleType("__main__")
+    main.__dict__["__builtins__"] = builtins
+    sys.modules["__main__"] = main
+    sys.argv[:] = ["-m"] + list(argv[1:])   # what python has in argv[0] until runpy finds the file
+    sys.path[0] = "" if sys.version_info < (3, 7) else os.getcwd()
+    name = argv[0]
+    return _outcome(lambda: runpy._run_module_as_main(name, alter_argv=True))
+
+
+def _run_main_module(argv: "List[str]", full: str) -> ScriptResult:
     """A directory or zip file (zipapp .pyz) with __main__.py, as Python runs one:
     the path itself first on sys.path, then runpy's main-module machinery."""
     import runpy

@@ -2,9 +2,11 @@
 
 `Probe` is the facade; the memory backend is chosen once, at construction:
 
-- ``digidevice``: `digidevice.runt` ("system.ram.available"), as on a Digi device;
 - ``proc``: `/proc/meminfo` and `/proc/self/statm`, both kept open and read
-  with `os.pread` (about 1 us a read, against ~11 us to open each time);
+  with `os.pread` (about 1 us a read, against ~11 us to open each time); first
+  wherever it works (every Linux, DAL included: exact, documented units, no daemon);
+- ``digidevice``: `digidevice.runt` ("system.ram.available"), as on a Digi device
+  without a usable /proc, or when a profile asks for it (`probe = digidevice`);
 - ``psutil``: on desktops without /proc;
 - ``none``: RSS from getrusage's peak only, when nothing better exists.
 
@@ -16,38 +18,48 @@ import gc
 import os
 import sys
 import time
-from typing import Callable, NamedTuple, Optional, Tuple
 
 from .gcwatch import PauseWatch
+from .lean import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Callable, Optional, Tuple
 
 _UNLIMITED = 1 << 60   # cgroup "no limit" values are near 2**63
 
 
-class Sample(NamedTuple):
+class Sample(record(
+        "Sample",
+        "ts",                                   # float: wall clock (time.time)
+        "mono",                                 # float: monotonic clock, for rules
+        "mem_free_kb",                          # int: device memory available (MemAvailable)
+        "mem_total_kb",                         # int
+        "rss_kb",                               # int: this process
+        "ceiling_kb",                           # int: what this process may use at most
+        "cpu_s",                                # float: this process's CPU time, for idle detection
+        "gc_enabled",                           # bool
+        "gc_count",                             # Tuple[int, ...]
+        "gc_collections",                       # Tuple[int, ...]
+        "gc_collected",                         # int: since interpreter start, all generations
+        "gc_uncollectable",                     # int
+        "gc_pause_ms_total",                    # float: since the previous sample
+        "gc_pause_ms_max",                      # float
+)):
     """One reading. Memory in KB; times in seconds unless named _ms."""
 
-    ts: float                      # wall clock (time.time)
-    mono: float                    # monotonic clock, for rules
-    mem_free_kb: int               # device memory available (MemAvailable)
-    mem_total_kb: int
-    rss_kb: int                    # this process
-    ceiling_kb: int                # what this process may use at most
-    cpu_s: float                   # this process's CPU time, for idle detection
-    gc_enabled: bool
-    gc_count: Tuple[int, ...]
-    gc_collections: Tuple[int, ...]
-    gc_collected: int              # since interpreter start, all generations
-    gc_uncollectable: int
-    gc_pause_ms_total: float       # since the previous sample
-    gc_pause_ms_max: float
+    __slots__ = ()
 
 
-class Ceiling(NamedTuple):
+class Ceiling(record(
+        "Ceiling",
+        "kb",                                   # int
+        "source",                               # str: profile, cgroup-v2, cgroup-v1, rlimit-as, ram
+        "candidates",                           # Tuple[Tuple[str, int], ...]
+)):
     """The memory ceiling and where each candidate limit came from."""
 
-    kb: int
-    source: str                    # profile, cgroup-v2, cgroup-v1, rlimit-as, ram
-    candidates: Tuple[Tuple[str, int], ...]
+    __slots__ = ()
 
 
 def gc_flavour() -> str:
@@ -88,7 +100,7 @@ class _PreadFile(object):
             self._fd = -1
 
 
-def _meminfo_kb(data: bytes, *names: bytes) -> Tuple[int, ...]:
+def _meminfo_kb(data: bytes, *names: bytes) -> "Tuple[int, ...]":
     found = dict.fromkeys(names, 0)
     # MemTotal, MemFree, MemAvailable are the first three lines (Linux 3.14+):
     # look there first and walk the other fifty lines only when one is missing.
@@ -113,7 +125,7 @@ class _ProcMemory(object):
         self._meminfo = _PreadFile(os.path.join(proc_root, "meminfo"), 4096)
         self.read()   # fail now, at start, if the format is unusable
 
-    def read(self) -> Tuple[int, int]:
+    def read(self) -> "Tuple[int, int]":
         data = self._meminfo.read()
         available, total, free = _meminfo_kb(data, b"MemAvailable", b"MemTotal", b"MemFree")
         return (available or free), total   # MemAvailable: Linux 3.14+
@@ -137,13 +149,17 @@ class _DigiMemory(object):
                 self._total = _meminfo_kb(handle.read(4096), b"MemTotal")[0]
         except (OSError, ValueError, IndexError):
             pass
-        self.read()
+        try:
+            self.read()
+        except Exception:
+            self.close()   # falling back to another backend: leave runtd as we found it
+            raise
 
-    def read(self) -> Tuple[int, int]:
+    def read(self) -> "Tuple[int, int]":
         value = self._runt.get("system.ram.available")
         if value is None:   # "None if the path is not populated" (Digi's stubs)
             raise ValueError("runt has no system.ram.available")
-        return int(value) // 1024, self._total   # runt reports bytes
+        return runt_ram_kb(value), self._total
 
     def close(self) -> None:
         stop = getattr(self._runt, "stop", None)
@@ -154,6 +170,27 @@ class _DigiMemory(object):
                 pass
 
 
+_UNITS = {"": 0, "b": 1, "bytes": 1, "k": 1024, "kb": 1024, "m": 1 << 20, "mb": 1 << 20,
+          "g": 1 << 30, "gb": 1 << 30}
+
+
+def runt_ram_kb(value: object) -> int:
+    """runt's `system.ram.available` in KB. Its unit is undocumented: Digi's own sample
+    reads it with float() and labels it MB, the emulator has published bytes. A unit
+    written after the number wins; a bare number under 2**20 is MB (as bytes it would
+    be under 1 MB free), a larger one bytes. Raises ValueError for anything else."""
+    text = str(value).strip().lower().replace(" ", "")
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(number):]
+    if unit not in _UNITS:
+        raise ValueError("runt's system.ram.available %r: unknown unit %r" % (value, unit))
+    amount = float(number)
+    if amount < 0 or amount != amount or amount == float("inf"):
+        raise ValueError("runt's system.ram.available %r is not a size" % (value,))
+    scale = _UNITS[unit] or ((1 << 20) if amount < (1 << 20) else 1)
+    return int(amount * scale) // 1024
+
+
 class _PsutilMemory(object):
     name = "psutil"
 
@@ -162,7 +199,7 @@ class _PsutilMemory(object):
         self._vm = psutil.virtual_memory
         self.read()
 
-    def read(self) -> Tuple[int, int]:
+    def read(self) -> "Tuple[int, int]":
         vm = self._vm()
         return vm.available // 1024, vm.total // 1024
 
@@ -176,14 +213,14 @@ class _NoMemory(object):
     def __init__(self, proc_root: str) -> None:
         pass
 
-    def read(self) -> Tuple[int, int]:
+    def read(self) -> "Tuple[int, int]":
         return 0, 0
 
     def close(self) -> None:
         pass
 
 
-_BACKENDS = (("digidevice", _DigiMemory), ("proc", _ProcMemory), ("psutil", _PsutilMemory))
+_BACKENDS = (("proc", _ProcMemory), ("digidevice", _DigiMemory), ("psutil", _PsutilMemory))
 
 
 def _choose_memory(wanted: str, proc_root: str):
@@ -225,7 +262,7 @@ class _Rss(object):
 
 # --- the ceiling ------------------------------------------------------------------
 
-def _read_int(path: str) -> Optional[int]:
+def _read_int(path: str) -> "Optional[int]":
     try:
         with open(path) as handle:
             text = handle.read(64).strip()
@@ -271,7 +308,7 @@ def _cgroup_limits(proc_root: str, sys_root: str):
                 break
 
 
-def find_ceiling(profile_limit_kb: Optional[int], mem_total_kb: int,
+def find_ceiling(profile_limit_kb: "Optional[int]", mem_total_kb: int,
                  proc_root: str = "/proc", sys_root: str = "/sys") -> Ceiling:
     """The smallest of the profile's limit, cgroup v1/v2, RLIMIT_AS and physical RAM."""
     candidates = []
@@ -299,10 +336,10 @@ def find_ceiling(profile_limit_kb: Optional[int], mem_total_kb: int,
 class Probe(object):
     """Takes `Sample`s. Construct once at start; `sample()` is the hot path."""
 
-    def __init__(self, memory_limit_kb: Optional[int] = None, backend: str = "auto",
+    def __init__(self, memory_limit_kb: "Optional[int]" = None, backend: str = "auto",
                  proc_root: str = "/proc", sys_root: str = "/sys",
-                 clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 clock: "Callable[[], float]" = time.time,
+                 monotonic: "Callable[[], float]" = time.monotonic) -> None:
         self._memory = _choose_memory(backend, proc_root)
         self._rss = _Rss(proc_root)
         self._clock = clock

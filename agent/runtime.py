@@ -17,21 +17,27 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
 from .actions import ActionResult
 from .assembly import Parts, build_parts, close_parts, report_name, status_fields
+from .cputime import CpuAccount
 from .errors import TransportError
 from .guard import MAX_FAILURES, Guard
 from .leak import LeakWatch
 from .outbox import outgoing
+from .preflight import check_reporters
 from .probes import Sample
 from .profile import Profile
 from .reporter import Reporter
 from .rules import Decision, Policy
-from .telemetry import TelemetryBatch, thread_cpu_ms
+from .telemetry import TelemetryBatch
 from .transports.base import TransportEvent
+from .wakeup import Wakeup
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 log = logging.getLogger("gcagent")
 
@@ -42,9 +48,9 @@ class Agent(object):
     """One running agent. Use `agent.start()`, or `Agent.build(...)`, rather than this class directly."""
 
     @classmethod
-    def build(cls, profile: Profile, reports: Optional[Sequence[str]] = None,
-              probe: Optional[Any] = None, clock: Callable[[], float] = time.time,
-              monotonic: Callable[[], float] = time.monotonic) -> "Agent":
+    def build(cls, profile: Profile, reports: "Optional[Sequence[str]]" = None,
+              probe: "Optional[Any]" = None, clock: "Callable[[], float]" = time.time,
+              monotonic: "Callable[[], float]" = time.monotonic) -> "Agent":
         """An agent made from its parts (agent.assembly); nothing is left behind if a step fails."""
         parts = build_parts(profile, __version__, reports, probe, clock, monotonic)
         try:
@@ -53,9 +59,11 @@ class Agent(object):
             close_parts(parts.reporters, parts.probe)
             raise
 
-    def __init__(self, profile: Profile, parts: Parts, clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, profile: Profile, parts: Parts, clock: "Callable[[], float]" = time.time,
+                 monotonic: "Callable[[], float]" = time.monotonic) -> None:
         self.profile = profile
+        self.problems: List[str] = []   # what keeps a report from working, said at start (preflight.py)
+        self._problems_said = 0         # how many of them a status message carried
         self._clock = clock
         self._monotonic = monotonic
         self.device_id = parts.device_id
@@ -70,7 +78,7 @@ class Agent(object):
         self._emit_lock = threading.RLock()   # re-entrant: a signal handler may stop us mid-emit
         self._events: Deque[Tuple[str, Dict]] = collections.deque(maxlen=EVENT_QUEUE)
         self.events_dropped = 0
-        self._wake = threading.Event()
+        self._wake = Wakeup()
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._guard = Guard(lambda: self.profile.agent.tick, monotonic, self._on_fault)
@@ -80,7 +88,7 @@ class Agent(object):
                                                self.started_at)
         self.last_sample: Optional[Sample] = None
         self.leaks = LeakWatch()   # the floor of the reported samples (docs/leaks.md)
-        self._thread_cpu = 0.0
+        self.cpu = CpuAccount()   # agent_cpu_ms: this thread, and start/stop elsewhere
         self._stopped = False
         self._closed = False
         # Who runs the shutdown (see stop()): decided once, under this lock.
@@ -99,7 +107,7 @@ class Agent(object):
         """The agent's monotonic clock, in seconds."""
         return self._monotonic()
 
-    def policy_state(self) -> Dict[str, Any]:
+    def policy_state(self) -> "Dict[str, Any]":
         """The policy's rule names and state (low memory, budget), read under its lock."""
         with self._policy_lock:
             state = dict(self._policy.state())
@@ -139,8 +147,10 @@ class Agent(object):
                 try:
                     reporter.open()
                 except TransportError as exc:
+                    self.problems.append("report %s: %s" % (reporter.transport.describe(), exc))
                     log.warning("gc-agent: report %s: %s (will keep retrying)",
                                 reporter.transport.describe(), exc)
+            check_reporters(self.reporters, self.problems)   # unreachable brokers: said too
             self._emit_status("online")
             if self.commands is not None and self.commands.key_file_warning:
                 self._emit_event("error", part="commands", error=self.commands.key_file_warning)
@@ -168,6 +178,13 @@ class Agent(object):
         """
         if self._stopped:
             return
+        self.cpu.begin()   # the final telemetry, made below, counts this call so far
+        try:
+            self._stop(timeout)
+        finally:
+            self.cpu.end()
+
+    def _stop(self, timeout: float) -> None:
         self._stopped = True
         self._stopping.set()
         self._wake.set()
@@ -220,7 +237,7 @@ class Agent(object):
 
     # -- what the application and signal handlers call --------------------------------
 
-    def post(self, trigger: str, fields: Optional[Dict[str, Any]] = None, wake: bool = False) -> None:
+    def post(self, trigger: str, fields: "Optional[Dict[str, Any]]" = None, wake: bool = False) -> None:
         """Queue a trigger (app:NAME, signal, link_down...) for the next tick. Never blocks."""
         if len(self._events) == self._events.maxlen:
             self.events_dropped += 1
@@ -234,7 +251,7 @@ class Agent(object):
         self._after_action(Decision("collect", reason, generation), result)
         return result
 
-    def add_low_memory_callback(self, callback: Callable[[dict], object]) -> None:
+    def add_low_memory_callback(self, callback: "Callable[[dict], object]") -> None:
         """Register a callback for the low-memory `callbacks` step."""
         self.actor.add_callback(callback)
 
@@ -246,8 +263,8 @@ class Agent(object):
                 delay = self._tick()
             except Exception as exc:   # a bug in the loop itself: keep going, slower
                 delay = self._guard.backoff(self._guard.fault("loop", exc))
+            self.cpu.thread_mark()
             self._wake.wait(delay)
-            self._wake.clear()
         with self._owner_lock:
             self._thread_done = True
             handed_over = self._handed_over
@@ -267,6 +284,8 @@ class Agent(object):
             for decision in decisions:
                 self._guard.run("actions", self._act, decision)
             self._guard.run("telemetry", self._telemetry, sample, now)
+        if len(self.problems) > self._problems_said:   # the start-up check found more: say it
+            self._guard.run("status", self._emit_status, "online")
         for reporter in self.reporters:
             self._pump(reporter)
         return self.profile.agent.tick
@@ -294,11 +313,11 @@ class Agent(object):
             from .control import handle_command
             handle_command(self, event.value)
 
-    def _decide(self, sample: Sample, triggers: List[str], now: float) -> List[Decision]:
+    def _decide(self, sample: Sample, triggers: "List[str]", now: float) -> "List[Decision]":
         with self._policy_lock:
             return self._policy.decide(sample, triggers, now)
 
-    def _drain_events(self) -> List[str]:
+    def _drain_events(self) -> "List[str]":
         triggers = []
         while self._events:
             try:
@@ -362,25 +381,27 @@ class Agent(object):
             self._emit_event(change[0], **change[1])
 
     def _final_telemetry(self) -> None:
+        if self.last_sample is None:   # stopped before the first tick: still report one sample
+            self.last_sample = self.probe.sample()
         batch = self._telemetry_batch.final(self.last_sample)
         if batch:
             self._send_batch(batch)
 
-    def _send_batch(self, batch: List[Dict[str, Any]]) -> None:
-        self._thread_cpu = thread_cpu_ms(self._thread, self._thread_cpu)
+    def _send_batch(self, batch: "List[Dict[str, Any]]") -> None:
         self.emit("telemetry", samples=batch, buffered=max(r.buffered for r in self.reporters),
                   dropped=sum(r.dropped for r in self.reporters) + self.events_dropped,
-                  agent_cpu_ms=round(self._thread_cpu, 3), agent_errors=self.errors)
+                  agent_cpu_ms=round(self.cpu.total_ms(self._thread), 3), agent_errors=self.errors)
 
     def _emit_status(self, state: str) -> None:
+        self._problems_said = len(self.problems)
         self.emit("status", reports=[report_name(r.transport) for r in self.reporters],
                   **status_fields(self.profile, self.probe, self._monotonic() - self.started_at,
-                                  state, __version__))
+                                  state, __version__, self.device_id, self.problems))
 
-    def _emit_event(self, event: str, **fields: Any) -> None:
+    def _emit_event(self, event: str, **fields: "Any") -> None:
         self.emit("event", event=event, **fields)
 
-    def emit(self, type_: str, **fields: Any) -> None:
+    def emit(self, type_: str, **fields: "Any") -> None:
         """Stamp a message (seq, boot, ts) and queue it for every report destination."""
         # One lock from seq to outbox, so messages made on two threads (the
         # agent's, and the application's through collect()) queue in seq order.

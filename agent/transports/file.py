@@ -9,9 +9,9 @@ PATH.KEEP when it passes `max`, so a device's flash never fills up.
 """
 
 import os
-from urllib.parse import parse_qs, urlsplit
 
 from ..errors import TransportError
+from ..lean import query_items, split_url
 from ..outbox import Outgoing
 from ..units import parse_size
 from .base import Transport
@@ -41,13 +41,15 @@ class StdoutTransport(Transport):
 
 def parse_file_url(url: str):
     """file:///path?max=10M&keep=1 -> (path, max_bytes, keep); ValueError says what is wrong."""
-    parts = urlsplit(url)
-    if parts.netloc or not parts.path.startswith("/"):
+    _, netloc, path, query = split_url(url)
+    if netloc or not path.startswith("/"):
         raise ValueError("%r: a file URL needs three slashes and an absolute path: file:///path"
                          % url)
-    if not parts.path or parts.path.endswith("/"):
+    if not path or path.endswith("/"):
         raise ValueError("%r names no file" % url)
-    options = parse_qs(parts.query, keep_blank_values=True)
+    options = {}
+    for name, value in query_items(query):
+        options.setdefault(name, []).append(value)
     unknown = sorted(set(options) - {"max", "keep"})
     if unknown:
         raise ValueError("%r: unknown option %s (known: max, keep)" % (url, ", ".join(unknown)))
@@ -55,7 +57,7 @@ def parse_file_url(url: str):
     keep = int(options["keep"][-1]) if "keep" in options else 1
     if max_bytes < 4096 or not 0 <= keep <= 9:
         raise ValueError("%r: max must be at least 4K and keep 0..9" % url)
-    return parts.path, max_bytes, keep
+    return path, max_bytes, keep
 
 
 class FileTransport(Transport):
@@ -81,12 +83,7 @@ class FileTransport(Transport):
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             self._size = os.fstat(self._fd).st_size
         except OSError as exc:
-            # Name the path that failed: makedirs under a file says "File exists" of a parent.
-            where = exc.filename if isinstance(exc.filename, str) else self.path
-            what = exc.strerror or str(exc)
-            if os.path.isfile(where) and where != self.path:
-                what = "a file where a directory must be"
-            raise TransportError("%s: %s" % (where, what)) from exc
+            raise TransportError("%s: %s" % (self.path, _why(self.path, exc))) from exc
 
     def send(self, item: Outgoing) -> bool:
         if self._fd < 0:
@@ -120,3 +117,14 @@ class FileTransport(Transport):
                 os.close(self._fd)
             finally:
                 self._fd = -1
+
+
+def _why(path: str, exc: OSError) -> str:
+    """What is wrong with `path`, for people: "File exists" from makedirs means a file
+    sits where a directory of the path should be."""
+    parent = os.path.dirname(path)
+    while parent and parent != os.path.dirname(parent):
+        if os.path.exists(parent) and not os.path.isdir(parent):
+            return "%s is a file, not a directory" % parent
+        parent = os.path.dirname(parent)
+    return str(exc.strerror or exc)

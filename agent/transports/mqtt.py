@@ -27,13 +27,16 @@ import socket
 import ssl
 import threading
 import time
-from typing import Deque, Dict, List, Optional
 from urllib.parse import urlsplit
 
 from ..errors import TransportError
 from ..limits import COMMAND_QUEUE, ERROR_QUEUE, MAX_COMMAND_BYTES
 from ..outbox import Outgoing
 from .base import Context, Transport, TransportEvent
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Deque, Dict, List, Optional
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 _ERROR_LOGS_KEPT = 20
@@ -82,7 +85,7 @@ class MqttTransport(Transport):
     def check_url(cls, url: str) -> None:
         parse_mqtt_url(url)
 
-    def __init__(self, url: str, context: Optional[Context] = None) -> None:
+    def __init__(self, url: str, context: "Optional[Context]" = None) -> None:
         super(MqttTransport, self).__init__(url, context)
         self.scheme = urlsplit(url).scheme.lower()
         self.tls, self.host, self.port, self.username = parse_mqtt_url(url)
@@ -135,6 +138,8 @@ class MqttTransport(Transport):
 
     def _on_message(self, client, userdata, message) -> None:
         try:
+            if getattr(message, "topic", self.prefix + "/cmd") != self.prefix + "/cmd":
+                return   # not ours: some brokers hand out retained messages of other topics
             # Size first: an oversize payload is never copied or kept (the verifier
             # would refuse it anyway), and the queue is bounded.
             if len(message.payload) > MAX_COMMAND_BYTES or len(self._commands) >= COMMAND_QUEUE:
@@ -193,7 +198,7 @@ class MqttTransport(Transport):
             raise TransportError("%s: %s: %s" % (self.describe(), type(exc).__name__, exc)) from exc
         self._client = client
 
-    def _password(self) -> Optional[str]:
+    def _password(self) -> "Optional[str]":
         settings = self.context.settings
         path = settings.password_file
         if path:
@@ -239,7 +244,7 @@ class MqttTransport(Transport):
         self._inflight[info.mid] = item
         return False
 
-    def poll(self) -> List[TransportEvent]:
+    def poll(self) -> "List[TransportEvent]":
         if self._connect_fails and (self._diagnosed_at is None
                                     or time.monotonic() - self._diagnosed_at > DIAGNOSE_EVERY):
             # paho retries silently (the reason is only at DEBUG, without the
@@ -261,7 +266,7 @@ class MqttTransport(Transport):
             out.append(TransportEvent("command", self._commands.popleft()))
         return out
 
-    def _link_events(self) -> List[TransportEvent]:
+    def _link_events(self) -> "List[TransportEvent]":
         """Link changes since the last poll, from state rather than a queue."""
         out = []
         up = self._connected          # first: a connection is counted before it is up

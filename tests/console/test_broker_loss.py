@@ -23,9 +23,9 @@ def test_losing_and_regaining_the_broker_is_said_once_each(tmp_path, caplog):
     link = MqttLink(broker.url, lambda *a: None).start()
     try:
         broker.stop()
-        _wait_for(caplog, "lost the broker at %s" % broker.url)
+        _wait_for(caplog, "lost the broker %s" % broker.url)
         broker.start()
-        _wait_for(caplog, "the broker at %s is back" % broker.url)
+        _wait_for(caplog, "broker %s is back" % broker.url)
     finally:
         link.stop()
         broker.stop()
