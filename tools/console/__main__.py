@@ -467,7 +467,10 @@ def cmd_send(args: argparse.Namespace) -> int:
         key = load_key(args.key or os.path.join(args.keys, device + ".key"))
     except AgentError as exc:
         raise Fatal(str(exc))
-    command = send.build(device, cmd, command_args, key)
+    try:
+        command = send.build(device, cmd, command_args, key)
+    except send.SendError as exc:
+        raise Fatal(str(exc))
     waiter = send.Waiter(command["id"])
     topics = [("%s/%s/resp" % (args.prefix, device), 1)]
     session = _session(args, on_message=waiter, topics=topics)
@@ -498,9 +501,9 @@ def _send_many(args: argparse.Namespace, cmd: str, command_args: Dict[str, Any])
     for device in devices:
         try:
             key = load_key(args.key or os.path.join(args.keys, device + ".key"))
-        except AgentError as exc:
+            commands[device] = send.build(device, cmd, command_args, key)
+        except (AgentError, send.SendError) as exc:
             raise Fatal("%s (no command sent to any device)" % exc)
-        commands[device] = send.build(device, cmd, command_args, key)
     answers = fanout.Answers({c["id"]: d for d, c in commands.items()})
     session = _session(args, on_message=answers, topics=[("%s/+/resp" % args.prefix, 1)])
     try:
