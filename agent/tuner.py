@@ -1,0 +1,289 @@
+"""The self-tuning collector (`[gc] tune = auto`): pure decisions, like agent/rules.py.
+
+Nothing here reads a clock, calls gc or does I/O. Each tick the agent passes a
+`Reading` (the time, memory, the process's CPU time, the collector's thresholds,
+the longest pause per generation since the last tick from agent/gcwatch.py) and
+the rules' decisions; it gets back the rule decisions to carry out and the
+tuner's own `Change`s (new thresholds, gc.freeze(), a full collection), and
+reports each collection's outcome through `record()`. How it decides, and what
+it costs per workload, is in docs/tuner.md:
+
+- **Phase**: busy while the process used at least IDLE_CPU of a core over the
+  last window; idle below that, or at once when the application posts
+  `app:idle`.
+- **Latency**: on generational collectors a very high threshold2 keeps
+  automatic full collections (the long pauses) out of busy time; threshold0
+  and threshold1 come down when a young pause exceeds `pause_budget` and drift
+  back to the interpreter's values while pauses stay well under it.
+- **Full collections are the tuner's**: once per idle phase when collections
+  promoted objects since the last one, and at any time when RSS passes
+  `memory_target` of the ceiling having grown since the last full collection.
+- **Freeze** (3.7+): once RSS has stopped growing after start-up (flat over a
+  settle window), not at a fixed delay.
+- **Memory wins**: as headroom nears the low-memory `below`, thresholds come
+  back down (threshold2 too, unless full collections reclaim nothing); the
+  low-memory rules' escalation is never held back while it still reclaims.
+- **Futility**: a full collection that gives back less than `min_reclaim`
+  marks the heap as live at that RSS. Until RSS grows a step past it, full
+  collections in busy phases (the rules' and the tuner's) wait for idle, and
+  idle ones back off, doubling: collecting a live heap only costs pauses.
+"""
+
+import collections
+from typing import Deque, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from .rules import REQUESTED, Decision
+
+IDLE_CPU = 0.05            # share of a core under which the process counts as idle
+HIGH_THRESHOLD2 = 1000000  # automatic full collections effectively off (gen1 runs this often)
+MIN_THRESHOLD0 = 100
+MAX_THRESHOLD0 = 20000
+FUTILE_OBJECTS = 100       # an idle collection freeing fewer objects (and no RSS) was not worth it
+IDLE_BACKOFF_MAX = 300.0
+CALM_TICKS = 8             # busy ticks with small young pauses before thresholds drift back up
+
+
+class Reading(NamedTuple):
+    """What the tuner sees each tick. Memory in KB, times in seconds, pauses in ms."""
+
+    now: float
+    rss_kb: int
+    ceiling_kb: int
+    headroom_kb: int
+    below_kb: int                           # the tightest low-memory `below`; 0 without one
+    cpu_s: float                            # the process's CPU time
+    thresholds: Tuple[int, ...]             # gc.get_threshold() now
+    pause_ms: Tuple[float, ...] = (0.0, 0.0, 0.0)   # longest pause per generation since last tick
+    collections: Tuple[int, ...] = (0, 0, 0)        # collections per generation since last tick
+    idle_hint: bool = False                 # the application posted app:idle
+
+
+class Change(NamedTuple):
+    """One thing the tuner does: `thresholds`, `freeze` or `collect` (generation)."""
+
+    what: str
+    why: str
+    before: object = None
+    after: object = None
+    generation: int = 2
+
+
+class Tuner(object):
+    """Decides thresholds, freeze and full collections from readings; see the module text."""
+
+    def __init__(self, start: float, pause_budget_ms: float = 2.0, memory_target: float = 0.70,
+                 flavour: str = "generational-700", can_freeze: bool = True, tick: float = 1.0,
+                 min_reclaim_kb: int = 256, rule_types: Optional[Dict[str, str]] = None) -> None:
+        self.budget_ms = pause_budget_ms
+        self.memory_target = memory_target
+        self.flavour = flavour
+        self.rule_types = dict(rule_types or {})
+        self.min_reclaim_kb = min_reclaim_kb
+        self.window = max(1.0, 2.0 * tick)     # CPU window for busy/idle
+        self.settle = max(2.0, 3.0 * tick)     # flat RSS this long: start-up is over
+        self.started = start
+        self.freeze = "pending" if can_freeze else "unavailable"
+        self.defaults: Optional[Tuple[int, ...]] = None   # the interpreter's, at first reading
+        self.applied: Optional[Tuple[int, ...]] = None
+        self.young = (0, 0)                   # latency thresholds (threshold0, threshold1)
+        self.level = "relaxed"                # relaxed | target | pressure
+        self.busy = False
+        self._cpu: Deque[Tuple[float, float]] = collections.deque()
+        self._rss: Deque[Tuple[float, int]] = collections.deque()
+        self._calm = 0
+        self._changed_at = -1e9
+        self._idle_done = False               # one idle collection per idle phase
+        self._idle_gap = 0.0                  # back-off between idle collections
+        self._promoted = 0                    # gen1 collections since the last full one
+        self._last_full_at: Optional[float] = None
+        self._last_full_rss: Optional[int] = None
+        self._live_rss: Optional[int] = None  # a full collection reclaimed nothing at this RSS
+        self._live_step = 0
+        self._owed = False                    # a full collection deferred to the next idle
+        self.deferred = 0                     # rule collections held back from busy phases
+        self.collections = 0                  # full collections the tuner ran
+
+    # -- the decision ------------------------------------------------------------------
+
+    def decide(self, r: Reading, decisions: Sequence[Decision]) -> Tuple[List[Decision], List[Change]]:
+        """The rule decisions to carry out, and the tuner's own changes, at `r.now`."""
+        changes: List[Change] = []
+        if self.defaults is None:
+            self.defaults = tuple(r.thresholds)
+            self.young = (self.defaults[0], self.defaults[1] if len(self.defaults) > 1 else 10)
+        self._promoted += r.collections[1] if len(r.collections) > 1 else 0
+        self._phase(r)
+        self._settled_freeze(r, changes)
+        level = self._level(r)
+        self._adapt_young(r)
+        self._thresholds(r, level, changes)
+        kept = self._gate(r, decisions)
+        rules_collect = any(d.action == "collect" and d.generation == 2 for d in kept)
+        if not rules_collect:
+            self._full_collection(r, changes)
+        return kept, changes
+
+    def _phase(self, r: Reading) -> None:
+        self._cpu.append((r.now, r.cpu_s))
+        while len(self._cpu) > 2 and self._cpu[1][0] <= r.now - self.window:
+            self._cpu.popleft()
+        then, cpu = self._cpu[0]
+        share = (r.cpu_s - cpu) / (r.now - then) if r.now > then else 1.0
+        busy = share >= IDLE_CPU and not r.idle_hint
+        if r.idle_hint:
+            self._cpu.clear()                  # measure the idle phase from here
+            self._cpu.append((r.now, r.cpu_s))
+        if busy and not self.busy:
+            self._idle_done = False            # a new busy phase earns a new idle collection
+        self.busy = busy
+
+    def _settled_freeze(self, r: Reading, changes: List[Change]) -> None:
+        self._rss.append((r.now, r.rss_kb))
+        while len(self._rss) > 2 and self._rss[1][0] <= r.now - self.settle:
+            self._rss.popleft()
+        if self.freeze != "pending" or r.now - self._rss[0][0] < self.settle * 0.99:
+            return
+        values = [kb for _, kb in self._rss]
+        if max(values) - min(values) > max(1024, r.ceiling_kb // 100):
+            return
+        self.freeze = "done"
+        # Young objects of the last moments would be frozen too: a young collection
+        # first (cheap), a full one when nobody waits.
+        generation = 1 if self.busy else 2
+        changes.append(Change("collect", "before freeze", generation=generation))
+        changes.append(Change("freeze", "start-up growth settled: RSS within %dK for %.0fs"
+                              % (max(values) - min(values), self.settle), False, True))
+
+    def _level(self, r: Reading) -> str:
+        near = max(r.below_kb * 3 // 2, r.ceiling_kb // 10)
+        if r.headroom_kb < near:
+            self.level = "pressure"
+        elif r.rss_kb >= self.memory_target * r.ceiling_kb:
+            self.level = "target"
+        else:
+            self.level = "relaxed"
+        return self.level
+
+    def _adapt_young(self, r: Reading) -> None:
+        if not self.busy or r.now - self._changed_at < self.window:
+            return
+        t0, t1 = self.young
+        young0, young1 = r.pause_ms[0], r.pause_ms[1]
+        if young0 > self.budget_ms and t0 > MIN_THRESHOLD0:
+            self.young, self._calm = (max(MIN_THRESHOLD0, int(t0 * 0.7)), t1), 0
+        elif young1 > self.budget_ms and t1 > 2:
+            self.young, self._calm = (t0, max(2, int(t1 * 0.7))), 0
+        elif max(young0, young1) < self.budget_ms / 3.0 and sum(r.collections[:2]) > 0:
+            self._calm += 1
+            if self._calm >= CALM_TICKS and (t0, t1) != tuple(self.defaults[:2]):
+                self.young = (min(self.defaults[0], MAX_THRESHOLD0, int(t0 * 1.25) + 1),
+                              min(self.defaults[1], t1 + 1))
+                self._calm = 0
+
+    def _wanted(self, level: str) -> Tuple[int, ...]:
+        d = self.defaults
+        t0, t1 = self.young
+        if self.flavour == "free-threaded":   # one generation: every collection is a full one
+            return (d[0] // 2 if level == "pressure" else d[0],) + tuple(d[1:])
+        if self.flavour == "incremental":     # threshold2 means nothing; leave the rest alone
+            return (min(t0, d[0] // 2) if level == "pressure" else t0,) + tuple(d[1:])
+        if level == "relaxed":
+            return (t0, t1, HIGH_THRESHOLD2)
+        if level == "target":
+            return (min(t0, d[0]), t1, HIGH_THRESHOLD2)
+        # Memory wins: young garbage sooner, and automatic full collections back
+        # unless they have been reclaiming nothing (then they would only cost pauses).
+        return (min(t0, d[0] // 2), d[1], HIGH_THRESHOLD2 if self._live_rss is not None else d[2])
+
+    def _thresholds(self, r: Reading, level: str, changes: List[Change]) -> None:
+        wanted = self._wanted(level)
+        if self.applied is None:
+            before = tuple(r.thresholds)
+            why = "start: young collections within the %gms pause budget; full collections " \
+                  "at idle, or at %d%% of the ceiling, by the tuner" % (self.budget_ms,
+                                                                        self.memory_target * 100)
+        elif wanted == self.applied:
+            return
+        else:
+            before = self.applied
+            why = self._why(r, level, wanted)
+        self.applied = wanted
+        self._changed_at = r.now
+        if tuple(before) != wanted:
+            changes.append(Change("thresholds", why, list(before), list(wanted)))
+
+    def _why(self, r: Reading, level: str, wanted: Tuple[int, ...]) -> str:
+        if level == "pressure":
+            return "headroom %dK nears below %dK: memory first" % (r.headroom_kb, r.below_kb)
+        if level == "target":
+            return "RSS %dK past memory_target %d%%" % (r.rss_kb, self.memory_target * 100)
+        if self.applied and wanted[:2] < tuple(self.applied[:2]):
+            return "young pauses %.2f/%.2fms over the %gms budget" % (r.pause_ms[0], r.pause_ms[1],
+                                                                     self.budget_ms)
+        return "young pauses well under the %gms budget" % self.budget_ms
+
+    # -- full collections -------------------------------------------------------------------
+
+    def _is_live(self, rss_kb: int) -> bool:
+        return self._live_rss is not None and rss_kb < self._live_rss + self._live_step
+
+    def _gate(self, r: Reading, decisions: Sequence[Decision]) -> List[Decision]:
+        """Hold rule-driven full collections out of busy phases when they cannot help."""
+        kept = []
+        for d in decisions:
+            kind = self.rule_types.get(d.rule, "")
+            if (self.busy and d.action == "collect" and d.generation == 2
+                    and d.rule not in REQUESTED and kind in ("low_memory", "periodic")
+                    and (kind == "periodic" or self._is_live(r.rss_kb))):
+                self.deferred += 1
+                self._owed = True
+                continue
+            kept.append(d)
+        return kept
+
+    def _full_collection(self, r: Reading, changes: List[Change]) -> None:
+        target = self.memory_target * r.ceiling_kb
+        grown = self._last_full_rss is None or r.rss_kb >= self._last_full_rss + max(
+            1024, r.ceiling_kb // 20)
+        if r.rss_kb >= target and grown and not self._is_live(r.rss_kb):
+            changes.append(Change("collect", "RSS %dK past memory_target %d%% and growing"
+                                  % (r.rss_kb, self.memory_target * 100)))
+            self.collections += 1
+            self._last_full_rss = r.rss_kb   # until record() says what it left
+            return
+        if self.busy or self._idle_done:
+            return
+        if self._last_full_at is not None and r.now - self._last_full_at < self._idle_gap:
+            return
+        if self._promoted or self._owed:
+            self._idle_done = True
+            self.collections += 1
+            changes.append(Change("collect", "idle" + (" (deferred from busy)" if self._owed else "")))
+
+    def record(self, generation: int, reclaimed_kb: int, collected: int, rss_after_kb: int,
+               now: float, ceiling_kb: int = 0) -> None:
+        """What a full collection (anyone's) did; young ones teach the tuner nothing here."""
+        if generation < 2:
+            return
+        self._last_full_at = now
+        self._last_full_rss = rss_after_kb
+        self._promoted = 0
+        self._owed = False
+        if reclaimed_kb >= self.min_reclaim_kb:
+            self._live_rss = None
+        else:
+            self._live_rss = rss_after_kb
+            room = ceiling_kb - rss_after_kb if ceiling_kb else 0
+            self._live_step = max(512, min(ceiling_kb // 20, room // 2)) if ceiling_kb else 1024
+        if reclaimed_kb < self.min_reclaim_kb and collected < FUTILE_OBJECTS:
+            self._idle_gap = min(IDLE_BACKOFF_MAX, max(self.window, self._idle_gap * 2))
+        else:
+            self._idle_gap = 0.0
+
+    def state(self) -> Dict[str, object]:
+        """For status: what the tuner is doing and why."""
+        return {"phase": "busy" if self.busy else "idle", "level": self.level,
+                "thresholds": list(self.applied) if self.applied else None,
+                "freeze": self.freeze, "live_heap_kb": self._live_rss,
+                "collections": self.collections, "deferred": self.deferred,
+                "pause_budget_ms": self.budget_ms, "memory_target": self.memory_target}
