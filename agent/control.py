@@ -104,6 +104,7 @@ def _status(agent) -> Dict[str, Any]:
         "disabled": sorted(agent.disabled),
         "refused": dict(agent.commands.refused),
         "profile_sha256": agent.profile.sha256,
+        "tune": agent.tuner.state() if agent.tuner is not None else None,
     }
 
 

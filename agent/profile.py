@@ -32,6 +32,7 @@ RULE_TYPES = ("periodic", "low_memory", "event")
 ESCALATION_STEPS = ("collect0", "collect1", "collect2", "callbacks", "event")
 EVENT_TRIGGERS = ("idle", "large_free", "link_down", "link_up", "signal")
 PROBES = ("auto", "proc", "digidevice", "psutil")
+TUNE_MODES = ("off", "auto")                    # [gc] tune: see docs/tuner.md
 EXIT_ACTIONS = ("none", "restart", "reboot")   # DAL auto-start: what follows the script's end
 _TEMPLATE = re.compile(r"\$\{([^}]*)\}")
 _ID_CHARS = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -64,6 +65,9 @@ class GcSettings(NamedTuple):
 
     thresholds: Optional[Tuple[int, ...]] = None   # None: keep the interpreter's
     freeze_after: Optional[float] = None           # None: never gc.freeze()
+    tune: str = "off"                              # auto: agent/tuner.py owns thresholds and freeze
+    pause_budget: float = 0.002                    # seconds: longest pause wanted while busy
+    memory_target: float = 0.70                    # share of the ceiling garbage may fill
 
 
 class RuleSettings(NamedTuple):
@@ -176,6 +180,20 @@ def _positive_duration(value: str) -> float:
     if seconds <= 0:
         raise ValueError("%r must be longer than zero" % value)
     return seconds
+
+
+def _pause_budget(value: str) -> float:
+    seconds = _positive_duration(value)
+    if seconds > 10.0:
+        raise ValueError("%r: a pause budget over 10s would never hold anything back" % value)
+    return seconds
+
+
+def _memory_target(value: str) -> float:
+    share = parse_percent(value)
+    if not 0.10 <= share <= 0.95:
+        raise ValueError("%r: give a share of the ceiling between 10%% and 95%%" % value)
+    return share
 
 
 def _duration_or_off(value: str) -> Optional[float]:
@@ -385,6 +403,9 @@ SCHEMA = {
     "gc": {
         "thresholds": ("thresholds", _thresholds, False),
         "freeze_after_start": ("freeze_after", _duration_or_off, False),
+        "tune": ("tune", _choice(TUNE_MODES), False),
+        "pause_budget": ("pause_budget", _pause_budget, False),
+        "memory_target": ("memory_target", _memory_target, False),
     },
     "report": {
         "urls": ("urls", _urls, False),
@@ -852,6 +873,10 @@ def describe(profile: Profile) -> str:
     if profile.device.exit_action != "none":
         lines.append("  when the script ends (or is killed over memory_limit): %s"
                      % profile.device.exit_action)
+    if profile.gc.tune == "auto":
+        lines.append("  gc: tuned (pause budget %s, memory target %.0f%%); thresholds and "
+                     "freeze_after_start are the tuner's" % (format_duration(profile.gc.pause_budget),
+                                                             profile.gc.memory_target * 100))
     for rule in profile.rules:
         if rule.type == "periodic":
             what = "every %s, generation %d" % (format_duration(rule.every), rule.generation)

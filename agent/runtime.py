@@ -32,6 +32,7 @@ from .reporter import Reporter
 from .rules import Decision, Policy
 from .transports import open_transport
 from .transports.base import Context, TransportEvent
+from .tuning import TunerDriver, can_freeze
 
 log = logging.getLogger("gcagent")
 
@@ -74,8 +75,13 @@ class Agent(object):
         if profile.commands.key_file:
             from .control import make_commands
             self.commands = make_commands(self)
+        # [gc] tune = auto: the tuner owns thresholds and freeze (docs/tuner.md). Without
+        # gc.freeze (Python 3.6) freeze_after_start is skipped, said in status, not an error.
+        self.tuner = TunerDriver(profile, self.probe, self.started_at) \
+            if profile.gc.tune == "auto" else None
+        freeze_after = profile.gc.freeze_after if self.tuner is None and can_freeze() else None
         self.policy = Policy(profile.rules, self.started_at, profile.agent.budget,
-                             profile.agent.budget_window, profile.gc.freeze_after)
+                             profile.agent.budget_window, freeze_after)
         self._policy_lock = threading.RLock()
         self._emit_lock = threading.RLock()   # re-entrant: a signal handler may stop us mid-emit
         self._events: Deque[Tuple[str, Dict]] = collections.deque(maxlen=EVENT_QUEUE)
@@ -120,7 +126,8 @@ class Agent(object):
 
     def start(self) -> None:
         """Apply start-up settings, announce ourselves, start the thread."""
-        before, after = self.actor.set_thresholds(self.profile.gc.thresholds)
+        before, after = self.actor.set_thresholds(
+            self.profile.gc.thresholds if self.tuner is None else None)
         for reporter in self.reporters:
             # Open now so a destination that cannot work is said at start, where
             # people look; the agent still runs and keeps retrying it.
@@ -213,6 +220,9 @@ class Agent(object):
             self.last_sample = sample
             triggers = self._drain_events()
             decisions = self._guarded("rules", self._decide, sample, triggers, now) or []
+            if self.tuner is not None:
+                tuned = self._guarded("tuner", self._tune, sample, triggers, decisions, now)
+                decisions = decisions if tuned is None else tuned
             for decision in decisions:
                 self._guarded("actions", self._act, decision)
             self._guarded("telemetry", self._telemetry, sample, now)
@@ -246,6 +256,20 @@ class Agent(object):
     def _decide(self, sample: Sample, triggers: List[str], now: float) -> List[Decision]:
         with self._policy_lock:
             return self.policy.decide(sample, triggers, now)
+
+    def _tune(self, sample: Sample, triggers: List[str], decisions: List[Decision],
+              now: float) -> List[Decision]:
+        """The tuner's changes, each a `tune` event; returns the rule decisions it keeps."""
+        kept, changes = self.tuner.step(sample, triggers, decisions, now)
+        for change in changes:
+            if change.what == "collect":
+                self._guarded("actions", self._act, Decision(
+                    "collect", "tune", change.generation, fields=(("why", change.why),)))
+                continue
+            fields = self.tuner.apply(change)
+            if fields is not None:
+                self._emit_event("tune", **fields)
+        return kept
 
     def _drain_events(self) -> List[str]:
         triggers = []
@@ -288,6 +312,9 @@ class Agent(object):
                 fields.update(rss_before_kb=result.rss_before_kb, rss_after_kb=result.rss_after_kb)
             self._emit_event(result.action, rule=result.rule, duration_ms=result.duration_ms,
                              **fields)
+        if self.tuner is not None and result.action == "collect" and result.ok:
+            self.tuner.record(result.generation, result.reclaimed_kb, result.collected,
+                              result.rss_after_kb, self._monotonic())
         with self._policy_lock:
             follow = self.policy.record(decision, result.reclaimed_kb,
                                         result.duration_ms / 1000.0, self._monotonic())
@@ -346,7 +373,11 @@ class Agent(object):
                     profile=self.profile.path, profile_sha256=self.profile.sha256,
                     ceiling_kb=ceiling.kb, uptime_s=round(self._monotonic() - self.started_at, 3),
                     ceiling_source=ceiling.source, probe=self.probe.backend,
-                    **bundle_field())
+                    freeze="available" if can_freeze() else "unavailable (Python 3.7+)",
+                    **self._tune_field(), **bundle_field())
+
+    def _tune_field(self) -> Dict[str, Any]:
+        return {"tune": self.tuner.state()} if getattr(self, "tuner", None) is not None else {}
 
     def _emit_status(self, state: str) -> None:
         self._emit("status", reports=[_report_name(r.transport) for r in self.reporters],
