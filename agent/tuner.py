@@ -155,7 +155,7 @@ class Tuner(object):
                               % (max(values) - min(values), self.settle), False, True))
 
     def _level(self, r: Reading) -> str:
-        near = max(r.below_kb * 3 // 2, r.ceiling_kb // 10)
+        near = r.below_kb + r.ceiling_kb // 10
         if r.headroom_kb < near:
             self.level = "pressure"
         elif r.rss_kb >= self.memory_target * r.ceiling_kb:
@@ -191,9 +191,10 @@ class Tuner(object):
             return (t0, t1, HIGH_THRESHOLD2)
         if level == "target":
             return (min(t0, d[0]), t1, HIGH_THRESHOLD2)
-        # Memory wins: young garbage sooner, and automatic full collections back
-        # unless they have been reclaiming nothing (then they would only cost pauses).
-        return (min(t0, d[0] // 2), d[1], HIGH_THRESHOLD2 if self._live_rss is not None else d[2])
+        # Memory wins: young garbage sooner. Full collections stay the tuner's (at a
+        # finer step of growth, see _full_collection) and the low-memory rules':
+        # automatic ones would come at random times, busy or not.
+        return (min(t0, d[0] // 2), d[1], HIGH_THRESHOLD2)
 
     def _thresholds(self, r: Reading, level: str, changes: List[Change]) -> None:
         wanted = self._wanted(level)
@@ -243,9 +244,9 @@ class Tuner(object):
 
     def _full_collection(self, r: Reading, changes: List[Change]) -> None:
         target = self.memory_target * r.ceiling_kb
-        grown = self._last_full_rss is None or r.rss_kb >= self._last_full_rss + max(
-            1024, r.ceiling_kb // 20)
-        if r.rss_kb >= target and grown and not self._is_live(r.rss_kb):
+        step = r.ceiling_kb // (40 if self.level == "pressure" else 20)
+        grown = self._last_full_rss is None or r.rss_kb >= self._last_full_rss + max(1024, step)
+        if (r.rss_kb >= target or self.level == "pressure") and grown and not self._is_live(r.rss_kb):
             changes.append(Change("collect", "RSS %dK past memory_target %d%% and growing"
                                   % (r.rss_kb, self.memory_target * 100)))
             self.collections += 1

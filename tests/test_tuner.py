@@ -165,10 +165,11 @@ def test_headroom_near_below_brings_thresholds_down():
     dev = Device(tuner(), rss_kb=20 * MB, below_kb=16 * MB)
     dev.run(2)
     assert dev.thresholds == (700, 10, HIGH_THRESHOLD2)
-    dev.run(6, grow_kb=MB)                      # to 44M: headroom 20M < 1.5 x below
-    assert dev.thresholds == (350, 10, 10)
+    dev.run(6, grow_kb=MB)                      # to 44M: headroom 20M < below + 10%
+    assert dev.thresholds == (350, 10, HIGH_THRESHOLD2)
     change = [c for _, _, c in dev.log if c.what == "thresholds"][-1]
     assert "below" in change.why and change.before == [700, 10, HIGH_THRESHOLD2]
+    assert dev.full_collections()             # the tuner collects as it grows instead
 
 
 def test_young_pauses_over_budget_lower_threshold0_and_calm_brings_it_back():
