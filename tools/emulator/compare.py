@@ -125,5 +125,6 @@ def compare(workload: str, profiles: Sequence[str], base: str, seconds: float,
         rows.append(row(policy, reports[0]))
         r = rows[-1]
         log("    %s, peak %.1fM, p99 %s ms, busy gc %s ms" % (
-            r["outcome"], (r["peak_rss_kb"] or 0) / 1024.0, _cell(r["p99_ms"]), _cell(r["busy_gc_ms"], "%.0f")))
+            r["outcome"], (r["peak_rss_kb"] or 0) / 1024.0, _cell(r["p99_ms"]),
+            _cell(r["busy_gc_ms"], "%.0f")))
     return rows

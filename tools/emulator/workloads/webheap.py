@@ -22,7 +22,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import server  # noqa: E402  (the sibling workload; this file only changes its defaults)
+import server  # the sibling workload; this file only changes its defaults
 
 DEFAULTS = {"heap": 120000, "entry": "list", "objects": 100, "keep": 200, "rps": 200.0,
             "work": 1.0}
