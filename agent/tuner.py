@@ -191,9 +191,9 @@ class Tuner(object):
             return (t0, t1, HIGH_THRESHOLD2)
         if level == "target":
             return (min(t0, d[0]), t1, HIGH_THRESHOLD2)
-        # Memory wins: young garbage sooner. Full collections stay the tuner's (at a
-        # finer step of growth, see _full_collection) and the low-memory rules':
-        # automatic ones would come at random times, busy or not.
+        # Memory wins: young garbage sooner. Full collections stay the tuner's (past
+        # memory_target) and the low-memory rules': automatic ones would come at
+        # random times, busy or not.
         return (min(t0, d[0] // 2), d[1], HIGH_THRESHOLD2)
 
     def _thresholds(self, r: Reading, level: str, changes: List[Change]) -> None:
@@ -244,9 +244,9 @@ class Tuner(object):
 
     def _full_collection(self, r: Reading, changes: List[Change]) -> None:
         target = self.memory_target * r.ceiling_kb
-        step = r.ceiling_kb // (40 if self.level == "pressure" else 20)
-        grown = self._last_full_rss is None or r.rss_kb >= self._last_full_rss + max(1024, step)
-        if (r.rss_kb >= target or self.level == "pressure") and grown and not self._is_live(r.rss_kb):
+        grown = self._last_full_rss is None or r.rss_kb >= self._last_full_rss + max(
+            1024, r.ceiling_kb // 20)
+        if r.rss_kb >= target and grown and not self._is_live(r.rss_kb):
             changes.append(Change("collect", "RSS %dK past memory_target %d%% and growing"
                                   % (r.rss_kb, self.memory_target * 100)))
             self.collections += 1

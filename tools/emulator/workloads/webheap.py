@@ -24,6 +24,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server  # the sibling workload; this file only changes its defaults
 
+# Takes every option of server.py, "--seconds" included (gc-emulator looks for that word).
 DEFAULTS = {"heap": 120000, "entry": "list", "objects": 100, "keep": 200, "rps": 200.0,
             "work": 1.0}
 
