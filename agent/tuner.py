@@ -19,7 +19,8 @@ it costs per workload, is in docs/tuner.md:
   promoted objects since the last one, and at any time when RSS passes
   `memory_target` of the ceiling having grown since the last full collection.
 - **Freeze** (3.7+): once RSS has stopped growing after start-up (flat over a
-  settle window), not at a fixed delay.
+  settle window), not at a fixed delay: right after the next idle full
+  collection, or after a young one if no idle phase comes.
 - **Memory wins**: as headroom nears the low-memory `below`, thresholds come
   back down (threshold2 too, unless full collections reclaim nothing); the
   low-memory rules' escalation is never held back while it still reclaims.
@@ -40,6 +41,7 @@ MIN_THRESHOLD0 = 100
 MAX_THRESHOLD0 = 20000
 FUTILE_OBJECTS = 100       # an idle collection freeing fewer objects (and no RSS) was not worth it
 IDLE_BACKOFF_MAX = 300.0
+FREEZE_WAIT = 10           # settle windows to wait for an idle phase before freezing anyway
 CALM_TICKS = 8             # busy ticks with small young pauses before thresholds drift back up
 
 
@@ -56,6 +58,7 @@ class Reading(NamedTuple):
     pause_ms: Tuple[float, ...] = (0.0, 0.0, 0.0)   # longest pause per generation since last tick
     collections: Tuple[int, ...] = (0, 0, 0)        # collections per generation since last tick
     idle_hint: bool = False                 # the application posted app:idle
+    gc_ms: float = 0.0                      # all collection pauses since the last tick
 
 
 class Change(NamedTuple):
@@ -82,13 +85,17 @@ class Tuner(object):
         self.window = max(1.0, 2.0 * tick)     # CPU window for busy/idle
         self.settle = max(2.0, 3.0 * tick)     # flat RSS this long: start-up is over
         self.started = start
-        self.freeze = "pending" if can_freeze else "unavailable"
+        self.freeze = "pending" if can_freeze else "unavailable"   # pending, ready, done
+        self._ready_at = 0.0
+        self._settled_why = ""
         self.defaults: Optional[Tuple[int, ...]] = None   # the interpreter's, at first reading
         self.applied: Optional[Tuple[int, ...]] = None
         self.young = (0, 0)                   # latency thresholds (threshold0, threshold1)
         self.level = "relaxed"                # relaxed | target | pressure
         self.busy = False
         self._cpu: Deque[Tuple[float, float]] = collections.deque()
+        self._gc_s = 0.0
+        self._busy_since: Optional[float] = None
         self._rss: Deque[Tuple[float, int]] = collections.deque()
         self._calm = 0
         self._changed_at = -1e9
@@ -124,35 +131,51 @@ class Tuner(object):
         return kept, changes
 
     def _phase(self, r: Reading) -> None:
-        self._cpu.append((r.now, r.cpu_s))
+        # CPU spent inside collections (the tuner's own idle ones too) is not the
+        # application being busy.
+        self._gc_s += r.gc_ms / 1000.0
+        work = r.cpu_s - self._gc_s
+        self._cpu.append((r.now, work))
         while len(self._cpu) > 2 and self._cpu[1][0] <= r.now - self.window:
             self._cpu.popleft()
         then, cpu = self._cpu[0]
-        share = (r.cpu_s - cpu) / (r.now - then) if r.now > then else 1.0
+        share = (work - cpu) / (r.now - then) if r.now > then else 1.0
         busy = share >= IDLE_CPU and not r.idle_hint
         if r.idle_hint:
             self._cpu.clear()                  # measure the idle phase from here
-            self._cpu.append((r.now, r.cpu_s))
-        if busy and not self.busy:
-            self._idle_done = False            # a new busy phase earns a new idle collection
+            self._cpu.append((r.now, work))
+        if not busy:
+            self._busy_since = None
+        elif self._busy_since is None:
+            self._busy_since = r.now
+        elif r.now - self._busy_since >= self.window:
+            self._idle_done = False            # a real busy phase earns a new idle collection
         self.busy = busy
 
     def _settled_freeze(self, r: Reading, changes: List[Change]) -> None:
         self._rss.append((r.now, r.rss_kb))
         while len(self._rss) > 2 and self._rss[1][0] <= r.now - self.settle:
             self._rss.popleft()
+        if self.freeze == "ready" and r.now - self._ready_at >= FREEZE_WAIT * self.settle:
+            # Settled, but no idle phase came: freeze after a young collection (short)
+            # rather than wait for ever; the old generation's garbage is frozen with it.
+            changes.append(Change("collect", "before freeze (no idle phase came)", generation=1))
+            self._freeze(changes)
+            return
         if self.freeze != "pending" or r.now - self._rss[0][0] < self.settle * 0.99:
             return
         values = [kb for _, kb in self._rss]
         if max(values) - min(values) > max(1024, r.ceiling_kb // 100):
             return
+        # Freeze right after the next idle full collection, so no garbage is frozen
+        # and no full collection lands in a busy phase for it.
+        self.freeze, self._ready_at = "ready", r.now
+        self._settled_why = "start-up growth settled: RSS within %dK for %.0fs" % (
+            max(values) - min(values), self.settle)
+
+    def _freeze(self, changes: List[Change]) -> None:
         self.freeze = "done"
-        # Young objects of the last moments would be frozen too: a young collection
-        # first (cheap), a full one when nobody waits.
-        generation = 1 if self.busy else 2
-        changes.append(Change("collect", "before freeze", generation=generation))
-        changes.append(Change("freeze", "start-up growth settled: RSS within %dK for %.0fs"
-                              % (max(values) - min(values), self.settle), False, True))
+        changes.append(Change("freeze", self._settled_why, False, True))
 
     def _level(self, r: Reading) -> str:
         near = r.below_kb + r.ceiling_kb // 10
@@ -256,10 +279,12 @@ class Tuner(object):
             return
         if self._last_full_at is not None and r.now - self._last_full_at < self._idle_gap:
             return
-        if self._promoted or self._owed:
+        if self._promoted or self._owed or self.freeze == "ready":
             self._idle_done = True
             self.collections += 1
             changes.append(Change("collect", "idle" + (" (deferred from busy)" if self._owed else "")))
+            if self.freeze == "ready":
+                self._freeze(changes)
 
     def record(self, generation: int, reclaimed_kb: int, collected: int, rss_after_kb: int,
                now: float, ceiling_kb: int = 0) -> None:

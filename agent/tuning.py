@@ -43,7 +43,8 @@ class TunerDriver(object):
         below = max([b.resolve(ceiling) for b in self._belows] or [0])
         pauses, counts, _ = self.probe.pauses.take_generations()
         reading = Reading(now, sample.rss_kb, ceiling, headroom_kb(sample), below, sample.cpu_s,
-                          tuple(gc.get_threshold()), pauses, counts, "app:idle" in triggers)
+                          tuple(gc.get_threshold()), pauses, counts, "app:idle" in triggers,
+                          sample.gc_pause_ms_total)
         return self.tuner.decide(reading, decisions)
 
     def apply(self, change: Change) -> Optional[Dict[str, Any]]:

@@ -71,18 +71,27 @@ def test_incremental_collector_keeps_threshold2_and_free_threaded_only_threshold
     assert free.thresholds[1:] == (10, 10)
 
 
-def test_freeze_waits_for_start_up_growth_to_settle():
+def test_freeze_waits_for_start_up_growth_to_settle_then_for_idle():
     dev = Device(tuner())
     dev.run(6, grow_kb=2 * MB // 4)             # start-up: 2 MB a second for 6 s
+    dev.run(4)                                  # then flat, still busy
     assert not [c for _, _, c in dev.log if c.what == "freeze"]
-    dev.run(4)                                  # then flat
-    freezes = [(t, c) for t, _, c in dev.log if c.what == "freeze"]
-    assert len(freezes) == 1 and 6 < freezes[0][0] <= 6 + 3
-    collects = [c for _, _, c in dev.log if c.what == "collect" and c.why == "before freeze"]
-    assert len(collects) == 1
+    assert dev.tuner.state()["freeze"] == "ready"
+    dev.run(2, busy=False, young=0)             # idle: a full collection, then the freeze
+    done = [(t, c) for t, _, c in dev.log if c.what in ("collect", "freeze")]
+    assert [c.what for _, c in done] == ["collect", "freeze"] and done[0][0] == done[1][0] > 10
+    assert "settled" in done[1][1].why
     dev.run(20)
     assert len([c for _, _, c in dev.log if c.what == "freeze"]) == 1
     assert dev.tuner.state()["freeze"] == "done"
+
+
+def test_freeze_comes_anyway_when_no_idle_phase_does():
+    dev = Device(tuner())
+    dev.run(40)                                 # busy all along, RSS flat
+    freezes = [c for _, _, c in dev.log if c.what == "freeze"]
+    assert len(freezes) == 1
+    assert not dev.full_collections()           # a young collection before it, not a full one
 
 
 def test_no_freeze_where_the_interpreter_has_none():
@@ -100,6 +109,19 @@ def test_full_collections_at_idle_once_per_idle_phase_never_in_busy():
     assert dev.full_collections(busy=True) == []
     idle = dev.full_collections(busy=False)
     assert 3 <= len(idle) <= 4               # one per idle phase (none before the freeze settle)
+
+
+def test_the_tuners_own_idle_collection_does_not_make_the_phase_busy():
+    dev = Device(tuner())
+    dev.run(3, busy=True)
+    dev.tick(busy=False, hint=True, young=0)     # collects at once
+    dev.now += TICK
+    dev.cpu += 0.08                              # the collection's own 80 ms of CPU...
+    dev.tuner.decide(Reading(dev.now, dev.rss, CEILING, CEILING - dev.rss, 0, dev.cpu, dev.thresholds,
+                             gc_ms=80.0), [])   # ...reported as collection time
+    assert not dev.tuner.busy
+    dev.run(2, busy=False, young=0)
+    assert len(dev.full_collections()) == 1
 
 
 def test_the_idle_hint_collects_at_once():

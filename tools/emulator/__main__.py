@@ -17,6 +17,8 @@ from typing import List, Optional
 from agent.launcher import split_at_dashes
 from agent.units import parse_duration, parse_size
 
+from .compare import KINDS
+
 REPO_PROFILES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "device_profiles")
 
@@ -134,6 +136,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="the script's Maximum memory (default: the base profile's memory_limit)")
     cmp.add_argument("--python", default=sys.executable, metavar="PATH", help="the device's Python")
     cmp.add_argument("--workdir", metavar="DIR", help="keep each run's files here")
+    cmp.add_argument("--only", metavar="KINDS", default=",".join(KINDS),
+                     help="policies to run, comma-separated (default all: %s)" % ",".join(KINDS))
     cmp.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     cmp.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return parser
@@ -160,8 +164,12 @@ def _compare(args: argparse.Namespace, workload_args: List[str]) -> int:
     log = (lambda text: None) if args.quiet else (lambda text: sys.stderr.write("gc-emulator: %s\n" % text))
     signal.signal(signal.SIGTERM, _interrupted)
     try:
+        only = [k.strip() for k in args.only.split(",") if k.strip()]
+        unknown = sorted(set(only) - set(KINDS))
+        if unknown:
+            raise ValueError("--only: unknown %s (known: %s)" % (", ".join(unknown), ", ".join(KINDS)))
         rows = compare(args.workload, args.profile, args.base, args.seconds, args.limit,
-                       workload_args, args.python, args.workdir or "", log)
+                       workload_args, args.python, args.workdir or "", log, only)
     except ProfileError as exc:
         for problem in exc.problems:
             sys.stderr.write(str(problem) + "\n")

@@ -97,10 +97,23 @@ def table(workload: str, rows: List[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+KINDS = ("default", "floor", "freeze", "synapse", "profiles", "auto")
+
+
+def _kind(policy: Policy) -> str:
+    env = dict(policy.env).get("GC_EMULATOR_POLICY")
+    if env:
+        return env
+    if policy.profile is None:
+        return "default"
+    return "auto" if policy.name.endswith("tune = auto") else "profiles"
+
+
 def compare(workload: str, profiles: Sequence[str], base: str, seconds: float,
             limit_kb: Optional[int], workload_args: Sequence[str] = (), python: str = sys.executable,
-            folder: str = "", log: Callable[[str], None] = lambda text: None) -> List[Dict[str, Any]]:
-    """Run every policy on `workload`, one after another; one row each."""
+            folder: str = "", log: Callable[[str], None] = lambda text: None,
+            only: Sequence[str] = KINDS) -> List[Dict[str, Any]]:
+    """Run every policy (of the kinds in `only`) on `workload`, one after another; one row each."""
     from .fleet import Run, RunOptions
     from .model import model_from_profile
     folder = folder or tempfile.mkdtemp(prefix="gc-emulator-compare-")
@@ -108,7 +121,7 @@ def compare(workload: str, profiles: Sequence[str], base: str, seconds: float,
     auto = os.path.join(folder, "auto.ini")
     with open(auto, "w") as handle:
         handle.write(auto_profile_text(base))
-    columns = policies(base, profiles, auto)
+    columns = [p for p in policies(base, profiles, auto) if _kind(p) in only]
     rows = []
     for i, policy in enumerate(columns, 1):
         log("[%d/%d] %s: %s for %gs" % (i, len(columns), workload, policy.name, seconds))
@@ -122,7 +135,7 @@ def compare(workload: str, profiles: Sequence[str], base: str, seconds: float,
             reports = run.execute()
         finally:
             run.close()
-        rows.append(row(policy, reports[0]))
+        rows.append(dict(row(policy, reports[0]), kind=_kind(policy)))
         r = rows[-1]
         log("    %s, peak %.1fM, p99 %s ms, busy gc %s ms" % (
             r["outcome"], (r["peak_rss_kb"] or 0) / 1024.0, _cell(r["p99_ms"]),
