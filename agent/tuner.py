@@ -38,7 +38,7 @@ from .rules import REQUESTED, Decision
 IDLE_CPU = 0.05            # share of a core under which the process counts as idle
 HIGH_THRESHOLD2 = 1000000  # automatic full collections effectively off (gen1 runs this often)
 MIN_THRESHOLD0 = 100
-MAX_THRESHOLD0 = 20000
+MAX_THRESHOLD0 = 8000      # and at most 4x the interpreter's
 FUTILE_OBJECTS = 100       # an idle collection freeing fewer objects (and no RSS) was not worth it
 IDLE_BACKOFF_MAX = 300.0
 FREEZE_WAIT = 10           # settle windows to wait for an idle phase before freezing anyway
@@ -98,6 +98,9 @@ class Tuner(object):
         self._busy_since: Optional[float] = None
         self._rss: Deque[Tuple[float, int]] = collections.deque()
         self._calm = 0
+        self._over = 0
+        self._inside = False
+        self._max0 = MAX_THRESHOLD0
         self._changed_at = -1e9
         self._idle_done = False               # one idle collection per idle phase
         self._idle_gap = 0.0                  # back-off between idle collections
@@ -118,6 +121,7 @@ class Tuner(object):
         if self.defaults is None:
             self.defaults = tuple(r.thresholds)
             self.young = (self.defaults[0], self.defaults[1] if len(self.defaults) > 1 else 10)
+            self._max0 = min(MAX_THRESHOLD0, 4 * self.defaults[0])
         self._promoted += r.collections[1] if len(r.collections) > 1 else 0
         self._phase(r)
         self._settled_freeze(r, changes)
@@ -179,6 +183,7 @@ class Tuner(object):
 
     def _level(self, r: Reading) -> str:
         near = r.below_kb + r.ceiling_kb // 10
+        self._inside = r.headroom_kb < r.below_kb
         if r.headroom_kb < near:
             self.level = "pressure"
         elif r.rss_kb >= self.memory_target * r.ceiling_kb:
@@ -188,20 +193,27 @@ class Tuner(object):
         return self.level
 
     def _adapt_young(self, r: Reading) -> None:
-        if not self.busy or r.now - self._changed_at < self.window:
+        """threshold0 from the pause budget. Over budget three busy ticks running (one
+        long pause is as often the machine preempting us as the collector): down.
+        Well under it for CALM_TICKS: up, past the interpreter's value if need be,
+        because fewer young collections also promote fewer objects that are only
+        briefly alive (a request in flight) into the old generation, where only
+        a full collection frees them. threshold1 stays the interpreter's: lower,
+        it promotes more."""
+        if not self.busy or sum(r.collections[:2]) == 0:
             return
         t0, t1 = self.young
-        young0, young1 = r.pause_ms[0], r.pause_ms[1]
-        if young0 > self.budget_ms and t0 > MIN_THRESHOLD0:
-            self.young, self._calm = (max(MIN_THRESHOLD0, int(t0 * 0.7)), t1), 0
-        elif young1 > self.budget_ms and t1 > 2:
-            self.young, self._calm = (t0, max(2, int(t1 * 0.7))), 0
-        elif max(young0, young1) < self.budget_ms / 3.0 and sum(r.collections[:2]) > 0:
-            self._calm += 1
-            if self._calm >= CALM_TICKS and (t0, t1) != tuple(self.defaults[:2]):
-                self.young = (min(self.defaults[0], MAX_THRESHOLD0, int(t0 * 1.25) + 1),
-                              min(self.defaults[1], t1 + 1))
-                self._calm = 0
+        young = max(r.pause_ms[0], r.pause_ms[1])
+        if young > self.budget_ms:
+            self._over, self._calm = self._over + 1, 0
+            if self._over >= 3 and t0 > MIN_THRESHOLD0:
+                self.young, self._over = (max(MIN_THRESHOLD0, int(t0 * 0.7)), t1), 0
+        elif young < self.budget_ms / 3.0:
+            self._over, self._calm = 0, self._calm + 1
+            if self._calm >= CALM_TICKS and t0 < self._max0:
+                self.young, self._calm = (min(self._max0, int(t0 * 1.25) + 1), t1), 0
+        else:
+            self._over = self._calm = 0
 
     def _wanted(self, level: str) -> Tuple[int, ...]:
         d = self.defaults
@@ -212,12 +224,12 @@ class Tuner(object):
             return (min(t0, d[0] // 2) if level == "pressure" else t0,) + tuple(d[1:])
         if level == "relaxed":
             return (t0, t1, HIGH_THRESHOLD2)
-        if level == "target":
-            return (min(t0, d[0]), t1, HIGH_THRESHOLD2)
-        # Memory wins: young garbage sooner. Full collections stay the tuner's (past
-        # memory_target) and the low-memory rules': automatic ones would come at
-        # random times, busy or not.
-        return (min(t0, d[0] // 2), d[1], HIGH_THRESHOLD2)
+        # Memory wins: young garbage sooner, more so inside the low-memory zone.
+        # Full collections stay the tuner's (past memory_target) and the low-memory
+        # rules': automatic ones would come at random times, busy or not.
+        if level == "pressure" and self._inside:
+            return (min(t0, d[0] // 2), t1, HIGH_THRESHOLD2)
+        return (min(t0, d[0]), t1, HIGH_THRESHOLD2)
 
     def _thresholds(self, r: Reading, level: str, changes: List[Change]) -> None:
         wanted = self._wanted(level)

@@ -126,6 +126,8 @@ def compare(workload: str, profiles: Sequence[str], base: str, seconds: float,
     for i, policy in enumerate(columns, 1):
         log("[%d/%d] %s: %s for %gs" % (i, len(columns), workload, policy.name, seconds))
         model = model_from_profile(policy.profile or base, policy.limit_kb or limit_kb, "none")
+        if policy.limit_kb:   # the floor: a device with the RAM for it
+            model = model._replace(ram_kb=max(model.ram_kb, policy.limit_kb + model.baseline_kb))
         options = RunOptions(model=model, workload=workload, workload_args=tuple(workload_args),
                              duration=seconds, no_agent=policy.profile is None, python=python,
                              workdir=os.path.join(folder, "%d" % i), env=policy.env)
