@@ -6,8 +6,8 @@ other fields. The signature covers the *parsed* fields, re-serialised, so
 what was verified is exactly what runs. Nothing in a command names code or a
 file: ``cmd`` only selects one of the handlers the agent registered.
 
-No hashlib or hmac here: importing hashlib maps OpenSSL (~4 MB of RSS on a
-256 MB device), so HMAC is built on the interpreter's own SHA-256 module.
+No hashlib or hmac here (why: `agent.lean`): HMAC is built on the
+interpreter's own SHA-256 module.
 """
 
 import collections
@@ -18,18 +18,8 @@ import time
 from typing import Any, Callable, Dict, Optional, Sequence
 
 from .errors import AgentError
-
-try:
-    from _sha256 import sha256 as _sha256  # CPython 3.6-3.11
-except ImportError:
-    try:
-        from _sha2 import sha256 as _sha256  # CPython 3.12+
-    except ImportError:
-        from hashlib import sha256 as _sha256
-try:
-    from _operator import _compare_digest  # what hmac.compare_digest is, minus hashlib
-except ImportError:
-    from hmac import compare_digest as _compare_digest
+from .lean import compare_digest as _compare_digest
+from .lean import sha256 as _sha256
 
 REASONS = ("too_large", "not_json", "not_object", "bad_field", "unsigned", "bad_signature",
            "stale", "replayed", "unknown_command", "not_allowed", "wrong_device", "bad_args",

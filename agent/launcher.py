@@ -11,9 +11,10 @@ import os
 import signal
 import sys
 import types
-import zipimport
 from importlib.machinery import SourceFileLoader
 from typing import List, Optional, Tuple
+
+from .lean import is_zip
 
 
 def split_at_dashes(argv: List[str]) -> Tuple[List[str], List[str]]:
@@ -51,7 +52,7 @@ def run_script(argv: List[str]) -> ScriptResult:
     """Execute argv[0] as __main__ with sys.argv = argv."""
     path = argv[0]
     full = os.path.abspath(path)
-    if os.path.isdir(full) or _is_zip(full):
+    if os.path.isdir(full) or is_zip(full):
         return _run_main_module(argv, full)
     try:
         with open(full, "rb") as handle:
@@ -68,16 +69,6 @@ def run_script(argv: List[str]) -> ScriptResult:
     sys.argv[:] = list(argv)
     sys.path[0] = os.path.dirname(full)
     return _outcome(lambda: exec(compile(source, full, "exec", dont_inherit=True), main.__dict__))
-
-
-def _is_zip(path: str) -> bool:
-    """A zip archive (a zipapp, shebang line or not)? zipimport is loaded already;
-    zipfile would cost the application's process about 3 MB of imports."""
-    try:
-        zipimport.zipimporter(path)
-    except (zipimport.ZipImportError, OSError):
-        return False
-    return True
 
 
 def _run_main_module(argv: List[str], full: str) -> ScriptResult:

@@ -51,7 +51,7 @@ class Ceiling(NamedTuple):
 
 
 def gc_flavour() -> str:
-    """Which collector this interpreter runs; see FIELD_NOTES 'CPython's collector'."""
+    """Which collector this interpreter runs; see docs/field-facts.md, "CPython's collector"."""
     free_threaded = False
     if sys.version_info >= (3, 13):   # no free-threaded builds before; sysconfig costs RSS
         try:

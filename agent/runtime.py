@@ -24,6 +24,7 @@ from . import __version__
 from .actions import ActionResult, Actor
 from .bundle import bundle_field
 from .errors import AgentError, TransportError
+from .leak import LeakWatch
 from .messages import Envelope
 from .outbox import Outbox, outgoing
 from .probes import Probe, Sample, gc_flavour
@@ -98,6 +99,7 @@ class Agent(object):
         self._pause_total = 0.0
         self._pause_max = 0.0
         self.last_sample: Optional[Sample] = None
+        self.leaks = LeakWatch()   # the floor of the reported samples (docs/leaks.md)
         self._thread_cpu = 0.0
         self._stopped = False
 
@@ -331,8 +333,16 @@ class Agent(object):
         self._next_telemetry = now + self.profile.report.interval
         self._batch.append(self._sample_fields(sample))
         self._pause_total = self._pause_max = 0.0
+        self._guarded("leak", self._judge_leak, sample)
         if len(self._batch) >= self.profile.report.batch:
             self._send_batch()
+
+    def _judge_leak(self, sample: Sample) -> None:
+        # Judged on the samples the console also receives, so both reach one verdict.
+        change = self.leaks.observe(sample.ts, sample.rss_kb, sample.ceiling_kb,
+                                    sample.gc_collections)
+        if change is not None:
+            self._emit_event(change[0], **change[1])
 
     def _sample_fields(self, sample: Sample) -> Dict[str, Any]:
         return {

@@ -10,7 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.errors import ProfileError
-from agent.profile import RULE_SCHEMA, SCHEMA, Profile, load, loads
+from agent.profile import SCHEMA, Profile, load, loads
+from agent.rules import TYPES
+
+RULE_SCHEMA = {name: module.SCHEMA for name, module in TYPES.items()}
 
 KNOWN_KEYS = sorted({key for keys in SCHEMA.values() for key in keys}
                     | {key for keys in RULE_SCHEMA.values() for key in keys}

@@ -181,21 +181,13 @@ def drive_leak(policy, until, room_kb=10000):
     return times, followups
 
 
-def test_a_leak_is_suspected_once_after_leak_after_ineffective_collections():
+def test_collections_that_give_back_no_rss_are_not_called_a_leak():
+    # A collection can succeed and give back no RSS (pymalloc keeps arenas that still
+    # hold a live object); the leak verdict comes from the floor (tests/test_leak.py).
     policy = low_policy(escalate="collect2")
-    low = sample(rss_kb=rss_with_headroom(10000))
-    reports = []
-    collections = 0
-    for t in range(0, 600):
-        for d in collects(policy.decide(low, [], float(t))):
-            collections += 1
-            for follow in policy.record(d, reclaimed_kb=0, duration_s=0.01, now=float(t)):
-                reports.append((collections, follow))
-    assert collections > 3
-    assert len(reports) == 1
-    after, report = reports[0]
-    assert after == 3   # leak_after = 3
-    assert (report.action, report.event, report.rule) == ("event", "leak_suspected", "low")
+    times, followups = drive_leak(policy, until=600)
+    assert len(times) > 3
+    assert followups == []
 
 
 def test_collections_back_off_during_a_leak_up_to_backoff_max():
@@ -232,19 +224,6 @@ def test_recovered_when_headroom_rises_above_rearm_above_and_a_new_episode_can_s
     again = policy.decide(sample(rss_kb=rss_with_headroom(10000)), [], 40.0)
     assert events(again) == ["low_memory"]
     assert collects(again)
-
-
-def test_a_new_episode_may_suspect_a_leak_again():
-    policy = low_policy(escalate="collect2")
-    _, followups = drive_leak(policy, until=100)
-    assert [f.event for f in followups] == ["leak_suspected"]
-    assert events(policy.decide(sample(rss_kb=rss_with_headroom(50000)), [], 100.0)) == ["recovered"]
-    low = sample(rss_kb=rss_with_headroom(10000))
-    again = []
-    for t in range(101, 300):
-        for d in collects(policy.decide(low, [], float(t))):
-            again += policy.record(d, reclaimed_kb=0, duration_s=0.01, now=float(t))
-    assert [f.event for f in again] == ["leak_suspected"]
 
 
 # --- event rules ------------------------------------------------------------------------------

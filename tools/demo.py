@@ -97,7 +97,7 @@ def compare(args) -> int:
     print("   other events: %s" % ", ".join(sorted({m["event"] for m in events} - {"collect"})))
     print("\n   peak RSS without the agent %.1fM, with it %.1fM (%.0f%% lower)\n"
           % (without / 1024.0, with_agent / 1024.0, 100.0 * (1 - with_agent / float(without or 1))))
-    print("Next: python -m agent run --help, device_profiles/*.ini, and the README.")
+    print("Next: python -m agent run --help, device_profiles/*.ini, and docs/README.md.")
     return 0 if with_agent < CEILING_KB else 1
 
 
@@ -166,8 +166,8 @@ def fleet(args) -> int:
     from rich.console import Console
 
     from tools.console import live
-    from tools.console.broker import free_port
     from tools.console.session import Session
+    from tools.mosquitto import free_port
 
     console = Console()
     interactive = console.is_terminal

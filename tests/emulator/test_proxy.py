@@ -10,8 +10,8 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.integration.broker import Mosquitto
 from tools.emulator.proxy import Proxy
+from tools.mosquitto import Mosquitto
 
 
 class Echo(object):

@@ -1,10 +1,7 @@
-"""A real mosquitto on a free loopback port, and a subscriber that records what it sees."""
+"""A subscriber that records what a real mosquitto (tools/mosquitto.py) delivers."""
 
 import json
 import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
 import zlib
@@ -15,57 +12,6 @@ import paho.mqtt.client as mqtt
 from tests.conftest import REPO
 
 PAHO = {"1.6": os.path.join(REPO, ".venv", "paho-1.6"), "2": os.path.join(REPO, ".venv", "paho-2")}
-
-
-def mosquitto_binary() -> str:
-    found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
-                                          if os.access("/usr/sbin/mosquitto", os.X_OK) else "")
-    assert found, "mosquitto is not installed: make broker (or apt-get install mosquitto)"
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Mosquitto(object):
-    """mosquitto with a config file we write; stop() and start() again on the same port."""
-
-    def __init__(self, folder: str, extra: str = "", port: Optional[int] = None) -> None:
-        self.folder = folder
-        self.port = port or free_port()
-        self.config = os.path.join(folder, "mosquitto.conf")
-        with open(self.config, "w") as handle:
-            handle.write("listener %d 127.0.0.1\n" % self.port)
-            handle.write(extra or "allow_anonymous true\n")
-            handle.write("persistence false\nlog_dest file %s/mosquitto.log\n" % folder)
-            if os.getuid() == 0:   # as root mosquitto drops to its own user and cannot read tmp_path
-                handle.write("user root\n")
-        self.proc = None
-
-    def start(self) -> "Mosquitto":
-        self.proc = subprocess.Popen([mosquitto_binary(), "-c", self.config],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                assert self.proc.poll() is None, self.proc.stderr.read().decode()
-                time.sleep(0.05)
-        raise AssertionError("mosquitto did not listen on %d" % self.port)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-    @property
-    def url(self) -> str:
-        return "mqtt://127.0.0.1:%d" % self.port
 
 
 class Seen(NamedTuple):

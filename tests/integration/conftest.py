@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.integration.broker import Mosquitto
+from tools.mosquitto import Mosquitto
 
 
 @pytest.fixture

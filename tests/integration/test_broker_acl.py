@@ -15,7 +15,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from typing import List, Tuple
@@ -25,8 +24,9 @@ import pytest
 
 from agent.commands import sign
 from tests.conftest import REPO
-from tests.integration.broker import Mosquitto
+from tests.profiles import write_profile
 from tools.bundle.__main__ import main as gc_bundle
+from tools.mosquitto import Mosquitto, free_port
 
 BROKER_DIR = os.path.join(REPO, "deploy", "broker")
 MAKE_CERTS = os.path.join(BROKER_DIR, "make-certs.sh")
@@ -62,10 +62,8 @@ def fleet(tmp_path_factory):
     make_certs(folder, "server", "localhost", "127.0.0.1")
     make_certs(folder, "console")
     make_certs(folder, "device", "dev-a", "dev-b")
-    server = Mosquitto(folder)
-    with open(server.config, "w") as handle:
-        handle.write(deploy_config(folder, server.port))
-    server.start()
+    port = free_port()
+    server = Mosquitto(folder, port=port, config=deploy_config(folder, port)).start()
     yield server, folder
     server.stop()
 
@@ -230,26 +228,11 @@ def test_the_agent_bundle_works_within_the_acl(fleet, clients, tmp_path):
     """What the agent really does (retained status, telemetry, cmd in, resp out) fits the ACL."""
     server, folder = fleet
     (tmp_path / "cmd.key").write_bytes(b"k" * 32)
-    profile = tmp_path / "dev-a.ini"
-    profile.write_text(textwrap.dedent("""\
-        [device]
-        id = dev-a
-        [agent]
-        tick = 200ms
-        [rule:periodic]
-        type = periodic
-        every = 1s
-        [report]
-        urls = mqtts://localhost:{port}
-        interval = 200ms
-        batch = 2
-        keepalive = 10s
-        ca_file = {pki}/ca.crt
-        cert_file = {pki}/dev-a.crt
-        key_file = {pki}/dev-a.key
-        [commands]
-        key_file = {tmp}/cmd.key
-        """).format(port=server.port, pki=folder, tmp=tmp_path))
+    profile = write_profile(tmp_path, {
+        "device": {"id": "dev-a", "memory_limit": None},
+        "report": {"urls": "mqtts://localhost:%d" % server.port, "ca_file": "%s/ca.crt" % folder,
+                   "cert_file": "%s/dev-a.crt" % folder, "key_file": "%s/dev-a.key" % folder},
+        "commands": {"key_file": "%s/cmd.key" % tmp_path}}, name="dev-a.ini")
     assert gc_bundle(["--profile", str(profile), "--device-id", "dev-a", "--out",
                       str(tmp_path / "dist"), "--python", "3.10"]) == 0
     console = clients("console")

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import zipfile
 
 import pytest
@@ -19,6 +18,7 @@ from agent.profile import sha256_hex
 from tests.conftest import REPO
 from tests.integration.broker import Subscriber
 from tests.integration.test_python36 import find_python36
+from tests.profiles import BASE, write_profile
 from tools.bundle.__main__ import main as gc_bundle
 
 LIMIT = 500 * 1024
@@ -26,27 +26,12 @@ ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
 def profile_for(tmp_path, port: int) -> str:
-    (tmp_path / "base.ini").write_text(textwrap.dedent("""\
-        [device]
-        id = ${hostname}
-        [agent]
-        tick = 200ms
-        [rule:periodic]
-        type = periodic
-        every = 1s
-        generation = 0
-        """))
-    path = tmp_path / "site.ini"
-    path.write_text(textwrap.dedent("""\
-        [profile]
-        extends = base.ini
-        [report]
-        urls = mqtt://127.0.0.1:{port}
-        interval = 200ms
-        batch = 2
-        keepalive = 10s
-        """).format(port=port))
-    return str(path)
+    # a site profile that `extends` a base one: the bundle flattens the two
+    write_profile(tmp_path, {"device": {"id": "${hostname}", "memory_limit": None}, "report": None},
+                  name="base.ini")
+    return write_profile(tmp_path, {"profile": {"extends": "base.ini"},
+                                    "report": dict(BASE["report"], urls="mqtt://127.0.0.1:%d" % port)},
+                         name="site.ini", base={})
 
 
 def build(tmp_path, port: int, device: str, python: str) -> str:
@@ -104,7 +89,7 @@ def test_a_changed_byte_is_refused_at_start_naming_the_file(tmp_path):
     pyz = build(tmp_path, 1883, "dev-x", "3.10")
     assert subprocess.run([sys.executable, "-I", pyz, "check"], env=ENV,
                           capture_output=True).returncode == 0
-    for member in ("agent/rules.py", "paho/mqtt/client.py", "profile.ini"):
+    for member in ("agent/rules/policy.py", "paho/mqtt/client.py", "profile.ini"):
         bad = str(tmp_path / ("bad-%s.pyz" % member.replace("/", "-")))
         with zipfile.ZipFile(pyz) as src, zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as dst:
             for info in src.infolist():

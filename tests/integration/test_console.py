@@ -5,11 +5,11 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 from tests.conftest import REPO, WORKLOADS
 from tests.integration.broker import PAHO, Subscriber
+from tests.profiles import write_profile
 
 KEY = b"console-test-key-0123456789abcdef"
 
@@ -22,27 +22,10 @@ def env() -> dict:
 
 def profile(tmp_path, port: int, device: str, model: str) -> str:
     (tmp_path / "key").write_bytes(KEY)
-    path = tmp_path / (device + ".ini")
-    path.write_text(textwrap.dedent("""\
-        [device]
-        id = {device}
-        model = {model}
-        memory_limit = 64M
-        [agent]
-        tick = 200ms
-        [rule:periodic]
-        type = periodic
-        every = 1s
-        generation = 0
-        [report]
-        urls = mqtt://127.0.0.1:{port}
-        interval = 200ms
-        batch = 2
-        keepalive = 5s
-        [commands]
-        key_file = {tmp}/key
-        """).format(device=device, model=model, port=port, tmp=tmp_path))
-    return str(path)
+    return write_profile(tmp_path, {
+        "device": {"id": device, "model": model},
+        "report": {"urls": "mqtt://127.0.0.1:%d" % port, "keepalive": "5s"},
+        "commands": {"key_file": "%s/key" % tmp_path}}, name=device + ".ini")
 
 
 def start_agent(path: str) -> subprocess.Popen:

@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 from agent import messages
 from tests.conftest import REPO
 from tests.console.fleetdata import Device
-from tools.console.broker import free_port
+from tools.mosquitto import free_port
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 

@@ -8,8 +8,9 @@ import textwrap
 from agent import messages
 from tests.conftest import REPO
 from tests.console.fleetdata import Device
-from tests.integration.broker import Mosquitto, Subscriber
+from tests.integration.broker import Subscriber
 from tests.integration.test_mqtt_tls import make_ca, make_cert
+from tools.mosquitto import Mosquitto
 
 
 def test_watch_over_tls_with_a_client_certificate_and_a_clear_error_for_a_wrong_ca(tmp_path):

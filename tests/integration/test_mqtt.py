@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
@@ -19,6 +18,7 @@ from agent.journal import Journal
 from agent.runtime import journal_folder
 from tests.conftest import unique
 from tests.integration.broker import PAHO, Subscriber
+from tests.profiles import write_profile
 
 KEY = b"k" * 32
 KEEPALIVE = 5
@@ -38,33 +38,13 @@ def subscriber(broker):
     sub.close()
 
 
-def write_profile(tmp_path, port: int, device: str = "dev-1", extra: str = "") -> str:
+def mqtt_profile(tmp_path, port: int, device: str = "dev-1") -> str:
     (tmp_path / "key").write_bytes(KEY)
-    path = tmp_path / "agent.ini"
-    path.write_text(textwrap.dedent("""\
-        [device]
-        id = {device}
-        memory_limit = 64M
-        [agent]
-        tick = 200ms
-        [rule:periodic]
-        type = periodic
-        every = 1s
-        generation = 0
-        [report]
-        urls = mqtt://127.0.0.1:{port}
-        interval = 200ms
-        batch = 2
-        keepalive = {keepalive}s
-        [buffer]
-        flash = {tmp}/outbox
-        spill_after = 1s
-        sync_every = 200ms
-        [commands]
-        key_file = {tmp}/key
-        settable = periodic.every
-        """).format(device=device, port=port, keepalive=KEEPALIVE, tmp=tmp_path) + extra)
-    return str(path)
+    return write_profile(tmp_path, {
+        "device": {"id": device},
+        "report": {"urls": "mqtt://127.0.0.1:%d" % port, "keepalive": "%ds" % KEEPALIVE},
+        "buffer": {"flash": "%s/outbox" % tmp_path, "spill_after": "1s", "sync_every": "200ms"},
+        "commands": {"key_file": "%s/key" % tmp_path, "settable": "periodic.every"}})
 
 
 def start_agent(profile: str, paho_path: str, *extra: str) -> subprocess.Popen:
@@ -82,7 +62,7 @@ def stop_agent(proc: subprocess.Popen) -> str:
 
 
 def test_session_shape_status_telemetry_events_and_clean_offline(tmp_path, broker, subscriber, paho):
-    proc = start_agent(write_profile(tmp_path, broker.port), paho)
+    proc = start_agent(mqtt_profile(tmp_path, broker.port), paho)
     try:
         subscriber.wait_for(lambda s: s.topic == "gcagent/dev-1/status"
                             and s.message["state"] == "online", what="status online")
@@ -109,7 +89,7 @@ def test_session_shape_status_telemetry_events_and_clean_offline(tmp_path, broke
 
 
 def test_kill_9_turns_the_retained_status_offline_through_the_will(tmp_path, broker, subscriber, paho):
-    proc = start_agent(write_profile(tmp_path, broker.port), paho)
+    proc = start_agent(mqtt_profile(tmp_path, broker.port), paho)
     online = subscriber.wait_for(lambda s: s.topic.endswith("/status")
                                  and s.message["state"] == "online", what="status online")
     killed_at = time.monotonic()
@@ -129,7 +109,7 @@ def _caught_up(subscriber) -> bool:
 
 
 def test_broker_outage_loses_nothing_and_replays_in_order(tmp_path, broker, subscriber, paho):
-    proc = start_agent(write_profile(tmp_path, broker.port), paho)
+    proc = start_agent(mqtt_profile(tmp_path, broker.port), paho)
     try:
         subscriber.wait_for(lambda s: s.topic.endswith("/telemetry"), what="telemetry")
         broker.stop()
@@ -157,7 +137,7 @@ def test_broker_outage_loses_nothing_and_replays_in_order(tmp_path, broker, subs
 
 
 def test_kill_9_during_an_outage_then_restart_delivers_the_journal(tmp_path, broker, subscriber, paho):
-    profile = write_profile(tmp_path, broker.port)
+    profile = mqtt_profile(tmp_path, broker.port)
     proc = start_agent(profile, paho)
     first_boot = subscriber.wait_for(lambda s: s.topic.endswith("/telemetry"),
                                      what="telemetry").message["boot"]
@@ -180,7 +160,7 @@ def test_kill_9_during_an_outage_then_restart_delivers_the_journal(tmp_path, bro
 
 
 def test_a_damaged_journal_delivers_only_its_intact_records(tmp_path, broker, subscriber, paho):
-    profile = write_profile(tmp_path, broker.port)
+    profile = mqtt_profile(tmp_path, broker.port)
     journal = Journal(journal_folder(str(tmp_path / "outbox"), broker.url))
     envelope = messages.Envelope("dev-1", boot="0ldb00t00000")
     for n in range(3):
@@ -220,7 +200,7 @@ def _ask(subscriber, payload: bytes, ident: str) -> dict:
 
 def test_signed_commands_run_and_bad_ones_are_refused(tmp_path, broker, subscriber, paho):
     import json
-    proc = start_agent(write_profile(tmp_path, broker.port), paho)
+    proc = start_agent(mqtt_profile(tmp_path, broker.port), paho)
     try:
         subscriber.wait_for(lambda s: s.topic.endswith("/status"), what="status")
         ident, good = _command(subscriber, "collect", {"generation": 2})
@@ -264,7 +244,7 @@ def test_signed_commands_run_and_bad_ones_are_refused(tmp_path, broker, subscrib
 
 def test_a_full_outbox_drops_the_oldest_counts_them_and_stays_bounded(tmp_path, broker, subscriber, paho):
     profile = tmp_path / "agent.ini"
-    write_profile(tmp_path, broker.port)
+    mqtt_profile(tmp_path, broker.port)
     profile.write_text(profile.read_text().replace("flash = %s/outbox" % tmp_path, "flash = off")
                        .replace("[buffer]\n", "[buffer]\nram = 4K\n"))
     profile = str(profile)

@@ -6,8 +6,10 @@ import textwrap
 import time
 
 from tests.conftest import read_jsonl
-from tests.integration.broker import Mosquitto, Subscriber
+from tests.integration.broker import Subscriber
 from tests.integration.test_mqtt import paho, start_agent, stop_agent  # noqa: F401
+from tests.profiles import write_profile
+from tools.mosquitto import Mosquitto
 
 
 def openssl(*args: str, cwd) -> None:
@@ -31,25 +33,10 @@ def make_cert(folder, ca: str, name: str, san: str = "") -> None:
 
 
 def tls_profile(tmp_path, port: int, ca: str) -> str:
-    path = tmp_path / "tls.ini"
-    path.write_text(textwrap.dedent("""\
-        [device]
-        id = dev-1
-        [agent]
-        tick = 200ms
-        [rule:periodic]
-        type = periodic
-        every = 1s
-        [report]
-        urls = mqtts://127.0.0.1:{port} file://{tmp}/local.jsonl
-        interval = 200ms
-        batch = 2
-        keepalive = 10s
-        ca_file = {tmp}/{ca}.crt
-        cert_file = {tmp}/dev-1.crt
-        key_file = {tmp}/dev-1.key
-        """).format(port=port, tmp=tmp_path, ca=ca))
-    return str(path)
+    return write_profile(tmp_path, {"report": {
+        "urls": "mqtts://127.0.0.1:%d file://%s/local.jsonl" % (port, tmp_path),
+        "ca_file": "%s/%s.crt" % (tmp_path, ca), "cert_file": "%s/dev-1.crt" % tmp_path,
+        "key_file": "%s/dev-1.key" % tmp_path}}, name="tls.ini")
 
 
 def test_mqtts_with_client_certificate_and_a_wrong_ca(tmp_path, paho):  # noqa: F811

@@ -25,6 +25,7 @@ from agent.transports import open_transport
 from agent.transports.serial import parse_serial_url
 from tests.conftest import REPO, unique
 from tests.integration.serial_peer import Peer, Socat, open_raw, pty_pair
+from tests.profiles import write_profile
 
 KEY = b"s" * 32
 
@@ -38,31 +39,15 @@ EMITTER = textwrap.dedent("""\
     """)
 
 
-def write_profile(tmp_path, url: str) -> str:
+def serial_profile(tmp_path, url: str) -> str:
     (tmp_path / "key").write_bytes(KEY)
     (tmp_path / "emit.py").write_text(EMITTER)
-    path = tmp_path / "serial.ini"
-    path.write_text(textwrap.dedent("""\
-        [device]
-        id = dev-s
-        memory_limit = 64M
-        [agent]
-        tick = 100ms
-        [rule:periodic]
-        type = periodic
-        every = 1s
-        generation = 0
-        [report]
-        urls = {url}
-        interval = 300ms
-        batch = 1
-        [buffer]
-        ram = 512K
-        flash = {tmp}/outbox
-        [commands]
-        key_file = {tmp}/key
-        """).format(url=url, tmp=tmp_path))
-    return str(path)
+    return write_profile(tmp_path, {
+        "device": {"id": "dev-s"},
+        "agent": {"tick": "100ms"},
+        "report": {"urls": url, "interval": "300ms", "batch": 1, "keepalive": None},
+        "buffer": {"ram": "512K", "flash": "%s/outbox" % tmp_path},
+        "commands": {"key_file": "%s/key" % tmp_path}}, name="serial.ini")
 
 
 def start_agent(profile: str, *script: str) -> subprocess.Popen:
@@ -105,7 +90,7 @@ def test_messages_arrive_intact_and_acknowledged_over_a_pty(tmp_path):
     master, slave, path = pty_pair()
     peer = Peer(master)
     try:
-        proc = start_agent(write_profile(tmp_path, "serial://%s?baud=115200" % path),
+        proc = start_agent(serial_profile(tmp_path, "serial://%s?baud=115200" % path),
                            str(tmp_path / "emit.py"), "40", "0.02")
         err = finish(proc)
         assert proc.returncode == 0, err
@@ -125,7 +110,7 @@ def test_with_nobody_acknowledging_it_turns_fire_and_forget_and_says_so(tmp_path
     master, slave, path = pty_pair()
     peer = Peer(master, ack=False)
     try:
-        proc = start_agent(write_profile(tmp_path, "serial://%s?ackwait=1s" % path),
+        proc = start_agent(serial_profile(tmp_path, "serial://%s?ackwait=1s" % path),
                            str(tmp_path / "emit.py"), "30", "0.1")
         err = finish(proc)
         assert proc.returncode == 0, err
@@ -221,7 +206,7 @@ def _ask(peer: Peer, command: dict) -> dict:
 def test_signed_commands_over_serial_run_and_bad_ones_are_refused_after_a_megabyte_of_junk(tmp_path):
     master, slave, path = pty_pair()
     peer = Peer(master)
-    proc = start_agent(write_profile(tmp_path, "serial://%s" % path))
+    proc = start_agent(serial_profile(tmp_path, "serial://%s" % path))
     try:
         peer.wait_for(lambda m: m["type"] == "status", what="status online")
         peer.send(b"x" * (1024 * 1024) + b"\n")     # a megabyte of garbage, then good lines
@@ -255,7 +240,7 @@ def test_pulling_the_cable_mid_stream_loses_nothing_and_never_blocks_the_agent(t
     cable = Socat(str(tmp_path)).start()
     fd = open_raw(cable.b)
     peer = Peer(fd)
-    proc = start_agent(write_profile(tmp_path, "serial://%s?resend=1s" % cable.a),
+    proc = start_agent(serial_profile(tmp_path, "serial://%s?resend=1s" % cable.a),
                        str(tmp_path / "emit.py"), "100", "0.05")
     try:
         peer.wait_for(lambda m: m.get("data", {}).get("i") == 20, what="tick 20")
@@ -282,7 +267,7 @@ def test_pulling_the_cable_mid_stream_loses_nothing_and_never_blocks_the_agent(t
 
 
 def test_a_missing_port_does_not_stop_the_application(tmp_path):
-    profile = write_profile(tmp_path, "serial:///dev/gc-agent-no-such-port")
+    profile = serial_profile(tmp_path, "serial:///dev/gc-agent-no-such-port")
     log = tmp_path / "agent.log"
     env = {"PYTHONPATH": REPO, "PATH": "/usr/bin:/bin"}
     proc = subprocess.run([sys.executable, "-m", "agent", "run", "--profile", profile, "--log", str(log),
@@ -435,8 +420,8 @@ def test_decode_turns_a_capture_into_json_lines_and_names_bad_lines(tmp_path):
     assert zipped.returncode == 0 and len(zipped.stdout.decode().splitlines()) == 2
 
 
-def test_the_readme_example_frame_decodes():
-    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as handle:
+def test_the_documented_example_frame_decodes():
+    with open(os.path.join(REPO, "docs", "transports.md"), encoding="utf-8") as handle:
         example = next(line for line in handle if line.startswith('{"v":1') and "*" in line)
     assert framing.unframe(example.encode()) is not None
     assert messages.validate(json.loads(framing.unframe(example.encode()))) == []
@@ -449,7 +434,7 @@ def test_the_console_records_a_real_agent_over_serial_once_each_through_a_cable_
     console = subprocess.Popen([sys.executable, "-m", "tools.console", "ingest", "--serial", cable.b,
                                 "--db", str(db)], cwd=REPO, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    agent = start_agent(write_profile(tmp_path, "serial://%s?resend=1s" % cable.a),
+    agent = start_agent(serial_profile(tmp_path, "serial://%s?resend=1s" % cable.a),
                         str(tmp_path / "emit.py"), "80", "0.05")
     try:
         time.sleep(2.0)

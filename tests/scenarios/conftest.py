@@ -2,7 +2,7 @@
 
 Each scenario asserts from measurements: RSS and kills come from the
 emulator's readings of /proc/PID from outside the device's process, and
-message counts from a real mosquitto (tests/integration/broker.py) or the
+message counts from a real mosquitto (tools/mosquitto.py) or the
 files the devices wrote, never from the agent's own claims alone.
 """
 

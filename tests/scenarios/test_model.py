@@ -49,3 +49,8 @@ def test_bad_input_is_refused_before_anything_starts(tmp_path):
     assert result.returncode == 2 and "--report mqtt://" in result.stderr
     result = _emulator("run", "--profile", EMULATOR_INI, "--workload", "cycles", "--fault", "flood")
     assert result.returncode == 2 and "unknown kind" in result.stderr
+    # the emulator reads an MQTT URL as the agent does: a password in it is refused, not proxied
+    result = _emulator("run", "--profile", EMULATOR_INI, "--workload", "cycles",
+                       "--report", "mqtt://dev:secret@127.0.0.1:1883")
+    assert result.returncode == 2 and "--report: " in result.stderr
+    assert "no password in the URL" in result.stderr

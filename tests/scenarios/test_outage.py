@@ -19,8 +19,9 @@ import os
 import pytest
 
 from agent.journal import Journal
-from tests.integration.broker import Mosquitto, Subscriber
+from tests.integration.broker import Subscriber
 from tests.scenarios.conftest import EMULATOR_INI, PROFILES, Emulation, messages
+from tools.mosquitto import Mosquitto
 
 JOURNAL_INI = os.path.join(PROFILES, "journal.ini")
 SCENARIOS = {

@@ -103,6 +103,12 @@ def ingest(quick: bool):
              % (console, plain), "ratio": console / plain, "goal": ">= 0.5x", "met": console >= 0.5 * plain}]
 
 
+def leak(quick: bool):
+    """The leak verdict on labelled synthetic fleets and emulator runs (tools/bench/leakeval.py)."""
+    from tools.bench.leakeval import measure
+    return measure(quick)
+
+
 def footprint(quick: bool):
     from tools.bench.cost import footprint
     return footprint(quick)
@@ -120,7 +126,8 @@ ROWS = (("sample", sample_cost, "python -m tools.bench --only sample"),
         ("tuner", tuner, "python -m tools.bench --only tuner"),
         ("wire", wire_bytes, "python -m tools.bench --only wire"),
         ("ingest", ingest, "python -m tools.bench --only ingest"),
-        ("replay", replay_rate, "python -m tools.bench --only replay"))
+        ("replay", replay_rate, "python -m tools.bench --only replay"),
+        ("leak", leak, "python -m tools.bench --only leak"))
 
 
 def main(argv=None) -> int:

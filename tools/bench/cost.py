@@ -14,7 +14,7 @@ import tempfile
 import time
 from typing import List, Tuple
 
-from tools.bench.broker import REPO, Broker, agent_env
+from tools.bench.broker import REPO, agent_env, bench_broker
 
 PROFILE = os.path.join(REPO, "device_profiles", "emulator.ini")
 # statm: resident and shared (file-backed: libraries and code) pages, in that order.
@@ -63,7 +63,7 @@ def _run_all(argvs: List[List[str]]) -> List[Tuple[int, float, int]]:
 def footprint(quick: bool) -> List[dict]:
     """RSS added by the agent: with a file report, and with MQTT connected to a local broker."""
     seconds = 1.5 if quick else 4.0
-    with tempfile.TemporaryDirectory() as folder, Broker(folder) as broker:
+    with tempfile.TemporaryDirectory() as folder, bench_broker(folder) as broker:
         app = _app(folder, seconds)
         wrapped = [sys.executable, "-S", "-m", "agent", "run", "--profile", PROFILE, "--report"]
         (alone, _, alone_shared), with_file, with_mqtt = _run_all([

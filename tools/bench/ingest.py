@@ -1,7 +1,7 @@
 """Console ingest: messages a second `gc-console ingest` records, against `mosquitto_sub`.
 
 The same stream (schema-v1 telemetry and events from 100 made-up devices,
-tools/console/ratebench.py) is published at QoS 1 to a local mosquitto
+tools/bench/ratebench.py) is published at QoS 1 to a local mosquitto
 twice: once to `gc-console ingest --exit-after N` (decoding, validating,
 deduplicating and writing SQLite), once to `mosquitto_sub -C N` (receiving
 only). Each is timed the same way, from the first publish to the
@@ -19,8 +19,8 @@ from typing import List, Tuple
 
 import paho.mqtt.client as mqtt
 
-from tools.bench.broker import REPO, Broker
-from tools.console.ratebench import stream
+from tools.bench.broker import REPO, bench_broker
+from tools.bench.ratebench import stream
 
 
 def _publish(port: int, payloads: List[Tuple[str, bytes]]) -> None:
@@ -60,7 +60,7 @@ def measure(quick: bool) -> Tuple[float, float]:
     sub = shutil.which("mosquitto_sub")
     if sub is None:
         raise SystemExit("the ingest row needs mosquitto_sub: apt-get install mosquitto-clients")
-    with tempfile.TemporaryDirectory() as folder, Broker(folder) as broker:
+    with tempfile.TemporaryDirectory() as folder, bench_broker(folder) as broker:
         url = "mqtt://127.0.0.1:%d" % broker.port
         console = _timed([sys.executable, "-m", "tools.console", "ingest", "--broker", url, "--db",
                           os.path.join(folder, "bench.db"), "--exit-after", str(count)],

@@ -21,7 +21,7 @@ import paho.mqtt.client as mqtt
 from agent import messages
 from agent.journal import Journal
 from agent.runtime import journal_folder
-from tools.bench.broker import Broker, agent_env
+from tools.bench.broker import agent_env, bench_broker
 
 DEVICE = "ix20-replay"
 
@@ -49,7 +49,7 @@ def _fill(folder: str, url: str, count: int) -> None:
 def measure(quick: bool) -> float:
     """Historical messages a second, from the agent's start to the last one at the broker."""
     count = 2000 if quick else 10000
-    with tempfile.TemporaryDirectory() as folder, Broker(folder) as broker:
+    with tempfile.TemporaryDirectory() as folder, bench_broker(folder) as broker:
         url = "mqtt://127.0.0.1:%d" % broker.port
         _fill(folder, url, count)
         seen = set()

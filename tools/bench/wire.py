@@ -19,7 +19,7 @@ import tempfile
 import time
 from typing import Dict, Tuple
 
-from tools.bench.broker import Broker, agent_env
+from tools.bench.broker import agent_env, bench_broker
 from tools.emulator.proxy import Proxy
 
 SAMPLES_PER_DAY = 24 * 60
@@ -51,7 +51,7 @@ def measure(quick: bool) -> Dict[str, Tuple[float, float]]:
     """{"plain"|"batched": (bytes per sample, bytes per day)}."""
     short, long_ = (1.0, 3.0) if quick else (2.0, 8.0)
     results = {}
-    with tempfile.TemporaryDirectory() as folder, Broker(folder) as broker:
+    with tempfile.TemporaryDirectory() as folder, bench_broker(folder) as broker:
         for name, batch, compress in (("plain", 1, "none"), ("batched", 10, "zlib")):
             counts = []
             for seconds in (short, long_):

@@ -13,7 +13,7 @@ from .build import SIZE_LIMIT, build
 EPILOG = """what it writes in DIR:
   gc-agent-ID.pyz      the agent, the resolved profile, paho-mqtt and pyserial, MANIFEST.json;
                        on the device: python3 gc-agent-ID.pyz run [-- app.py ARGS] | check
-  gc-agent-ID.dal.txt  DAL Admin CLI lines for the auto-start entry (deploy/digi/README.md)
+  gc-agent-ID.dal.txt  DAL Admin CLI lines for the auto-start entry (docs/provisioning.md)
   gc-agent-ID.service  systemd unit for a generic Linux gateway (deploy/systemd/)
 
 examples:

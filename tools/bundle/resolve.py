@@ -47,7 +47,7 @@ def bundled_profile(path: str, device_id: str) -> Profile:
 
 
 def _with_id(text: str, device_id: str) -> Tuple[str, bool]:
-    """`Profile.text` with [device] id replaced; it is written by agent.profile._flatten,
+    """`Profile.text` with [device] id replaced; it is written by agent.profile.reading.flatten,
     one `key = value` per line, continuation lines indented."""
     out, section, replaced, skipping = [], "", False, False
     for line in text.split("\n"):

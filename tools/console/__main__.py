@@ -270,10 +270,10 @@ def _open_store(path: str):
 def cmd_devices(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from . import view
+    from . import leaks, view
     store = _open_store(args.db)
-    devices = store.devices()
     now = time.time()
+    devices = view.ordered(leaks.annotate(store, store.devices()), now)
     if args.json:
         for device in devices:
             device["state_now"] = view.state_of(device, now)

@@ -9,15 +9,15 @@ each change and republishes it to PREFIX/_alerts. Kinds:
   `margin` of the ceiling;
 - ``escalated``: a low-memory rule walked to its last step (`alert` event)
   and has not `recovered` since;
-- ``leak``: collections reclaim nothing: the agent's `leak_suspected`, or
-  `LEAK_AFTER` collections in a row that gave back no RSS;
+- ``leak``: the memory floor rises steadily (agent/leak.py on the recorded
+  telemetry, tools/console/leaks.py); the detail says the rate and the time
+  left before the ceiling; cleared when the floor stops rising;
 - ``dropped``: the device lost messages to a full outbox this boot.
 """
 
 from typing import Any, Dict
 
 KINDS = ("offline", "ceiling", "escalated", "leak", "dropped")
-LEAK_AFTER = 3
 
 
 def headroom_kb(device: Dict[str, Any]) -> Any:

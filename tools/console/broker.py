@@ -4,21 +4,15 @@
 installed. amqtt is pure Python and speaks MQTT 3.1.1 (no shared
 subscriptions); it keeps retained messages and publishes Wills, which is all
 the agents need. It inherits leaks for disconnected sessions from hbmqtt, so
-production fleets use mosquitto (README, "Console").
+production fleets use mosquitto (docs/console.md).
 """
 
 import asyncio
 import logging
-import socket
 import threading
 from typing import Optional
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+from tools.mosquitto import free_port
 
 
 class EmbeddedBroker(object):

@@ -38,6 +38,7 @@ from agent import messages
 from agent.errors import MessageError
 
 from . import alerts as alert_rules
+from . import leaks
 from .store import Store, reclaimed_kb
 
 log = logging.getLogger("gc-console")
@@ -130,6 +131,8 @@ class Ingestor(object):
         self._pending_alerts: List[tuple] = []
         self.stats = {"received": 0, "recorded": 0, "duplicates": 0, "bad": 0, "unwritten": 0}
         self.bad = dict.fromkeys(BAD_REASONS, 0)
+        self.leaks = leaks.FleetLeaks()
+        self.store.db.executescript(leaks.SCHEMA)
         self._load()
 
     def _load(self) -> None:
@@ -139,6 +142,11 @@ class Ingestor(object):
             device["rules"] = device.get("rules") or {}
             device["alerts"] = device.get("alerts") or {}
             self.devices[device["device"]] = device
+            if device.get("boot"):   # carry on judging this boot where the records stop
+                watch = leaks.judge_stored(leaks.stored_telemetry(self.store, device), device)
+                self.leaks.watches[device["device"]] = (device["boot"], watch)
+                leaks.apply(device, watch)
+                self._dirty_devices.add(device["device"])
 
     # -- intake ----------------------------------------------------------------------------
 
@@ -263,8 +271,7 @@ class Ingestor(object):
         device["boot"] = boot
         device["dropped"] = 0
         device.pop("escalated", None)
-        device.pop("leak", None)
-        device["ineffective"] = 0
+        self.leaks.new_boot(device, boot)
         self._periods.pop(device["device"], None)
         self._last_telemetry_ts.pop(device["device"], None)
 
@@ -275,6 +282,8 @@ class Ingestor(object):
             device["rss_kb"] = last["rss_kb"]
             device["mem_free_kb"] = last["mem_free_kb"]
             device["mem_total_kb"] = last["mem_total_kb"]
+        if message["boot"] == device.get("boot"):   # replayed samples too: they fill the floor's gaps
+            self.leaks.telemetry(device, message)
         if message.get("historical") or message["boot"] != device.get("boot"):
             return
         device["dropped"] = message["dropped"]
@@ -302,21 +311,12 @@ class Ingestor(object):
                 device["last_collect_ts"] = message["ts"]
                 device["last_collect_rule"] = rule
                 device["last_reclaimed_kb"] = reclaimed_kb(message)
-            reclaimed = reclaimed_kb(message)
-            if reclaimed is not None and not message.get("historical"):
-                device["ineffective"] = 0 if reclaimed > 0 else device.get("ineffective", 0) + 1
-                if device["ineffective"] >= alert_rules.LEAK_AFTER:
-                    device["leak"] = "%d collections in a row reclaimed nothing" % device["ineffective"]
-                elif reclaimed > 0 and device.get("leak", "").endswith("reclaimed nothing"):
-                    device.pop("leak", None)
         elif event == "alert":
             device["escalated"] = message.get("rule") or "low-memory"
-        elif event == "leak_suspected":
-            device["leak"] = "the agent suspects a leak (rule %s)" % message.get("rule")
         elif event == "recovered":
             device.pop("escalated", None)
-            device.pop("leak", None)
-            device["ineffective"] = 0
+        # leak_suspected / leak_cleared need nothing here: the console reaches the same
+        # verdict from the same telemetry (tools/console/leaks.py).
 
     # -- silence and alerts ----------------------------------------------------------------
 
@@ -374,6 +374,7 @@ class Ingestor(object):
             try:
                 self.store.write_batch(self._pending, self._pending_at, devices, boots,
                                        self._pending_alerts)
+                self.leaks.save(self.store.db, devices)
             except sqlite3.Error:
                 excess = len(self._pending) - MAX_QUEUED
                 if excess > 0:

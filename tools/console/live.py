@@ -11,7 +11,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from . import view
+from . import leaks, view
 from .keys import HELP, Keys
 
 NON_TTY_EVERY = 5.0
@@ -51,7 +51,7 @@ def frame(session, default_interval: float, width: int = 80, nav: Optional[Nav] 
     session.ingestor.flush()
     now = time.time()
     store = session.store
-    devices = store.devices()
+    devices = leaks.annotate(store, store.devices())
     shown = nav.open if nav is not None else device
     hint = nav is not None and nav.keys
     if shown:

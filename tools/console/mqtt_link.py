@@ -131,7 +131,7 @@ class MqttLink(object):
         try:
             if self.on_payload is not None:
                 self.on_payload(msg.payload, msg.topic, bool(msg.retain))
-        except Exception:   # a callback that raises would stall paho's loop (FIELD_NOTES)
+        except Exception:   # a callback that raises would stall paho's loop (docs/field-facts.md)
             log.exception("handling a message on %s failed", msg.topic)
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,

@@ -12,7 +12,9 @@ import time
 from collections import deque
 from typing import Any, Callable, Dict, Optional
 
-from .broker import EmbeddedBroker, free_port
+from tools.mosquitto import free_port
+
+from .broker import EmbeddedBroker
 from .ingest import Ingestor
 from .mqtt_link import MqttLink
 from .serial_link import SerialLink
@@ -84,8 +86,8 @@ class Session(object):
         self.ingestor.accept(payload, topic, self.prefix, retained)
 
     def _alert(self, alert: Dict[str, Any]) -> None:
-        # Called inside paho's callback: queue it, publish from housekeeping (FIELD_NOTES: never
-        # publish from inside paho's own callbacks).
+        # Called inside paho's callback: queue it, publish from housekeeping (never publish
+        # from inside paho's own callbacks: docs/field-facts.md, "paho-mqtt 1.6 and 2.x").
         if self._publish_alerts:
             self._alerts.append(alert)
 

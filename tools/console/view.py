@@ -16,6 +16,7 @@ from rich.text import Text
 
 from .alerts import headroom_kb
 from .ingest import SILENT_FACTOR
+from .leaks import soonest_first
 
 SPARK = "▁▂▃▄▅▆▇█"
 STATE_STYLE = {"online": "green", "offline": "bold red"}
@@ -119,7 +120,7 @@ def fleet_table(devices: Iterable[Dict[str, Any]], now: Optional[float] = None,
                                  "-" + mb(reclaimed) if reclaimed and reclaimed > 0 else "0")
         rules = " ".join("%s%d" % (_short_rule(r), n)
                          for r, n in sorted((d.get("rules") or {}).items(), key=lambda x: -x[1]))
-        alerts = ",".join(ALERT_SHORT.get(k, k) for k in (d.get("alerts") or {}))
+        alerts = ",".join(ALERT_SHORT.get(k, k) + _leak_left(d, k) for k in (d.get("alerts") or {}))
         cells = [d["device"], d.get("model") or "-", state_text, memory]
         if wide:
             cells.append(mb(d.get("mem_free_kb")))
@@ -131,8 +132,17 @@ def fleet_table(devices: Iterable[Dict[str, Any]], now: Optional[float] = None,
 
 def ordered(devices: Iterable[Dict[str, Any]], now: float,
             default_interval: float = 3600.0) -> List[Dict[str, Any]]:
-    """Devices riskiest first (ties by name), the order of the table."""
-    return sorted(devices, key=lambda d: (-risk(d, now, default_interval), d["device"]))
+    """Devices soonest to their ceiling at their leak's rate first, then riskiest (ties by name)."""
+    return sorted(devices, key=lambda d: (soonest_first(d), -risk(d, now, default_interval),
+                                          d["device"]))
+
+
+def _leak_left(device: Dict[str, Any], kind: str) -> str:
+    """`:5h` after `leak`: the time left before the ceiling at the leak's rate."""
+    eta = device.get("ceiling_eta_s")
+    if kind != "leak" or eta is None:
+        return ""
+    return ":" + ago(time.time() - eta, time.time())
 
 
 def _short_rule(rule: str) -> str:

@@ -7,9 +7,9 @@ at-least-once delivery are not counted twice and the Will (seq 0) is left out.
 
 import threading
 from typing import Dict, Set, Tuple
-from urllib.parse import urlsplit
 
 from agent.messages import decode
+from agent.transports.mqtt import parse_mqtt_url
 
 
 class BrokerWatch(object):
@@ -17,18 +17,17 @@ class BrokerWatch(object):
 
     def __init__(self, url: str, prefix: str = "gcagent") -> None:
         import paho.mqtt.client as mqtt
-        parts = urlsplit(url)
+        tls, host, port, _ = parse_mqtt_url(url)
         self._seen: Dict[str, Set[Tuple[str, int]]] = {}
         self._lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        if parts.scheme == "mqtts":
+        if tls:
             self.client.tls_set()
         topic = "%s/+/#" % prefix
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.2, 2)
-        self.client.connect_async(parts.hostname, parts.port or (8883 if parts.scheme == "mqtts" else 1883),
-                                  keepalive=30)
+        self.client.connect_async(host, port, keepalive=30)
         self.client.loop_start()
 
     def _on_message(self, client, userdata, msg) -> None:

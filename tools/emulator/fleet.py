@@ -115,20 +115,22 @@ class Run(object):
         return urls
 
     def _through_proxy(self, url: str) -> str:
-        from urllib.parse import urlsplit
+        from agent.transports.mqtt import parse_mqtt_url
 
         from .proxy import Proxy
-        parts = urlsplit(url)
-        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        try:   # the agent's own reading of the URL: what the emulator proxies is what it would use
+            tls, host, port, username = parse_mqtt_url(url)
+        except ValueError as exc:
+            raise ValueError("--report: %s" % exc) from exc
         if self.proxy is None:
-            self.proxy = Proxy((parts.hostname, port)).start()
+            self.proxy = Proxy((host, port)).start()
             try:
                 from .brokerwatch import BrokerWatch
                 self.watch = BrokerWatch(url, self.profile.report.prefix)
             except Exception as exc:   # counting at the broker is extra; the run goes on
                 self.log("cannot count messages at the broker: %s" % exc)
-        user = (parts.username + "@") if parts.username else ""
-        return "%s://%s127.0.0.1:%d" % (parts.scheme, user, self.proxy.port)
+        user = (username + "@") if username else ""
+        return "%s://%s127.0.0.1:%d" % ("mqtts" if tls else "mqtt", user, self.proxy.port)
 
     def _env(self, folder: str) -> Dict[str, str]:
         env = dict(os.environ)

@@ -66,8 +66,8 @@ def overlay_profile(model: DeviceModel, device_id: str, flash_dir: str,
     emulator must change for this device.
 
     - `[device] id`: distinct per device in a fleet;
-    - `[device] memory_limit`: the script's limit (what the README tells users to
-      write on a real device), or the model's RAM when the profile says auto,
+    - `[device] memory_limit`: the script's limit (what docs/profiles.md, "The ceiling",
+      tells users to write on a real device), or the model's RAM when the profile says auto,
       because the agent on this desktop would otherwise see the desktop's RAM
       as its ceiling: /proc/meminfo cannot be faked without root;
     - `[buffer] flash`: the journal moves into the device's folder (the profile's

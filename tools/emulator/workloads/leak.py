@@ -2,9 +2,9 @@
 
 A cache that is never pruned: every record (a dict with a `--block` byte
 payload) stays reachable from a module-level list, so collections find
-nothing to free and RSS grows steadily at `--rate`. An agent must see that
-its collections reclaim nothing and report the leak (`leak_suspected`,
-`alert`) rather than collect again and again. `--garbage` adds cyclic
+nothing to free and RSS grows steadily at `--rate`. An agent must see its
+memory floor rise and report the leak (`leak_suspected` with its rate, see
+docs/leaks.md) rather than collect again and again. `--garbage` adds cyclic
 garbage on top, which collections do reclaim, so the two can be told apart.
 Run it alone:
 

@@ -1,6 +1,6 @@
 """How many messages a second `gc-console ingest` records from a broker stream.
 
-    python -m tools.console.ratebench --broker mqtt://127.0.0.1:1883 -n 20000 --devices 100
+    python -m tools.bench.ratebench --broker mqtt://127.0.0.1:1883 -n 20000 --devices 100
 
 Starts `gc-console ingest --exit-after N --stats` on a fresh database, then
 publishes N schema-v1 messages (telemetry of 2 samples, with an event every
@@ -10,15 +10,15 @@ fast as the broker takes them (QoS 1), and prints the recorder's stats line:
 the N-th written to SQLite (or the end of `--timeout`: then `recorded` < N
 says how many the broker delivered; mosquitto's default `max_queued_messages
 1000` drops what a subscriber falls behind by). Without --broker, a mosquitto
-on a free port is started when one is installed, with queues large enough
-not to drop, else the embedded amqtt broker (which is then the bottleneck, at
-about 1,500 messages a second).
+of its own on a free port (tools/mosquitto.py), with queues large enough not
+to drop. Without mosquitto installed, pass the URL `gc-console watch` prints
+(its embedded amqtt broker is then the bottleneck, at about 1,500 messages a
+second). The bench's ingest row publishes the same stream.
 """
 
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 
 from agent import messages
 from agent.transports.mqtt import parse_mqtt_url
+from tools.mosquitto import Mosquitto
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -84,50 +85,23 @@ def measure(broker: str, n: int = 20000, devices: int = 100, db: Optional[str] =
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--broker", help="mqtt://host:port (default: a mosquitto or amqtt of our own)")
+    parser.add_argument("--broker", help="mqtt://host:port (default: a mosquitto of our own)")
     parser.add_argument("-n", type=int, default=20000, help="messages to publish (default 20000)")
     parser.add_argument("--devices", type=int, default=100, help="made-up devices (default 100)")
     args = parser.parse_args(argv)
     broker, own = args.broker, None
     if not broker:
-        own, broker = _own_broker()
+        # deep queues: the default 1000 would drop what the recorder falls behind by
+        own = Mosquitto(extra="allow_anonymous true\nmax_queued_messages 1000000\n"
+                              "max_inflight_messages 1000\n").start()
+        broker = own.url
     try:
         stats = measure(broker, args.n, args.devices)
     finally:
         if own is not None:
-            own.stop()
+            own.close()
     print(json.dumps(dict(stats, broker=broker, published=args.n, devices=args.devices)))
     return 0
-
-
-def _own_broker():
-    from .broker import EmbeddedBroker, free_port
-    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
-                                            if os.access("/usr/sbin/mosquitto", os.X_OK) else None)
-    if binary:
-        port = free_port()
-
-        class Mosquitto(object):
-            def __init__(self) -> None:
-                self.folder = tempfile.mkdtemp(prefix="gc-ratebench-broker-")
-                config = os.path.join(self.folder, "mosquitto.conf")
-                with open(config, "w") as handle:
-                    handle.write("listener %d 127.0.0.1\nallow_anonymous true\n"
-                                 "max_queued_messages 1000000\nmax_inflight_messages 1000\n"
-                                 "persistence false\n%s" % (port, "user root\n" if os.getuid() == 0
-                                                             else ""))
-                self.proc = subprocess.Popen([binary, "-c", config], stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.DEVNULL)
-                time.sleep(0.5)
-
-            def stop(self) -> None:
-                self.proc.terminate()
-                self.proc.wait(10)
-                shutil.rmtree(self.folder, ignore_errors=True)
-
-        return Mosquitto(), "mqtt://127.0.0.1:%d" % port
-    broker = EmbeddedBroker().start()
-    return broker, broker.url
 
 
 if __name__ == "__main__":

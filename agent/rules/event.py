@@ -1,0 +1,115 @@
+"""``event``: a collection when a trigger arrives, at most once per `cooldown`.
+
+Triggers: `app:NAME` (or `app:*`) from the application, `link_down`,
+`link_up`, `signal`, and two this rule derives from samples itself: `idle`
+(CPU below `idle_cpu` over `idle_for`, on the edge into idleness) and
+`large_free` (RSS fell by at least `large_free` since the last sample).
+"""
+
+from typing import Collection, List, NamedTuple, Optional, Tuple
+
+from .. import values
+from ..units import parse_duration
+from . import base
+from .base import Decision, Tick
+
+TYPE = "event"
+TRIGGERS = ("idle", "large_free", "link_down", "link_up", "signal")
+
+
+class Settings(NamedTuple):
+    """[rule:NAME] type = event."""
+
+    name: str
+    enabled: bool = True
+    on: Tuple[str, ...] = ()
+    generation: int = 2
+    cooldown: float = 0.0
+    idle_cpu: float = 0.05
+    idle_for: float = 30.0
+    large_free_kb: int = 8192
+
+    @property
+    def type(self) -> str:
+        return TYPE
+
+
+def _triggers(value: str) -> Tuple[str, ...]:
+    triggers = values.word_list(value)
+    if not triggers:
+        raise ValueError("is empty; the rule would never fire")
+    for trigger in triggers:
+        if trigger.startswith("app:"):
+            if len(trigger) == 4:
+                raise ValueError("%r names no application event (app:NAME or app:*)" % trigger)
+        elif trigger not in TRIGGERS:
+            raise ValueError("unknown trigger %r (known: %s, app:NAME, app:*)%s"
+                             % (trigger, ", ".join(TRIGGERS), values.hint(trigger, TRIGGERS)))
+    return triggers
+
+
+# key -> (field, parser, required), as the profile's section schema
+SCHEMA = {
+    "on": ("on", _triggers, True),
+    "generation": ("generation", values.int_range(0, 2), False),
+    "cooldown": ("cooldown", parse_duration, False),
+    "idle_cpu": ("idle_cpu", values.percent, False),
+    "idle_for": ("idle_for", values.positive_duration, False),
+    "large_free": ("large_free_kb", values.positive_kb, False),
+}
+
+
+def check(rule: Settings, given: Collection[str], ceiling_kb: Optional[int]) -> List[Tuple[str, str]]:
+    """(key, message) for settings that validate one by one yet can never act."""
+    out = []
+    if "idle" in rule.on and rule.idle_cpu <= 0:
+        out.append(("idle_cpu", "0% can never be reached; idle would never fire"))
+    for key, trigger in (("idle_cpu", "idle"), ("idle_for", "idle"), ("large_free", "large_free")):
+        if key in given and trigger not in rule.on:
+            out.append((key, "has no effect: on = does not list %s" % trigger))
+    return out
+
+
+def describe(rule: Settings) -> str:
+    return "on %s, generation %d" % (", ".join(rule.on), rule.generation)
+
+
+class Rule(base.Rule):
+    """Cooldown, and the idle edge, of one event rule."""
+
+    def __init__(self, settings: Settings, start: float) -> None:
+        super(Rule, self).__init__(settings, start)
+        self.cpu_window = settings.idle_for if "idle" in settings.on else 0.0
+        self.last: Optional[float] = None
+        self.idle = False
+
+    def decide(self, tick: Tick, now: float) -> List[Decision]:
+        rule = self.settings
+        derived = set()
+        if "large_free" in rule.on and tick.dropped is not None and tick.dropped >= rule.large_free_kb:
+            derived.add("large_free")
+        if "idle" in rule.on:
+            idle = self._is_idle(tick, now)
+            if idle and not self.idle:
+                derived.add("idle")
+            self.idle = idle
+        fired = [t for t in rule.on
+                 if t in tick.triggers or t in derived
+                 or (t == "app:*" and any(x.startswith("app:") for x in tick.triggers))]
+        if not fired:
+            return []
+        if self.last is not None and now - self.last < rule.cooldown:
+            return []
+        self.last = now
+        return [Decision("collect", rule.name, rule.generation, fields=(("trigger", fired[0]),))]
+
+    def _is_idle(self, tick: Tick, now: float) -> bool:
+        then = None
+        for at, cpu in tick.cpu:
+            if at <= now - self.settings.idle_for:
+                then = (at, cpu)
+            else:
+                break
+        if then is None or now <= then[0]:
+            return False   # not watched for a whole window yet
+        return (tick.sample.cpu_s - then[1]) / (now - then[0]) < self.settings.idle_cpu

@@ -1,0 +1,60 @@
+"""``periodic``: a collection every `every` seconds.
+
+    [rule:NAME]
+    type = periodic
+    every = 10m          (required)
+    generation = 2
+"""
+
+from typing import Collection, List, NamedTuple, Optional, Tuple
+
+from .. import values
+from ..units import format_duration
+from . import base
+from .base import Decision, Tick
+
+TYPE = "periodic"
+
+
+class Settings(NamedTuple):
+    """[rule:NAME] type = periodic."""
+
+    name: str
+    enabled: bool = True
+    every: float = 0.0
+    generation: int = 2
+
+    @property
+    def type(self) -> str:
+        return TYPE
+
+
+# key -> (field, parser, required), as the profile's section schema
+SCHEMA = {
+    "every": ("every", values.positive_duration, True),
+    "generation": ("generation", values.int_range(0, 2), False),
+}
+
+
+def check(rule: Settings, given: Collection[str], ceiling_kb: Optional[int]) -> List[Tuple[str, str]]:
+    """(key, message) for settings that validate one by one yet can never act: none here."""
+    return []
+
+
+def describe(rule: Settings) -> str:
+    return "every %s, generation %d" % (format_duration(rule.every), rule.generation)
+
+
+class Rule(base.Rule):
+    """When the next collection is due."""
+
+    def __init__(self, settings: Settings, start: float) -> None:
+        super(Rule, self).__init__(settings, start)
+        self.next_at = start + settings.every
+
+    def decide(self, tick: Tick, now: float) -> List[Decision]:
+        if now < self.next_at:
+            return []
+        self.next_at = now + self.settings.every
+        return [Decision("collect", self.name, self.settings.generation)]
+

@@ -1,0 +1,105 @@
+"""The one table of rule types: type name -> the module that implements it.
+
+Everything that depends on a rule's type goes through here: the profile reads
+each type's keys (`schema`) and asks it to check and describe its rules, and
+`Policy` builds each rule's state (`make`). A type missing from the table is
+an error (`UnknownRuleType`), never a silent fallback to another type.
+
+A rule type module has:
+
+- ``TYPE``: its name, as written after ``type =``;
+- ``Settings``: a NamedTuple of ``name``, ``enabled`` and its own fields, with a
+  ``type`` property returning ``TYPE``;
+- ``SCHEMA``: its keys, ``key -> (field, parser, required)``;
+- ``check(settings, given, ceiling_kb)``: ``(key, message)`` pairs for
+  settings that validate key by key yet can never act (`given`: the keys the
+  profile wrote; `ceiling_kb`: the memory the profile names, or None);
+- ``describe(settings)``: one line for `check -v`;
+- ``Rule``: a `base.Rule` subclass holding its decide/record state.
+
+Adding a type is one module, one line below, and its tests: see
+docs/adding-a-rule-type.md.
+"""
+
+from typing import Dict, List, Tuple
+
+from .. import values
+from . import event, low_memory, periodic
+
+PREFIX = "rule:"   # profile sections [rule:NAME]
+
+TYPES = {module.TYPE: module for module in (
+    periodic,
+    low_memory,
+    event,
+)}
+
+# Keys every rule has, whatever its type.
+COMMON_SCHEMA = {
+    "type": ("type", lambda value: value.strip().lower(), True),
+    "enabled": ("enabled", values.boolean, False),
+}
+
+
+class UnknownRuleType(ValueError):
+    """A rule names a type the table does not have."""
+
+    def __init__(self, rule_type: str, rule: str = "") -> None:
+        self.rule_type = rule_type
+        super(UnknownRuleType, self).__init__(
+            "%s%r is not one of %s%s" % ("rule %s: type " % rule if rule else "", rule_type,
+                                        ", ".join(TYPES), values.hint(rule_type, TYPES)))
+
+
+def kind(rule_type: str):
+    """The module implementing `rule_type`; UnknownRuleType if there is none."""
+    module = TYPES.get(rule_type)
+    if module is None:
+        raise UnknownRuleType(rule_type)
+    return module
+
+
+def of(rule):
+    """The module implementing the type of `rule` (a rule type's Settings)."""
+    module = TYPES.get(rule.type)
+    if module is None:
+        raise UnknownRuleType(rule.type, rule.name)
+    return module
+
+
+def schema(rule_type: str) -> Dict[str, Tuple]:
+    """Every key a rule of `rule_type` may have: the common keys and its own."""
+    keys = dict(COMMON_SCHEMA)
+    keys.update(kind(rule_type).SCHEMA)
+    return keys
+
+
+def all_keys() -> List[str]:
+    """Every key some rule type knows, sorted."""
+    return sorted(set(COMMON_SCHEMA).union(*(m.SCHEMA for m in TYPES.values())))
+
+
+def owners(key: str) -> List[str]:
+    """The rule types that have `key`, in table order."""
+    return [name for name, module in TYPES.items() if key in module.SCHEMA]
+
+
+def settings(rule_type: str, name: str, fields: Dict[str, object]):
+    """`rule_type`'s Settings from parsed fields (the `type` field is the module's own)."""
+    fields = dict(fields, name=name)
+    fields.pop("type", None)
+    return kind(rule_type).Settings(**fields)
+
+
+def check(rule, given, ceiling_kb) -> List[Tuple[str, str]]:
+    """(key, message) for a rule that can never act; see the module docstring."""
+    return of(rule).check(rule, given, ceiling_kb)
+
+
+def describe(rule) -> str:
+    return of(rule).describe(rule)
+
+
+def make(rule, start: float):
+    """The decide/record state for one rule (a `base.Rule`)."""
+    return of(rule).Rule(rule, start)

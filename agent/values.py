@@ -1,0 +1,89 @@
+"""Value parsers for profile keys: text -> value, or ValueError with a user's message.
+
+Shared by the section schema (`agent.profile.schema`) and by each rule type's
+schema (`agent.rules.*`): the same words mean the same thing in every section.
+Sizes, shares and durations themselves are `agent.units`.
+"""
+
+import re
+from typing import Callable, Optional, Tuple
+
+from .units import is_off, parse_duration, parse_percent, parse_size
+
+
+def text(value: str) -> str:
+    """Any text but blank, stripped."""
+    if not value.strip():
+        raise ValueError("is empty")
+    return value.strip()
+
+
+def boolean(value: str) -> bool:
+    low = value.strip().lower()
+    if low in ("yes", "true", "on", "1"):
+        return True
+    if low in ("no", "false", "off", "0"):
+        return False
+    raise ValueError("%r is not yes or no" % value)
+
+
+def int_range(lo: int, hi: int) -> Callable[[str], int]:
+    """A parser for whole numbers from `lo` to `hi`."""
+    def parse(value: str) -> int:
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise ValueError("%r is not a whole number" % value)
+        if not lo <= number <= hi:
+            raise ValueError("%d is out of range %d..%d" % (number, lo, hi))
+        return number
+    return parse
+
+
+def positive_duration(value: str) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("%r must be longer than zero" % value)
+    return seconds
+
+
+def duration_or_off(value: str) -> Optional[float]:
+    return None if is_off(value) else parse_duration(value)
+
+
+def kb(value: str) -> int:
+    """A size in kilobytes."""
+    return parse_size(value) // 1024
+
+
+def positive_kb(value: str) -> int:
+    size = kb(value)
+    if size <= 0:
+        raise ValueError("%r must be larger than zero" % value)
+    return size
+
+
+def percent(value: str) -> float:
+    return parse_percent(value)
+
+
+def choice(choices: Tuple[str, ...]) -> Callable[[str], str]:
+    """A parser for one of `choices` (case-insensitive), with a did-you-mean hint."""
+    def parse(value: str) -> str:
+        low = value.strip().lower()
+        if low not in choices:
+            raise ValueError("%r is not one of %s%s" % (value, ", ".join(choices), hint(low, choices)))
+        return low
+    return parse
+
+
+def word_list(value: str) -> Tuple[str, ...]:
+    """Words separated by commas and/or blanks."""
+    return tuple(p for p in re.split(r"[\s,]+", value.strip()) if p)
+
+
+def hint(word: str, choices) -> str:
+    """'; did you mean X?' for the closest of `choices`, or ''."""
+    import difflib  # only on the error path: it costs RSS on every device otherwise
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return "; did you mean %s?" % close[0] if close else ""
