@@ -287,9 +287,20 @@ class Tuner(object):
             self.collections += 1
             self._last_full_rss = r.rss_kb   # until record() says what it left
             return
-        if self.busy or self._idle_done:
+        if self.busy:
             return
         if self._last_full_at is not None and r.now - self._last_full_at < self._idle_gap:
+            return
+        # A long idle phase in which memory keeps growing (a slow leak, a queue filling)
+        # is worth another collection: nobody waits for it.
+        grew = self._last_full_rss is not None and r.rss_kb >= self._last_full_rss + max(
+            1024, r.ceiling_kb // 40)
+        if self._idle_done and grew:
+            self.collections += 1
+            changes.append(Change("collect", "idle, RSS grew %dK" % (r.rss_kb - self._last_full_rss)))
+            self._last_full_rss = r.rss_kb
+            return
+        if self._idle_done:
             return
         if self._promoted or self._owed or self.freeze == "ready":
             self._idle_done = True

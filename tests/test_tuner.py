@@ -124,6 +124,19 @@ def test_the_tuners_own_idle_collection_does_not_make_the_phase_busy():
     assert len(dev.full_collections()) == 1
 
 
+def test_a_long_idle_phase_with_growing_memory_collects_again():
+    dev = Device(tuner())
+    dev.run(3, busy=True)
+    dev.run(2, busy=False)                      # the idle collection
+    dev.tuner.record(2, 0, 5000, dev.rss, dev.now, CEILING)
+    assert len(dev.full_collections()) == 1
+    dev.run(1, busy=False)                      # flat: nothing more
+    assert len(dev.full_collections()) == 1
+    dev.run(2, busy=False, grow_kb=MB)          # +8M while idle
+    again = dev.full_collections()[1:]
+    assert again and "grew" in again[0].why
+
+
 def test_the_idle_hint_collects_at_once():
     dev = Device(tuner())
     dev.run(3, busy=True)
