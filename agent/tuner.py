@@ -25,9 +25,10 @@ it costs per workload, is in docs/tuner.md:
   back down (threshold2 too, unless full collections reclaim nothing); the
   low-memory rules' escalation is never held back while it still reclaims.
 - **Futility**: a full collection that gives back less than `min_reclaim`
-  marks the heap as live at that RSS. Until RSS grows a step past it, full
-  collections in busy phases (the rules' and the tuner's) wait for idle, and
-  idle ones back off, doubling: collecting a live heap only costs pauses.
+  marks the heap as live at that RSS. Then the low-memory rules' full
+  collections in busy phases wait for idle until half of `below` is all that
+  is left, the tuner's own wait until RSS grows a step past it, and idle ones
+  back off, doubling: collecting a live heap only costs pauses.
 """
 
 import collections
@@ -139,12 +140,15 @@ class Tuner(object):
         # application being busy.
         self._gc_s += r.gc_ms / 1000.0
         work = r.cpu_s - self._gc_s
+        last = self._cpu[-1] if self._cpu else None
         self._cpu.append((r.now, work))
         while len(self._cpu) > 2 and self._cpu[1][0] <= r.now - self.window:
             self._cpu.popleft()
         then, cpu = self._cpu[0]
         share = (work - cpu) / (r.now - then) if r.now > then else 1.0
-        busy = share >= IDLE_CPU and not r.idle_hint
+        # The last tick alone too: a busy phase shows at its first tick, not a window later.
+        tick = (work - last[1]) / (r.now - last[0]) if last and r.now > last[0] else 0.0
+        busy = (share >= IDLE_CPU or tick >= 2 * IDLE_CPU) and not r.idle_hint
         if r.idle_hint:
             self._cpu.clear()                  # measure the idle phase from here
             self._cpu.append((r.now, work))
@@ -268,9 +272,12 @@ class Tuner(object):
         kept = []
         for d in decisions:
             kind = self.rule_types.get(d.rule, "")
+            # A live heap: the low-memory rule's full collections wait for idle until
+            # the room is really running out (half of `below` left): then memory wins.
+            live = self._live_rss is not None and r.headroom_kb >= r.below_kb // 2
             if (self.busy and d.action == "collect" and d.generation == 2
                     and d.rule not in REQUESTED and kind in ("low_memory", "periodic")
-                    and (kind == "periodic" or self._is_live(r.rss_kb))):
+                    and (kind == "periodic" or live)):
                 self.deferred += 1
                 self._owed = True
                 continue
