@@ -288,7 +288,14 @@ class Tuner(object):
         target = self.memory_target * r.ceiling_kb
         grown = self._last_full_rss is None or r.rss_kb >= self._last_full_rss + max(
             1024, r.ceiling_kb // 20)
-        if r.rss_kb >= target and grown and not self._is_live(r.rss_kb):
+        # Past the target, collect now, unless the last full collection showed the
+        # heap live (gave no RSS back): then at the next idle phase, until the room
+        # is really running out.
+        critical = r.headroom_kb < max(r.below_kb // 2, r.ceiling_kb // 10)
+        if r.rss_kb >= target and grown and self._live_rss is not None and self.busy \
+                and not critical:
+            self._owed = True
+        elif r.rss_kb >= target and grown and not self._is_live(r.rss_kb):
             changes.append(Change("collect", "RSS %dK past memory_target %d%% and growing"
                                   % (r.rss_kb, self.memory_target * 100)))
             self.collections += 1
