@@ -33,6 +33,16 @@ broker:
 	    echo "the tests need mosquitto and socat: sudo apt-get install mosquitto mosquitto-clients openssl socat"; exit 1; \
 	  fi; \
 	fi
+	@# The web console's tests drive Debian's chromium through its chromedriver and scrape
+	@# /metrics with a real prometheus (promtool checks the format).
+	@if ! test -x /usr/bin/chromium || ! test -x /usr/bin/chromedriver || ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium, chromium-driver and prometheus (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver prometheus >/dev/null; \
+	  else \
+	    echo "the web console tests need: sudo apt-get install chromium chromium-driver prometheus"; exit 1; \
+	  fi; \
+	fi
 
 lint: setup
 	$(VENV)/bin/ruff check agent tools tests

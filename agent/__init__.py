@@ -48,7 +48,7 @@ def start(profile: Any, report: Union[str, Sequence[str], None] = None) -> bool:
             from .profile import Profile, load
             loaded = profile if isinstance(profile, Profile) else load(str(profile))
             urls = [report] if isinstance(report, str) else report
-            candidate = runtime.Agent(loaded, urls)
+            candidate = runtime.Agent.build(loaded, urls)
         except AgentError as exc:
             log.warning("gc-agent: not started:\n%s", exc)
             return False

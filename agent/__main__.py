@@ -176,7 +176,7 @@ def _validated(args: argparse.Namespace):
         try:
             check_url(url)
         except ValueError as exc:
-            raise TransportError("--report %s" % exc)
+            raise TransportError("--report %s" % exc) from exc
     return profile
 
 

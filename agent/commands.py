@@ -17,13 +17,13 @@ import threading
 import time
 from typing import Any, Callable, Dict, Optional, Sequence
 
-from .errors import AgentError
+from .errors import COMMAND_REASONS, AgentError, CommandRefused
 from .lean import compare_digest as _compare_digest
 from .lean import sha256 as _sha256
+from .limits import MAX_COMMAND_BYTES, MAX_ERROR_CHARS, REFUSAL_BURST, REFUSAL_EVERY
+from .ratelimit import TokenBucket
 
-REASONS = ("too_large", "not_json", "not_object", "bad_field", "unsigned", "bad_signature",
-           "stale", "replayed", "unknown_command", "not_allowed", "wrong_device", "bad_args",
-           "failed")
+REASONS = COMMAND_REASONS   # agent.errors holds the one list
 FIELDS = ("id", "cmd", "args", "ts", "device", "sig")
 _BLOCK = 64                      # SHA-256 block size, bytes
 _IPAD = bytes(b ^ 0x36 for b in range(256))
@@ -31,16 +31,6 @@ _OPAD = bytes(b ^ 0x5C for b in range(256))
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 Handler = Callable[[Dict[str, Any]], Any]
-
-
-class CommandRefused(AgentError):
-    """A command that is not run; `reason` is a short code from REASONS, str() a sentence."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        if reason not in REASONS:
-            raise ValueError("unknown refusal reason %r" % reason)
-        self.reason = reason
-        super(CommandRefused, self).__init__(message)
 
 
 def canonical(fields: Dict[str, Any]) -> bytes:
@@ -79,7 +69,7 @@ def load_key(path: str) -> bytes:
         with open(path, "rb") as handle:
             text = handle.read().strip()
     except OSError as exc:
-        raise AgentError("key file %s: cannot be read (%s)" % (path, exc.strerror or exc))
+        raise AgentError("key file %s: cannot be read (%s)" % (path, exc.strerror or exc)) from exc
     if not text:
         raise AgentError("key file %s: is empty" % path)
     if len(text) >= 64 and len(text) % 2 == 0 and all(b in _HEX for b in text):
@@ -98,13 +88,16 @@ class Commands(object):
 
     `remember` bounds the ids kept for replay checks; keep it above the number
     of commands the device may see within `window` seconds, since a forgotten
-    id whose `ts` is still fresh could be replayed.
+    id whose `ts` is still fresh could be replayed. With `ids` (an
+    `agent.replay_guard.ReplayIds`) the accepted ids also survive a restart.
+    `answers` limits how many refusals get an answer (agent/limits.py).
     """
 
     def __init__(self, key: bytes, device: str, handlers: Dict[str, Handler],
                  allow: Optional[Sequence[str]] = None, window: float = 300.0,
-                 remember: int = 1024, max_bytes: int = 4096,
-                 clock: Callable[[], float] = time.time) -> None:
+                 remember: int = 1024, max_bytes: int = MAX_COMMAND_BYTES,
+                 clock: Callable[[], float] = time.time, ids=None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._key = bytes(key)
         self.device = device
         self.handlers = dict(handlers)
@@ -116,6 +109,14 @@ class Commands(object):
         self._seen: Dict[str, None] = collections.OrderedDict()   # oldest first
         self._lock = threading.Lock()   # transports may deliver from more than one thread
         self.refused: Dict[str, int] = {}
+        self.answers = TokenBucket(REFUSAL_BURST, REFUSAL_EVERY, monotonic)
+        # One snapshot at a time: tracemalloc is one per process (agent/control.py).
+        self.snapshot_lock = threading.Lock()
+        self.key_file_warning = ""   # set by agent/control.py make_commands
+        self._ids = ids
+        if ids is not None:   # what ran before a restart stays refused as a replay
+            for ident in ids.load(clock()):
+                self._seen[ident] = None
 
     def verify(self, payload: bytes) -> Dict[str, Any]:
         """The command (without `sig`) if it may run; else raise CommandRefused."""
@@ -129,8 +130,8 @@ class Commands(object):
                                  % (len(payload), self.max_bytes))
         try:
             command = json.loads(bytes(payload).decode("utf-8"), parse_constant=_no_constant)
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise CommandRefused("not_json", "the command is not UTF-8 JSON")
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise CommandRefused("not_json", "the command is not UTF-8 JSON") from exc
         if not isinstance(command, dict):
             raise CommandRefused("not_object", "a command is a JSON object, not %s"
                                  % type(command).__name__)
@@ -165,6 +166,8 @@ class Commands(object):
             self._seen[command["id"]] = None
             while len(self._seen) > self.remember:
                 self._seen.popitem(last=False)
+            if self._ids is not None:   # on flash before it runs: a crash mid-run still counts
+                self._ids.add(command["id"], command["ts"], self._clock())
         command.setdefault("args", {})
         return command
 
@@ -185,7 +188,7 @@ class Commands(object):
             reason, sentence = "failed", "%s: %s" % (type(exc).__name__, exc)
         with self._lock:
             self.refused[reason] = self.refused.get(reason, 0) + 1
-        return {"id": ident, "ok": False, "error": "%s: %s" % (reason, sentence)}
+        return {"id": ident, "ok": False, "error": ("%s: %s" % (reason, sentence))[:MAX_ERROR_CHARS]}
 
 
 def _check_fields(command: Dict[str, Any]) -> None:

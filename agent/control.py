@@ -5,10 +5,12 @@ The allow-list is fixed here, and no command runs code or names a file:
 - ``collect`` {generation}: a measured collection now;
 - ``status``: what the agent sees and how it is doing;
 - ``set`` {rule, key, value}: change one rule setting listed in
-  `[commands] settable`, validated exactly as the profile is; it lasts until
-  the next `reload` or restart;
+  `[commands] settable`, validated exactly as the profile is; changes
+  accumulate (each starts from the rules the last one left) and last until
+  the next `reload` or restart; `before` is the value in effect;
 - ``snapshot`` {top, seconds}: tracemalloc's top allocation sites over a
-  time-boxed window (at most 30 s), in a thread of its own; tracing is stopped
+  time-boxed window (at most 30 s), in a thread of its own, one at a time
+  (another is refused `busy` meanwhile); tracing is stopped
   afterwards (unless the application was already tracing), so it costs
   nothing later;
 - ``reload``: read the profile again from its own path; an invalid profile
@@ -16,22 +18,32 @@ The allow-list is fixed here, and no command runs code or names a file:
   once; report URLs, buffers and commands at the next start.
 
 Verification (signature, replay window, remembered ids) is `agent.commands`.
+The agent is reached only through its public interface (`emit`, `now`,
+`policy_state`, `replace_policy`, `collect` and its read-only attributes),
+never its private state: see docs/architecture.md.
+Refusals are answered within a rate, the rest counted (docs/hardening.md).
 """
 
 import configparser
 import io
 import json
+import logging
+import os
+import stat
 import threading
 import time
 from typing import Any, Dict
 
 from .commands import CommandRefused, Commands, load_key
 from .errors import ProfileError
-from .profile import Profile, load, loads
-from .rules import Policy, headroom_kb
+from .profile import load, loads
+from .rules import headroom_kb
 
 SNAPSHOT_MAX_SECONDS = 30.0
 SNAPSHOT_MAX_TOP = 50
+REPLAY_IDS_FILE = "replay-ids"   # beside the journals under [buffer] flash
+
+log = logging.getLogger("gcagent")
 
 
 def make_commands(agent) -> Commands:
@@ -44,8 +56,40 @@ def make_commands(agent) -> Commands:
         "snapshot": lambda args: {},   # runs in its own thread: see handle_command
         "reload": lambda args: _reload(agent),
     }
-    return Commands(load_key(settings.key_file), agent.device_id, handlers,
-                    allow=settings.allow, window=settings.window)
+    key = load_key(settings.key_file)
+    warning = key_file_warning(settings.key_file)
+    if warning:
+        log.warning("gc-agent: %s", warning)
+    ids = None
+    if agent.profile.buffer.flash:
+        from .replay_guard import ReplayIds
+        try:
+            os.makedirs(agent.profile.buffer.flash, exist_ok=True)
+        except OSError:
+            pass   # ReplayIds counts the failure when it cannot write there
+        ids = ReplayIds(os.path.join(agent.profile.buffer.flash, REPLAY_IDS_FILE), 1024,
+                        settings.window)
+    out = Commands(key, agent.device_id, handlers, allow=settings.allow, window=settings.window,
+                   ids=ids)
+    out.key_file_warning = warning
+    return out
+
+
+def key_file_warning(path: str) -> str:
+    """A sentence when the key file can be read by group or others, else ''.
+
+    Warned about, not refused (docs/hardening.md): refusing would take remote
+    management away from a fleet over a file mode; the warning is on stderr at
+    start, in an `error` event and in `status` until the mode is fixed.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return ("key file %s is readable by group or others (mode %03o): anyone on the device "
+                "who can read it can sign commands; chmod 600 it" % (path, stat.S_IMODE(mode)))
+    return ""
 
 
 def handle_command(agent, payload: bytes) -> None:
@@ -55,12 +99,34 @@ def handle_command(agent, payload: bytes) -> None:
         try:
             command = commands.verify(payload)
         except CommandRefused:
-            agent._emit("resp", **commands.handle(payload))   # the same refusal, counted
+            _answer(agent, commands.handle(payload))   # the same refusal, counted
             return
-        threading.Thread(target=_snapshot_and_answer, args=(agent, command),
-                         name="gc-agent-snapshot", daemon=True).start()
+        # One at a time: tracemalloc is one per process, and the first snapshot to
+        # finish would stop tracing under the others.
+        if not agent.commands.snapshot_lock.acquire(blocking=False):
+            _count(agent, "busy")
+            _answer(agent, {"id": command["id"], "ok": False,
+                            "error": "busy: a snapshot is already running; try again after it"})
+            return
+        try:
+            threading.Thread(target=_snapshot_and_answer, args=(agent, command),
+                             name="gc-agent-snapshot", daemon=True).start()
+        except Exception:
+            agent.commands.snapshot_lock.release()
+            raise
         return
-    agent._emit("resp", **commands.handle(payload))
+    _answer(agent, commands.handle(payload))
+
+
+def _answer(agent, resp: Dict[str, Any]) -> None:
+    """Emit a resp; refusals only within the answer rate (agent/limits.py), the rest counted."""
+    if resp.get("ok") or agent.commands.answers.take():
+        agent.emit("resp", **resp)
+
+
+def _count(agent, reason: str) -> None:
+    refused = agent.commands.refused
+    refused[reason] = refused.get(reason, 0) + 1
 
 
 def _names(payload: bytes) -> str:
@@ -87,15 +153,14 @@ def _collect(agent, args: Dict[str, Any]) -> Dict[str, Any]:
 
 def _status(agent) -> Dict[str, Any]:
     sample = agent.last_sample
-    with agent._policy_lock:
-        policy = agent.policy.state()
+    policy = agent.policy_state()
     return {
-        "uptime_s": round(agent._monotonic() - agent.started_at, 3),
+        "uptime_s": round(agent.now() - agent.started_at, 3),
         "rss_kb": sample.rss_kb if sample else None,
         "headroom_kb": headroom_kb(sample) if sample else None,
         "ceiling_kb": agent.probe.ceiling.kb,
         "gc_enabled": sample.gc_enabled if sample else None,
-        "rules": [r.name for r in agent.policy.rules],
+        "rules": policy["rules"],
         "low_memory": policy["low"],
         "budget_skipped": policy["budget_skipped"],
         "buffered": max(r.buffered for r in agent.reporters),
@@ -103,6 +168,11 @@ def _status(agent) -> Dict[str, Any]:
         "errors": agent.errors,
         "disabled": sorted(agent.disabled),
         "refused": dict(agent.commands.refused),
+        "refused_unanswered": agent.commands.answers.denied,
+        "commands_dropped": sum(getattr(r.transport, "commands_dropped", 0)
+                                for r in agent.reporters),
+        "journal_errors": sum(r.journal_errors for r in agent.reporters),
+        "key_file_warning": agent.commands.key_file_warning if agent.commands else "",
         "profile_sha256": agent.profile.sha256,
         "tune": agent.tuner.state() if agent.tuner is not None else None,
     }
@@ -121,16 +191,29 @@ def _set(agent, args: Dict[str, Any]) -> Dict[str, Any]:
     if not parser.has_section(section):
         raise CommandRefused("bad_args", "no rule %r" % rule)
     before = parser.get(section, key, fallback=None)
+    if before is None:   # not in the profile: the rule's default is what applied
+        before = _live_value(agent, rule, key)
     parser.set(section, key, str(value))
     text = io.StringIO()
     parser.write(text)
     try:
         changed = loads(text.getvalue(), agent.profile.path)
     except ProfileError as exc:
-        raise CommandRefused("bad_args", "; ".join(p.message for p in exc.problems))
-    # The flattened text of the live profile changes; its path and hash say what was loaded.
-    _apply(agent, agent.profile._replace(rules=changed.rules))
+        raise CommandRefused("bad_args", "; ".join(p.message for p in exc.problems)) from exc
+    # The flattened text of the live profile changes, so the next `set` starts from
+    # this one; its path and hash still say what was loaded.
+    agent.replace_policy(agent.profile._replace(rules=changed.rules, text=text.getvalue()))
     return {"rule": rule, "key": key, "before": before, "after": str(value)}
+
+
+def _live_value(agent, rule: str, key: str) -> Any:
+    """The running rule's value of `key` (a default), as JSON can carry it."""
+    from .rules.table import value
+    for settings in agent.profile.rules:
+        if settings.name == rule:
+            found = value(settings, key)
+            return found if isinstance(found, (str, int, float, type(None))) else str(found)
+    return None
 
 
 def _reload(agent) -> Dict[str, Any]:
@@ -138,21 +221,11 @@ def _reload(agent) -> Dict[str, Any]:
         fresh = load(agent.profile.path)
     except ProfileError as exc:
         raise CommandRefused("bad_args", "profile not reloaded, the old one stays: %s"
-                             % "; ".join(str(p) for p in exc.problems[:5]))
+                             % "; ".join(str(p) for p in exc.problems[:5])) from exc
     before = agent.profile.sha256
-    _apply(agent, fresh)
+    agent.replace_policy(fresh)
     return {"profile": fresh.path, "sha256_before": before, "sha256_after": fresh.sha256,
             "note": "rules, tick and budget now; report URLs, buffers, commands at next start"}
-
-
-def _apply(agent, profile: Profile) -> None:
-    with agent._policy_lock:
-        agent.profile = agent.profile._replace(rules=profile.rules, agent=profile.agent,
-                                               gc=profile.gc, sha256=profile.sha256,
-                                               text=profile.text)
-        # A new policy starts its schedules afresh; freeze already happened at start.
-        agent.policy = Policy(profile.rules, agent._monotonic(), profile.agent.budget,
-                              profile.agent.budget_window, None)
 
 
 def _snapshot_and_answer(agent, command: Dict[str, Any]) -> None:
@@ -185,10 +258,10 @@ def _snapshot_and_answer(agent, command: Dict[str, Any]) -> None:
         resp = {"id": ident, "ok": False, "error": "%s: %s" % (exc.reason, exc)}
     except Exception as exc:
         resp = {"id": ident, "ok": False, "error": "failed: %s: %s" % (type(exc).__name__, exc)}
+    agent.commands.snapshot_lock.release()   # tracing is already off: the next snapshot may start
     if not resp["ok"]:
-        reason = resp["error"].split(":", 1)[0]
-        agent.commands.refused[reason] = agent.commands.refused.get(reason, 0) + 1
+        _count(agent, resp["error"].split(":", 1)[0])
     try:
-        agent._emit("resp", **resp)
+        _answer(agent, resp)
     except Exception:
         pass

@@ -1,15 +1,33 @@
 """The agent's errors, all in one place.
 
-    AgentError                  root: anything the agent raises on purpose
-     +-- ProfileError           one or more problems in a profile (carries them all)
-     +-- TransportError         a report URL that cannot be opened or written
-     +-- MessageError           a payload that is not a valid schema-v1 message
+    Exception
+     +-- AgentError               root: anything the agent raises on purpose
+          +-- ProfileError        one or more problems in a profile (`problems`: every Problem)
+          +-- TransportError      a report URL that cannot be opened or written
+          +-- MessageError        a payload that is not a valid schema-v1 message (`reason`)
+          +-- JournalError        the flash journal cannot be created, written or read
+          +-- CommandRefused      a remote command that is not run (`reason`)
+
+A library's error (paho-mqtt, pyserial, OSError, json, zlib) never leaves the
+agent as it is: the seam where it is caught raises one of these `from` it,
+so the original stays in `__cause__` for a traceback. `reason` is a short
+code from a fixed tuple below, for counting and matching; `str()` is a
+sentence for people, and may change.
 
 Only the CLI and `agent.start()` see these; the agent thread catches them and
 reports them as `error` events instead of raising into the application.
+Writing a transport: docs/adding-a-transport.md.
 """
 
 from typing import List, NamedTuple
+
+# MessageError.reason: why a payload was refused by agent.messages.decode.
+MESSAGE_REASONS = ("too_large", "zlib", "not_json", "schema", "range")   # range: agent/bounds.py
+
+# CommandRefused.reason: why a command was not run (also counted in `status`).
+COMMAND_REASONS = ("too_large", "not_json", "not_object", "bad_field", "unsigned",
+                   "bad_signature", "stale", "replayed", "unknown_command", "not_allowed",
+                   "wrong_device", "bad_args", "failed", "busy")
 
 
 class AgentError(Exception):
@@ -46,5 +64,29 @@ class TransportError(AgentError):
     """A report URL that is malformed, cannot be opened, or failed to send."""
 
 
-class MessageError(AgentError):
-    """A payload that does not decode to a valid schema-v1 message."""
+class _Coded(AgentError):
+    """An error with a short `reason` code from the subclass's REASONS."""
+
+    REASONS = ()   # type: tuple
+
+    def __init__(self, reason: str, message: str) -> None:
+        if reason not in self.REASONS:
+            raise ValueError("unknown %s reason %r" % (type(self).__name__, reason))
+        self.reason = reason
+        super(_Coded, self).__init__(message)
+
+
+class MessageError(_Coded):
+    """A payload that does not decode to a valid schema-v1 message; `reason` from MESSAGE_REASONS."""
+
+    REASONS = MESSAGE_REASONS
+
+
+class JournalError(AgentError):
+    """The journal's directory or files cannot be created, written or read."""
+
+
+class CommandRefused(_Coded):
+    """A command that is not run; `reason` is a short code from COMMAND_REASONS, str() a sentence."""
+
+    REASONS = COMMAND_REASONS

@@ -24,14 +24,10 @@ import time
 import zlib
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
-from .errors import AgentError
+from .errors import JournalError
 
 _HEADER = struct.Struct(">II")
 _NAME = re.compile(r"^seg-(\d+)\.log$")
-
-
-class JournalError(AgentError):
-    """The journal's directory or files cannot be created, written or read."""
 
 
 def _record_at(data: memoryview, pos: int) -> Optional[bytes]:
@@ -103,7 +99,7 @@ class Journal(object):
             for _, name in sorted(numbers):
                 self._sizes[name] = os.path.getsize(os.path.join(directory, name))
         except OSError as e:
-            raise JournalError("journal directory %s: %s" % (directory, e))
+            raise JournalError("journal directory %s: %s" % (directory, e)) from e
         # Never append to an old segment: its tail may be torn.
         self._next = max(numbers)[0] + 1 if numbers else 1
 
@@ -123,7 +119,7 @@ class Journal(object):
                 elif self._clock() - self._last_sync >= self._sync_every:
                     self.sync()
             except OSError as e:
-                raise JournalError("journal %s: %s" % (self._dir, e))
+                raise JournalError("journal %s: %s" % (self._dir, e)) from e
             self._bound()
 
     def sync(self) -> None:
@@ -133,7 +129,7 @@ class Journal(object):
                 try:
                     os.fsync(self._fd)
                 except OSError as e:
-                    raise JournalError("journal %s: %s" % (self._dir, e))
+                    raise JournalError("journal %s: %s" % (self._dir, e)) from e
             self._last_sync = self._clock()
 
     def oldest(self) -> Optional[Tuple[str, List[bytes]]]:
@@ -160,7 +156,7 @@ class Journal(object):
             except FileNotFoundError:
                 pass
             except OSError as e:
-                raise JournalError("journal %s: %s" % (self._dir, e))
+                raise JournalError("journal %s: %s" % (self._dir, e)) from e
             self._forget(name)
 
     def pending(self) -> int:
@@ -177,7 +173,7 @@ class Journal(object):
             try:
                 self._close()
             except OSError as e:
-                raise JournalError("journal %s: %s" % (self._dir, e))
+                raise JournalError("journal %s: %s" % (self._dir, e)) from e
 
     def _open(self) -> None:
         name = "seg-%012d.log" % self._next
@@ -254,7 +250,7 @@ class Journal(object):
             self._forget(name)
             return None
         except OSError as e:
-            raise JournalError("journal %s: %s" % (self._dir, e))
+            raise JournalError("journal %s: %s" % (self._dir, e)) from e
         records, bad = _parse(data)
         if name not in self._checked:
             self._checked.add(name)

@@ -68,8 +68,8 @@ def read_from_zip(path: str) -> Optional[bytes]:
     member = path[len(archive) + 1:]
     try:
         return importer.get_data(member)
-    except OSError:
-        raise FileNotFoundError(2, "%s is not inside %s" % (member, archive))
+    except OSError as exc:
+        raise FileNotFoundError(2, "%s is not inside %s" % (member, archive)) from exc
 
 
 def zip_names(archive: str) -> List[str]:

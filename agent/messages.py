@@ -14,6 +14,7 @@ import time
 import zlib
 from typing import Any, Callable, Dict, List, Optional
 
+from . import bounds
 from .errors import MessageError
 
 VERSION = 1
@@ -70,26 +71,28 @@ def encode(message: Dict[str, Any], compress: bool = False) -> bytes:
 
 
 def decode(payload: bytes, max_bytes: int = MAX_BYTES) -> Dict[str, Any]:
-    """Payload -> validated message; MessageError says what is wrong."""
+    """Payload -> validated message; MessageError says what is wrong (`reason`: a code)."""
     if len(payload) > max_bytes:
-        raise MessageError("payload of %d bytes is over the %d-byte cap" % (len(payload), max_bytes))
+        raise MessageError("too_large", "payload of %d bytes is over the %d-byte cap"
+                           % (len(payload), max_bytes))
     if payload[:1] == b"\x78":
         inflater = zlib.decompressobj()
         try:
             payload = inflater.decompress(payload, max_bytes + 1)
         except zlib.error as exc:
-            raise MessageError("bad zlib payload: %s" % exc)
+            raise MessageError("zlib", "bad zlib payload: %s" % exc) from exc
         if len(payload) > max_bytes or inflater.unconsumed_tail:
-            raise MessageError("zlib payload inflates past the %d-byte cap" % max_bytes)
+            raise MessageError("zlib", "zlib payload inflates past the %d-byte cap" % max_bytes)
     try:
         message = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise MessageError("not UTF-8 JSON: %s" % exc)
-    except RecursionError:
-        raise MessageError("JSON nested too deeply")
+        raise MessageError("not_json", "not UTF-8 JSON: %s" % exc) from exc
+    except RecursionError as exc:
+        raise MessageError("not_json", "JSON nested too deeply") from exc
     problems = validate(message)
-    if problems:
-        raise MessageError("; ".join(problems))
+    if problems:   # types are checked first; ranges only of a message whose types are right
+        raise MessageError("range" if problems[0].startswith("range: ") else "schema",
+                           "; ".join(problems))
     return message
 
 
@@ -132,4 +135,6 @@ def validate(message: Any) -> List[str]:
                                     % (i, field))
     if kind == "resp" and "result" not in message and "error" not in message:
         problems.append("resp: needs result or error")
+    if not problems:   # sizes and ranges a reader can hold (agent/bounds.py)
+        problems = ["range: " + p for p in bounds.check(message)]
     return problems

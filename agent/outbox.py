@@ -13,16 +13,21 @@ from . import messages
 
 
 class Outgoing(NamedTuple):
-    """One encoded message: its `seq`, `type` and compact JSON `body`."""
+    """One encoded message: its `seq`, `type` and compact JSON `body`, plus the
+    envelope facts a transport needs without parsing the body: its `boot`, and
+    whether it is `historical` (replayed from the journal)."""
 
     seq: int
     type: str
     body: bytes
+    boot: str = ""
+    historical: bool = False
 
 
-def outgoing(message: Dict[str, Any]) -> Outgoing:
+def outgoing(message: Dict[str, Any], historical: bool = False) -> Outgoing:
     """Encode a message once; every transport's outbox shares the result."""
-    return Outgoing(message["seq"], message["type"], messages.encode(message))
+    return Outgoing(message["seq"], message["type"], messages.encode(message),
+                    str(message.get("boot", "")), historical)
 
 
 class Outbox(object):

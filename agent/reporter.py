@@ -15,13 +15,13 @@ import json
 import os
 from typing import Dict, List, Optional
 
-from . import messages
 from .errors import AgentError, TransportError
-from .outbox import Outbox, Outgoing
+from .outbox import Outbox, Outgoing, outgoing
 from .transports.base import Transport, TransportEvent
 
 MAX_BACKOFF = 60.0
 SEND_PER_TICK = 200
+JOURNAL_ERROR_EVERY = 60.0   # seconds between two error events about the journal
 
 
 def _jitter() -> float:
@@ -45,7 +45,8 @@ def historical(body: bytes) -> Optional[Outgoing]:
     try:
         message = json.loads(body.decode("utf-8"))
         message["historical"] = True
-        return Outgoing(int(message["seq"]), str(message["type"]), messages.encode(message))
+        message["seq"], message["type"] = int(message["seq"]), str(message["type"])
+        return outgoing(message, historical=True)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -77,6 +78,9 @@ class Reporter(object):
         self.journal_records = journal.pending() if journal is not None else 0
         self._spilled_this_run = 0
         self.journal_errors = 0
+        self._journal_errors_said = 0
+        self._journal_said_at: Optional[float] = None
+        self._journaled: Dict[int, Outgoing] = {}   # in flight, with a copy on flash
         self.lost = 0   # unacknowledged at shutdown and refused by the journal
 
     # -- numbers for telemetry ------------------------------------------------------
@@ -106,9 +110,7 @@ class Reporter(object):
             return []
         out: List[TransportEvent] = []
         try:
-            if not self.opened:
-                self.transport.open()
-                self.opened = True
+            self.open()
             for event in self.transport.poll():
                 if event.kind == "ack":
                     self._acked(event.value)
@@ -116,11 +118,16 @@ class Reporter(object):
                 if event.kind == "link":
                     self._link(bool(event.value), now)
                 out.append(event)
-            if self.link_up is False and self.journal is not None and self._down_since is not None \
+            if not self.link_up and self._down_since is None:
+                # Never up yet counts as down since the first tick: a device that
+                # boots in an outage must journal too (docs/hardening.md).
+                self._down_since = now
+            if not self.link_up and self.journal is not None \
                     and now - self._down_since >= self.spill_after \
                     and now - self._last_spill >= self.spill_after:
                 self._last_spill = now
                 self.spill(include_inflight=False)
+            self._report_journal_errors(now, out)
             if self.link_up:
                 replaying = self._send_replay(now, hurry)
                 # This boot's spilled messages are older than what waits in RAM: they
@@ -137,6 +144,24 @@ class Reporter(object):
             return out
         self.failures = 0
         return out
+
+    def open(self) -> None:
+        """Open the transport if it is not open yet; TransportError says why it cannot be."""
+        if not self.opened:
+            self.transport.open()
+            self.opened = True
+
+    def retry_now(self) -> None:
+        """Forget the back-off: the next `pump` tries at once (the last try at shutdown)."""
+        self.next_try = 0.0
+    def _report_journal_errors(self, now: float, out: List[TransportEvent]) -> None:
+        """A full or failing flash is said as an error event, at most once a minute."""
+        if self.journal_errors > self._journal_errors_said and (
+                self._journal_said_at is None or now - self._journal_said_at >= JOURNAL_ERROR_EVERY):
+            self._journal_said_at = now
+            self._journal_errors_said = self.journal_errors
+            out.append(TransportEvent("error", "journal: %d errors so far, last: %s"
+                                      % (self.journal_errors, self.last_error)))
 
     def _link(self, up: bool, now: float) -> None:
         self.link_up = up
@@ -209,6 +234,7 @@ class Reporter(object):
         key = id(item)
         if self._inflight.pop(key, None) is None:
             return
+        self._journaled.pop(key, None)
         self.acked += 1
         replay = self._replay_of.pop(key, None)
         if replay is not None:
@@ -222,15 +248,23 @@ class Reporter(object):
         if self.journal is None:
             return 0
         written = 0
-        if include_inflight:   # at shutdown: in flight is older than what waits in RAM
-            items = sorted((i for k, i in self._inflight.items() if k not in self._replay_of),
-                           key=lambda i: i.seq)
-            self._inflight.clear()
-            for item in items:
-                if self._journal_call(self.journal.append, item.body) is False:
+        # In flight is older than what waits in RAM. During an outage a copy goes to
+        # flash and the message stays in flight (the transport resends it after a
+        # reconnect), so kill -9 loses none of it; a duplicate is possible, dropped
+        # by (device, boot, seq) as any other (docs/hardening.md).
+        items = sorted((i for k, i in self._inflight.items()
+                        if k not in self._replay_of and k not in self._journaled),
+                       key=lambda i: i.seq)
+        for item in items:
+            if self._journal_call(self.journal.append, item.body) is False:
+                if include_inflight:
                     self.lost += 1   # flash full at shutdown: nowhere left to keep it; counted
-                else:
-                    written += 1
+            else:
+                self._journaled[id(item)] = item
+                written += 1
+        if include_inflight:   # at shutdown
+            self._inflight.clear()
+            self._journaled.clear()
         while True:
             item = self.outbox.peek()
             if item is None:

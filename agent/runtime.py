@@ -3,86 +3,73 @@
 The agent is a guest in the application's process, so this module's first
 duty is to stay out of the way:
 
-- nothing here raises into the application: every step runs guarded; an
-  unexpected exception is counted, reported as an `error` event, and the loop
-  goes on with back-off; after `MAX_FAILURES` in a row the failing part (the
-  rules, one transport, ...) is disabled, never the application;
+- nothing here raises into the application: every step runs guarded
+  (agent/guard.py): an unexpected exception is counted and reported as an
+  `error` event, that part backs off, and after `MAX_FAILURES` in a row it is
+  disabled, never the application;
 - the application's calls (`event`, `collect`) only append to bounded queues
   or run one measured collection in the caller's thread;
-- transports are written from this thread only, each behind its own outbox,
-  with its own back-off, so one dead link does not hold up another.
+- transports are written from this thread only, each behind its own outbox
+  and back-off, so one dead link does not hold up another.
 """
 
 import collections
 import logging
-import sys
 import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
-from .actions import ActionResult, Actor
-from .bundle import bundle_field
-from .errors import AgentError, TransportError
+from .actions import ActionResult
+from .assembly import Parts, build_parts, close_parts, report_name, status_fields
+from .errors import TransportError
+from .guard import MAX_FAILURES, Guard
 from .leak import LeakWatch
-from .messages import Envelope
-from .outbox import Outbox, outgoing
-from .probes import Probe, Sample, gc_flavour
-from .profile import Profile, resolve_device_id
+from .outbox import outgoing
+from .probes import Sample
+from .profile import Profile
 from .reporter import Reporter
 from .rules import Decision, Policy
-from .transports import open_transport
-from .transports.base import Context, TransportEvent
-from .tuning import TunerDriver, can_freeze
+from .telemetry import TelemetryBatch, thread_cpu_ms
+from .transports.base import TransportEvent
+from .tuning import TunerDriver
 
 log = logging.getLogger("gcagent")
 
-MAX_FAILURES = 5          # unexpected errors in a row before a part is disabled
-MAX_BACKOFF = 60.0        # seconds
 EVENT_QUEUE = 256         # application events waiting for the next tick
 
 
-def _report_name(transport) -> str:
-    note = transport.note()
-    return "%s (%s)" % (transport.describe(), note) if note else transport.describe()
-
-
-def journal_folder(flash: str, destination: str) -> str:
-    """Each report destination keeps its own journal under [buffer] flash."""
-    return "%s/%s" % (flash, "".join(c if c.isalnum() else "_" for c in destination))
-
-
 class Agent(object):
-    """One running agent. Use `agent.start()` rather than this class directly."""
+    """One running agent. Use `agent.start()`, or `Agent.build(...)`, rather than this class directly."""
 
-    def __init__(self, profile: Profile, reports: Optional[Sequence[str]] = None,
-                 probe: Optional[Probe] = None, clock: Callable[[], float] = time.time,
+    @classmethod
+    def build(cls, profile: Profile, reports: Optional[Sequence[str]] = None,
+              probe: Optional[Any] = None, clock: Callable[[], float] = time.time,
+              monotonic: Callable[[], float] = time.monotonic) -> "Agent":
+        """An agent made from its parts (agent.assembly); nothing is left behind if a step fails."""
+        parts = build_parts(profile, __version__, reports, probe, clock, monotonic)
+        try:
+            return cls(profile, parts, clock, monotonic)
+        except BaseException:
+            close_parts(parts.reporters, parts.probe)
+            raise
+
+    def __init__(self, profile: Profile, parts: Parts, clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.profile = profile
         self._clock = clock
         self._monotonic = monotonic
-        self.device_id = resolve_device_id(profile)
-        self.envelope = Envelope(self.device_id, clock=clock)
-        self.probe = probe or Probe(profile.device.memory_limit_kb, profile.agent.probe)
-        self.actor = Actor(self.probe.rss_kb)
-        self.started_at = monotonic()
-        # The same URL twice would mean two writers on one file: keep one.
-        urls = list(dict.fromkeys(reports if reports else profile.report.urls))
-        context = Context(self.device_id, self._will(), profile.report)
-        # Transports' modules are imported now, before a launched script changes sys.path.
-        self.reporters = [self._reporter(open_transport(url, context)) for url in urls]
-        self._been_up = set()
-        self.commands = None
-        if profile.commands.key_file:
-            from .control import make_commands
-            self.commands = make_commands(self)
-        # [gc] tune = auto: the tuner owns thresholds and freeze (docs/tuner.md). Without
-        # gc.freeze (Python 3.6) freeze_after_start is skipped, said in status, not an error.
+        self.device_id = parts.device_id
+        self.envelope = parts.envelope
+        self.probe = parts.probe
+        self.actor = parts.actor
+        self.started_at = parts.started_at
+        self.reporters = parts.reporters
+        self._policy = parts.policy
+        # [gc] tune = auto: agent/tuner.py decides, agent/tuning.py applies (docs/tuner.md)
         self.tuner = TunerDriver(profile, self.probe, self.started_at) \
             if profile.gc.tune == "auto" else None
-        freeze_after = profile.gc.freeze_after if self.tuner is None and can_freeze() else None
-        self.policy = Policy(profile.rules, self.started_at, profile.agent.budget,
-                             profile.agent.budget_window, freeze_after)
+        self._been_up = set()
         self._policy_lock = threading.RLock()
         self._emit_lock = threading.RLock()   # re-entrant: a signal handler may stop us mid-emit
         self._events: Deque[Tuple[str, Dict]] = collections.deque(maxlen=EVENT_QUEUE)
@@ -90,78 +77,131 @@ class Agent(object):
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._failures: Dict[str, int] = {}
-        self._retry_at: Dict[str, float] = {}
-        self.disabled = set()
+        self._guard = Guard(lambda: self.profile.agent.tick, monotonic, self._on_fault)
+        self.disabled = self._guard.disabled   # parts given up on (shown by `status`)
         self.errors = 0
-        self._batch: List[Dict[str, Any]] = []
-        self._next_telemetry = self.started_at
-        self._pause_total = 0.0
-        self._pause_max = 0.0
+        self._telemetry_batch = TelemetryBatch(profile.report.interval, profile.report.batch,
+                                               self.started_at)
         self.last_sample: Optional[Sample] = None
         self.leaks = LeakWatch()   # the floor of the reported samples (docs/leaks.md)
         self._thread_cpu = 0.0
         self._stopped = False
+        self._closed = False
+        # Who runs the shutdown (see stop()): decided once, under this lock.
+        self._owner_lock = threading.Lock()
+        self._handed_over = False
+        self._thread_done = False
+        self._deadline = 0.0
+        self.commands = None
+        if profile.commands.key_file:
+            from .control import make_commands
+            self.commands = make_commands(self)
 
-    def _will(self) -> bytes:
-        """The retained status "offline" the broker publishes if we vanish (seq 0)."""
-        from .messages import encode
-        will = self._status_fields("offline")
-        will.update(v=1, type="status", device=self.device_id, boot=self.envelope.boot, seq=0,
-                    ts=round(self._clock(), 3), will=True)
-        return encode(will, self.profile.report.compress)
+    # -- the interface agent.control uses -------------------------------------------
 
-    def _reporter(self, transport) -> Reporter:
-        journal = None
-        buffer = self.profile.buffer
-        if buffer.flash and transport.has_link:
-            from .journal import Journal
-            try:
-                journal = Journal(journal_folder(buffer.flash, transport.describe()),
-                                  buffer.flash_max_bytes, sync_every=buffer.sync_every)
-            except AgentError as exc:
-                log.warning("gc-agent: flash buffer off for %s: %s", transport.describe(), exc)
-        return Reporter(transport, Outbox(buffer.ram_bytes), journal, buffer.spill_after,
-                        self.profile.report.replay_rate)
+    def now(self) -> float:
+        """The agent's monotonic clock, in seconds."""
+        return self._monotonic()
+
+    def policy_state(self) -> Dict[str, Any]:
+        """The policy's rule names and state (low memory, budget), read under its lock."""
+        with self._policy_lock:
+            state = dict(self._policy.state())
+            state["rules"] = [r.name for r in self._policy.rules]
+        return state
+
+    def replace_policy(self, profile: Profile) -> None:
+        """Take `profile`'s rules, [agent] and [gc] now (report URLs, buffers, commands stay)."""
+        with self._policy_lock:
+            self.profile = self.profile._replace(rules=profile.rules, agent=profile.agent,
+                                                 gc=profile.gc, sha256=profile.sha256,
+                                                 text=profile.text)
+            # freeze already happened at start: the new policy does not repeat it.
+            self._policy = Policy(profile.rules, self._monotonic(), profile.agent.budget,
+                                  profile.agent.budget_window, None)
+
+    @property
+    def policy(self) -> Policy:
+        """The policy deciding now (read-only: change it with `replace_policy`)."""
+        return self._policy
 
     # -- life cycle ---------------------------------------------------------------
 
     def start(self) -> None:
-        """Apply start-up settings, announce ourselves, start the thread."""
-        before, after = self.actor.set_thresholds(
-            self.profile.gc.thresholds if self.tuner is None else None)
-        for reporter in self.reporters:
-            # Open now so a destination that cannot work is said at start, where
-            # people look; the agent still runs and keeps retrying it.
-            try:
-                reporter.transport.open()
-                reporter.opened = True
-            except TransportError as exc:
-                log.warning("gc-agent: report %s: %s (will keep retrying)",
-                            reporter.transport.describe(), exc)
-        self._emit_status("online")
-        if before != after:
-            self._emit_event("threshold", rule="start", before=list(before), after=list(after))
-        self._thread = threading.Thread(target=self._run, name="gc-agent", daemon=True)
-        self._thread.start()
+        """Apply start-up settings, announce ourselves, start the thread.
+
+        If a step raises, all this agent holds is closed (reporters, transport
+        threads, journals, the gc hook), gc thresholds are put back, and the
+        error goes on: a failed start leaves nothing behind.
+        """
+        before = None
+        try:
+            before, after = self.actor.set_thresholds(
+                self.profile.gc.thresholds if self.tuner is None else None)
+            for reporter in self.reporters:
+                # Open now so a destination that cannot work is said at start, where
+                # people look; the agent still runs and keeps retrying it.
+                try:
+                    reporter.open()
+                except TransportError as exc:
+                    log.warning("gc-agent: report %s: %s (will keep retrying)",
+                                reporter.transport.describe(), exc)
+            self._emit_status("online")
+            if self.commands is not None and self.commands.key_file_warning:
+                self._emit_event("error", part="commands", error=self.commands.key_file_warning)
+            if before != after:
+                self._emit_event("threshold", rule="start", before=list(before), after=list(after))
+            thread = threading.Thread(target=self._run, name="gc-agent", daemon=True)
+            thread.start()
+            self._thread = thread
+        except BaseException:
+            self._stopped = True
+            if before is not None:
+                self.actor.set_thresholds(before)
+            self._close()
+            raise
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Final telemetry, status offline, flush the outboxes, close. Safe to call twice."""
+        """Final telemetry, status offline, flush the outboxes, close. Safe to call twice.
+
+        One thread at a time drives the reporters: if the agent thread has not
+        ended within `timeout / 2` (slow, or wedged in a transport, probe or
+        callback), the shutdown is handed to it, to run when it comes back,
+        and this call waits for that until `timeout` at most, never touching
+        the reporters itself. If the process exits first, the broker publishes
+        the Will, as after a crash (docs/architecture.md).
+        """
         if self._stopped:
             return
         self._stopped = True
         self._stopping.set()
         self._wake.set()
         deadline = self._monotonic() + timeout
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(max(0.0, timeout / 2))
-        self._guarded("events", self._drain_events)   # the application's last words
-        self._guarded("telemetry", self._final_telemetry)
-        self._guarded("status", self._emit_status, "offline")
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, timeout / 2))
+        with self._owner_lock:
+            self._deadline = deadline
+            if thread is not None and thread is not threading.current_thread() \
+                    and not self._thread_done and thread.is_alive():
+                self._handed_over = True
+        if self._handed_over:
+            thread.join(max(0.0, deadline - self._monotonic()))
+            if thread.is_alive():
+                log.warning("gc-agent: stop: the agent thread did not end within %.1f s; "
+                            "it will finish the shutdown itself if it comes back", timeout)
+            return
+        self._finish(deadline)
+
+    def _finish(self, deadline: float) -> None:
+        """The shutdown sequence, run by the one thread that owns the reporters."""
+        self._guard.run("events", self._drain_events)   # the application's last words
+        self._guard.run("telemetry", self._final_telemetry)
+        self._guard.run("status", self._emit_status, "offline")
         # Deliver what we can (an MQTT "offline" needs its PUBACK) until the deadline;
         # what is left goes to the journal when the reporter closes.
         for reporter in self.reporters:
-            reporter.next_try = 0.0   # a last try, whatever the back-off said
+            reporter.retry_now()   # a last try, whatever the back-off said
         waiting = list(self.reporters)
         while waiting and self._monotonic() < deadline:
             last_second = deadline - self._monotonic() < 1.0
@@ -171,12 +211,12 @@ class Agent(object):
                     waiting.remove(reporter)
             if waiting:
                 time.sleep(0.02)
-        for reporter in self.reporters:
-            try:
-                reporter.close()
-            except Exception as exc:
-                log.info("gc-agent: closing %s: %s", reporter.transport.describe(), exc)
-        self.probe.close()
+        self._close()
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            close_parts(self.reporters, self.probe)
 
     @property
     def running(self) -> bool:
@@ -210,32 +250,39 @@ class Agent(object):
             try:
                 delay = self._tick()
             except Exception as exc:   # a bug in the loop itself: keep going, slower
-                self._fault("loop", exc)
-                delay = min(MAX_BACKOFF, self.profile.agent.tick * 2 ** self._failures["loop"])
+                delay = self._guard.backoff(self._guard.fault("loop", exc))
             self._wake.wait(delay)
             self._wake.clear()
+        with self._owner_lock:
+            self._thread_done = True
+            handed_over = self._handed_over
+        if handed_over:   # stop() gave up waiting for us: the shutdown is ours to run
+            try:
+                self._finish(max(self._deadline, self._monotonic() + 1.0))
+            except Exception as exc:
+                log.info("gc-agent: late shutdown: %s: %s", type(exc).__name__, exc)
 
     def _tick(self) -> float:
         now = self._monotonic()
-        sample = self._guarded("probe", self.probe.sample)
+        sample = self._guard.run("probe", self.probe.sample)
         if sample is not None:
             self.last_sample = sample
             triggers = self._drain_events()
-            decisions = self._guarded("rules", self._decide, sample, triggers, now) or []
+            decisions = self._guard.run("rules", self._decide, sample, triggers, now) or []
             if self.tuner is not None:
-                tuned = self._guarded("tuner", self._tune, sample, triggers, decisions, now)
+                tuned = self._guard.run("tuner", self._tune, sample, triggers, decisions, now)
                 decisions = decisions if tuned is None else tuned
             for decision in decisions:
-                self._guarded("actions", self._act, decision)
-            self._guarded("telemetry", self._telemetry, sample, now)
+                self._guard.run("actions", self._act, decision)
+            self._guard.run("telemetry", self._telemetry, sample, now)
         for reporter in self.reporters:
             self._pump(reporter)
         return self.profile.agent.tick
 
     def _pump(self, reporter: Reporter, hurry: bool = False, ungated: bool = False) -> None:
         part = "transport " + reporter.transport.describe()
-        for event in self._guarded(part, reporter.pump, self._monotonic(), hurry, ungated) or ():
-            self._guarded(part, self._transport_event, reporter, part, event)
+        for event in self._guard.run(part, reporter.pump, self._monotonic(), hurry, ungated) or ():
+            self._guard.run(part, self._transport_event, reporter, part, event)
 
     def _transport_event(self, reporter: Reporter, part: str, event: TransportEvent) -> None:
         if event.kind == "error":
@@ -257,21 +304,7 @@ class Agent(object):
 
     def _decide(self, sample: Sample, triggers: List[str], now: float) -> List[Decision]:
         with self._policy_lock:
-            return self.policy.decide(sample, triggers, now)
-
-    def _tune(self, sample: Sample, triggers: List[str], decisions: List[Decision],
-              now: float) -> List[Decision]:
-        """The tuner's changes, each a `tune` event; returns the rule decisions it keeps."""
-        kept, changes = self.tuner.step(sample, triggers, decisions, now)
-        for change in changes:
-            if change.what == "collect":
-                self._guarded("actions", self._act, Decision(
-                    "collect", "tune", change.generation, fields=(("why", change.why),)))
-                continue
-            fields = self.tuner.apply(change)
-            if fields is not None:
-                self._emit_event("tune", **fields)
-        return kept
+            return self._policy.decide(sample, triggers, now)
 
     def _drain_events(self) -> List[str]:
         triggers = []
@@ -286,6 +319,20 @@ class Agent(object):
             elif trigger in ("link_down", "link_up"):
                 self._emit_event(trigger, **fields)
         return triggers
+
+    def _tune(self, sample: Sample, triggers: List[str], decisions: List[Decision],
+              now: float) -> List[Decision]:
+        """The tuner's changes, each a `tune` event; returns the rule decisions it keeps."""
+        kept, changes = self.tuner.step(sample, triggers, decisions, now)
+        for change in changes:
+            if change.what == "collect":
+                self._guard.run("actions", self._act, Decision(
+                    "collect", "tune", change.generation, fields=(("why", change.why),)))
+                continue
+            fields = self.tuner.apply(change)
+            if fields is not None:
+                self._emit_event("tune", **fields)
+        return kept
 
     def _act(self, decision: Decision) -> None:
         if decision.action == "event":
@@ -318,7 +365,7 @@ class Agent(object):
             self.tuner.record(result.generation, result.reclaimed_kb, result.collected,
                               result.rss_after_kb, self._monotonic())
         with self._policy_lock:
-            follow = self.policy.record(decision, result.reclaimed_kb,
+            follow = self._policy.record(decision, result.reclaimed_kb,
                                         result.duration_ms / 1000.0, self._monotonic())
         for extra in follow:
             self._emit_event(extra.event, rule=extra.rule, **dict(extra.fields))
@@ -326,16 +373,11 @@ class Agent(object):
     # -- telemetry and status ---------------------------------------------------------------
 
     def _telemetry(self, sample: Sample, now: float) -> None:
-        self._pause_total += sample.gc_pause_ms_total
-        self._pause_max = max(self._pause_max, sample.gc_pause_ms_max)
-        if now < self._next_telemetry:
-            return
-        self._next_telemetry = now + self.profile.report.interval
-        self._batch.append(self._sample_fields(sample))
-        self._pause_total = self._pause_max = 0.0
-        self._guarded("leak", self._judge_leak, sample)
-        if len(self._batch) >= self.profile.report.batch:
-            self._send_batch()
+        batch = self._telemetry_batch
+        if batch.add(sample, now):   # this sample is reported
+            self._guard.run("leak", self._judge_leak, sample)
+            if batch.full():
+                self._send_batch(batch.take())
 
     def _judge_leak(self, sample: Sample) -> None:
         # Judged on the samples the console also receives, so both reach one verdict.
@@ -344,59 +386,28 @@ class Agent(object):
         if change is not None:
             self._emit_event(change[0], **change[1])
 
-    def _sample_fields(self, sample: Sample) -> Dict[str, Any]:
-        return {
-            "ts": round(sample.ts, 3), "mem_free_kb": sample.mem_free_kb,
-            "mem_total_kb": sample.mem_total_kb, "rss_kb": sample.rss_kb,
-            "gc_count": list(sample.gc_count), "gc_collections": list(sample.gc_collections),
-            "gc_collected": sample.gc_collected, "gc_uncollectable": sample.gc_uncollectable,
-            "gc_pause_ms_total": round(self._pause_total, 3),
-            "gc_pause_ms_max": round(self._pause_max, 3),
-        }
-
     def _final_telemetry(self) -> None:
-        # The newest sample goes in unless it is already the batch's last: pauses and
-        # collections since the previous report must not be lost at stop.
-        sample = self.last_sample
-        if sample is not None and (not self._batch or self._batch[-1]["ts"] < round(sample.ts, 3)):
-            self._batch.append(self._sample_fields(sample))
-        if self._batch:
-            self._send_batch()
+        batch = self._telemetry_batch.final(self.last_sample)
+        if batch:
+            self._send_batch(batch)
 
-    def _send_batch(self) -> None:
-        batch, self._batch = self._batch, []
-        self._emit("telemetry", samples=batch, buffered=max(r.buffered for r in self.reporters),
-                   dropped=sum(r.dropped for r in self.reporters) + self.events_dropped,
-                   agent_cpu_ms=round(self._agent_cpu_ms(), 3), agent_errors=self.errors)
-
-    def _agent_cpu_ms(self) -> float:
-        clock_id = getattr(time, "CLOCK_THREAD_CPUTIME_ID", None)
-        if clock_id is None or threading.current_thread() is not self._thread:
-            return self._thread_cpu
-        self._thread_cpu = time.clock_gettime(clock_id) * 1000.0
-        return self._thread_cpu
-
-    def _status_fields(self, state: str) -> Dict[str, Any]:
-        ceiling = self.probe.ceiling
-        return dict(state=state, agent=__version__, python="%d.%d.%d" % sys.version_info[:3],
-                    gc_flavour=gc_flavour(), model=self.profile.device.model,
-                    profile=self.profile.path, profile_sha256=self.profile.sha256,
-                    ceiling_kb=ceiling.kb, uptime_s=round(self._monotonic() - self.started_at, 3),
-                    ceiling_source=ceiling.source, probe=self.probe.backend,
-                    freeze="available" if can_freeze() else "unavailable (Python 3.7+)",
-                    **self._tune_field(), **bundle_field())
-
-    def _tune_field(self) -> Dict[str, Any]:
-        return {"tune": self.tuner.state()} if getattr(self, "tuner", None) is not None else {}
+    def _send_batch(self, batch: List[Dict[str, Any]]) -> None:
+        self._thread_cpu = thread_cpu_ms(self._thread, self._thread_cpu)
+        self.emit("telemetry", samples=batch, buffered=max(r.buffered for r in self.reporters),
+                  dropped=sum(r.dropped for r in self.reporters) + self.events_dropped,
+                  agent_cpu_ms=round(self._thread_cpu, 3), agent_errors=self.errors)
 
     def _emit_status(self, state: str) -> None:
-        self._emit("status", reports=[_report_name(r.transport) for r in self.reporters],
-                   **self._status_fields(state))
+        tune = {"tune": self.tuner.state()} if self.tuner is not None else {}
+        self.emit("status", reports=[report_name(r.transport) for r in self.reporters],
+                  **status_fields(self.profile, self.probe, self._monotonic() - self.started_at,
+                                  state, __version__), **tune)
 
     def _emit_event(self, event: str, **fields: Any) -> None:
-        self._emit("event", event=event, **fields)
+        self.emit("event", event=event, **fields)
 
-    def _emit(self, type_: str, **fields: Any) -> None:
+    def emit(self, type_: str, **fields: Any) -> None:
+        """Stamp a message (seq, boot, ts) and queue it for every report destination."""
         # One lock from seq to outbox, so messages made on two threads (the
         # agent's, and the application's through collect()) queue in seq order.
         with self._emit_lock:
@@ -404,32 +415,14 @@ class Agent(object):
             for reporter in self.reporters:
                 reporter.outbox.put(item)
 
-    # -- staying alive --------------------------------------------------------------------
-
-    def _guarded(self, part: str, fn: Callable, *args: Any) -> Any:
-        """Run one part of the loop; a failing part backs off on its own, the rest go on."""
-        if part in self.disabled or self._monotonic() < self._retry_at.get(part, 0.0):
-            return None
-        try:
-            result = fn(*args)
-        except Exception as exc:
-            self._fault(part, exc)
-            return None
-        self._failures[part] = 0
-        return result
-
-    def _fault(self, part: str, exc: Exception) -> None:
-        count = self._failures[part] = self._failures.get(part, 0) + 1
+    def _on_fault(self, part: str, exc: Exception, count: int) -> None:
+        """What agent/guard.py calls when a part fails: count it, say it."""
         self.errors += 1
-        self._retry_at[part] = self._monotonic() + min(
-            MAX_BACKOFF, self.profile.agent.tick * 2 ** min(count, 8))
         log.info("gc-agent: %s failed (%d in a row): %s: %s", part, count, type(exc).__name__, exc)
         try:
             self._emit_event("error", part=part, error="%s: %s" % (type(exc).__name__, exc),
                              count=count)
             if count >= MAX_FAILURES:
-                self.disabled.add(part)
                 self._emit_event("disabled", part=part, after_failures=count)
         except Exception:   # reporting the fault failed too; the counters still say it
             pass
-

@@ -57,8 +57,8 @@ def parse_amount(text: str, allow_percent: bool = True) -> Amount:
         return Amount(fraction=value / 100.0)
     try:
         return Amount(kb=parse_size(text) // 1024)
-    except ValueError:
-        raise ValueError("%r is not a size or a percentage (examples: 24M, 15%%)" % text)
+    except ValueError as exc:
+        raise ValueError("%r is not a size or a percentage (examples: 24M, 15%%)" % text) from exc
 
 
 def parse_percent(text: str) -> float:

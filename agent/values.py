@@ -32,8 +32,8 @@ def int_range(lo: int, hi: int) -> Callable[[str], int]:
     def parse(value: str) -> int:
         try:
             number = int(value.strip())
-        except ValueError:
-            raise ValueError("%r is not a whole number" % value)
+        except ValueError as exc:
+            raise ValueError("%r is not a whole number" % value) from exc
         if not lo <= number <= hi:
             raise ValueError("%d is out of range %d..%d" % (number, lo, hi))
         return number

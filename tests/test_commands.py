@@ -284,7 +284,7 @@ def test_load_key_missing_file_names_the_path(tmp_path):
 
 
 def test_command_refused_reasons_are_checked():
-    assert "failed" in REASONS and len(set(REASONS)) == 13
+    assert "failed" in REASONS and "busy" in REASONS and len(set(REASONS)) == 14
     with pytest.raises(ValueError):
         CommandRefused("because", "no")
     assert str(CommandRefused("stale", "too old")) == "too old"

@@ -66,7 +66,7 @@ def make_agent(tmp_path, name, ram="256K"):
     path.write_text(textwrap.dedent(PROFILE.format(name=name, ram=ram)))
     clock = Clock()
     probe = ScriptedProbe(clock)
-    agent = Agent(profiles.load(str(path)), probe=probe, clock=clock, monotonic=clock)
+    agent = Agent.build(profiles.load(str(path)), probe=probe, clock=clock, monotonic=clock)
     return agent, clock, probe, memory.get(name)
 
 

@@ -20,8 +20,9 @@ def test_describe_shows_the_user_not_the_password(tmp_path, monkeypatch):
     from agent.profile import loads
     profile = loads("[device]\nid = gw\n[rule:p]\ntype = periodic\nevery = 1m\n"
                     "[report]\nurls = mqtts://gw@broker.example\npassword_env = GW_PASSWORD\n")
+    from agent.assembly import transport_settings
     from agent.transports.base import Context
-    transport = MqttTransport(profile.report.urls[0], Context("gw", b"", profile.report))
+    transport = MqttTransport(profile.report.urls[0], Context("gw", b"", transport_settings(profile)))
     assert transport.describe() == "mqtts://gw@broker.example:8883"
     assert transport._password() == "hunter2"
     assert "hunter2" not in repr(profile)

@@ -177,6 +177,14 @@ def fleet(args) -> int:
                           embedded_port=free_port(), default_interval=DEMO_INTERVAL).start()
         console.print("gc-agent demo: the console (embedded broker at %s) watching three devices"
                       % session.broker_url, highlight=False)
+        web = None
+        if args.web is not None:
+            from tools.console.session import _port_free
+            from tools.console.web.serve import Background
+            port = args.web if args.web and _port_free(args.web) else free_port()
+            web = Background(session, port, DEMO_INTERVAL).start()
+            console.print("the web console: [bold]%s[/] (fleet page, device pages, /metrics)"
+                          % web.url, highlight=False)
         console.print("the same view of your own fleet: gc-console watch; %s" % (
             "q or Ctrl-C stops" if duration is None else "runs %.0fs" % duration), highlight=False)
         procs = start_fleet(session.broker_url, tmp, (duration or 24 * 3600) + 30)
@@ -190,6 +198,8 @@ def fleet(args) -> int:
             stop_fleet(procs)
             time.sleep(1.0)   # the devices' "offline" status arrives
             console.print(live.frame(session, DEMO_INTERVAL, console.width))
+            if web is not None:
+                web.stop()
             session.stop()
     return 0
 
@@ -199,6 +209,11 @@ def main(argv=None) -> int:
     parser.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C "
                         "in a terminal, %.0f otherwise)" % NON_TTY_SECONDS)
     parser.add_argument("--db", help="keep the console's database here (default: a temporary one)")
+    parser.add_argument("--web", type=int, default=8080, metavar="PORT",
+                        help="serve the web console on 127.0.0.1:PORT too (default 8080; 0 for "
+                             "a free port)")
+    parser.add_argument("--no-web", dest="web", action="store_const", const=None,
+                        help="the terminal view only")
     parser.add_argument("--compare", action="store_true",
                         help="the earlier demo: one application without and with the agent")
     parser.add_argument("--seconds", type=float, default=8.0, help="--compare: length of each run")

@@ -9,7 +9,7 @@ sections are checked, built and described through the rule types' table
 import os
 from typing import Dict, List, Optional, Tuple
 
-from .. import values
+from .. import bounds, values
 from ..errors import Problem, ProfileError
 from ..lean import sha256_hex
 from ..rules import table as rule_table
@@ -93,6 +93,10 @@ def _rule(section: str, given: Dict[str, Value], header: Tuple[str, int],
     name = section[len(RULE_PREFIX):].strip()
     if not name:
         problems.append(Problem(header[0], header[1], section, "", "a rule needs a name: [rule:NAME]"))
+        return None
+    if len(name) > bounds.NAME_MAX:   # events carry it; readers refuse longer (agent/bounds.py)
+        problems.append(Problem(header[0], header[1], section, "", "a rule name is at most %d "
+                                "characters" % bounds.NAME_MAX))
         return None
     types = list(rule_table.TYPES)
     type_value = given.get("type")

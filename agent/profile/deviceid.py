@@ -43,7 +43,7 @@ def resolve_device_id(profile, environ: Optional[Dict[str, str]] = None) -> str:
     try:
         device_id = TEMPLATE.sub(fill, profile.device.id)
     except ValueError as exc:
-        raise ProfileError([Problem(profile.path, 1, "device", "id", str(exc))])
+        raise ProfileError([Problem(profile.path, 1, "device", "id", str(exc))]) from exc
     if not ID_CHARS.match(device_id):
         device_id = re.sub(r"[^A-Za-z0-9._-]", "-", device_id)[:64]
     return device_id

@@ -7,7 +7,7 @@ owns its keys (`agent.rules.table`).
 
 from typing import Callable, Optional, Tuple
 
-from .. import values
+from .. import bounds, values
 from ..rules import table as rule_table
 from ..units import is_off, parse_duration, parse_percent
 from .deviceid import parse_device_id
@@ -18,6 +18,13 @@ EXIT_ACTIONS = ("none", "restart", "reboot")   # DAL auto-start: what follows th
 COMMANDS = ("collect", "status", "set", "snapshot", "reload")
 
 Key = Tuple[str, Callable[[str], object], bool]
+
+
+def _model(value: str) -> str:
+    model = values.text(value)
+    if len(model) > bounds.NAME_MAX:   # every status carries it; readers refuse longer (agent/bounds.py)
+        raise ValueError("is %d characters long; at most %d" % (len(model), bounds.NAME_MAX))
+    return model
 
 
 def _memory_limit(value: str) -> Optional[int]:
@@ -103,8 +110,8 @@ def _rate(value: str) -> float:
     text = text[:-2] if text.endswith("/s") else text
     try:
         rate = float(text)
-    except ValueError:
-        raise ValueError("%r is not a rate (example: 20/s)" % value)
+    except ValueError as exc:
+        raise ValueError("%r is not a rate (example: 20/s)" % value) from exc
     if not 0 < rate <= 10000:
         raise ValueError("%r: a rate is above 0 and at most 10000/s" % value)
     return rate
@@ -151,7 +158,7 @@ SCHEMA = {
     },
     "device": {
         "id": ("id", parse_device_id, True),
-        "model": ("model", values.text, False),
+        "model": ("model", _model, False),
         "memory_limit": ("memory_limit_kb", _memory_limit, False),
         "ram": ("ram_kb", values.positive_kb, False),
         "python": ("python", values.text, False),

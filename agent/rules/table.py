@@ -74,6 +74,12 @@ def schema(rule_type: str) -> Dict[str, Tuple]:
     return keys
 
 
+def value(rule, key: str):
+    """The value `rule` (a rule type's Settings) runs with for profile key `key`, or None."""
+    keys = schema(rule.type)
+    return getattr(rule, keys[key][0], None) if key in keys else None
+
+
 def all_keys() -> List[str]:
     """Every key some rule type knows, sorted."""
     return sorted(set(COMMON_SCHEMA).union(*(m.SCHEMA for m in TYPES.values())))

@@ -1,12 +1,13 @@
 """Report URLs -> transports, through one explicit scheme table.
 
-Adding a transport is one module plus one line here. Third-party libraries
+Adding a transport is one module (a `Transport` subclass that checks its own
+URLs in `check_url`) plus one line here: docs/adding-a-transport.md. Third-party libraries
 (paho-mqtt, pyserial) are imported only inside their own transport module,
 and only when a URL asks for it.
 """
 
 import importlib
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple, Type
 
 from ..errors import TransportError
 from .base import Context, Transport
@@ -37,31 +38,29 @@ def scheme_of(url: str) -> str:
     return head.lower() if sep and head.replace("+", "").isalnum() else ""
 
 
-def check_url(url: str) -> None:
-    """Raise ValueError saying what is wrong with a report URL; None when it is usable."""
+def transport_class(url: str) -> Type[Transport]:
+    """The transport class for `url`'s scheme; ValueError for a scheme not in SCHEMES."""
     scheme = scheme_of(url)
     if scheme not in SCHEMES:
         raise ValueError("%r: unknown report URL scheme %r (known: %s)"
                          % (url, scheme, ", ".join(s + ":" for s in sorted(SCHEMES))))
-    if scheme == "file":
-        from .file import parse_file_url
-        parse_file_url(url)
-    elif scheme in ("mqtt", "mqtts"):
-        from .mqtt import parse_mqtt_url
-        parse_mqtt_url(url)
-    elif SCHEMES[scheme][0].endswith(".serial"):
-        from .serial import parse_serial_url
-        parse_serial_url(url)
-    elif scheme == "drm":
-        from .digi import parse_drm_url
-        parse_drm_url(url)
+    module, name = SCHEMES[scheme]
+    return getattr(importlib.import_module(module), name)
+
+
+def check_url(url: str) -> None:
+    """Raise ValueError saying what is wrong with a report URL; None when it is usable.
+
+    Each transport checks its own URLs (`Transport.check_url`).
+    """
+    transport_class(url).check_url(url)
 
 
 def open_transport(url: str, context: Optional[Context] = None) -> Transport:
     """A transport for `url`, constructed but not yet opened."""
     try:
-        check_url(url)
+        cls = transport_class(url)
+        cls.check_url(url)
     except ValueError as exc:
-        raise TransportError(str(exc))
-    module, name = SCHEMES[scheme_of(url)]
-    return getattr(importlib.import_module(module), name)(url, context)
+        raise TransportError(str(exc)) from exc
+    return cls(url, context)

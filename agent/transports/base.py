@@ -6,6 +6,7 @@ link going down or up, commands received, errors) waits in `poll()`, which
 the agent thread drains once a tick. That keeps library callbacks (paho's
 network thread) free of locks the agent holds, the classic deadlock.
 
+    check_url(url)  (class method) ValueError saying what is wrong with a URL
     open()      acquire sockets or files; TransportError when that fails
     ready()     whether send() may be called now (connected, window not full)
     send(item)  True: delivered; False: accepted, an "ack" event follows
@@ -19,13 +20,31 @@ from typing import Any, List, NamedTuple, Optional
 from ..outbox import Outgoing
 
 
+class TransportSettings(NamedTuple):
+    """The [report] settings a transport may read (docs/adding-a-transport.md).
+
+    The defaults are the profile's own, so a transport built without a profile
+    (tests, tools) behaves as one built from an empty [report].
+    """
+
+    prefix: str = "gcagent"     # MQTT topics and drm streams: PREFIX/DEVICE/...
+    keepalive: float = 60.0     # seconds
+    compress: bool = False      # zlib payloads
+    window: int = 20            # messages in flight at once
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    username: str = ""
+    password_file: str = ""     # read at open(), never logged
+    password_env: str = ""
+
+
 class Context(NamedTuple):
     """What a transport may need besides its URL."""
 
     device: str = ""
     will: bytes = b""      # encoded status "offline" for this boot (MQTT Last Will)
-    settings: Any = None   # agent.profile.ReportSettings
-    secrets: Any = None    # agent.profile.Secrets (passwords), never logged
+    settings: TransportSettings = TransportSettings()
 
 
 class TransportEvent(NamedTuple):
@@ -45,6 +64,10 @@ class Transport(abc.ABC):
     def __init__(self, url: str, context: Optional[Context] = None) -> None:
         self.url = url
         self.context = context or Context()
+
+    @classmethod  # noqa: B027 (optional hook: stdout: and memory: take any URL)
+    def check_url(cls, url: str) -> None:
+        """Raise ValueError saying what is wrong with `url`; profiles are checked with this."""
 
     def open(self) -> None:  # noqa: B027 (optional hook: most transports need nothing)
         """Acquire what `send` needs (files, sockets)."""

@@ -35,7 +35,7 @@ class StdoutTransport(Transport):
         try:
             _write_all(1, item.body + b"\n")
         except OSError as exc:
-            raise TransportError("stdout: %s" % (exc.strerror or exc))
+            raise TransportError("stdout: %s" % (exc.strerror or exc)) from exc
         return True
 
 
@@ -63,6 +63,10 @@ class FileTransport(Transport):
 
     scheme = "file"
 
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        parse_file_url(url)
+
     def __init__(self, url: str, context=None) -> None:
         super(FileTransport, self).__init__(url, context)
         self.path, self.max_bytes, self.keep = parse_file_url(url)
@@ -77,7 +81,7 @@ class FileTransport(Transport):
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             self._size = os.fstat(self._fd).st_size
         except OSError as exc:
-            raise TransportError("%s: %s" % (self.path, exc.strerror or exc))
+            raise TransportError("%s: %s" % (self.path, exc.strerror or exc)) from exc
 
     def send(self, item: Outgoing) -> bool:
         if self._fd < 0:
@@ -90,7 +94,7 @@ class FileTransport(Transport):
             self._size += len(line)
         except OSError as exc:
             self.close()   # reopen on the next try: the file may have been removed
-            raise TransportError("%s: %s" % (self.path, exc.strerror or exc))
+            raise TransportError("%s: %s" % (self.path, exc.strerror or exc)) from exc
         return True
 
     def _rotate(self) -> None:

@@ -8,7 +8,7 @@ only when a URL asks for MQTT. The rules we keep, from paho's issue tracker:
   `connect_async`, and publishing only while connected and under `window`
   messages in flight (`max_inflight_messages_set`, `max_queued_messages_set`,
   so paho's own queue is bounded too: #158);
-- callbacks only append to deques and never raise: paho calls `on_publish`
+- callbacks only append to bounded deques (or set plain attributes) and never raise: paho calls `on_publish`
   holding its outbox mutex, and a lock of ours there deadlocks against
   `publish()` (#354, #177); the agent thread drains them in `poll()`;
 - QoS 1 everywhere. A message leaves our outbox on its PUBACK. paho itself
@@ -31,6 +31,7 @@ from typing import Deque, Dict, List, Optional
 from urllib.parse import urlsplit
 
 from ..errors import TransportError
+from ..limits import COMMAND_QUEUE, ERROR_QUEUE, MAX_COMMAND_BYTES
 from ..outbox import Outgoing
 from .base import Context, Transport, TransportEvent
 
@@ -52,17 +53,17 @@ def parse_mqtt_url(url: str):
                          % url)
     try:
         port = parts.port or DEFAULT_PORTS[parts.scheme.lower()]
-    except ValueError:
-        raise ValueError("%r: the port is not a number from 1 to 65535" % url)
+    except ValueError as exc:
+        raise ValueError("%r: the port is not a number from 1 to 65535" % url) from exc
     return parts.scheme.lower() == "mqtts", parts.hostname, port, parts.username or ""
 
 
 def _paho():
     try:
         import paho.mqtt.client as mqtt
-    except ImportError:
+    except ImportError as exc:
         raise TransportError("paho-mqtt is not installed (pip install paho-mqtt; a bundle "
-                             "carries its own copy)")
+                             "carries its own copy)") from exc
     return mqtt
 
 
@@ -71,21 +72,33 @@ class MqttTransport(Transport):
 
     has_link = True
 
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        parse_mqtt_url(url)
+
     def __init__(self, url: str, context: Optional[Context] = None) -> None:
         super(MqttTransport, self).__init__(url, context)
         self.scheme = urlsplit(url).scheme.lower()
         self.tls, self.host, self.port, self.username = parse_mqtt_url(url)
         settings = self.context.settings
-        self.prefix = "%s/%s" % (getattr(settings, "prefix", "gcagent"), self.context.device)
-        self.keepalive = int(getattr(settings, "keepalive", 60))
-        self.window = int(getattr(settings, "window", 20))
-        self.username = self.username or getattr(settings, "username", "")
+        self.prefix = "%s/%s" % (settings.prefix, self.context.device)
+        self.keepalive = int(settings.keepalive)
+        self.window = int(settings.window)
+        self.username = self.username or settings.username
         self._client = None
         self._connected = False
         self._inflight: Dict[int, Outgoing] = {}
         # Filled by paho's thread, drained by ours; deque operations are atomic.
+        # Commands and errors each have a bounded queue of their own, and the link
+        # state is two plain attributes, so no flood can push a link change out
+        # (agent/limits.py, docs/hardening.md).
         self._acks: Deque[int] = collections.deque()
-        self._events: Deque[TransportEvent] = collections.deque(maxlen=1000)
+        self._events: Deque[TransportEvent] = collections.deque(maxlen=ERROR_QUEUE)
+        self._commands: Deque[bytes] = collections.deque()
+        self._connects = 0          # successful connections so far (paho's thread)
+        self._connects_seen = 0     # ... as far as poll() has told the agent
+        self._said_up = False       # the link state poll() last told the agent
+        self.commands_dropped = 0   # too large, or past COMMAND_QUEUE
         self._errors_seen = 0
         self._connect_fails = 0
         self._diagnosed_at: Optional[float] = None
@@ -96,11 +109,12 @@ class MqttTransport(Transport):
         try:
             code = getattr(rc, "value", rc)
             if code == 0:
+                # Counted before the state changes: poll() reads the state first.
+                self._connects += 1
                 self._connected = True
                 # Subscribing here is paho's documented pattern (it renews the
                 # subscription after every reconnect) and takes no lock of ours.
                 client.subscribe(self.prefix + "/cmd", qos=1)
-                self._events.append(TransportEvent("link", True))
             else:
                 self._events.append(TransportEvent("error", "broker refused the connection: %s"
                                                    % (rc,)))
@@ -108,19 +122,19 @@ class MqttTransport(Transport):
             pass
 
     def _on_disconnect(self, client, userdata, *args) -> None:
-        try:
-            was, self._connected = self._connected, False
-            if was:
-                self._events.append(TransportEvent("link", False))
-        except Exception:
-            pass
+        self._connected = False
 
     def _on_publish(self, client, userdata, mid, *args) -> None:
         self._acks.append(mid)
 
     def _on_message(self, client, userdata, message) -> None:
         try:
-            self._events.append(TransportEvent("command", bytes(message.payload[:65536])))
+            # Size first: an oversize payload is never copied or kept (the verifier
+            # would refuse it anyway), and the queue is bounded.
+            if len(message.payload) > MAX_COMMAND_BYTES or len(self._commands) >= COMMAND_QUEUE:
+                self.commands_dropped += 1
+                return
+            self._commands.append(bytes(message.payload))
         except Exception:
             pass
 
@@ -170,19 +184,19 @@ class MqttTransport(Transport):
         except TransportError:
             raise
         except Exception as exc:
-            raise TransportError("%s: %s: %s" % (self.describe(), type(exc).__name__, exc))
+            raise TransportError("%s: %s: %s" % (self.describe(), type(exc).__name__, exc)) from exc
         self._client = client
 
     def _password(self) -> Optional[str]:
         settings = self.context.settings
-        path = getattr(settings, "password_file", "")
+        path = settings.password_file
         if path:
             try:
                 with open(path) as handle:
                     return handle.read().strip()
             except OSError as exc:
-                raise TransportError("password_file %s: %s" % (path, exc.strerror or exc))
-        name = getattr(settings, "password_env", "")
+                raise TransportError("password_file %s: %s" % (path, exc.strerror or exc)) from exc
+        name = settings.password_env
         if name:
             if name not in os.environ:
                 raise TransportError("password_env: environment variable %s is not set" % name)
@@ -191,9 +205,9 @@ class MqttTransport(Transport):
 
     def _set_tls(self, client) -> None:
         settings = self.context.settings
-        ca = getattr(settings, "ca_file", "") or None
-        cert = getattr(settings, "cert_file", "") or None
-        key = getattr(settings, "key_file", "") or None
+        ca = settings.ca_file or None
+        cert = settings.cert_file or None
+        key = settings.key_file or None
         for what, path in (("ca_file", ca), ("cert_file", cert), ("key_file", key)):
             if path and not os.access(path, os.R_OK):
                 raise TransportError("%s %s cannot be read" % (what, path))
@@ -202,7 +216,7 @@ class MqttTransport(Transport):
                            cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT
                            if hasattr(ssl, "PROTOCOL_TLS_CLIENT") else ssl.PROTOCOL_TLSv1_2)
         except (ssl.SSLError, ValueError, OSError) as exc:
-            raise TransportError("TLS set-up (ca_file, cert_file, key_file): %s" % exc)
+            raise TransportError("TLS set-up (ca_file, cert_file, key_file): %s" % exc) from exc
 
     def ready(self) -> bool:
         return self._client is not None and self._connected and len(self._inflight) < self.window
@@ -210,7 +224,7 @@ class MqttTransport(Transport):
     def send(self, item: Outgoing) -> bool:
         topic = "%s/%s" % (self.prefix, item.type)
         payload = item.body
-        if getattr(self.context.settings, "compress", False):
+        if self.context.settings.compress:
             import zlib
             payload = zlib.compress(payload, 9)
         info = self._client.publish(topic, payload, qos=1, retain=item.type == "status")
@@ -228,13 +242,32 @@ class MqttTransport(Transport):
             self._connect_fails = 0
             threading.Thread(target=self._diagnose, name="gc-agent-mqtt-diagnose",
                              daemon=True).start()
-        out = []
+        out = self._link_events()
         while self._acks:
             item = self._inflight.pop(self._acks.popleft(), None)
             if item is not None:
                 out.append(TransportEvent("ack", item))
         while self._events:
             out.append(self._events.popleft())
+        for _ in range(COMMAND_QUEUE):
+            if not self._commands:
+                break
+            out.append(TransportEvent("command", self._commands.popleft()))
+        return out
+
+    def _link_events(self) -> List[TransportEvent]:
+        """Link changes since the last poll, from state rather than a queue."""
+        out = []
+        up = self._connected          # first: a connection is counted before it is up
+        connects = self._connects
+        if connects != self._connects_seen:   # (re)connected since: a down in between too
+            self._connects_seen = connects
+            if self._said_up:
+                out.append(TransportEvent("link", False))
+            self._said_up = False
+        if up != self._said_up:
+            self._said_up = up
+            out.append(TransportEvent("link", up))
         return out
 
     def _diagnose(self) -> None:

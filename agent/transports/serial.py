@@ -26,7 +26,6 @@ Delivery (`ack=`):
 
 import collections
 import json
-import re
 import threading
 import time
 from typing import Any, Deque, Dict, List, Optional, Tuple
@@ -34,6 +33,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from .. import framing
 from ..errors import TransportError
+from ..limits import COMMAND_QUEUE, MAX_COMMAND_BYTES
 from ..outbox import Outgoing
 from ..units import parse_duration
 from .base import Context, Transport, TransportEvent
@@ -44,7 +44,6 @@ READ_TIMEOUT = 0.05
 REOPEN_MAX = 30.0
 BAD_LINE_REPORT_EVERY = 60.0
 _OUR_KEYS = ("baud", "ack", "max", "resend", "ackwait")
-_BOOT = re.compile(rb'"boot":"([^"]*)"')
 
 
 class SerialSettings(object):
@@ -84,8 +83,8 @@ def parse_serial_url(url: str) -> SerialSettings:
         baud = int(ours.get("baud", DEFAULT_BAUD))
         if baud <= 0:
             raise ValueError
-    except ValueError:
-        raise ValueError("%r: baud must be a positive whole number, such as 115200" % url)
+    except ValueError as exc:
+        raise ValueError("%r: baud must be a positive whole number, such as 115200" % url) from exc
     ack = ours.get("ack", "auto").lower()
     if ack not in ("auto", "on", "off"):
         raise ValueError("%r: ack must be auto, on or off, not %r" % (url, ack))
@@ -93,8 +92,9 @@ def parse_serial_url(url: str) -> SerialSettings:
         max_line = int(ours.get("max", framing.MAX_LINE))
         if max_line < 256:
             raise ValueError
-    except ValueError:
-        raise ValueError("%r: max (the line cap in bytes) must be a whole number of at least 256" % url)
+    except ValueError as exc:
+        raise ValueError("%r: max (the line cap in bytes) must be a whole number of at least 256"
+                         % url) from exc
     durations = {}
     for key, default in (("resend", "5s"), ("ackwait", "10s")):
         try:
@@ -109,9 +109,9 @@ def parse_serial_url(url: str) -> SerialSettings:
 def _pyserial():
     try:
         import serial
-    except ImportError:
+    except ImportError as exc:
         raise TransportError("serial report URLs need pyserial, which is not installed "
-                             "(pip install pyserial, or use the gc-bundle, which carries it)")
+                             "(pip install pyserial, or use the gc-bundle, which carries it)") from exc
     return serial
 
 
@@ -133,11 +133,15 @@ class SerialTransport(Transport):
     scheme = "serial"
     has_link = True
 
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        parse_serial_url(url)
+
     def __init__(self, url: str, context: Optional[Context] = None) -> None:
         super().__init__(url, context)
         self.settings = parse_serial_url(url)
         self.ack_wait = self.settings.ack_wait
-        self.window = max(1, int(getattr(self.context.settings, "window", 20) or 20))
+        self.window = max(1, int(self.context.settings.window or 20))
         self.reader = framing.LineReader(self.settings.max_line)
         self.acking: Optional[bool] = {"on": True, "off": False}.get(self.settings.ack)
         self.write_timeouts = 0
@@ -146,6 +150,12 @@ class SerialTransport(Transport):
         # I/O thread <-> agent thread: deques only (append/popleft are atomic).
         self._tx: Deque[Tuple[Tuple[str, int], bytes]] = collections.deque()
         self._rx: Deque[Tuple[str, Any]] = collections.deque()
+        # What the far end sends has bounded queues of its own (agent/limits.py):
+        # a flood of frames can neither grow memory nor delay the port's own news.
+        self._rx_acks: Deque[Tuple[Optional[str], List[int]]] = collections.deque(maxlen=4 * self.window)
+        self._rx_commands: Deque[bytes] = collections.deque()
+        self.commands_dropped = 0
+        self.acks_dropped = 0
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._up = False
@@ -167,11 +177,9 @@ class SerialTransport(Transport):
         return self._up and len(self._pending) < self.window
 
     def send(self, item: Outgoing) -> bool:
-        found = _BOOT.search(item.body)
-        boot = found.group(1).decode("ascii", "replace") if found else ""
-        if not self._boot and b'"historical":true' not in item.body:
-            self._boot = boot
-        pending = _Pending(item, (boot, item.seq))
+        if not self._boot and not item.historical:
+            self._boot = item.boot   # acks that name no boot are for this one
+        pending = _Pending(item, (item.boot, item.seq))
         self._pending[pending.key] = pending
         self._write(pending)
         return False
@@ -205,6 +213,11 @@ class SerialTransport(Transport):
                     out.append(TransportEvent("error", value[0]))
             else:
                 out.append(TransportEvent(kind, value))
+        while self._rx_acks:
+            boot, seqs = self._rx_acks.popleft()
+            self._acked(boot, seqs, out)
+        while self._rx_commands:
+            out.append(TransportEvent("command", self._rx_commands.popleft()))
         self._resend_or_give_up(now, out)
         self._report_bad_lines(now, out)
         return out
@@ -328,6 +341,12 @@ class SerialTransport(Transport):
         return None
 
     def _received(self, body: bytes) -> None:
+        # Before parsing: no command, nor an ack of a full window, is this long.
+        if len(body) > MAX_COMMAND_BYTES + 12 * self.window:
+            self.reader.bad["too_long"] += 1
+            if b'"cmd"' in body:
+                self.commands_dropped += 1
+            return
         try:
             message = json.loads(body.decode("utf-8"))
         except ValueError:
@@ -344,8 +363,14 @@ class SerialTransport(Transport):
                 self.reader.bad["malformed"] += 1
                 return
             boot = message.get("boot")
-            self._rx.append(("ack", (boot if isinstance(boot, str) else None, seqs)))
+            if len(self._rx_acks) >= self._rx_acks.maxlen:
+                self.acks_dropped += 1   # a lost ack costs a resend, nothing more
+                return
+            self._rx_acks.append((boot if isinstance(boot, str) else None, seqs))
         elif "cmd" in message:
-            self._rx.append(("command", body))
+            if len(body) > MAX_COMMAND_BYTES or len(self._rx_commands) >= COMMAND_QUEUE:
+                self.commands_dropped += 1
+                return
+            self._rx_commands.append(body)
         else:
             self.reader.bad["malformed"] += 1

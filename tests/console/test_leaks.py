@@ -128,10 +128,15 @@ def test_absurd_sample_values_are_skipped_not_raised(tmp_path):
     clock, _store, ingest, _ = fleet(tmp_path)
     dev = Device("odd", clock=clock, ceiling_kb=CEILING)
     ingest.accept(messages.encode(dev.status()))
-    odd = [dict(dev.sample(20000), gc_collections=["x", None]),
-           dict(dev.sample(-5)), dict(dev.sample(20000), gc_collections=[1, 2, 10 ** 400])]
+    odd = [dict(dev.sample(20000), gc_collections=["x", None])]   # in range, but no counts
     outcome = ingest.accept(messages.encode(dev.telemetry(0, samples=odd)))
     assert outcome.status == "new"
+    assert ingest.devices["odd"]["leak_kb_per_hour"] is None
+    # Out of range (a negative RSS, an integer past 64 bits): refused at decode and counted
+    # (agent/bounds.py), so the judge never sees them.
+    absurd = [dict(dev.sample(-5)), dict(dev.sample(20000), gc_collections=[1, 2, 10 ** 400])]
+    outcome = ingest.accept(messages.encode(dev.telemetry(0, samples=absurd)))
+    assert outcome.status == "bad" and outcome.reason == "range"
     assert ingest.devices["odd"]["leak_kb_per_hour"] is None
 
 

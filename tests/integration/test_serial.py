@@ -20,7 +20,7 @@ import pytest
 
 from agent import framing, messages
 from agent.commands import sign
-from agent.outbox import Outgoing
+from agent.outbox import outgoing
 from agent.transports import open_transport
 from agent.transports.serial import parse_serial_url
 from tests.conftest import REPO, unique
@@ -313,9 +313,8 @@ def test_socket_url_acknowledged_delivery_resends_after_the_far_end_reconnects()
     transport = open_transport("socket://127.0.0.1:%d?ack=on&resend=300ms" % port)
     transport.open()
     pump = Pump(transport)
-    items = [Outgoing(i, "event", messages.encode({"v": 1, "type": "event", "device": "d",
-                                                   "boot": "b1", "seq": i, "ts": 1.0, "event": "x"}))
-             for i in range(1, 11)]
+    items = [outgoing({"v": 1, "type": "event", "device": "d", "boot": "b1", "seq": i, "ts": 1.0,
+                       "event": "x"}) for i in range(1, 11)]
     try:
         conn, _ = server.accept()
         pump.until(lambda: transport.ready(), "link up")
@@ -369,8 +368,8 @@ def test_loop_url_writes_frames_and_does_not_mistake_its_own_echo_for_commands()
     try:
         _drain_until(transport, lambda ev: any(e.kind == "link" for e in ev))
         for i in range(1, 21):
-            transport.send(Outgoing(i, "status", messages.encode(
-                {"v": 1, "type": "event", "device": "d", "boot": "b", "seq": i, "ts": 1.0, "event": "x"})))
+            transport.send(outgoing(
+                {"v": 1, "type": "event", "device": "d", "boot": "b", "seq": i, "ts": 1.0, "event": "x"}))
         events = _drain_until(transport, lambda ev: len([e for e in ev if e.kind == "ack"]) == 20)
         time.sleep(0.3)
         events += transport.poll()

@@ -1,8 +1,9 @@
 """The leak verdict on real emulator runs: a real leak is called with a plausible rate, by the
 agent and by the console from the same telemetry; healthy workloads are not called leaks."""
 
+from agent.leak import judge_stored
+from tests.scenarios import test_leak, test_workloads  # noqa: F401 (they register "leak", "bigfree-agent")
 from tests.scenarios.conftest import EMULATOR_INI, Emulation, background, messages
-from tools.console.leaks import judge_stored
 
 LEAK_KB_PER_HOUR = 2.5 * 1024 * 3600   # the `leak` run's --rate 2.5 MB/s (tests/scenarios/test_leak.py)
 

@@ -103,6 +103,12 @@ def ingest(quick: bool):
              % (console, plain), "ratio": console / plain, "goal": ">= 0.5x", "met": console >= 0.5 * plain}]
 
 
+def fleet(quick: bool):
+    """gc-console devices on 100,000 device ids (issue 14)."""
+    from tools.bench.fleet import measure
+    return measure(quick)
+
+
 def leak(quick: bool):
     """The leak verdict on labelled synthetic fleets and emulator runs (tools/bench/leakeval.py)."""
     from tools.bench.leakeval import measure
@@ -119,6 +125,33 @@ def cpu(quick: bool):
     return cpu(quick)
 
 
+def flood(quick: bool):
+    from tools.bench.flood import measure
+    return measure(quick)
+
+
+def web(quick: bool):
+    """The web console: the fleet page with 1,000 devices, a device page over 30 days, serve's RSS."""
+    from tools.bench.web import device_page, fleet_page
+    fleet = fleet_page(200 if quick else 1000, 5 if quick else 10)
+    device = device_page(7 if quick else 30)
+    return [
+        {"row": "web: fleet page update, %d devices reporting" % fleet["devices"],
+         "value": "median %.2f s, worst %.2f s (%d probes)" % (fleet["latency_median_s"],
+                                                              fleet["latency_max_s"], 5 if quick else 10),
+         "ratio": fleet["latency_max_s"] / 2.0, "goal": "<= 2 s", "met": fleet["latency_max_s"] <= 2.0},
+        {"row": "web: device page, %d one-minute samples (%d days)" % (device["samples"],
+                                                                      7 if quick else 30),
+         "value": "drawn in %.2f s (worst %.2f s); %d points a series, %d KB" % (
+             device["render_s"], device["render_max_s"], device["points"], device["bytes"] // 1024),
+         "ratio": device["render_max_s"] / 2.0, "goal": "< 2 s, <= 2000 points",
+         "met": device["render_max_s"] < 2.0 and device["points"] <= 2000},
+        {"row": "web: serve's RSS with %d devices" % fleet["devices"],
+         "value": "%.1f MB (peak %.1f MB)" % (fleet["rss_kb"] / 1024.0, fleet["hwm_kb"] / 1024.0),
+         "ratio": fleet["rss_kb"] / 1024.0 / 100.0, "goal": "none (measured)", "met": True},
+    ]
+
+
 ROWS = (("sample", sample_cost, "python -m tools.bench --only sample"),
         ("footprint", footprint, "python -m tools.bench --only footprint"),
         ("cpu", cpu, "python -m tools.bench --only cpu"),
@@ -127,7 +160,10 @@ ROWS = (("sample", sample_cost, "python -m tools.bench --only sample"),
         ("wire", wire_bytes, "python -m tools.bench --only wire"),
         ("ingest", ingest, "python -m tools.bench --only ingest"),
         ("replay", replay_rate, "python -m tools.bench --only replay"),
-        ("leak", leak, "python -m tools.bench --only leak"))
+        ("leak", leak, "python -m tools.bench --only leak"),
+        ("flood", flood, "python -m tools.bench --only flood"),
+        ("web", web, "python -m tools.bench --only web"),
+        ("fleet", fleet, "python -m tools.bench --only fleet"))
 
 
 def main(argv=None) -> int:

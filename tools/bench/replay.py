@@ -19,8 +19,8 @@ import time
 import paho.mqtt.client as mqtt
 
 from agent import messages
+from agent.assembly import journal_folder
 from agent.journal import Journal
-from agent.runtime import journal_folder
 from tools.bench.broker import agent_env, bench_broker
 
 DEVICE = "ix20-replay"

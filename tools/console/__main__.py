@@ -6,6 +6,12 @@
   gc-console plot    DEVICE --out FILE.png [--db PATH]            memory and gc history
   gc-console export  DEVICE --csv [--db PATH] [--out FILE]        samples (or --events) as CSV
   gc-console send    DEVICE COMMAND [ARGS] --broker URL --key FILE   signed command
+  gc-console send    --all|--model M|--glob G COMMAND --keys DIR     to many, with a summary
+  gc-console keygen  DEVICE [--out FILE]                          a command key file (0600)
+  gc-console forget  DEVICE                                       remove a retired device
+  gc-console serve   [--broker URL | --serial PORT] [--db PATH] [--listen 127.0.0.1:8080]
+                                                                  web pages + /metrics
+  gc-console import  FILE... [--db PATH]                          JSON lines into the db
 
 Without --broker or --serial, `watch` starts an embedded MQTT broker on
 127.0.0.1 (port 1883 when free) and prints the URL agents should report to.
@@ -79,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="report period assumed before a device's telemetry shows its own; "
                             "a device silent 3x its period is offline (default 1h)")
         p.add_argument("--duration", type=_duration, metavar="DUR", help="stop after DUR")
+        p.add_argument("--max-devices", type=int, default=10000, metavar="N",
+                       help="devices kept in memory (default 10000); the longest silent are "
+                            "dropped from memory first, never from the database")
 
     watch = sub.add_parser("watch", help="live fleet view",
                            description="Live fleet view, riskiest device first. Without "
@@ -108,12 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
     devices = sub.add_parser("devices", help="table of devices")
     devices.add_argument("--db", default=default_db_path(), help=db_help)
     devices.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    devices.add_argument("--limit", type=int, default=500, metavar="N",
+                         help="rows in the table: the N riskiest (default 500; --json lists all)")
 
     plot = sub.add_parser("plot", help="memory and gc history of one device, as PNG")
     plot.add_argument("device", metavar="DEVICE")
     plot.add_argument("--db", default=default_db_path(), help=db_help)
     plot.add_argument("--out", required=True, metavar="FILE.png")
-    plot.add_argument("--since", type=_duration, metavar="AGE", help="only the last AGE (e.g. 2h)")
+    plot.add_argument("--since", type=_duration, metavar="AGE", help="from AGE ago (e.g. 2h)")
+    plot.add_argument("--until", type=_duration, metavar="AGE",
+                      help="up to AGE ago (e.g. --since 7d --until 6d: one day a week ago)")
+    plot.add_argument("--utc", action="store_true", help="times in UTC (default: local time)")
 
     export = sub.add_parser("export", help="samples or events of one device as CSV")
     export.add_argument("device", metavar="DEVICE")
@@ -123,17 +137,57 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", metavar="FILE", help="write here instead of stdout")
 
     send = sub.add_parser("send", help="send a signed command and print the answer",
+                          usage="gc-console send DEVICE COMMAND [ARGS ...] --broker URL --key FILE\n"
+                                "       gc-console send (--all | --model M | --glob G) COMMAND "
+                                "[ARGS ...] --broker URL (--key FILE | --keys DIR)",
                           description="Commands: collect [generation=N], status, "
-                                      "set rule=R key=K value=V, snapshot [top=N seconds=S], reload.")
-    send.add_argument("device", metavar="DEVICE")
-    send.add_argument("cmd", metavar="COMMAND", choices=("collect", "status", "set", "snapshot",
-                                                         "reload"))
-    send.add_argument("args", nargs="*", metavar="ARGS", help="key=value ... or one JSON object")
+                                      "set rule=R key=K value=V, snapshot [top=N seconds=S], reload. "
+                                      "With --all, --model or --glob: to every matching device "
+                                      "the database knows, with a summary of the answers.")
+    send.add_argument("words", nargs="+", metavar="DEVICE COMMAND [ARGS]",
+                      help="the device (unless --all/--model/--glob), the command, key=value "
+                           "... or one JSON object")
     source(send)
-    send.add_argument("--key", required=True, metavar="FILE", help="the device's command key file")
+    keys = send.add_mutually_exclusive_group(required=True)
+    keys.add_argument("--key", metavar="FILE", help="the device's command key file")
+    keys.add_argument("--keys", metavar="DIR", help="one key file per device: DIR/DEVICE.key")
+    send.add_argument("--all", action="store_true", help="every device in the database")
+    send.add_argument("--model", metavar="MODEL", help="every device of this model (IX20, ...)")
+    send.add_argument("--glob", metavar="PATTERN", help="every device whose id matches (ix20-*)")
     send.add_argument("--db", default=default_db_path(), help=db_help)
     send.add_argument("--timeout", type=_duration, metavar="DUR",
                       help="how long to wait for the answer (default 15s, plus a snapshot's own)")
+
+    imp = sub.add_parser("import", help="schema-v1 JSON lines (file:// reports, agent decode "
+                                        "output) into the database",
+                         description="Load recorded or synthetic histories. Importing a file "
+                                     "twice adds nothing (messages are kept once by device, boot "
+                                     "and seq). Bad lines are named (FILE:LINE: why) and counted; "
+                                     "exit status 1 when any was refused.")
+    imp.add_argument("files", nargs="+", metavar="FILE", help="JSON lines files ('-' for stdin)")
+    imp.add_argument("--db", default=default_db_path(), help=db_help)
+
+    keygen = sub.add_parser("keygen", help="make a command key file for a device",
+                            description="Write a new random command key (mode 0600) and say "
+                                        "where it goes on the device.")
+    keygen.add_argument("device", metavar="DEVICE")
+    keygen.add_argument("--out", metavar="FILE", help="where to write it (default DEVICE.key)")
+
+    forget = sub.add_parser("forget", help="remove a retired device and all its rows",
+                            description="Delete every row of DEVICE from the database (stop "
+                                        "watch/ingest first; a running serve forgets it from its "
+                                        "device page).")
+    forget.add_argument("device", metavar="DEVICE")
+    forget.add_argument("--db", default=default_db_path(), help=db_help)
+
+    serve = sub.add_parser("serve", help="record the fleet and serve the web console",
+                           description="Record the fleet (as ingest does) and serve the fleet "
+                                       "and device pages and /metrics. Without --broker/--serial "
+                                       "an embedded broker is started.")
+    source(serve)
+    fleet_options(serve)
+    from .web.serve import add_arguments
+    add_arguments(serve)
     return parser
 
 
@@ -144,7 +198,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     # SIGTERM ends a command the way Ctrl-C does: queued rows are written first.
     signal.signal(signal.SIGTERM, _interrupt)
     handler = {"watch": cmd_watch, "ingest": cmd_ingest, "devices": cmd_devices,
-               "plot": cmd_plot, "export": cmd_export, "send": cmd_send}[args.command]
+               "plot": cmd_plot, "export": cmd_export, "send": cmd_send,
+               "serve": cmd_serve, "forget": cmd_forget, "keygen": cmd_keygen,
+               "import": cmd_import}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:
@@ -176,7 +232,7 @@ def _session(args: argparse.Namespace, **extra: Any):
                        default_interval=getattr(args, "default_interval", 3600.0),
                        ceiling_margin=getattr(args, "ceiling_margin", 0.10),
                        tls={"ca_file": args.ca, "cert_file": args.cert, "key_file": args.cert_key},
-                       **extra).start()
+                       max_devices=getattr(args, "max_devices", 10000), **extra).start()
     except (LinkError, RuntimeError, OSError, ValueError, StoreError) as exc:
         raise Fatal(str(exc))
 
@@ -270,26 +326,31 @@ def _open_store(path: str):
 def cmd_devices(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from . import leaks, view
+    from . import fleet, view
     store = _open_store(args.db)
     now = time.time()
-    devices = view.ordered(leaks.annotate(store, store.devices()), now)
-    if args.json:
-        for device in devices:
-            device["state_now"] = view.state_of(device, now)
-            print(json.dumps(device, sort_keys=True))
+    if args.json:   # every device, in the table's order, in flat memory (fleet.py)
+        for line in fleet.json_lines(fleet.devices(store), now):
+            print(line)
         return 0
     console = Console()
-    console.print(view.fleet_table(devices, now, view.summary(devices, now), width=console.width))
+    shown = fleet.top(fleet.devices(store), now, max(0, args.limit))
+    console.print(view.fleet_table(shown.rows, now, fleet.summary(shown), width=console.width))
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from .plot import NothingToPlot, plot
     store = _open_store(args.db)
-    since = time.time() - args.since if args.since else 0.0
+    import datetime
+    now = time.time()
+    since = now - args.since if args.since else 0.0
+    until = now - args.until if args.until else None
+    if until is not None and until <= since:
+        raise Fatal("--until must be later than --since (both are ages: --since 7d --until 6d)")
     try:
-        drawn = plot(store, args.device, args.out, since)
+        drawn = plot(store, args.device, args.out, since, until,
+                     tz=datetime.timezone.utc if args.utc else None)
     except NothingToPlot as exc:
         raise Fatal(str(exc))
     print("%s: %d samples, %d collections, %d outages" % (args.out, drawn["samples"],
@@ -314,19 +375,43 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _write_csv(store, args: argparse.Namespace, out) -> None:
+    from .safetext import csv_cell
     writer = csv.writer(out)
-    if args.events:
+    if args.events:   # device strings: no control bytes, never a spreadsheet formula
         writer.writerow(("time",) + EVENT_COLUMNS)
         for event in store.events(args.device):
-            writer.writerow((_iso(event["ts"]),) + tuple(event.get(c, "") for c in EVENT_COLUMNS))
+            writer.writerow((_iso(event["ts"]),) + tuple(csv_cell(event.get(c, ""))
+                                                          for c in EVENT_COLUMNS))
     else:
         writer.writerow(("time",) + SAMPLE_COLUMNS)
         for row in store.samples(args.device):
-            writer.writerow((_iso(row["ts"]),) + tuple(row[c] for c in SAMPLE_COLUMNS))
+            writer.writerow((_iso(row["ts"]),) + tuple(csv_cell(row[c]) for c in SAMPLE_COLUMNS))
 
 
 def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + ".%03dZ" % (ts % 1 * 1000)
+
+
+# -- import -----------------------------------------------------------------------------------
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from . import importer
+    from .store import Store, StoreError
+    try:
+        store = Store(args.db)
+    except (StoreError, sqlite3.DatabaseError, OSError) as exc:
+        raise Fatal("%s: %s" % (args.db, exc))
+    try:
+        counts = importer.import_files(args.files, store,
+                                       progress=importer.stderr_progress(sys.stderr),
+                                       on_refused=importer.print_refusal(sys.stderr))
+    except sqlite3.Error as exc:
+        raise Fatal("%s cannot be written: %s" % (args.db, exc))
+    finally:
+        store.close()
+    for line in importer.summary(counts):
+        print(line, file=sys.stderr)
+    return 1 if counts["refused"] or counts["unreadable"] or counts["store_refused"] else 0
 
 
 # -- send -------------------------------------------------------------------------------------
@@ -338,26 +423,109 @@ def cmd_send(args: argparse.Namespace) -> int:
     from . import send
     if not args.broker and not args.serial:
         raise Fatal("send needs --broker URL or --serial PORT")
+    many = args.all or args.model or args.glob
+    words = list(args.words) if many else list(args.words[1:])
+    if not words or (not many and len(args.words) < 2):
+        raise Fatal("send needs DEVICE COMMAND (or --all/--model/--glob and COMMAND)")
+    cmd, rest = words[0], words[1:]
+    if cmd not in send.COMMANDS:
+        raise Fatal("unknown command %r: one of %s" % (cmd, ", ".join(send.COMMANDS)))
     try:
-        key = load_key(args.key)
-        command_args = send.parse_args(args.args)
-    except (AgentError, send.SendError, ValueError) as exc:
+        command_args = send.parse_args(rest)
+    except (send.SendError, ValueError) as exc:
         raise Fatal(str(exc))
-    command = send.build(args.device, args.cmd, command_args, key)
+    if many:
+        return _send_many(args, cmd, command_args)
+    device = args.words[0]
+    try:
+        key = load_key(args.key or os.path.join(args.keys, device + ".key"))
+    except AgentError as exc:
+        raise Fatal(str(exc))
+    command = send.build(device, cmd, command_args, key)
     waiter = send.Waiter(command["id"])
-    topics = [("%s/%s/resp" % (args.prefix, args.device), 1)]
+    topics = [("%s/%s/resp" % (args.prefix, device), 1)]
     session = _session(args, on_message=waiter, topics=topics)
     try:
-        session.send_command(args.device, command)
-        resp = waiter.wait(send.timeout_for(args.cmd, command_args, args.timeout))
+        session.send_command(device, command)
+        resp = waiter.wait(send.timeout_for(cmd, command_args, args.timeout))
     finally:
         session.stop()
     if resp is None:
         raise Fatal("no answer from %s to %s (id %s) within the timeout: is the device online, "
                     "subscribed under prefix %r, and is this its key?"
-                    % (args.device, args.cmd, command["id"], args.prefix))
+                    % (device, cmd, command["id"], args.prefix))
     print(json.dumps(resp, indent=2, sort_keys=True))
     return 0 if resp.get("ok") else 1
+
+
+def _send_many(args: argparse.Namespace, cmd: str, command_args: Dict[str, Any]) -> int:
+    from agent.commands import load_key
+    from agent.errors import AgentError
+
+    from . import fanout, send
+    store = _open_store(args.db)
+    devices = fanout.targets(store.devices(), args.all, args.model, args.glob)
+    store.close()
+    if not devices:
+        raise Fatal("no device in %s matches (--all/--model/--glob)" % args.db)
+    commands = {}
+    for device in devices:
+        try:
+            key = load_key(args.key or os.path.join(args.keys, device + ".key"))
+        except AgentError as exc:
+            raise Fatal("%s (no command sent to any device)" % exc)
+        commands[device] = send.build(device, cmd, command_args, key)
+    answers = fanout.Answers({c["id"]: d for d, c in commands.items()})
+    session = _session(args, on_message=answers, topics=[("%s/+/resp" % args.prefix, 1)])
+    try:
+        for device, command in commands.items():
+            session.send_command(device, command)
+        got = answers.wait(send.timeout_for(cmd, command_args, args.timeout))
+    finally:
+        session.stop()
+    from .safetext import clean
+    for line in fanout.summary(devices, got):   # device ids and their error text: no controls
+        print(clean(line))
+    return 0 if len(got) == len(devices) and all(r.get("ok") for r in got.values()) else 1
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from .fanout import keygen
+    path = args.out or args.device + ".key"
+    try:
+        keygen(path)
+    except FileExistsError:
+        raise Fatal("%s exists: a key is not overwritten (delete it first if you mean to)" % path)
+    except OSError as exc:
+        raise Fatal("cannot write %s: %s" % (path, exc))
+    print("wrote %s (mode 0600): a new command key for %s" % (path, args.device))
+    print("on the device: copy it to /etc/config/gcagent/%s.key (mode 0600) and name it in the "
+          "profile:\n    [commands]\n    key_file = /etc/config/gcagent/%s.key"
+          % (args.device, args.device))
+    print("on the console: keep it as KEYS/%s.key for `gc-console send --keys KEYS` and "
+          "`gc-console serve --keys KEYS`" % args.device)
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from .forget import forget
+    _open_store(args.db).close()   # says so when there is no database there
+    deleted = forget(args.db, args.device)
+    if not deleted.get("devices") and not deleted.get("messages"):
+        raise Fatal("no device %r in %s" % (args.device, args.db))
+    print("forgot %s: %s" % (args.device, ", ".join("%d %s" % (n, t) for t, n in deleted.items()
+                                                     if n)))
+    return 0
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .web.serve import ServeError, run
+    try:
+        return run(args, _session)
+    except ServeError as exc:
+        raise Fatal(str(exc))
 
 
 if __name__ == "__main__":

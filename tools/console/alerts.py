@@ -4,7 +4,9 @@
 right now; the ingestor compares that with what was active before, records
 each change and republishes it to PREFIX/_alerts. Kinds:
 
-- ``offline``: the device said so (clean stop or its Last Will) or went silent;
+- ``offline``: the device vanished (its Last Will) or went silent. A device
+  stopped cleanly (status `offline` without `will`) is `stopped`: someone
+  stopped it on purpose, so it raises nothing;
 - ``ceiling``: headroom (ceiling minus RSS, or free memory if smaller) under
   `margin` of the ceiling;
 - ``escalated``: a low-memory rule walked to its last step (`alert` event)
@@ -32,7 +34,7 @@ def headroom_kb(device: Dict[str, Any]) -> Any:
 def active(device: Dict[str, Any], margin: float) -> Dict[str, str]:
     """kind -> a one-line detail, for every alert `device` calls for now."""
     out = {}
-    if device.get("state") == "offline":
+    if device.get("state") == "offline" and device.get("reason") != "stopped":
         out["offline"] = device.get("reason") or "offline"
     room = headroom_kb(device)
     if room is not None and device.get("state") != "offline" \

@@ -31,14 +31,16 @@ import sqlite3
 import statistics
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Set
 
 from agent import messages
 from agent.errors import MessageError
 
 from . import alerts as alert_rules
-from . import leaks
+from . import leaks, splitwrite
+from .devicetable import DeviceTable, in_memory
+from .safetext import clean
 from .store import Store, reclaimed_kb
 
 log = logging.getLogger("gc-console")
@@ -49,7 +51,9 @@ BOOTS_KEPT = 4             # boots per device whose seq windows stay in memory
 FLUSH_EVERY = 500          # messages per write batch (and flush() on a timer in between)
 MAX_QUEUED = 100000        # messages held while the database cannot be written
 PERIODS_KEPT = 8
-BAD_REASONS = ("too_large", "zlib", "not_json", "schema", "topic")
+MAX_DEVICES = 10000        # devices kept in memory; the longest silent go first (still in the store)
+RULES_KEPT = 32            # distinct rule names counted per device; the rest under "other"
+BAD_REASONS = ("too_large", "zlib", "not_json", "schema", "range", "topic")
 
 
 class Outcome(NamedTuple):
@@ -91,25 +95,15 @@ class _Seqs(object):
         self.received += 1
 
 
-def bad_reason(error: str) -> str:
-    """A short reason code for a MessageError sentence from agent.messages.decode."""
-    if "cap" in error and "zlib" not in error:
-        return "too_large"
-    if "zlib" in error:
-        return "zlib"
-    if "not UTF-8 JSON" in error or "nested" in error:
-        return "not_json"
-    return "schema"
-
-
-class Ingestor(object):
+class Ingestor(DeviceTable):
     """Fleet state from a stream of payloads; thread-safe; writes through `store` in batches."""
 
     def __init__(self, store: Store, clock: Callable[[], float] = time.time,
                  default_interval: float = 3600.0, ceiling_margin: float = 0.10,
                  on_alert: Optional[Callable[[Dict[str, Any]], None]] = None,
                  on_message: Optional[Callable[[Dict[str, Any]], None]] = None,
-                 max_bytes: int = messages.MAX_BYTES, count_gaps: bool = True) -> None:
+                 max_bytes: int = messages.MAX_BYTES, count_gaps: bool = True,
+                 max_devices: int = MAX_DEVICES) -> None:
         self.store = store
         self.clock = clock
         self.default_interval = default_interval
@@ -118,8 +112,10 @@ class Ingestor(object):
         self.on_message = on_message
         self.max_bytes = max_bytes
         self.count_gaps = count_gaps   # False with --share: this instance sees part of each stream
+        self.max_devices = max(1, max_devices)
         self.lock = threading.RLock()
-        self.devices: Dict[str, Dict[str, Any]] = {}
+        # Least recently heard from first: what goes when there are more than max_devices.
+        self.devices: Dict[str, Dict[str, Any]] = OrderedDict()
         self.seqs: Dict[tuple, _Seqs] = {}
         self._boot_order: Dict[str, Deque[str]] = {}
         self._periods: Dict[str, Deque[float]] = {}
@@ -129,24 +125,24 @@ class Ingestor(object):
         self._dirty_devices: Set[str] = set()
         self._dirty_boots: Set[tuple] = set()
         self._pending_alerts: List[tuple] = []
-        self.stats = {"received": 0, "recorded": 0, "duplicates": 0, "bad": 0, "unwritten": 0}
+        # unwritten: messages not written (queue overflow while the database was down, plus
+        # store_refused: rows the database itself refused, see splitwrite.py); evicted: devices
+        # dropped from memory (they stay in the store and come back when they speak).
+        self.stats = {"received": 0, "recorded": 0, "duplicates": 0, "bad": 0, "unwritten": 0,
+                      "store_refused": 0, "evicted": 0}
         self.bad = dict.fromkeys(BAD_REASONS, 0)
         self.leaks = leaks.FleetLeaks()
         self.store.db.executescript(leaks.SCHEMA)
         self._load()
 
     def _load(self) -> None:
-        """Carry on from what the store holds (seq counts per boot are read when needed)."""
-        for device in self.store.devices():
-            device.pop("missing", None)
-            device["rules"] = device.get("rules") or {}
-            device["alerts"] = device.get("alerts") or {}
-            self.devices[device["device"]] = device
-            if device.get("boot"):   # carry on judging this boot where the records stop
-                watch = leaks.judge_stored(leaks.stored_telemetry(self.store, device), device)
-                self.leaks.watches[device["device"]] = (device["boot"], watch)
-                leaks.apply(device, watch)
-                self._dirty_devices.add(device["device"])
+        """Carry on from what the store holds: the devices heard from last, up to max_devices.
+
+        Seq counts per boot, and devices not loaded here, are read when they are needed.
+        """
+        for device in self.store.recent_devices(self.max_devices):
+            self.devices[device["device"]] = in_memory(device)
+            self._judge_stored(device)
 
     # -- intake ----------------------------------------------------------------------------
 
@@ -159,7 +155,7 @@ class Ingestor(object):
             try:
                 message = messages.decode(bytes(payload), self.max_bytes)
             except MessageError as exc:
-                return self._refuse(bad_reason(str(exc)), str(exc), topic)
+                return self._refuse(exc.reason, str(exc), topic)
             if topic is not None and not _topic_matches(topic, prefix, message):
                 return self._refuse("topic", "message of device %r (%s) on topic %s"
                                     % (message["device"], message["type"], topic), topic)
@@ -175,7 +171,11 @@ class Ingestor(object):
                 seqs.floor = max(seqs.floor, seqs.max_seq - SEQ_WINDOW)
                 seqs.recent = set(s for s in seqs.recent if s > seqs.floor)
             self._dirty_boots.add((device_id, boot))
-            self._update(message, now)
+            try:
+                self._update(message, now)
+            except Exception:   # a fault of ours must not stop the recording (it is still kept)
+                self.stats["update_errors"] = self.stats.get("update_errors", 0) + 1
+                log.exception("fleet state not updated for a message of %s", clean(device_id))
             self._pending.append(message)
             self._pending_at.append(now)
             self.stats["recorded"] += 1
@@ -194,14 +194,14 @@ class Ingestor(object):
         count = self.bad[reason]
         if count <= 3 or count % 1000 == 0:   # a flood of junk must not flood the log too
             log.warning("refused a message (%s, %d so far)%s: %s", reason, count,
-                        " on " + topic if topic else "", sentence[:200])
+                        " on " + clean(topic[:200]) if topic else "", clean(sentence[:200]))
         return Outcome("bad", None, reason)
 
     def _seqs(self, device: str, boot: str, now: float) -> _Seqs:
         key = (device, boot)
         seqs = self.seqs.get(key)
         if seqs is None:
-            row = self.store.boot(device, boot) if key not in self._dirty_boots else None
+            row = _read(self.store.boot, device, boot) if key not in self._dirty_boots else None
             if row is not None:   # a boot from before a restart, or one evicted below
                 seqs = _Seqs(row[3], row[4], row[5], row[2], floor=row[4])
             else:
@@ -224,17 +224,10 @@ class Ingestor(object):
         if seq > seqs.floor:
             return False
         # Trimmed seqs are thousands of messages old, so already written: the store decides.
-        return self.store.has_message(device, boot, seq)
+        # A store that cannot be read says "not seen": its primary key still keeps one copy.
+        return bool(_read(self.store.has_message, device, boot, seq))
 
     # -- device state ----------------------------------------------------------------------
-
-    def _device(self, device_id: str, now: float) -> Dict[str, Any]:
-        device = self.devices.get(device_id)
-        if device is None:
-            device = self.devices[device_id] = {"device": device_id, "first_seen": now,
-                                                "rules": {}, "alerts": {}, "state": "online",
-                                                "reason": None}
-        return device
 
     def _update(self, message: Dict[str, Any], now: float) -> None:
         device = self._device(message["device"], now)
@@ -306,6 +299,8 @@ class Ingestor(object):
         event = message["event"]
         if event == "collect":
             rule = message.get("rule") or "?"
+            if rule not in device["rules"] and len(device["rules"]) >= RULES_KEPT:
+                rule = "other"   # a device inventing rule names must not grow the console
             device["rules"][rule] = device["rules"].get(rule, 0) + 1
             if message["ts"] >= (device.get("last_collect_ts") or 0):
                 device["last_collect_ts"] = message["ts"]
@@ -352,7 +347,8 @@ class Ingestor(object):
                     self.on_alert({"device": device["device"], "alert": kind, "state": state,
                                    "detail": detail, "ts": round(now, 3)})
                 except Exception as exc:   # republishing is best effort; recording is not
-                    log.warning("could not republish alert %s of %s: %s", kind, device["device"], exc)
+                    log.warning("could not republish alert %s of %s: %s", kind,
+                                clean(device["device"]), exc)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -372,8 +368,8 @@ class Ingestor(object):
                       self.seqs[(d, b)].max_seq, self.seqs[(d, b)].received)
                      for d, b in self._dirty_boots if (d, b) in self.seqs and self.count_gaps]
             try:
-                self.store.write_batch(self._pending, self._pending_at, devices, boots,
-                                       self._pending_alerts)
+                refused = splitwrite.write(self.store, self._pending, self._pending_at, devices,
+                                           boots, self._pending_alerts)
                 self.leaks.save(self.store.db, devices)
             except sqlite3.Error:
                 excess = len(self._pending) - MAX_QUEUED
@@ -382,7 +378,13 @@ class Ingestor(object):
                     self.stats["unwritten"] += excess
                 del self._pending_alerts[:-MAX_QUEUED]
                 raise
-            written = len(self._pending)
+            for sentence in refused:   # only that row is lost; the rest of the batch is written
+                self.stats["store_refused"] += 1
+                if sentence.startswith("message "):
+                    self.stats["unwritten"] += 1
+                if self.stats["store_refused"] <= 3 or self.stats["store_refused"] % 1000 == 0:
+                    log.warning("the database refused %s", clean(sentence[:300]))
+            written = len(self._pending) - sum(1 for r in refused if r.startswith("message "))
             self._pending, self._pending_at, self._pending_alerts = [], [], []
             self._dirty_devices, self._dirty_boots = set(), set()
             return written
@@ -391,6 +393,15 @@ class Ingestor(object):
         """Messages missing from `device` over the boots kept in memory."""
         with self.lock:
             return sum(s.missing for (d, _), s in self.seqs.items() if d == device)
+
+
+def _read(query: Callable[..., Any], *args: Any) -> Any:
+    """A store lookup, or None while the database cannot be read (locked past its timeout)."""
+    try:
+        return query(*args)
+    except sqlite3.Error as exc:
+        log.debug("store lookup failed: %s", exc)
+        return None
 
 
 def _topic_matches(topic: str, prefix: str, message: Dict[str, Any]) -> bool:

@@ -11,11 +11,10 @@ read. How the verdict is made: docs/leaks.md.
 """
 
 import json
-import math
 import sqlite3
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from agent.leak import LeakWatch
+from agent.leak import LeakWatch, feed, judge_stored
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leaks (
@@ -65,6 +64,11 @@ class FleetLeaks(object):
             for row in changed:
                 self._saved[row[0]] = row[1:2] + row[3:]
 
+    def forget(self, device: str) -> None:
+        """The device left the console's memory (its verdict stays in the `leaks` table)."""
+        self.watches.pop(device, None)
+        self._saved.pop(device, None)
+
     def watch(self, device: str, boot: str) -> LeakWatch:
         held = self.watches.get(device)
         if held is None or held[0] != boot:
@@ -75,7 +79,7 @@ class FleetLeaks(object):
         """Feed a telemetry message of the device's current boot; updates the device's leak fields."""
         watch = self.watch(device["device"], message["boot"])
         ceiling = device.get("ceiling_kb") or 0
-        _feed(watch, message["samples"], ceiling)
+        feed(watch, message["samples"], ceiling)
         apply(device, watch)
 
     def new_boot(self, device: Dict[str, Any], boot: str) -> None:
@@ -109,35 +113,6 @@ def stored_telemetry(store, device: Dict[str, Any]) -> List[Dict[str, Any]]:
     return out
 
 
-def judge_stored(messages: Iterable[Dict[str, Any]], device: Dict[str, Any]) -> LeakWatch:
-    """A device's verdict from its recorded telemetry of its current boot."""
-    watch = LeakWatch()
-    boot = device.get("boot")
-    samples = []
-    for message in messages:
-        if message.get("type") == "telemetry" and message.get("boot") == boot:
-            samples.extend(message.get("samples") or ())
-    _feed(watch, samples, device.get("ceiling_kb") or 0)
-    return watch
-
-
-def _feed(watch: LeakWatch, samples: Iterable[Any], ceiling_kb: Any) -> None:
-    """Samples oldest first; one whose numbers make no sense (a device's bug, or a row
-    another tool stored) is skipped: the schema checks types, not values."""
-    good = []
-    for sample in samples:
-        try:
-            ts, rss = float(sample["ts"]), int(sample["rss_kb"])
-            counts = [int(c) for c in sample.get("gc_collections") or ()]
-        except (KeyError, TypeError, ValueError, OverflowError):
-            continue
-        if math.isfinite(ts) and 0 <= rss < 1 << 40:
-            good.append((ts, rss, counts))
-    ceiling = ceiling_kb if isinstance(ceiling_kb, int) and 0 < ceiling_kb < 1 << 40 else 0
-    for ts, rss, counts in sorted(good, key=lambda s: s[0]):
-        watch.observe(ts, rss, ceiling, counts)
-
-
 # -- the leaks table ---------------------------------------------------------------------------
 
 def _row(d: Dict[str, Any]) -> tuple:
@@ -151,20 +126,24 @@ def annotate(store, devices: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
     `ceiling_eta_s` is counted from the device's last sample, as recorded.
     """
-    rows = {}
-    if _has_table(store.db):
-        rows = {r[0]: (r[1], r[2], r[3]) for r in store.db.execute(
-            "SELECT device, boot, leak_kb_per_hour, ceiling_eta_s FROM leaks")}
+    return list(annotate_each(store, devices))
+
+
+def annotate_each(store, devices: Iterable[Dict[str, Any]]) -> Iterator[Dict[str, Any]]:
+    """`annotate`, one device at a time: a fleet of any size in flat memory (fleet.py)."""
+    has_table = _has_table(store.db)
     for device in devices:
-        row = rows.get(device["device"])
+        row = store.db.execute("SELECT boot, leak_kb_per_hour, ceiling_eta_s FROM leaks "
+                               "WHERE device=?", (device["device"],)).fetchone() if has_table else None
         if row is not None and row[0] == (device.get("boot") or ""):
             device["leak_kb_per_hour"], device["ceiling_eta_s"] = row[1], row[2]
+            yield device
             continue
         watch = judge_stored(stored_telemetry(store, device), device)
         verdict = watch.verdict
         device["leak_kb_per_hour"] = verdict.rate_kb_per_hour if verdict.leak else None
         device["ceiling_eta_s"] = verdict.ceiling_eta_s if verdict.leak else None
-    return devices
+        yield device
 
 
 def soonest_first(device: Dict[str, Any]) -> float:

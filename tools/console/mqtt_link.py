@@ -42,7 +42,7 @@ class MqttLink(object):
         try:
             tls, self.host, self.port, user = parse_mqtt_url(url)
         except ValueError as exc:
-            raise LinkError(str(exc))
+            raise LinkError(str(exc)) from exc
         self.url = url
         self.prefix = prefix
         self.share = share
@@ -59,7 +59,7 @@ class MqttLink(object):
                 self.client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file,
                                     cert_reqs=ssl.CERT_REQUIRED)
             except (OSError, ssl.SSLError) as exc:
-                raise LinkError("TLS files for %s: %s (check --ca, --cert, --cert-key)" % (url, exc))
+                raise LinkError("TLS files for %s: %s (check --ca, --cert, --cert-key)" % (url, exc)) from exc
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
@@ -84,10 +84,11 @@ class MqttLink(object):
             self.client.connect(self.host, self.port, keepalive=30)
         except ssl.SSLError as exc:
             raise LinkError("TLS with the broker at %s failed: %s (check --ca: the CA that signed "
-                            "the broker's certificate; --cert and --cert-key: ours)" % (self.url, exc))
+                            "the broker's certificate; --cert and --cert-key: ours)"
+                            % (self.url, exc)) from exc
         except (OSError, ValueError) as exc:
             raise LinkError("cannot reach the broker at %s: %s (is it running? is the port right?)"
-                            % (self.url, exc))
+                            % (self.url, exc)) from exc
         self.client.loop_start()
         if not self.connected.wait(timeout):
             self.stop()
@@ -132,7 +133,7 @@ class MqttLink(object):
             if self.on_payload is not None:
                 self.on_payload(msg.payload, msg.topic, bool(msg.retain))
         except Exception:   # a callback that raises would stall paho's loop (docs/field-facts.md)
-            log.exception("handling a message on %s failed", msg.topic)
+            log.exception("handling a message on %r failed", msg.topic[:200])   # repr: no ESC
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
                 wait: float = 0.0) -> None:

@@ -36,7 +36,8 @@ class Session(object):
                  default_interval: float = 3600.0, ceiling_margin: float = 0.10,
                  topics: Optional[list] = None,
                  on_message: Optional[Callable[[Dict[str, Any]], None]] = None,
-                 publish_alerts: bool = True, tls: Optional[Dict[str, Optional[str]]] = None) -> None:
+                 publish_alerts: bool = True, tls: Optional[Dict[str, Optional[str]]] = None,
+                 max_devices: int = 10000) -> None:
         self.store = Store(db)
         self.prefix = prefix
         self.retain = retain
@@ -53,7 +54,8 @@ class Session(object):
         self._tls = tls or {}
         self.ingestor = Ingestor(self.store, default_interval=default_interval,
                                  ceiling_margin=ceiling_margin, on_alert=self._alert,
-                                 on_message=on_message, count_gaps=not share)
+                                 on_message=on_message, count_gaps=not share,
+                                 max_devices=max_devices)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._alerts: deque = deque(maxlen=ALERTS_QUEUED)

@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import time
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -178,6 +178,36 @@ class Store(object):
             out.append(device)
         return out
 
+    def device(self, device_id: str) -> Optional[Dict[str, Any]]:
+        """One device as `devices()` gives it, or None."""
+        row = self.db.execute("SELECT * FROM devices WHERE device=?", (device_id,)).fetchone()
+        if row is None:
+            return None
+        device = _decoded(row)
+        counted = self.db.execute(
+            "SELECT SUM(CASE WHEN received > 0 THEN MAX(0, max_seq - first_seq + 1 - received) "
+            "ELSE 0 END) FROM boots WHERE device=?", (device_id,)).fetchone()[0]
+        device["missing"] = None if counted is None else int(counted)
+        return device
+
+    def recent_devices(self, limit: int) -> List[Dict[str, Any]]:
+        """The `limit` devices heard from last, the longest silent of them first (no `missing`)."""
+        rows = self.db.execute("SELECT * FROM devices ORDER BY last_seen DESC LIMIT ?",
+                               (limit,)).fetchall()
+        return [_decoded(r) for r in rows[::-1]]
+
+    def iter_devices(self) -> Iterator[Dict[str, Any]]:
+        """Every device as `devices()` gives them, one at a time (memory stays flat)."""
+        cursor = self.db.execute(
+            "SELECT d.*, m.counted FROM devices d LEFT JOIN (SELECT device, SUM(CASE WHEN "
+            "received > 0 THEN MAX(0, max_seq - first_seq + 1 - received) ELSE 0 END) AS counted "
+            "FROM boots GROUP BY device) m ON m.device = d.device ORDER BY d.device")
+        for row in cursor:
+            device = _decoded(row)
+            counted = device.pop("counted")
+            device["missing"] = None if counted is None else int(counted)
+            yield device
+
     def boots(self) -> List[tuple]:
         """(device, boot, first_seen, first_seq, max_seq, received) for every boot seen."""
         return [tuple(r) for r in self.db.execute("SELECT * FROM boots")]
@@ -221,6 +251,13 @@ class Store(object):
     def commands(self, device: Optional[str] = None) -> List[Dict[str, Any]]:
         sql = "SELECT * FROM commands%s ORDER BY sent" % (" WHERE device=?" if device else "")
         return [dict(r) for r in self.db.execute(sql, (device,) if device else ())]
+
+
+def _decoded(row: sqlite3.Row) -> Dict[str, Any]:
+    device = dict(row)
+    for column in JSON_COLUMNS:
+        device[column] = json.loads(device[column]) if device[column] else None
+    return device
 
 
 def reclaimed_kb(event: Dict[str, Any]) -> Optional[int]:

@@ -7,7 +7,7 @@ way with an ellipsis.
 """
 
 import time
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from rich import box
 from rich.console import Group
@@ -17,6 +17,7 @@ from rich.text import Text
 from .alerts import headroom_kb
 from .ingest import SILENT_FACTOR
 from .leaks import soonest_first
+from .safetext import clean, text
 
 SPARK = "▁▂▃▄▅▆▇█"
 STATE_STYLE = {"online": "green", "offline": "bold red"}
@@ -86,7 +87,8 @@ def fleet_table(devices: Iterable[Dict[str, Any]], now: Optional[float] = None,
     """The fleet, riskiest device first, laid out for a terminal `width` columns wide."""
     now = time.time() if now is None else now
     rows = ordered(devices, now, default_interval)
-    table = Table(title=title or None, box=None, pad_edge=False, padding=(0, 1),
+    # Every device-supplied string goes in as Text (safetext.py): never read as markup.
+    table = Table(title=Text(title) if title else None, box=None, pad_edge=False, padding=(0, 1),
                   collapse_padding=True, header_style="bold underline",
                   show_edge=False,
                   title_justify="left", expand=False)
@@ -118,13 +120,14 @@ def fleet_table(devices: Iterable[Dict[str, Any]], now: Optional[float] = None,
             reclaimed = d.get("last_reclaimed_kb")
             last_gc = "%s %s" % (ago(d["last_collect_ts"], now),
                                  "-" + mb(reclaimed) if reclaimed and reclaimed > 0 else "0")
-        rules = " ".join("%s%d" % (_short_rule(r), n)
+        rules = " ".join("%s%d" % (_short_rule(clean(r)), n)
                          for r, n in sorted((d.get("rules") or {}).items(), key=lambda x: -x[1]))
-        alerts = ",".join(ALERT_SHORT.get(k, k) + _leak_left(d, k) for k in (d.get("alerts") or {}))
-        cells = [d["device"], d.get("model") or "-", state_text, memory]
+        alerts = ",".join(clean(ALERT_SHORT.get(k, k)) + _leak_left(d, k)
+                          for k in (d.get("alerts") or {}))
+        cells = [text(d["device"]), text(d.get("model") or "-"), state_text, memory]
         if wide:
             cells.append(mb(d.get("mem_free_kb")))
-        cells += [last_gc, rules or "-", Text(alerts or "-", style="bold red" if alerts else "dim"),
+        cells += [last_gc, Text(rules or "-"), Text(alerts or "-", style="bold red" if alerts else "dim"),
                   "-" if d.get("missing") is None else str(d["missing"]), ago(d.get("last_seen"), now)]
         table.add_row(*cells, style="reverse" if d["device"] == selected else None)
     return table
@@ -133,8 +136,12 @@ def fleet_table(devices: Iterable[Dict[str, Any]], now: Optional[float] = None,
 def ordered(devices: Iterable[Dict[str, Any]], now: float,
             default_interval: float = 3600.0) -> List[Dict[str, Any]]:
     """Devices soonest to their ceiling at their leak's rate first, then riskiest (ties by name)."""
-    return sorted(devices, key=lambda d: (soonest_first(d), -risk(d, now, default_interval),
-                                          d["device"]))
+    return sorted(devices, key=order_key(now, default_interval))
+
+
+def order_key(now: float, default_interval: float = 3600.0) -> Callable[[Dict[str, Any]], tuple]:
+    """The table's order as a sort key (fleet.py keeps the first N of a stream by it)."""
+    return lambda d: (soonest_first(d), -risk(d, now, default_interval), d["device"])
 
 
 def _leak_left(device: Dict[str, Any], kind: str) -> str:
@@ -171,14 +178,14 @@ def device_detail(device: Dict[str, Any], samples: Sequence[Any], events: Sequen
     state = state_of(device, now, default_interval)
     status = device.get("status") or {}
     head = Text()
-    head.append("%s " % device["device"], style="bold")
+    head.append("%s " % clean(device["device"]), style="bold")
     head.append(state if state == "online" else "offline (%s)" % (device.get("reason") or "silent"),
                 style=STATE_STYLE.get(state, ""))
     head.append("  model %s  python %s  agent %s  gc %s\n" % (
-        device.get("model") or "-", status.get("python") or "-", status.get("agent") or "-",
-        status.get("gc_flavour") or "-"))
+        clean(device.get("model")), clean(status.get("python")), clean(status.get("agent")),
+        clean(status.get("gc_flavour"))))
     head.append("boot %s  ceiling %s  rss %s  free %s  headroom %s  missing %s  seen %s ago\n" % (
-        device.get("boot") or "-", mb(device.get("ceiling_kb")), mb(device.get("rss_kb")),
+        clean(device.get("boot")), mb(device.get("ceiling_kb")), mb(device.get("rss_kb")),
         mb(device.get("mem_free_kb")), mb(headroom_kb(device)),
         "-" if device.get("missing") is None else device["missing"],
         ago(device.get("last_seen"), now)))
@@ -189,7 +196,7 @@ def device_detail(device: Dict[str, Any], samples: Sequence[Any], events: Sequen
         head.append("free %s %s..%s\n" % (sparkline(free, 50), mb(min(free)), mb(max(free))),
                     style="green")
     for kind, detail in (device.get("alerts") or {}).items():
-        head.append("ALERT %s: %s\n" % (kind, detail), style="bold red")
+        head.append("ALERT %s: %s\n" % (clean(kind), clean(detail)), style="bold red")
     table = Table(title="recent events", box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
     for name, least in (("AGO", 4), ("EVENT", 9), ("RULE", 10), ("DETAIL", 20)):
         table.add_column(name, no_wrap=True, overflow="ellipsis", min_width=least)
@@ -198,21 +205,22 @@ def device_detail(device: Dict[str, Any], samples: Sequence[Any], events: Sequen
         if "rss_before_kb" in event and "rss_after_kb" in event:
             detail.append("rss %s->%s" % (mb(event["rss_before_kb"]), mb(event["rss_after_kb"])))
         if "generation" in event:
-            detail.append("gen%s" % event["generation"])
+            detail.append("gen%s" % clean(event["generation"]))
         if "collected" in event:
-            detail.append("%s objs" % event["collected"])
-        if "duration_ms" in event:
+            detail.append("%s objs" % clean(event["collected"]))
+        if isinstance(event.get("duration_ms"), (int, float)):
             detail.append("%.1fms" % event["duration_ms"])
         for field in ("step", "trigger", "name", "error"):
             if field in event:
-                detail.append("%s=%s" % (field, event[field]))
-        table.add_row(ago(event["ts"], now), event["event"], event.get("rule") or "-",
-                      " ".join(detail))
+                detail.append("%s=%s" % (field, clean(event[field])))
+        table.add_row(ago(event["ts"], now), text(event["event"]), text(event.get("rule") or "-"),
+                      Text(" ".join(detail)))
     history = Table(title="alert history", box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
     for name in ("AGO", "ALERT", "STATE", "DETAIL"):
         history.add_column(name, no_wrap=True, overflow="ellipsis")
     for alert in list(alerts)[-8:][::-1]:
-        history.add_row(ago(alert["ts"], now), alert["kind"], alert["state"], alert["detail"])
+        history.add_row(ago(alert["ts"], now), text(alert["kind"]), text(alert["state"]),
+                        text(alert["detail"]))
     parts: List[Any] = [head, table]
     if alerts:
         parts.append(history)

@@ -1,0 +1,73 @@
+"""Telemetry batching: which samples go into `telemetry` messages, and when.
+
+One sample every `[report] interval`, sent `[report] batch` at a time.
+Collection pauses between two reported samples are summed (and their
+longest kept), so a report covers every pause since the previous one.
+Pure: the caller passes the samples and the clock.
+"""
+
+import threading
+import time
+from typing import Any, Dict, List, Optional
+
+from .probes import Sample
+
+
+def thread_cpu_ms(thread: Optional[threading.Thread], last: float) -> float:
+    """CPU milliseconds `thread` has used, when called from it; otherwise `last`
+    (the clock is per thread: another thread's reading would be its own)."""
+    clock_id = getattr(time, "CLOCK_THREAD_CPUTIME_ID", None)
+    if clock_id is None or threading.current_thread() is not thread:
+        return last
+    return time.clock_gettime(clock_id) * 1000.0
+
+
+class TelemetryBatch(object):
+    """Samples waiting to be sent, and the pause totals since the last one reported."""
+
+    def __init__(self, interval: float, size: int, start: float) -> None:
+        self.interval = interval
+        self.size = size
+        self._next = start
+        self._samples: List[Dict[str, Any]] = []
+        self._pause_total = 0.0
+        self._pause_max = 0.0
+
+    def add(self, sample: Sample, now: float) -> bool:
+        """Count the sample's pauses; True when it is due and joins the batch."""
+        self._pause_total += sample.gc_pause_ms_total
+        self._pause_max = max(self._pause_max, sample.gc_pause_ms_max)
+        if now < self._next:
+            return False
+        self._next = now + self.interval
+        self._samples.append(self._fields(sample))
+        self._pause_total = self._pause_max = 0.0
+        return True
+
+    def full(self) -> bool:
+        """Whether the batch holds `[report] batch` samples: time to send it."""
+        return len(self._samples) >= self.size
+
+    def final(self, sample: Optional[Sample]) -> Optional[List[Dict[str, Any]]]:
+        """What is left at stop, the newest sample included (None when nothing is)."""
+        # The newest sample goes in unless it is already the batch's last: pauses and
+        # collections since the previous report must not be lost at stop.
+        if sample is not None and (not self._samples
+                                   or self._samples[-1]["ts"] < round(sample.ts, 3)):
+            self._samples.append(self._fields(sample))
+        return self.take() if self._samples else None
+
+    def take(self) -> List[Dict[str, Any]]:
+        """The samples waiting, which leave the batch."""
+        batch, self._samples = self._samples, []
+        return batch
+
+    def _fields(self, sample: Sample) -> Dict[str, Any]:
+        return {
+            "ts": round(sample.ts, 3), "mem_free_kb": sample.mem_free_kb,
+            "mem_total_kb": sample.mem_total_kb, "rss_kb": sample.rss_kb,
+            "gc_count": list(sample.gc_count), "gc_collections": list(sample.gc_collections),
+            "gc_collected": sample.gc_collected, "gc_uncollectable": sample.gc_uncollectable,
+            "gc_pause_ms_total": round(self._pause_total, 3),
+            "gc_pause_ms_max": round(self._pause_max, 3),
+        }
