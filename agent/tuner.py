@@ -102,7 +102,6 @@ class Tuner(object):
         self._over = 0
         self._inside = False
         self._max0 = MAX_THRESHOLD0
-        self._changed_at = -1e9
         self._idle_done = False               # one idle collection per idle phase
         self._idle_gap = 0.0                  # back-off between idle collections
         self._promoted = 0                    # gen1 collections since the last full one
@@ -248,7 +247,6 @@ class Tuner(object):
             before = self.applied
             why = self._why(r, level, wanted)
         self.applied = wanted
-        self._changed_at = r.now
         if tuple(before) != wanted:
             changes.append(Change("thresholds", why, list(before), list(wanted)))
 
