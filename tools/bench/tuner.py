@@ -21,7 +21,7 @@ BUDGET_MS = 2.0   # emulator.ini's pause_budget
 CASES = (
     ("server", None, ["--busy", "3", "--idle", "3"], [SERVER_IDLE], None),
     ("webheap", 160 * 1024, ["--busy", "3", "--idle", "3"], [], None),
-    ("relay", None, ["--every", "3"], [], None),
+    ("relay", None, ["--every", "3"], [], None),   # twice the seconds: bursts are 3 s apart
     ("cycles", 40 * 1024, [], [], None),
     ("bigfree", 40 * 1024, [], [], None),
     ("leak", 40 * 1024, [], [], None),
@@ -88,12 +88,13 @@ def measure(quick: bool, seconds: Optional[float] = None) -> List[dict]:
     rows = []
     for case, limit, args, profiles, only in CASES:
         workload = "webheap" if case == "webheap-live" else case
-        sys.stderr.write("  compare %s (%gs a policy) ...\n" % (case, seconds))
+        run_for = seconds * 2 if case == "relay" else seconds
+        sys.stderr.write("  compare %s (%gs a policy) ...\n" % (case, run_for))
         sys.stderr.flush()
-        got = compare(workload, profiles, EMULATOR, seconds, limit, args, only=only or KINDS)
+        got = compare(workload, profiles, EMULATOR, run_for, limit, args, only=only or KINDS)
         print(table(case, got) + "\n", flush=True)
         command = "python -m tools.emulator compare --workload %s --seconds %g%s%s%s%s" % (
-            workload, seconds, " --limit %dM" % (limit // 1024) if limit else "",
+            workload, run_for, " --limit %dM" % (limit // 1024) if limit else "",
             "".join(" --profile %s" % os.path.relpath(p, REPO) for p in profiles),
             " --only %s" % ",".join(only) if only else "", " -- " + " ".join(args) if args else "")
         rows += goals(case, got, command)
