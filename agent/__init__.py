@@ -18,7 +18,16 @@ import gc
 import logging
 import re
 import threading
-from typing import Any, Callable, List, Optional, Sequence, Union
+
+from .cputime import thread_cpu as _thread_cpu
+
+# The agent's own code starts loading here (the standard modules above are ones
+# an application has anyway): `python -m agent run` counts its CPU from this point.
+_IMPORT_CPU = _thread_cpu()
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, List, Optional, Sequence, Union
 
 __version__ = "0.1.0"
 __all__ = ["start", "stop", "event", "collect", "on_low_memory", "__version__"]
@@ -27,10 +36,10 @@ log = logging.getLogger("gcagent")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _lock = threading.RLock()
 _agent = None          # the running Agent, if any
-_callbacks: List[Callable[[dict], object]] = []   # registered before start()
+_callbacks: "List[Callable[[dict], object]]" = []   # registered before start()
 
 
-def start(profile: Any, report: Union[str, Sequence[str], None] = None) -> bool:
+def start(profile: "Any", report: "Union[str, Sequence[str], None]" = None) -> bool:
     """Start the agent thread in this process; True when it is running.
 
     `profile` is a path to an INI profile (or an `agent.profile.Profile`);
@@ -42,6 +51,7 @@ def start(profile: Any, report: Union[str, Sequence[str], None] = None) -> bool:
         if _agent is not None:
             log.warning("gc-agent: start() called twice; the agent is already running")
             return True
+        began = _thread_cpu()   # what starting costs is the agent's (agent_cpu_ms)
         try:
             from . import runtime
             from .errors import AgentError
@@ -65,6 +75,7 @@ def start(profile: Any, report: Union[str, Sequence[str], None] = None) -> bool:
         _agent = candidate
         import atexit
         atexit.register(stop)
+        candidate.cpu.add(_thread_cpu() - began)
         return True
 
 
@@ -80,7 +91,7 @@ def stop(timeout: float = 5.0) -> None:
             log.info("gc-agent: stop: %s: %s", type(exc).__name__, exc)
 
 
-def event(name: str, **fields: Any) -> None:
+def event(name: str, **fields: "Any") -> None:
     """Tell the agent something happened (an `app:NAME` trigger for event rules).
 
     Returns at once; the event is reported with `fields` (JSON-able values,
@@ -118,7 +129,7 @@ def collect(generation: int = 2, reason: str = "manual") -> int:
         return 0
 
 
-def on_low_memory(callback: Callable[[dict], object]) -> None:
+def on_low_memory(callback: "Callable[[dict], object]") -> None:
     """Register `callback(info)` for low-memory rules whose escalation has `callbacks`.
 
     `info` holds headroom_kb, below_kb and ceiling_kb. Use it to drop caches.
@@ -134,7 +145,7 @@ def on_low_memory(callback: Callable[[dict], object]) -> None:
         current.add_low_memory_callback(callback)
 
 
-def running() -> Optional[Any]:
+def running() -> "Optional[Any]":
     """The running `agent.runtime.Agent`, or None (for tests and tools)."""
     return _agent
 

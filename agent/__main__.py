@@ -1,106 +1,77 @@
 """Command line: python -m agent {check,run,decode} (see `python -m agent --help`)."""
 
-import argparse
 import atexit
 import logging
 import os
 import signal
 import sys
 import threading
-from typing import List, Optional
 
-from . import __version__
+from .cputime import thread_cpu
 from .launcher import split_at_dashes
 
-EPILOG = """examples:
-  python -m agent check device_profiles/*.ini
-  python -m agent run --profile device_profiles/ix20.ini -- app.py --port 8080
-  python -m agent run --profile device_profiles/emulator.ini --report stdout:
-  python -m agent decode capture.txt        # serial frames -> JSON lines
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import List, Optional
 
-exit status: check gives 0 when every profile is valid, 2 otherwise; run with a
-script gives the script's own exit status.
-"""
+RUN_FLAGS = ("--profile", "--report", "--log")   # the run options that take a value
 
 
-def _columns() -> int:
-    """What shutil.get_terminal_size() says, without importing shutil."""
-    try:
-        return int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        pass
-    try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
-    except (AttributeError, ValueError, OSError):
-        return 80
+class RunArgs(object):
+    """A `run` command line, as argparse would give it."""
+
+    command = "run"
+
+    def __init__(self) -> None:
+        self.profile = None   # type: Optional[str]
+        self.report = None    # type: Optional[List[str]]
+        self.log = None       # type: Optional[str]
+        self.strict = False
 
 
-class _Help(argparse.HelpFormatter):
-    """argparse sizes its help through shutil, which imports bz2, lzma and fnmatch into
-    the application's process (about 2 MB of RSS) on every start, help or not."""
-
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: Optional[int] = None) -> None:
-        super().__init__(prog, indent_increment, max_help_position,
-                         _columns() - 2 if width is None else width)
-
-
-class _RawHelp(_Help, argparse.RawDescriptionHelpFormatter):
-    pass
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m agent", epilog=EPILOG, formatter_class=_RawHelp,
-        description="gc-agent: samples memory and the garbage collector inside a Python "
-                    "application, collects on the rules of a device profile, and reports.")
-    parser.add_argument("--version", action="version", version="gc-agent " + __version__)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    check = sub.add_parser("check", help="validate profiles", formatter_class=_Help,
-                           description="Validate profiles. Problems are printed on stderr, one "
-                                       "per line: PATH:LINE: [section] key: what is wrong.")
-    check.add_argument("profiles", nargs="+", metavar="PROFILE")
-    check.add_argument("-v", "--verbose", action="store_true",
-                       help="also print what each valid profile does")
-    run = sub.add_parser(
-        "run", help="run the agent, alone or around a script", formatter_class=_Help,
-        usage="python -m agent run --profile PROFILE [--report URL ...] [--log FILE] [--strict]\n"
-              "                          [-- SCRIPT [ARGS ...]]",
-        description="Run the agent. With `-- SCRIPT ARGS` the script runs in this interpreter as "
-                    "__main__, exactly as `python SCRIPT ARGS` would, with the agent thread "
-                    "alongside; the exit status is the script's. Without a script the agent runs "
-                    "until SIGTERM or SIGINT. SIGUSR1 asks for a full collection.")
-    run.add_argument("--profile", required=True, metavar="PROFILE", help="device profile (INI)")
-    run.add_argument("--report", action="append", metavar="URL",
-                     help="where messages go, instead of the profile's [report] urls "
-                          "(repeatable): stdout:, file:///path.jsonl[?max=10M&keep=1]")
-    run.add_argument("--log", metavar="FILE",
-                     help="write the agent's own diagnostics here (default: nowhere)")
-    run.add_argument("--strict", action="store_true",
-                     help="with a script: refuse to run it when the profile is invalid "
-                          "(default: warn and run it without the agent)")
-    decode = sub.add_parser(
-        "decode", help="turn captured wire frames into JSON lines", formatter_class=_Help,
-        description="Read serial frames (JSON*CRC lines), JSON lines, or zlib MQTT payloads from "
-                    "FILE (a capture, or a live port such as /dev/ttyS1) or stdin, and print each "
-                    "message as one JSON line. Lines that fail their check are reported on stderr "
-                    "with their line number; exit status 1 when any was refused.")
-    decode.add_argument("file", nargs="?", metavar="FILE", help="capture or port (default: stdin)")
-    decode.add_argument("--max-line", type=int, default=64 * 1024, metavar="BYTES",
-                        help="longest line accepted (default 65536)")
-    return parser
+def _plain_run(ours: "List[str]") -> "Optional[RunArgs]":
+    """`run --profile P [--report URL]... [--log FILE] [--strict]` without argparse (which
+    the application would pay for in RSS: docs/footprint.md); None for anything else
+    (help, errors, abbreviations), which argparse then reads and answers as ever."""
+    if not ours or ours[0] != "run":
+        return None
+    args, rest = RunArgs(), list(ours[1:])
+    while rest:
+        word = rest.pop(0)
+        flag, equals, value = word.partition("=")
+        if flag == "--strict" and not equals:
+            args.strict = True
+            continue
+        if flag not in RUN_FLAGS:
+            return None
+        if not equals:
+            if not rest or rest[0].startswith("-"):
+                return None
+            value = rest.pop(0)
+        if flag == "--report":
+            args.report = (args.report or []) + [value]
+        else:
+            setattr(args, flag[2:], value)
+    return args if args.profile is not None else None
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point; returns the exit status."""
+def main(argv: "Optional[List[str]]" = None, began: "Optional[float]" = None) -> int:
+    """Entry point; returns the exit status. `began`: the thread's CPU clock when the
+    agent's own code started loading (`python -m agent`), else now."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if began is None:
+        began = thread_cpu()   # from here to the script's start, CPU is the agent's (agent_cpu_ms)
     from .bundle import refuse_if_tampered
     tampered = refuse_if_tampered()   # from a gc-bundle .pyz: every file as built, or no start
     if tampered:
         sys.stderr.write("gc-agent: %s\n" % tampered)
         return 2
     ours, script = split_at_dashes(argv)
-    parser = _parser()
+    plain = _plain_run(ours)
+    if plain is not None:
+        return _run(plain, script, began)
+    from .cli import build_parser
+    parser = build_parser()
     args, extra = parser.parse_known_args(ours)
     if extra:
         hint = " (put the script after --: run --profile P -- %s)" % " ".join(extra) \
@@ -109,7 +80,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command == "check":
         return _check(args.profiles, args.verbose)
     if args.command == "run":
-        return _run(args, script)
+        return _run(args, script, began)
     if args.command == "decode":
         from .decode import decode_file
         return decode_file(args.file, sys.stdout, sys.stderr, args.max_line)
@@ -117,7 +88,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 2
 
 
-def _check(paths: List[str], verbose: bool) -> int:
+def _check(paths: "List[str]", verbose: bool) -> int:
     from .errors import ProfileError
     from .profile import describe, load
     status = 0
@@ -134,8 +105,8 @@ def _check(paths: List[str], verbose: bool) -> int:
     return status
 
 
-def _run(args: argparse.Namespace, script: List[str]) -> int:
-    from . import start, stop
+def _run(args: "RunArgs", script: "List[str]", began: float) -> int:
+    from . import running, start, stop
     from .errors import AgentError
     if args.log:
         _log_to(args.log)
@@ -150,12 +121,17 @@ def _run(args: argparse.Namespace, script: List[str]) -> int:
                 return 2
             sys.stderr.write("gc-agent: running %s without the agent\n" % script[0])
             profile = None
+    before_start = thread_cpu()
     started = profile is not None and start(profile, args.report)
+    after_start = thread_cpu()   # start() counts its own CPU
     if started and profile.agent.signals:
         _install_signals(with_script=bool(script))
+    from .launcher import die_by, run_script
+    current = running()
+    if current is not None:
+        current.cpu.add(before_start - began + thread_cpu() - after_start)
     if not script:
         return _wait_for_signal(stop) if started else 2
-    from .launcher import die_by, run_script
     result = run_script(script)
     if result.die_by is not None:
         # Python runs atexit handlers (the script's, then our stop) and dies by
@@ -165,7 +141,7 @@ def _run(args: argparse.Namespace, script: List[str]) -> int:
     return result.status
 
 
-def _validated(args: argparse.Namespace):
+def _validated(args: "RunArgs"):
     """The profile, with its device id resolvable and every --report URL usable."""
     from .errors import TransportError
     from .profile import load, resolve_device_id
@@ -232,4 +208,5 @@ def _wait_for_signal(stop) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from . import _IMPORT_CPU
+    sys.exit(main(began=_IMPORT_CPU))

@@ -8,26 +8,33 @@ the application, and RSS before and after.
 import gc
 import threading
 import time
-from typing import Callable, List, NamedTuple, Optional, Tuple
 
+from .lean import record
 from .rules import Decision
 
-LowMemoryCallback = Callable[[dict], object]
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Callable, List, Optional, Tuple
+
+    LowMemoryCallback = Callable[[dict], object]
 
 
-class ActionResult(NamedTuple):
+class ActionResult(record(
+        "ActionResult",
+        "action",                               # str
+        "rule",                                 # str
+        "ok",                                   # bool
+        generation=-1,                          # int
+        collected=0,                            # int
+        uncollectable=0,                        # int
+        duration_ms=0.0,                        # float
+        rss_before_kb=0,                        # int
+        rss_after_kb=0,                         # int
+        error="",                               # str
+)):
     """What one action did. Durations in ms, memory in KB."""
 
-    action: str
-    rule: str
-    ok: bool
-    generation: int = -1
-    collected: int = 0
-    uncollectable: int = 0
-    duration_ms: float = 0.0
-    rss_before_kb: int = 0
-    rss_after_kb: int = 0
-    error: str = ""
+    __slots__ = ()
 
     @property
     def reclaimed_kb(self) -> int:
@@ -38,14 +45,14 @@ class ActionResult(NamedTuple):
 class Actor(object):
     """Runs decisions against the real collector. Thread-safe: one action at a time."""
 
-    def __init__(self, rss_kb: Callable[[], int],
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, rss_kb: "Callable[[], int]",
+                 clock: "Callable[[], float]" = time.perf_counter) -> None:
         self._rss = rss_kb
         self._clock = clock
         self._lock = threading.RLock()   # a finalizer run by a collection may call collect()
         self._callbacks: List[LowMemoryCallback] = []
 
-    def add_callback(self, callback: LowMemoryCallback) -> None:
+    def add_callback(self, callback: "LowMemoryCallback") -> None:
         """Register an application callback for the low-memory `callbacks` step."""
         with self._lock:
             self._callbacks.append(callback)
@@ -106,7 +113,7 @@ class Actor(object):
                             duration_ms=round((self._clock() - started) * 1000.0, 3))
 
     @staticmethod
-    def set_thresholds(thresholds: Optional[Tuple[int, ...]]) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    def set_thresholds(thresholds: "Optional[Tuple[int, ...]]") -> "Tuple[Tuple[int, ...], Tuple[int, ...]]":
         """Apply the profile's thresholds; returns (before, after)."""
         before = gc.get_threshold()
         if thresholds is not None:

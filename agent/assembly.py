@@ -13,11 +13,10 @@ a failed `agent.start()` leaves the application's process as it found it
 import logging
 import sys
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 from .actions import Actor
-from .bundle import bundle_field
 from .errors import AgentError
+from .lean import record
 from .messages import Envelope, encode
 from .outbox import Outbox
 from .probes import Probe, gc_flavour
@@ -27,6 +26,10 @@ from .rules import Policy
 from .transports import open_transport
 from .transports.base import Context, TransportSettings
 from .tuning import can_freeze
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, Dict, List, Optional, Sequence
 
 log = logging.getLogger("gcagent")
 
@@ -47,8 +50,8 @@ def transport_settings(profile: Profile) -> TransportSettings:
                              password_env=report.password_env)
 
 
-def status_fields(profile: Profile, probe: Any, uptime_s: float, state: str,
-                  version: str) -> Dict[str, Any]:
+def status_fields(profile: Profile, probe: "Any", uptime_s: float, state: str,
+                  version: str) -> "Dict[str, Any]":
     """The fields of a `status` message (README "Messages"); `version` is the agent's."""
     ceiling = probe.ceiling
     return dict(state=state, agent=version, python="%d.%d.%d" % sys.version_info[:3],
@@ -57,7 +60,15 @@ def status_fields(profile: Profile, probe: Any, uptime_s: float, state: str,
                 ceiling_kb=ceiling.kb, uptime_s=round(uptime_s, 3),
                 ceiling_source=ceiling.source, probe=probe.backend,
                 freeze="available" if can_freeze() else "unavailable (Python 3.7+)",
-                **bundle_field())
+                **_bundle_field())
+
+
+def _bundle_field() -> "Dict[str, str]":
+    # Only a bundle's own start (agent.__main__) verifies a bundle, importing
+    # agent.bundle to do it: an application starting the agent from plain files
+    # does not load that module at all (docs/footprint.md).
+    bundle = sys.modules.get(__package__ + ".bundle")
+    return bundle.bundle_field() if bundle is not None else {}
 
 
 def report_name(transport) -> str:
@@ -66,16 +77,19 @@ def report_name(transport) -> str:
     return "%s (%s)" % (transport.describe(), note) if note else transport.describe()
 
 
-class Parts(NamedTuple):
+class Parts(record(
+        "Parts",
+        "device_id",                            # str
+        "envelope",                             # Envelope
+        "probe",                                # Any: agent.probes.Probe, or a stand-in with the same methods
+        "actor",                                # Actor
+        "policy",                               # Policy
+        "reporters",                            # List[Reporter]
+        "started_at",                           # float: monotonic seconds
+)):
     """What a running agent is made of; `close_parts` takes it apart."""
 
-    device_id: str
-    envelope: Envelope
-    probe: Any            # agent.probes.Probe, or a stand-in with the same methods
-    actor: Actor
-    policy: Policy
-    reporters: List[Reporter]
-    started_at: float     # monotonic seconds
+    __slots__ = ()
 
 
 class _Undo(object):
@@ -84,7 +98,7 @@ class _Undo(object):
     def __init__(self) -> None:
         self._closers: List[Callable[[], None]] = []
 
-    def push(self, closer: Callable[[], None]) -> None:
+    def push(self, closer: "Callable[[], None]") -> None:
         self._closers.append(closer)
 
     def run(self) -> None:
@@ -96,9 +110,9 @@ class _Undo(object):
                 log.info("gc-agent: undoing a failed start: %s: %s", type(exc).__name__, exc)
 
 
-def build_parts(profile: Profile, version: str, reports: Optional[Sequence[str]] = None,
-                probe: Optional[Any] = None, clock: Callable[[], float] = time.time,
-                monotonic: Callable[[], float] = time.monotonic) -> Parts:
+def build_parts(profile: Profile, version: str, reports: "Optional[Sequence[str]]" = None,
+                probe: "Optional[Any]" = None, clock: "Callable[[], float]" = time.time,
+                monotonic: "Callable[[], float]" = time.monotonic) -> Parts:
     """Make every part; if a step raises, close what was made and re-raise."""
     undo = _Undo()
     try:
@@ -131,7 +145,7 @@ def build_parts(profile: Profile, version: str, reports: Optional[Sequence[str]]
     return Parts(device_id, envelope, probe, actor, policy, reporters, started_at)
 
 
-def close_parts(reporters: Sequence[Reporter], probe: Any) -> None:
+def close_parts(reporters: "Sequence[Reporter]", probe: "Any") -> None:
     """Close every reporter (spilling what is unacknowledged), then the probe."""
     for reporter in reporters:
         try:
@@ -141,7 +155,7 @@ def close_parts(reporters: Sequence[Reporter], probe: Any) -> None:
     probe.close()
 
 
-def _will(profile: Profile, probe: Any, envelope: Envelope, clock: Callable[[], float],
+def _will(profile: Profile, probe: "Any", envelope: Envelope, clock: "Callable[[], float]",
           version: str) -> bytes:
     """The retained status "offline" the broker publishes if we vanish (seq 0)."""
     will = status_fields(profile, probe, 0.0, "offline", version)

@@ -18,34 +18,37 @@ manifest names (mode 0600) at the first start, never over an existing file.
 import json
 import os
 import sys
-from typing import Dict, List, Optional
 
 from .lean import sha256_hex, zip_importer, zip_names
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Dict, List, Optional
 
 MANIFEST = "MANIFEST.json"
 FORMAT = 1
 
-_verified: Optional[str] = None   # the manifest hash, once verify() passed
+_verified: "Optional[str]" = None   # the manifest hash, once verify() passed
 
 
-def archive_of(loader: object = None) -> Optional[str]:
+def archive_of(loader: object = None) -> "Optional[str]":
     """The .pyz this package was imported from, or None when it came from plain files."""
     loader = globals().get("__loader__") if loader is None else loader
     archive = getattr(loader, "archive", None)
     return archive if isinstance(archive, str) and archive else None
 
 
-def verified_hash() -> Optional[str]:
+def verified_hash() -> "Optional[str]":
     """SHA-256 of the verified bundle's MANIFEST.json; None when not running from a bundle."""
     return _verified
 
 
-def bundle_field() -> Dict[str, str]:
+def bundle_field() -> "Dict[str, str]":
     """`{"bundle": HASH}` for status messages when running from a verified bundle, else {}."""
     return {} if _verified is None else {"bundle": _verified}
 
 
-def verify(archive: Optional[str] = None) -> Optional[str]:
+def verify(archive: "Optional[str]" = None) -> "Optional[str]":
     """None when not in a bundle or every file matches; otherwise what is wrong, for people."""
     global _verified
     archive = archive or archive_of()
@@ -73,7 +76,7 @@ def verify(archive: Optional[str] = None) -> Optional[str]:
     return None
 
 
-def _check_files(archive: str, importer: object, files: Dict[str, str]) -> Optional[str]:
+def _check_files(archive: str, importer: object, files: "Dict[str, str]") -> "Optional[str]":
     for name in sorted(files):
         try:
             data = importer.get_data(name)
@@ -89,7 +92,7 @@ def _check_files(archive: str, importer: object, files: Dict[str, str]) -> Optio
     return None
 
 
-def install_secrets(archive: Optional[str] = None) -> List[str]:
+def install_secrets(archive: "Optional[str]" = None) -> "List[str]":
     """Write bundled secrets to their device paths (0600) where absent; the paths written."""
     archive = archive or archive_of()
     if archive is None or _verified is None:
@@ -108,7 +111,7 @@ def install_secrets(archive: Optional[str] = None) -> List[str]:
     return written
 
 
-def refuse_if_tampered() -> Optional[str]:
+def refuse_if_tampered() -> "Optional[str]":
     """The CLI's hook: verify, then install secrets; a message means do not start."""
     problem = verify()
     if problem is not None:

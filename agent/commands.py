@@ -15,13 +15,18 @@ import json
 import math
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Sequence
 
 from .errors import COMMAND_REASONS, AgentError, CommandRefused
 from .lean import compare_digest as _compare_digest
 from .lean import sha256 as _sha256
 from .limits import MAX_COMMAND_BYTES, MAX_ERROR_CHARS, REFUSAL_BURST, REFUSAL_EVERY
 from .ratelimit import TokenBucket
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, Dict, Optional, Sequence
+
+    Handler = Callable[[Dict[str, Any]], Any]
 
 REASONS = COMMAND_REASONS   # agent.errors holds the one list
 FIELDS = ("id", "cmd", "args", "ts", "device", "sig")
@@ -30,10 +35,8 @@ _IPAD = bytes(b ^ 0x36 for b in range(256))
 _OPAD = bytes(b ^ 0x5C for b in range(256))
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
-Handler = Callable[[Dict[str, Any]], Any]
 
-
-def canonical(fields: Dict[str, Any]) -> bytes:
+def canonical(fields: "Dict[str, Any]") -> bytes:
     """The bytes a signature covers: sorted keys, no spaces, UTF-8."""
     return json.dumps(fields, sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False).encode("utf-8")
@@ -51,7 +54,7 @@ def hmac_sha256_hex(key: bytes, data: bytes) -> str:
     return outer.hexdigest()
 
 
-def sign(command: Dict[str, Any], key: bytes) -> Dict[str, Any]:
+def sign(command: "Dict[str, Any]", key: bytes) -> "Dict[str, Any]":
     """A copy of `command` with `sig` set over its other fields."""
     fields = dict((k, v) for k, v in command.items() if k != "sig")
     signed = dict(fields)
@@ -93,11 +96,11 @@ class Commands(object):
     `answers` limits how many refusals get an answer (agent/limits.py).
     """
 
-    def __init__(self, key: bytes, device: str, handlers: Dict[str, Handler],
-                 allow: Optional[Sequence[str]] = None, window: float = 300.0,
+    def __init__(self, key: bytes, device: str, handlers: "Dict[str, Handler]",
+                 allow: "Optional[Sequence[str]]" = None, window: float = 300.0,
                  remember: int = 1024, max_bytes: int = MAX_COMMAND_BYTES,
-                 clock: Callable[[], float] = time.time, ids=None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 clock: "Callable[[], float]" = time.time, ids=None,
+                 monotonic: "Callable[[], float]" = time.monotonic) -> None:
         self._key = bytes(key)
         self.device = device
         self.handlers = dict(handlers)
@@ -118,11 +121,11 @@ class Commands(object):
             for ident in ids.load(clock()):
                 self._seen[ident] = None
 
-    def verify(self, payload: bytes) -> Dict[str, Any]:
+    def verify(self, payload: bytes) -> "Dict[str, Any]":
         """The command (without `sig`) if it may run; else raise CommandRefused."""
         return self._check(self._parse(payload))
 
-    def _parse(self, payload: bytes) -> Dict[str, Any]:
+    def _parse(self, payload: bytes) -> "Dict[str, Any]":
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
         if len(payload) > self.max_bytes:
@@ -137,7 +140,7 @@ class Commands(object):
                                  % type(command).__name__)
         return command
 
-    def _check(self, command: Dict[str, Any]) -> Dict[str, Any]:
+    def _check(self, command: "Dict[str, Any]") -> "Dict[str, Any]":
         _check_fields(command)
         command = dict(command)
         sig = command.pop("sig", None)
@@ -171,7 +174,7 @@ class Commands(object):
         command.setdefault("args", {})
         return command
 
-    def handle(self, payload: bytes) -> Dict[str, Any]:
+    def handle(self, payload: bytes) -> "Dict[str, Any]":
         """The `resp` fields for `payload`: verified and run, or refused. Never raises."""
         ident = ""
         try:
@@ -191,7 +194,7 @@ class Commands(object):
         return {"id": ident, "ok": False, "error": ("%s: %s" % (reason, sentence))[:MAX_ERROR_CHARS]}
 
 
-def _check_fields(command: Dict[str, Any]) -> None:
+def _check_fields(command: "Dict[str, Any]") -> None:
     """Raise bad_field for the first missing, mistyped or unexpected field."""
     extra = sorted(set(command) - set(FIELDS))
     if extra:

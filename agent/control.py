@@ -32,12 +32,15 @@ import os
 import stat
 import threading
 import time
-from typing import Any, Dict
 
 from .commands import CommandRefused, Commands, load_key
 from .errors import ProfileError
 from .profile import load, loads
 from .rules import headroom_kb
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Dict
 
 SNAPSHOT_MAX_SECONDS = 30.0
 SNAPSHOT_MAX_TOP = 50
@@ -118,7 +121,7 @@ def handle_command(agent, payload: bytes) -> None:
     _answer(agent, commands.handle(payload))
 
 
-def _answer(agent, resp: Dict[str, Any]) -> None:
+def _answer(agent, resp: "Dict[str, Any]") -> None:
     """Emit a resp; refusals only within the answer rate (agent/limits.py), the rest counted."""
     if resp.get("ok") or agent.commands.answers.take():
         agent.emit("resp", **resp)
@@ -136,14 +139,14 @@ def _names(payload: bytes) -> str:
         return ""
 
 
-def _int_arg(args: Dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+def _int_arg(args: "Dict[str, Any]", name: str, default: int, low: int, high: int) -> int:
     value = args.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise CommandRefused("bad_args", "%s must be a whole number from %d to %d" % (name, low, high))
     return value
 
 
-def _collect(agent, args: Dict[str, Any]) -> Dict[str, Any]:
+def _collect(agent, args: "Dict[str, Any]") -> "Dict[str, Any]":
     generation = _int_arg(args, "generation", 2, 0, 2)
     result = agent.collect(generation, "command")
     return {"generation": generation, "collected": result.collected,
@@ -151,7 +154,7 @@ def _collect(agent, args: Dict[str, Any]) -> Dict[str, Any]:
             "rss_after_kb": result.rss_after_kb}
 
 
-def _status(agent) -> Dict[str, Any]:
+def _status(agent) -> "Dict[str, Any]":
     sample = agent.last_sample
     policy = agent.policy_state()
     return {
@@ -178,7 +181,7 @@ def _status(agent) -> Dict[str, Any]:
     }
 
 
-def _set(agent, args: Dict[str, Any]) -> Dict[str, Any]:
+def _set(agent, args: "Dict[str, Any]") -> "Dict[str, Any]":
     rule, key, value = args.get("rule"), args.get("key"), args.get("value")
     if not all(isinstance(x, str) for x in (rule, key)) or not isinstance(value, (str, int, float)) \
             or isinstance(value, bool):
@@ -206,7 +209,7 @@ def _set(agent, args: Dict[str, Any]) -> Dict[str, Any]:
     return {"rule": rule, "key": key, "before": before, "after": str(value)}
 
 
-def _live_value(agent, rule: str, key: str) -> Any:
+def _live_value(agent, rule: str, key: str) -> "Any":
     """The running rule's value of `key` (a default), as JSON can carry it."""
     from .rules.table import value
     for settings in agent.profile.rules:
@@ -216,7 +219,7 @@ def _live_value(agent, rule: str, key: str) -> Any:
     return None
 
 
-def _reload(agent) -> Dict[str, Any]:
+def _reload(agent) -> "Dict[str, Any]":
     try:
         fresh = load(agent.profile.path)
     except ProfileError as exc:
@@ -228,8 +231,8 @@ def _reload(agent) -> Dict[str, Any]:
             "note": "rules, tick and budget now; report URLs, buffers, commands at next start"}
 
 
-def _snapshot_and_answer(agent, command: Dict[str, Any]) -> None:
-    def snapshot(args: Dict[str, Any]) -> Dict[str, Any]:
+def _snapshot_and_answer(agent, command: "Dict[str, Any]") -> None:
+    def snapshot(args: "Dict[str, Any]") -> "Dict[str, Any]":
         import tracemalloc
         top = _int_arg(args, "top", 10, 1, SNAPSHOT_MAX_TOP)
         seconds = args.get("seconds", 5)

@@ -11,9 +11,12 @@ run. Memory stays bounded: a line over `max_line` is skipped as it streams by.
 
 import json
 import zlib
-from typing import BinaryIO, Dict, Optional, TextIO
 
 from . import framing, messages
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import BinaryIO, Dict, Optional, TextIO
 
 MAX_DETAILS = 20   # bad lines described one by one; the rest are only counted
 
@@ -21,7 +24,7 @@ MAX_DETAILS = 20   # bad lines described one by one; the rest are only counted
 class Decoder(object):
     """Writes the messages found in a binary stream; counts what it refuses."""
 
-    def __init__(self, out: TextIO, err: TextIO, max_line: int = framing.MAX_LINE) -> None:
+    def __init__(self, out: "TextIO", err: "TextIO", max_line: int = framing.MAX_LINE) -> None:
         self.out = out
         self.err = err
         self.max_line = max_line
@@ -29,7 +32,7 @@ class Decoder(object):
         self.bad: Dict[str, int] = {}
         self.line = 0
 
-    def run(self, stream: BinaryIO) -> int:
+    def run(self, stream: "BinaryIO") -> int:
         """Decode `stream` to the end; exit status 0 when nothing was refused, else 1."""
         head = stream.read(1)
         if head == b"\x78":
@@ -42,7 +45,7 @@ class Decoder(object):
             self.good, "" if self.good == 1 else "s", refused, " (%s)" % summary if summary else ""))
         return 1 if refused else 0
 
-    def _lines(self, stream: BinaryIO, head: bytes) -> None:
+    def _lines(self, stream: "BinaryIO", head: bytes) -> None:
         pending = head
         while True:
             line = pending + stream.readline(self.max_line + 1 - len(pending))
@@ -111,7 +114,7 @@ class Decoder(object):
             self.err.write("decode: more refused lines are only counted\n")
 
 
-def decode_file(path: Optional[str], out: TextIO, err: TextIO, max_line: int = framing.MAX_LINE) -> int:
+def decode_file(path: "Optional[str]", out: "TextIO", err: "TextIO", max_line: int = framing.MAX_LINE) -> int:
     """Decode the file at `path` (stdin when None or '-'); the exit status."""
     import sys
     decoder = Decoder(out, err, max_line)

@@ -19,7 +19,11 @@ reports them as `error` events instead of raising into the application.
 Writing a transport: docs/adding-a-transport.md.
 """
 
-from typing import List, NamedTuple
+from .lean import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import List
 
 # MessageError.reason: why a payload was refused by agent.messages.decode.
 MESSAGE_REASONS = ("too_large", "zlib", "not_json", "schema", "range")   # range: agent/bounds.py
@@ -34,14 +38,17 @@ class AgentError(Exception):
     """Root of every error the agent raises on purpose."""
 
 
-class Problem(NamedTuple):
+class Problem(record(
+        "Problem",
+        "path",                                 # str
+        "line",                                 # int
+        "section",                              # str
+        "key",                                  # str
+        "message",                              # str
+)):
     """One thing wrong in a profile, located as precisely as we can."""
 
-    path: str
-    line: int
-    section: str
-    key: str
-    message: str
+    __slots__ = ()
 
     def __str__(self) -> str:
         where = "[%s]" % self.section if self.section else ""
@@ -55,7 +62,7 @@ class Problem(NamedTuple):
 class ProfileError(AgentError):
     """A profile that cannot be used; `problems` lists every problem found."""
 
-    def __init__(self, problems: List[Problem]) -> None:
+    def __init__(self, problems: "List[Problem]") -> None:
         self.problems = list(problems)
         super(ProfileError, self).__init__("\n".join(str(p) for p in self.problems))
 

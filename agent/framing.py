@@ -16,7 +16,10 @@ being acknowledged by the frame after it.
 
 import json
 import zlib
-from typing import Dict, Iterable, List, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Dict, Iterable, List, Optional
 
 MAX_LINE = 64 * 1024
 REASONS = ("crc", "too_long", "malformed")
@@ -32,7 +35,7 @@ def frame(body: bytes) -> bytes:
     return body + b"*" + crc_hex(body) + b"\n"
 
 
-def unframe(line: bytes) -> Optional[bytes]:
+def unframe(line: bytes) -> "Optional[bytes]":
     """The JSON body of one line (newline optional), or None when the check fails."""
     line = line.rstrip(b"\r\n")
     body, star, check = line.rpartition(b"*")
@@ -41,7 +44,7 @@ def unframe(line: bytes) -> Optional[bytes]:
     return body
 
 
-def ack(seqs: Iterable[int], boot: Optional[str] = None) -> bytes:
+def ack(seqs: "Iterable[int]", boot: "Optional[str]" = None) -> bytes:
     """An acknowledgement frame for the messages `seqs` (of `boot`)."""
     message: Dict[str, object] = {"type": "ack", "seq": sorted(set(seqs))}
     if boot:
@@ -64,7 +67,7 @@ class LineReader(object):
         """Lines refused so far, whatever the reason."""
         return sum(self.bad.values())
 
-    def feed(self, data: bytes) -> List[bytes]:
+    def feed(self, data: bytes) -> "List[bytes]":
         """The bodies of every complete, intact line in `data` (after what came before)."""
         bodies = []
         start = 0

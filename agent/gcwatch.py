@@ -8,7 +8,10 @@ read with `take()`.
 
 import gc
 import time
-from typing import Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Tuple
 
 _clock = time.perf_counter
 
@@ -64,7 +67,7 @@ class PauseWatch(object):
                 pass
             self._installed = False
 
-    def take(self) -> Tuple[float, float, int]:
+    def take(self) -> "Tuple[float, float, int]":
         """(total ms, longest ms, count) since the previous take, and reset."""
         # No lock: the callback may run in any thread, even inside this method
         # (an allocation here can trigger a collection), and must never wait.
@@ -73,7 +76,7 @@ class PauseWatch(object):
         self._count = 0
         return total * 1000.0, longest * 1000.0, count
 
-    def take_generations(self) -> Tuple[Tuple[float, ...], Tuple[int, ...], Tuple[int, ...]]:
+    def take_generations(self) -> "Tuple[Tuple[float, ...], Tuple[int, ...], Tuple[int, ...]]":
         """Per generation since the previous call, and reset: (longest pause ms,
         collections, objects collected). Independent of `take()`."""
         longest = tuple(p * 1000.0 for p in self._gen_max)

@@ -7,7 +7,10 @@ disabled; the other parts go on, and the application never sees the error.
 Decisions only: what the runtime says about a fault is its `on_fault`.
 """
 
-from typing import Any, Callable, Dict, Set
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, Dict, Set
 
 MAX_FAILURES = 5          # unexpected errors in a row before a part is disabled
 MAX_BACKOFF = 60.0        # seconds
@@ -16,8 +19,8 @@ MAX_BACKOFF = 60.0        # seconds
 class Guard(object):
     """Runs parts, counts their failures in a row, backs them off, disables them."""
 
-    def __init__(self, tick: Callable[[], float], monotonic: Callable[[], float],
-                 on_fault: Callable[[str, Exception, int], None]) -> None:
+    def __init__(self, tick: "Callable[[], float]", monotonic: "Callable[[], float]",
+                 on_fault: "Callable[[str, Exception, int], None]") -> None:
         self._tick = tick
         self._monotonic = monotonic
         self._on_fault = on_fault
@@ -25,7 +28,7 @@ class Guard(object):
         self.retry_at: Dict[str, float] = {}
         self.disabled: Set[str] = set()
 
-    def run(self, part: str, fn: Callable, *args: Any) -> Any:
+    def run(self, part: str, fn: "Callable", *args: "Any") -> "Any":
         """fn(*args), or None when the part is disabled, backing off, or just failed."""
         if part in self.disabled or self._monotonic() < self.retry_at.get(part, 0.0):
             return None

@@ -22,15 +22,18 @@ import struct
 import threading
 import time
 import zlib
-from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from .errors import JournalError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Callable, Dict, List, Optional, Set, Tuple
 
 _HEADER = struct.Struct(">II")
 _NAME = re.compile(r"^seg-(\d+)\.log$")
 
 
-def _record_at(data: memoryview, pos: int) -> Optional[bytes]:
+def _record_at(data: memoryview, pos: int) -> "Optional[bytes]":
     """The payload of a valid record at `pos`, or None if none starts there."""
     if len(data) - pos < _HEADER.size:
         return None
@@ -46,7 +49,7 @@ def _record_at(data: memoryview, pos: int) -> Optional[bytes]:
     return bytes(payload)
 
 
-def _parse(data: bytes) -> Tuple[List[bytes], int]:
+def _parse(data: bytes) -> "Tuple[List[bytes], int]":
     """The valid records in `data`, and how many damaged stretches were skipped."""
     view = memoryview(data)
     records: List[bytes] = []
@@ -72,7 +75,7 @@ class Journal(object):
 
     def __init__(self, directory: str, max_bytes: int = 2 * 1024 * 1024,
                  segment_bytes: int = 64 * 1024, sync_every: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: "Callable[[], float]" = time.monotonic) -> None:
         self._dir = directory
         self._max_bytes = max_bytes
         # At least two segments fit under max_bytes, so the bound never forces
@@ -132,7 +135,7 @@ class Journal(object):
                     raise JournalError("journal %s: %s" % (self._dir, e)) from e
             self._last_sync = self._clock()
 
-    def oldest(self) -> Optional[Tuple[str, List[bytes]]]:
+    def oldest(self) -> "Optional[Tuple[str, List[bytes]]]":
         """The oldest segment's name and valid records (possibly none); None if empty."""
         with self._lock:
             while self._sizes:
@@ -241,7 +244,7 @@ class Journal(object):
             self.remove(name)
             self.dropped += count
 
-    def _read(self, name: str) -> Optional[List[bytes]]:
+    def _read(self, name: str) -> "Optional[List[bytes]]":
         """A segment's valid records, counting its damage once; None if it vanished."""
         try:
             with open(os.path.join(self._dir, name), "rb") as f:

@@ -12,12 +12,15 @@ import signal
 import sys
 import types
 from importlib.machinery import SourceFileLoader
-from typing import List, Optional, Tuple
 
 from .lean import is_zip
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import List, Optional, Tuple
 
-def split_at_dashes(argv: List[str]) -> Tuple[List[str], List[str]]:
+
+def split_at_dashes(argv: "List[str]") -> "Tuple[List[str], List[str]]":
     """`OURS -- SCRIPT ARGS` -> (OURS, [SCRIPT, ARGS...]): what follows `--` is never ours to parse."""
     if "--" in argv:
         at = argv.index("--")
@@ -43,12 +46,12 @@ def exit_status(code: object) -> int:
 class ScriptResult(object):
     """What running the script came to: an exit status, or a signal to die by."""
 
-    def __init__(self, status: int, die_by: Optional[int] = None) -> None:
+    def __init__(self, status: int, die_by: "Optional[int]" = None) -> None:
         self.status = status
         self.die_by = die_by
 
 
-def run_script(argv: List[str]) -> ScriptResult:
+def run_script(argv: "List[str]") -> ScriptResult:
     """Execute argv[0] as __main__ with sys.argv = argv."""
     path = argv[0]
     full = os.path.abspath(path)
@@ -71,7 +74,7 @@ def run_script(argv: List[str]) -> ScriptResult:
     return _outcome(lambda: exec(compile(source, full, "exec", dont_inherit=True), main.__dict__))
 
 
-def _run_main_module(argv: List[str], full: str) -> ScriptResult:
+def _run_main_module(argv: "List[str]", full: str) -> ScriptResult:
     """A directory or zip file (zipapp .pyz) with __main__.py, as Python runs one:
     the path itself first on sys.path, then runpy's main-module machinery."""
     import runpy

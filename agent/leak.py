@@ -41,7 +41,12 @@ Pure: time and memory come in as numbers; nothing here reads a clock or /proc.
 import bisect
 import collections
 import math
-from typing import Deque, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+from .lean import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Deque, Iterable, List, Optional, Sequence, Tuple
 
 CAPACITY = 64          # floor windows kept (x 4 numbers): bounded whatever the uptime
 MIN_POINTS = 10        # a rise must last this many report periods to be judged
@@ -57,16 +62,19 @@ CLEAR_SHARE = 0.25     # cleared when the recent floor rose < 1/4 of the reporte
 GAPS_KEPT = 16         # report spacings kept to learn the period (median: robust to outages)
 
 
-class Verdict(NamedTuple):
+class Verdict(record(
+        "Verdict",
+        "leak",                                 # bool
+        rate_kb_per_hour=None,                  # Optional[float]
+        confidence=0.0,                         # float
+        ceiling_eta_s=None,                     # Optional[float]: None: no leak, or no ceiling known
+        floor_kb=None,                          # Optional[int]
+        span_s=0.0,                             # float: how long a stretch the verdict rests on
+        why="",                                 # str
+)):
     """What the floor says now. `leak` False: rate and eta are None."""
 
-    leak: bool
-    rate_kb_per_hour: Optional[float] = None
-    confidence: float = 0.0
-    ceiling_eta_s: Optional[float] = None   # None: no leak, or no ceiling known
-    floor_kb: Optional[int] = None
-    span_s: float = 0.0                     # how long a stretch the verdict rests on
-    why: str = ""
+    __slots__ = ()
 
 
 class Floors(object):
@@ -153,19 +161,19 @@ class Floors(object):
         span = self.end[-1] - self.start[0]
         self.width = max(self.width * 2, span / float(len(self.low)))
 
-    def points(self) -> List[Tuple[float, int]]:
+    def points(self) -> "List[Tuple[float, int]]":
         """(time, floor) per window, oldest first."""
         return list(zip(self.low_t, self.low))
 
 
-def _median(values: Sequence[float]) -> float:
+def _median(values: "Sequence[float]") -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
     return ordered[len(ordered) // 2]
 
 
-def rebin(points: Sequence[Tuple[float, int]], width: float) -> List[Tuple[float, int]]:
+def rebin(points: "Sequence[Tuple[float, int]]", width: float) -> "List[Tuple[float, int]]":
     """Windows merged so each spans `width` (a collection cycle), so each holds a floor.
 
     The newest window, when it spans less than `width`, may hold no collection
@@ -187,7 +195,7 @@ def rebin(points: Sequence[Tuple[float, int]], width: float) -> List[Tuple[float
     return out
 
 
-def suffix_minima(values: Sequence[int]) -> List[int]:
+def suffix_minima(values: "Sequence[int]") -> "List[int]":
     """out[i] = min(values[i:]): the floor at i as seen from the end."""
     out = list(values)
     for i in range(len(out) - 2, -1, -1):
@@ -196,7 +204,7 @@ def suffix_minima(values: Sequence[int]) -> List[int]:
     return out
 
 
-def _fit(ts: Sequence[float], ys: Sequence[float]) -> Tuple[float, float]:
+def _fit(ts: "Sequence[float]", ys: "Sequence[float]") -> "Tuple[float, float]":
     """Least-squares slope (per second) and r^2."""
     n = float(len(ts))
     mt, my = sum(ts) / n, sum(ys) / n
@@ -208,7 +216,7 @@ def _fit(ts: Sequence[float], ys: Sequence[float]) -> Tuple[float, float]:
     return sty / stt, sty * sty / (stt * syy)
 
 
-def _judge_span(ts: Sequence[float], floor: Sequence[int], ceiling_kb: int,
+def _judge_span(ts: "Sequence[float]", floor: "Sequence[int]", ceiling_kb: int,
                 min_span: float) -> Verdict:
     span = ts[-1] - ts[0]
     if len(ts) < MIN_WINDOWS or span < min_span or span <= 0:
@@ -238,7 +246,7 @@ def _judge_span(ts: Sequence[float], floor: Sequence[int], ceiling_kb: int,
                    "floor rose %d KB in %d s" % (rise, span))
 
 
-def judge(points: Sequence[Tuple[float, int]], ceiling_kb: int, period: float,
+def judge(points: "Sequence[Tuple[float, int]]", ceiling_kb: int, period: float,
           cycle: float = 0.0) -> Verdict:
     """The verdict on (time, floor) windows, oldest first.
 
@@ -269,7 +277,7 @@ def judge(points: Sequence[Tuple[float, int]], ceiling_kb: int, period: float,
     return best
 
 
-def recent_rise_kb(points: Sequence[Tuple[float, int]], seconds: float) -> Tuple[float, float]:
+def recent_rise_kb(points: "Sequence[Tuple[float, int]]", seconds: float) -> "Tuple[float, float]":
     """(rise of the floor, span) over the last `seconds` of windows."""
     if not points:
         return 0.0, 0.0
@@ -305,7 +313,7 @@ class LeakWatch(object):
         self.verdict = Verdict(False, why="new boot")
 
     def observe(self, t: float, rss_kb: int, ceiling_kb: int,
-                gc_collections: Sequence[int]) -> Optional[Tuple[str, dict]]:
+                gc_collections: "Sequence[int]") -> "Optional[Tuple[str, dict]]":
         """One telemetry sample as reported (ts, rss_kb, ceiling, gc_collections).
 
         The agent and the console both call this with the same samples, so they
@@ -317,7 +325,7 @@ class LeakWatch(object):
         return self.feed(t, rss_kb, ceiling_kb, collected)
 
     def feed(self, t: float, kb: int, ceiling_kb: int = 0,
-             collected: bool = False) -> Optional[Tuple[str, dict]]:
+             collected: bool = False) -> "Optional[Tuple[str, dict]]":
         """One sample (time, RSS), the ceiling then, and whether a full collection ran since
         the previous sample; judged each time the windows grew by a sixteenth."""
         if ceiling_kb:
@@ -369,7 +377,7 @@ def _fields(verdict: Verdict) -> dict:
             "span_s": round(verdict.span_s, 1)}
 
 
-def judge_stored(messages: Iterable[dict], device: dict) -> LeakWatch:
+def judge_stored(messages: "Iterable[dict]", device: dict) -> LeakWatch:
     """A device's verdict from its recorded telemetry messages of its current boot
     (`device`: `boot` and `ceiling_kb`). The console and the bench judge records with it."""
     watch = LeakWatch()
@@ -382,7 +390,7 @@ def judge_stored(messages: Iterable[dict], device: dict) -> LeakWatch:
     return watch
 
 
-def feed(watch: LeakWatch, samples: Iterable[dict], ceiling_kb: object) -> None:
+def feed(watch: LeakWatch, samples: "Iterable[dict]", ceiling_kb: object) -> None:
     """Samples oldest first; one whose numbers make no sense (a device's bug, or a row
     another tool stored) is skipped: the schema checks types, not values."""
     good = []

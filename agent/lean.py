@@ -11,10 +11,29 @@ heavy standard modules are avoided on every path that runs there:
 - ``zipfile`` costs 49 modules and ~2.8 MB of RSS on Python 3.6. Files inside
   a gc-bundle .pyz are read through ``zipimport``, which the interpreter has
   already loaded to import the agent from that archive.
+- ``urllib.parse`` (with ``ipaddress`` on 3.11) costs 0.3-0.5 MB: the report
+  URLs the agent reads are plain, so `split_url`, `query_items` and
+  `encode_query` split and join them
+  by hand and hand anything unusual (escapes, brackets, spaces, non-ASCII) to
+  urllib.parse, so the result is always urllib.parse's.
+- ``typing`` costs 0.5-0.6 MB (docs/footprint.md). Modules import it only under
+  ``if TYPE_CHECKING:`` (always False when running) and annotations that name
+  it are strings; records are tuples with named fields through `record`.
 """
 
 import os
-from typing import List, Optional
+
+try:
+    from collections import _tuplegetter as _getter  # 3.8+: what namedtuple's fields are
+except ImportError:
+    from _operator import itemgetter
+
+    def _getter(index: int, doc: str) -> property:
+        return property(itemgetter(index), doc=doc)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Dict, List, Optional, Tuple
 
 try:
     from _sha256 import sha256  # CPython 3.6-3.11
@@ -28,7 +47,124 @@ try:
 except ImportError:
     from hmac import compare_digest
 
-__all__ = ["compare_digest", "is_zip", "read_from_zip", "sha256", "sha256_hex", "zip_importer", "zip_names"]
+__all__ = ["Record", "compare_digest", "encode_query", "is_zip", "query_items", "read_from_zip", "record",
+           "sha256", "sha256_hex", "split_url", "zip_importer", "zip_names"]
+
+# What a URL may hold for the hand split to equal urllib.parse's: printable ASCII
+# without escapes, IPv6 brackets or spaces (urllib.parse strips, checks or decodes those).
+_PLAIN_URL = frozenset(chr(c) for c in range(0x21, 0x7F)) - set("%[]\\")
+# What urllib.parse.quote_plus leaves as it is.
+_QUERY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+class Record(tuple):
+    """What `record` classes share: namedtuple's behaviour (fields by name and by index,
+    defaults, keywords, `_replace`, `_fields`, a repr), with one class object per record."""
+
+    __slots__ = ()
+    _fields = ()              # type: Tuple[str, ...]
+    _field_defaults = {}      # type: Dict[str, Any]
+
+    def __new__(cls, *args: "Any", **kwargs: "Any") -> "Any":
+        if kwargs or len(args) != len(cls._fields):
+            args = cls._arrange(args, kwargs)
+        return tuple.__new__(cls, args)
+
+    @classmethod
+    def _arrange(cls, args: "Tuple[Any, ...]", kwargs: "Dict[str, Any]") -> "List[Any]":
+        fields = cls._fields
+        if len(args) > len(fields):
+            raise TypeError("%s() takes %d arguments but %d were given"
+                            % (cls.__name__, len(fields), len(args)))
+        values = list(args)
+        for field in fields[len(args):]:
+            if field in kwargs:
+                values.append(kwargs.pop(field))
+            elif field in cls._field_defaults:
+                values.append(cls._field_defaults[field])
+            else:
+                raise TypeError("%s() missing required argument: %r" % (cls.__name__, field))
+        if kwargs:
+            name = sorted(kwargs)[0]
+            raise TypeError("%s() got %s argument %r" % (
+                cls.__name__, "multiple values for" if name in fields else "an unexpected keyword", name))
+        return values
+
+    @classmethod
+    def _make(cls, iterable: "Any") -> "Any":
+        values = tuple(iterable)
+        if len(values) != len(cls._fields):
+            raise TypeError("Expected %d arguments, got %d" % (len(cls._fields), len(values)))
+        return tuple.__new__(cls, values)
+
+    def _replace(self, **changes: "Any") -> "Any":
+        """A copy with some fields changed (as namedtuple's)."""
+        values = [changes.pop(field, value) for field, value in zip(self._fields, self)]
+        if changes:
+            raise ValueError("Got unexpected field names: %r" % sorted(changes))
+        return tuple.__new__(type(self), values)
+
+    def _asdict(self) -> "Dict[str, Any]":
+        return dict(zip(self._fields, self))
+
+    def __getnewargs__(self) -> "Tuple[Any, ...]":
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        return "%s(%s)" % (type(self).__name__,
+                           ", ".join("%s=%r" % pair for pair in zip(self._fields, self)))
+
+
+def record(name: str, *required: str, **defaults: "Any") -> type:
+    """A namedtuple-like class: the `required` fields, then the fields of `defaults`
+    with their default values, in the order written (what typing.NamedTuple gives,
+    without importing typing). Subclass it with ``__slots__ = ()`` to add methods.
+
+    Not collections.namedtuple: on 3.6 that compiles a class's worth of source per
+    record, about 15 KB each, 0.3 MB over the agent's records (docs/footprint.md)."""
+    fields = required + tuple(defaults)
+    namespace = {"__slots__": (), "_fields": fields, "_field_defaults": defaults}
+    for index, field in enumerate(fields):
+        namespace[field] = _getter(index, "Alias for field number %d" % index)
+    return type(name, (Record,), namespace)
+
+
+def split_url(url: str) -> "Tuple[str, str, str, str]":
+    """(scheme, netloc, path, query) as urllib.parse.urlsplit gives them (scheme lower-cased;
+    the fragment is dropped)."""
+    scheme, colon, rest = url.partition(":")
+    if not (set(url) <= _PLAIN_URL and colon and scheme.isalpha() and not rest.isdigit()):
+        from urllib.parse import urlsplit
+        parts = urlsplit(url)
+        return parts.scheme, parts.netloc, parts.path, parts.query
+    netloc = ""
+    if rest.startswith("//"):
+        end = min([i for i in (rest.find(c, 2) for c in "/?#") if i >= 0] + [len(rest)])
+        netloc, rest = rest[2:end], rest[end:]
+    rest = rest.partition("#")[0]
+    path, _, query = rest.partition("?")
+    return scheme.lower(), netloc, path, query
+
+
+def query_items(query: str) -> "List[Tuple[str, str]]":
+    """urllib.parse.parse_qsl(query, keep_blank_values=True): (name, value) pairs in order."""
+    if not set(query) <= _PLAIN_URL:
+        from urllib.parse import parse_qsl
+        return parse_qsl(query, keep_blank_values=True)
+    items = []
+    for piece in query.split("&"):
+        if piece:
+            name, _, value = piece.partition("=")
+            items.append((name.replace("+", " "), value.replace("+", " ")))
+    return items
+
+
+def encode_query(pairs: "List[Tuple[str, str]]") -> str:
+    """urllib.parse.urlencode(pairs): plain names and values joined by hand, the rest by urllib."""
+    if all(set(name + value) <= _QUERY_SAFE for name, value in pairs):
+        return "&".join("%s=%s" % pair for pair in pairs)
+    from urllib.parse import urlencode
+    return urlencode(pairs)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -52,7 +188,7 @@ def is_zip(path: str) -> bool:
     return True
 
 
-def read_from_zip(path: str) -> Optional[bytes]:
+def read_from_zip(path: str) -> "Optional[bytes]":
     """The bytes at `path` when it runs through a zip archive (ARCHIVE.pyz/member);
     None when no archive is on the path; FileNotFoundError when the member is missing."""
     archive = os.path.dirname(path)
@@ -72,7 +208,7 @@ def read_from_zip(path: str) -> Optional[bytes]:
         raise FileNotFoundError(2, "%s is not inside %s" % (member, archive)) from exc
 
 
-def zip_names(archive: str) -> List[str]:
+def zip_names(archive: str) -> "List[str]":
     """Every member of the archive, from zipimport's own table of contents."""
     try:
         table = zip_importer(archive)._files   # present on CPython 3.6 to 3.14

@@ -12,10 +12,13 @@ import json
 import os
 import time
 import zlib
-from typing import Any, Callable, Dict, List, Optional
 
 from . import bounds
 from .errors import MessageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, Dict, List, Optional
 
 VERSION = 1
 TYPES = ("status", "telemetry", "event", "resp")
@@ -48,14 +51,14 @@ def new_boot_id() -> str:
 class Envelope(object):
     """Stamps messages for one device and one boot; `seq` rises by one per message."""
 
-    def __init__(self, device: str, boot: Optional[str] = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, device: str, boot: "Optional[str]" = None,
+                 clock: "Callable[[], float]" = time.time) -> None:
         self.device = device
         self.boot = boot or new_boot_id()
         self._seq = itertools.count(1)   # next() on a count is atomic under the GIL
         self._clock = clock
 
-    def make(self, type_: str, **fields: Any) -> Dict[str, Any]:
+    def make(self, type_: str, **fields: "Any") -> "Dict[str, Any]":
         """A new message of `type_` with the envelope filled in."""
         message = {"v": VERSION, "type": type_, "device": self.device, "boot": self.boot,
                    "seq": next(self._seq), "ts": round(self._clock(), 3)}
@@ -63,14 +66,14 @@ class Envelope(object):
         return message
 
 
-def encode(message: Dict[str, Any], compress: bool = False) -> bytes:
+def encode(message: "Dict[str, Any]", compress: bool = False) -> bytes:
     """Compact UTF-8 JSON, zlib-compressed when asked."""
     body = json.dumps(message, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False).encode("utf-8")
     return zlib.compress(body, 9) if compress else body
 
 
-def decode(payload: bytes, max_bytes: int = MAX_BYTES) -> Dict[str, Any]:
+def decode(payload: bytes, max_bytes: int = MAX_BYTES) -> "Dict[str, Any]":
     """Payload -> validated message; MessageError says what is wrong (`reason`: a code)."""
     if len(payload) > max_bytes:
         raise MessageError("too_large", "payload of %d bytes is over the %d-byte cap"
@@ -100,13 +103,13 @@ def _no_constant(name: str) -> None:
     raise ValueError("%s is not JSON" % name)
 
 
-def _is(value: Any, types: Any) -> bool:
+def _is(value: "Any", types: "Any") -> bool:
     if isinstance(value, bool) and types is not bool:
         return False   # True is an int to Python, not to a schema
     return isinstance(value, types)
 
 
-def validate(message: Any) -> List[str]:
+def validate(message: "Any") -> "List[str]":
     """Every way `message` departs from schema v1 (empty when it is valid)."""
     if not isinstance(message, dict):
         return ["a message is a JSON object, not %s" % type(message).__name__]

@@ -7,24 +7,31 @@ sees the loss. Thread-safe: the application's threads add events too.
 
 import collections
 import threading
-from typing import Any, Deque, Dict, NamedTuple, Optional
 
 from . import messages
+from .lean import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Deque, Dict, Optional
 
 
-class Outgoing(NamedTuple):
+class Outgoing(record(
+        "Outgoing",
+        "seq",                                  # int
+        "type",                                 # str
+        "body",                                 # bytes
+        boot="",                                # str
+        historical=False,                       # bool
+)):
     """One encoded message: its `seq`, `type` and compact JSON `body`, plus the
     envelope facts a transport needs without parsing the body: its `boot`, and
     whether it is `historical` (replayed from the journal)."""
 
-    seq: int
-    type: str
-    body: bytes
-    boot: str = ""
-    historical: bool = False
+    __slots__ = ()
 
 
-def outgoing(message: Dict[str, Any], historical: bool = False) -> Outgoing:
+def outgoing(message: "Dict[str, Any]", historical: bool = False) -> Outgoing:
     """Encode a message once; every transport's outbox shares the result."""
     return Outgoing(message["seq"], message["type"], messages.encode(message),
                     str(message.get("boot", "")), historical)
@@ -54,7 +61,7 @@ class Outbox(object):
             self._items.append(item)
             self._bytes += len(item.body)
 
-    def peek(self) -> Optional[Outgoing]:
+    def peek(self) -> "Optional[Outgoing]":
         """The oldest message, left in place until `pop`."""
         with self._lock:
             return self._items[0] if self._items else None

@@ -16,38 +16,48 @@ import gc
 import os
 import sys
 import time
-from typing import Callable, NamedTuple, Optional, Tuple
 
 from .gcwatch import PauseWatch
+from .lean import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Callable, Optional, Tuple
 
 _UNLIMITED = 1 << 60   # cgroup "no limit" values are near 2**63
 
 
-class Sample(NamedTuple):
+class Sample(record(
+        "Sample",
+        "ts",                                   # float: wall clock (time.time)
+        "mono",                                 # float: monotonic clock, for rules
+        "mem_free_kb",                          # int: device memory available (MemAvailable)
+        "mem_total_kb",                         # int
+        "rss_kb",                               # int: this process
+        "ceiling_kb",                           # int: what this process may use at most
+        "cpu_s",                                # float: this process's CPU time, for idle detection
+        "gc_enabled",                           # bool
+        "gc_count",                             # Tuple[int, ...]
+        "gc_collections",                       # Tuple[int, ...]
+        "gc_collected",                         # int: since interpreter start, all generations
+        "gc_uncollectable",                     # int
+        "gc_pause_ms_total",                    # float: since the previous sample
+        "gc_pause_ms_max",                      # float
+)):
     """One reading. Memory in KB; times in seconds unless named _ms."""
 
-    ts: float                      # wall clock (time.time)
-    mono: float                    # monotonic clock, for rules
-    mem_free_kb: int               # device memory available (MemAvailable)
-    mem_total_kb: int
-    rss_kb: int                    # this process
-    ceiling_kb: int                # what this process may use at most
-    cpu_s: float                   # this process's CPU time, for idle detection
-    gc_enabled: bool
-    gc_count: Tuple[int, ...]
-    gc_collections: Tuple[int, ...]
-    gc_collected: int              # since interpreter start, all generations
-    gc_uncollectable: int
-    gc_pause_ms_total: float       # since the previous sample
-    gc_pause_ms_max: float
+    __slots__ = ()
 
 
-class Ceiling(NamedTuple):
+class Ceiling(record(
+        "Ceiling",
+        "kb",                                   # int
+        "source",                               # str: profile, cgroup-v2, cgroup-v1, rlimit-as, ram
+        "candidates",                           # Tuple[Tuple[str, int], ...]
+)):
     """The memory ceiling and where each candidate limit came from."""
 
-    kb: int
-    source: str                    # profile, cgroup-v2, cgroup-v1, rlimit-as, ram
-    candidates: Tuple[Tuple[str, int], ...]
+    __slots__ = ()
 
 
 def gc_flavour() -> str:
@@ -88,7 +98,7 @@ class _PreadFile(object):
             self._fd = -1
 
 
-def _meminfo_kb(data: bytes, *names: bytes) -> Tuple[int, ...]:
+def _meminfo_kb(data: bytes, *names: bytes) -> "Tuple[int, ...]":
     found = dict.fromkeys(names, 0)
     # MemTotal, MemFree, MemAvailable are the first three lines (Linux 3.14+):
     # look there first and walk the other fifty lines only when one is missing.
@@ -113,7 +123,7 @@ class _ProcMemory(object):
         self._meminfo = _PreadFile(os.path.join(proc_root, "meminfo"), 4096)
         self.read()   # fail now, at start, if the format is unusable
 
-    def read(self) -> Tuple[int, int]:
+    def read(self) -> "Tuple[int, int]":
         data = self._meminfo.read()
         available, total, free = _meminfo_kb(data, b"MemAvailable", b"MemTotal", b"MemFree")
         return (available or free), total   # MemAvailable: Linux 3.14+
@@ -139,7 +149,7 @@ class _DigiMemory(object):
             pass
         self.read()
 
-    def read(self) -> Tuple[int, int]:
+    def read(self) -> "Tuple[int, int]":
         value = self._runt.get("system.ram.available")
         if value is None:   # "None if the path is not populated" (Digi's stubs)
             raise ValueError("runt has no system.ram.available")
@@ -162,7 +172,7 @@ class _PsutilMemory(object):
         self._vm = psutil.virtual_memory
         self.read()
 
-    def read(self) -> Tuple[int, int]:
+    def read(self) -> "Tuple[int, int]":
         vm = self._vm()
         return vm.available // 1024, vm.total // 1024
 
@@ -176,7 +186,7 @@ class _NoMemory(object):
     def __init__(self, proc_root: str) -> None:
         pass
 
-    def read(self) -> Tuple[int, int]:
+    def read(self) -> "Tuple[int, int]":
         return 0, 0
 
     def close(self) -> None:
@@ -225,7 +235,7 @@ class _Rss(object):
 
 # --- the ceiling ------------------------------------------------------------------
 
-def _read_int(path: str) -> Optional[int]:
+def _read_int(path: str) -> "Optional[int]":
     try:
         with open(path) as handle:
             text = handle.read(64).strip()
@@ -271,7 +281,7 @@ def _cgroup_limits(proc_root: str, sys_root: str):
                 break
 
 
-def find_ceiling(profile_limit_kb: Optional[int], mem_total_kb: int,
+def find_ceiling(profile_limit_kb: "Optional[int]", mem_total_kb: int,
                  proc_root: str = "/proc", sys_root: str = "/sys") -> Ceiling:
     """The smallest of the profile's limit, cgroup v1/v2, RLIMIT_AS and physical RAM."""
     candidates = []
@@ -299,10 +309,10 @@ def find_ceiling(profile_limit_kb: Optional[int], mem_total_kb: int,
 class Probe(object):
     """Takes `Sample`s. Construct once at start; `sample()` is the hot path."""
 
-    def __init__(self, memory_limit_kb: Optional[int] = None, backend: str = "auto",
+    def __init__(self, memory_limit_kb: "Optional[int]" = None, backend: str = "auto",
                  proc_root: str = "/proc", sys_root: str = "/sys",
-                 clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 clock: "Callable[[], float]" = time.time,
+                 monotonic: "Callable[[], float]" = time.monotonic) -> None:
         self._memory = _choose_memory(backend, proc_root)
         self._rss = _Rss(proc_root)
         self._clock = clock

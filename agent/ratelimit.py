@@ -7,14 +7,17 @@ snapshot's thread.
 
 import threading
 import time
-from typing import Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Callable
 
 
 class TokenBucket(object):
     """`take()` is True while tokens last; the refusals past them are counted in `denied`."""
 
     def __init__(self, burst: int, every: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: "Callable[[], float]" = time.monotonic) -> None:
         self.burst = max(1, int(burst))
         self.every = float(every)
         self.denied = 0

@@ -15,7 +15,10 @@ size-checked first and every line validated; a damaged line is skipped.
 
 import json
 import os
-from typing import List, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import List, Tuple
 
 _LINE_MAX = 320   # bytes: a ts, a space, and a JSON string of at most 64 characters (UTF-8)
 
@@ -31,7 +34,7 @@ class ReplayIds(object):
         self._lines = 0
         self._kept: List[Tuple[float, str]] = []
 
-    def load(self, now: float) -> List[str]:
+    def load(self, now: float) -> "List[str]":
         """The ids accepted within `window` of `now`, oldest first, at most `remember`."""
         kept: List[Tuple[float, str]] = []
         try:

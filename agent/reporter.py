@@ -13,11 +13,14 @@ when every record in it was acknowledged.
 
 import json
 import os
-from typing import Dict, List, Optional
 
 from .errors import AgentError, TransportError
 from .outbox import Outbox, Outgoing, outgoing
 from .transports.base import Transport, TransportEvent
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Dict, List, Optional
 
 MAX_BACKOFF = 60.0
 SEND_PER_TICK = 200
@@ -33,14 +36,14 @@ def _jitter() -> float:
 class _Replay(object):
     """The journal segment being replayed and what of it is still unacknowledged."""
 
-    def __init__(self, name: str, records: List[bytes]) -> None:
+    def __init__(self, name: str, records: "List[bytes]") -> None:
         self.name = name
         self.records = records
         self.next = 0
         self.outstanding = 0
 
 
-def historical(body: bytes) -> Optional[Outgoing]:
+def historical(body: bytes) -> "Optional[Outgoing]":
     """A journal record as a replayable message flagged historical (None if unusable)."""
     try:
         message = json.loads(body.decode("utf-8"))
@@ -97,7 +100,7 @@ class Reporter(object):
 
     # -- the tick -------------------------------------------------------------------------
 
-    def pump(self, now: float, hurry: bool = False, ungated: bool = False) -> List[TransportEvent]:
+    def pump(self, now: float, hurry: bool = False, ungated: bool = False) -> "List[TransportEvent]":
         """Open, drain the transport's events, spill or replay, send. Returns link/command/error events.
 
         TransportError becomes an "error" event (first of a streak) and a back-off;
@@ -154,7 +157,7 @@ class Reporter(object):
     def retry_now(self) -> None:
         """Forget the back-off: the next `pump` tries at once (the last try at shutdown)."""
         self.next_try = 0.0
-    def _report_journal_errors(self, now: float, out: List[TransportEvent]) -> None:
+    def _report_journal_errors(self, now: float, out: "List[TransportEvent]") -> None:
         """A full or failing flash is said as an error event, at most once a minute."""
         if self.journal_errors > self._journal_errors_said and (
                 self._journal_said_at is None or now - self._journal_said_at >= JOURNAL_ERROR_EVERY):

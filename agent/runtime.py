@@ -17,11 +17,11 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
 from .actions import ActionResult
 from .assembly import Parts, build_parts, close_parts, report_name, status_fields
+from .cputime import CpuAccount
 from .errors import TransportError
 from .guard import MAX_FAILURES, Guard
 from .leak import LeakWatch
@@ -30,9 +30,14 @@ from .probes import Sample
 from .profile import Profile
 from .reporter import Reporter
 from .rules import Decision, Policy
-from .telemetry import TelemetryBatch, thread_cpu_ms
+from .telemetry import TelemetryBatch
 from .transports.base import TransportEvent
 from .tuning import TunerDriver
+from .wakeup import Wakeup
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 log = logging.getLogger("gcagent")
 
@@ -43,9 +48,9 @@ class Agent(object):
     """One running agent. Use `agent.start()`, or `Agent.build(...)`, rather than this class directly."""
 
     @classmethod
-    def build(cls, profile: Profile, reports: Optional[Sequence[str]] = None,
-              probe: Optional[Any] = None, clock: Callable[[], float] = time.time,
-              monotonic: Callable[[], float] = time.monotonic) -> "Agent":
+    def build(cls, profile: Profile, reports: "Optional[Sequence[str]]" = None,
+              probe: "Optional[Any]" = None, clock: "Callable[[], float]" = time.time,
+              monotonic: "Callable[[], float]" = time.monotonic) -> "Agent":
         """An agent made from its parts (agent.assembly); nothing is left behind if a step fails."""
         parts = build_parts(profile, __version__, reports, probe, clock, monotonic)
         try:
@@ -54,8 +59,8 @@ class Agent(object):
             close_parts(parts.reporters, parts.probe)
             raise
 
-    def __init__(self, profile: Profile, parts: Parts, clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, profile: Profile, parts: Parts, clock: "Callable[[], float]" = time.time,
+                 monotonic: "Callable[[], float]" = time.monotonic) -> None:
         self.profile = profile
         self._clock = clock
         self._monotonic = monotonic
@@ -74,7 +79,7 @@ class Agent(object):
         self._emit_lock = threading.RLock()   # re-entrant: a signal handler may stop us mid-emit
         self._events: Deque[Tuple[str, Dict]] = collections.deque(maxlen=EVENT_QUEUE)
         self.events_dropped = 0
-        self._wake = threading.Event()
+        self._wake = Wakeup()
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._guard = Guard(lambda: self.profile.agent.tick, monotonic, self._on_fault)
@@ -84,7 +89,7 @@ class Agent(object):
                                                self.started_at)
         self.last_sample: Optional[Sample] = None
         self.leaks = LeakWatch()   # the floor of the reported samples (docs/leaks.md)
-        self._thread_cpu = 0.0
+        self.cpu = CpuAccount()   # agent_cpu_ms: this thread, and start/stop elsewhere
         self._stopped = False
         self._closed = False
         # Who runs the shutdown (see stop()): decided once, under this lock.
@@ -103,7 +108,7 @@ class Agent(object):
         """The agent's monotonic clock, in seconds."""
         return self._monotonic()
 
-    def policy_state(self) -> Dict[str, Any]:
+    def policy_state(self) -> "Dict[str, Any]":
         """The policy's rule names and state (low memory, budget), read under its lock."""
         with self._policy_lock:
             state = dict(self._policy.state())
@@ -173,6 +178,13 @@ class Agent(object):
         """
         if self._stopped:
             return
+        self.cpu.begin()   # the final telemetry, made below, counts this call so far
+        try:
+            self._stop(timeout)
+        finally:
+            self.cpu.end()
+
+    def _stop(self, timeout: float) -> None:
         self._stopped = True
         self._stopping.set()
         self._wake.set()
@@ -225,7 +237,7 @@ class Agent(object):
 
     # -- what the application and signal handlers call --------------------------------
 
-    def post(self, trigger: str, fields: Optional[Dict[str, Any]] = None, wake: bool = False) -> None:
+    def post(self, trigger: str, fields: "Optional[Dict[str, Any]]" = None, wake: bool = False) -> None:
         """Queue a trigger (app:NAME, signal, link_down...) for the next tick. Never blocks."""
         if len(self._events) == self._events.maxlen:
             self.events_dropped += 1
@@ -239,7 +251,7 @@ class Agent(object):
         self._after_action(Decision("collect", reason, generation), result)
         return result
 
-    def add_low_memory_callback(self, callback: Callable[[dict], object]) -> None:
+    def add_low_memory_callback(self, callback: "Callable[[dict], object]") -> None:
         """Register a callback for the low-memory `callbacks` step."""
         self.actor.add_callback(callback)
 
@@ -251,8 +263,8 @@ class Agent(object):
                 delay = self._tick()
             except Exception as exc:   # a bug in the loop itself: keep going, slower
                 delay = self._guard.backoff(self._guard.fault("loop", exc))
+            self.cpu.thread_mark()
             self._wake.wait(delay)
-            self._wake.clear()
         with self._owner_lock:
             self._thread_done = True
             handed_over = self._handed_over
@@ -302,11 +314,11 @@ class Agent(object):
             from .control import handle_command
             handle_command(self, event.value)
 
-    def _decide(self, sample: Sample, triggers: List[str], now: float) -> List[Decision]:
+    def _decide(self, sample: Sample, triggers: "List[str]", now: float) -> "List[Decision]":
         with self._policy_lock:
             return self._policy.decide(sample, triggers, now)
 
-    def _drain_events(self) -> List[str]:
+    def _drain_events(self) -> "List[str]":
         triggers = []
         while self._events:
             try:
@@ -320,8 +332,8 @@ class Agent(object):
                 self._emit_event(trigger, **fields)
         return triggers
 
-    def _tune(self, sample: Sample, triggers: List[str], decisions: List[Decision],
-              now: float) -> List[Decision]:
+    def _tune(self, sample: Sample, triggers: "List[str]", decisions: "List[Decision]",
+              now: float) -> "List[Decision]":
         """The tuner's changes, each a `tune` event; returns the rule decisions it keeps."""
         kept, changes = self.tuner.step(sample, triggers, decisions, now)
         for change in changes:
@@ -391,11 +403,10 @@ class Agent(object):
         if batch:
             self._send_batch(batch)
 
-    def _send_batch(self, batch: List[Dict[str, Any]]) -> None:
-        self._thread_cpu = thread_cpu_ms(self._thread, self._thread_cpu)
+    def _send_batch(self, batch: "List[Dict[str, Any]]") -> None:
         self.emit("telemetry", samples=batch, buffered=max(r.buffered for r in self.reporters),
                   dropped=sum(r.dropped for r in self.reporters) + self.events_dropped,
-                  agent_cpu_ms=round(self._thread_cpu, 3), agent_errors=self.errors)
+                  agent_cpu_ms=round(self.cpu.total_ms(self._thread), 3), agent_errors=self.errors)
 
     def _emit_status(self, state: str) -> None:
         tune = {"tune": self.tuner.state()} if self.tuner is not None else {}
@@ -403,10 +414,10 @@ class Agent(object):
                   **status_fields(self.profile, self.probe, self._monotonic() - self.started_at,
                                   state, __version__), **tune)
 
-    def _emit_event(self, event: str, **fields: Any) -> None:
+    def _emit_event(self, event: str, **fields: "Any") -> None:
         self.emit("event", event=event, **fields)
 
-    def emit(self, type_: str, **fields: Any) -> None:
+    def emit(self, type_: str, **fields: "Any") -> None:
         """Stamp a message (seq, boot, ts) and queue it for every report destination."""
         # One lock from seq to outbox, so messages made on two threads (the
         # agent's, and the application's through collect()) queue in seq order.

@@ -6,20 +6,11 @@ longest kept), so a report covers every pause since the previous one.
 Pure: the caller passes the samples and the clock.
 """
 
-import threading
-import time
-from typing import Any, Dict, List, Optional
-
 from .probes import Sample
 
-
-def thread_cpu_ms(thread: Optional[threading.Thread], last: float) -> float:
-    """CPU milliseconds `thread` has used, when called from it; otherwise `last`
-    (the clock is per thread: another thread's reading would be its own)."""
-    clock_id = getattr(time, "CLOCK_THREAD_CPUTIME_ID", None)
-    if clock_id is None or threading.current_thread() is not thread:
-        return last
-    return time.clock_gettime(clock_id) * 1000.0
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Dict, List, Optional
 
 
 class TelemetryBatch(object):
@@ -48,7 +39,7 @@ class TelemetryBatch(object):
         """Whether the batch holds `[report] batch` samples: time to send it."""
         return len(self._samples) >= self.size
 
-    def final(self, sample: Optional[Sample]) -> Optional[List[Dict[str, Any]]]:
+    def final(self, sample: "Optional[Sample]") -> "Optional[List[Dict[str, Any]]]":
         """What is left at stop, the newest sample included (None when nothing is)."""
         # The newest sample goes in unless it is already the batch's last: pauses and
         # collections since the previous report must not be lost at stop.
@@ -57,12 +48,12 @@ class TelemetryBatch(object):
             self._samples.append(self._fields(sample))
         return self.take() if self._samples else None
 
-    def take(self) -> List[Dict[str, Any]]:
+    def take(self) -> "List[Dict[str, Any]]":
         """The samples waiting, which leave the batch."""
         batch, self._samples = self._samples, []
         return batch
 
-    def _fields(self, sample: Sample) -> Dict[str, Any]:
+    def _fields(self, sample: Sample) -> "Dict[str, Any]":
         return {
             "ts": round(sample.ts, 3), "mem_free_kb": sample.mem_free_kb,
             "mem_total_kb": sample.mem_total_kb, "rss_kb": sample.rss_kb,

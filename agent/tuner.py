@@ -32,9 +32,13 @@ it costs per workload, is in docs/tuner.md:
 """
 
 import collections
-from typing import Deque, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from .lean import record
 from .rules import REQUESTED, Decision
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Deque, Dict, List, Optional, Sequence, Tuple
 
 IDLE_CPU = 0.05            # share of a core under which the process counts as idle
 HIGH_THRESHOLD2 = 1000000  # automatic full collections effectively off (gen1 runs this often)
@@ -46,30 +50,36 @@ FREEZE_WAIT = 10           # settle windows to wait for an idle phase before fre
 CALM_TICKS = 8             # busy ticks with small young pauses before thresholds drift back up
 
 
-class Reading(NamedTuple):
+class Reading(record(
+        "Reading",
+        "now",                      # float
+        "rss_kb",                   # int
+        "ceiling_kb",               # int
+        "headroom_kb",              # int
+        "below_kb",                 # int: the tightest low-memory `below`; 0 without one
+        "cpu_s",                    # float: the process's CPU time
+        "thresholds",               # Tuple[int, ...]: gc.get_threshold() now
+        pause_ms=(0.0, 0.0, 0.0),   # longest pause per generation since the last tick
+        collections=(0, 0, 0),      # collections per generation since the last tick
+        idle_hint=False,            # the application posted app:idle
+        gc_ms=0.0,                  # all collection pauses since the last tick
+)):
     """What the tuner sees each tick. Memory in KB, times in seconds, pauses in ms."""
 
-    now: float
-    rss_kb: int
-    ceiling_kb: int
-    headroom_kb: int
-    below_kb: int                           # the tightest low-memory `below`; 0 without one
-    cpu_s: float                            # the process's CPU time
-    thresholds: Tuple[int, ...]             # gc.get_threshold() now
-    pause_ms: Tuple[float, ...] = (0.0, 0.0, 0.0)   # longest pause per generation since last tick
-    collections: Tuple[int, ...] = (0, 0, 0)        # collections per generation since last tick
-    idle_hint: bool = False                 # the application posted app:idle
-    gc_ms: float = 0.0                      # all collection pauses since the last tick
+    __slots__ = ()
 
 
-class Change(NamedTuple):
+class Change(record(
+        "Change",
+        "what",                     # str: thresholds, freeze or collect
+        "why",                      # str
+        before=None,
+        after=None,
+        generation=2,               # int: for collect
+)):
     """One thing the tuner does: `thresholds`, `freeze` or `collect` (generation)."""
 
-    what: str
-    why: str
-    before: object = None
-    after: object = None
-    generation: int = 2
+    __slots__ = ()
 
 
 class Tuner(object):
@@ -77,7 +87,7 @@ class Tuner(object):
 
     def __init__(self, start: float, pause_budget_ms: float = 2.0, memory_target: float = 0.70,
                  flavour: str = "generational-700", can_freeze: bool = True, tick: float = 1.0,
-                 min_reclaim_kb: int = 256, rule_types: Optional[Dict[str, str]] = None) -> None:
+                 min_reclaim_kb: int = 256, rule_types: "Optional[Dict[str, str]]" = None) -> None:
         self.budget_ms = pause_budget_ms
         self.memory_target = memory_target
         self.flavour = flavour
@@ -115,7 +125,7 @@ class Tuner(object):
 
     # -- the decision ------------------------------------------------------------------
 
-    def decide(self, r: Reading, decisions: Sequence[Decision]) -> Tuple[List[Decision], List[Change]]:
+    def decide(self, r: Reading, decisions: "Sequence[Decision]") -> "Tuple[List[Decision], List[Change]]":
         """The rule decisions to carry out, and the tuner's own changes, at `r.now`."""
         changes: List[Change] = []
         if self.defaults is None:
@@ -159,7 +169,7 @@ class Tuner(object):
             self._idle_done = False            # a real busy phase earns a new idle collection
         self.busy = busy
 
-    def _settled_freeze(self, r: Reading, changes: List[Change]) -> None:
+    def _settled_freeze(self, r: Reading, changes: "List[Change]") -> None:
         self._rss.append((r.now, r.rss_kb))
         while len(self._rss) > 2 and self._rss[1][0] <= r.now - self.settle:
             self._rss.popleft()
@@ -180,7 +190,7 @@ class Tuner(object):
         self._settled_why = "start-up growth settled: RSS within %dK for %.0fs" % (
             max(values) - min(values), self.settle)
 
-    def _freeze(self, changes: List[Change]) -> None:
+    def _freeze(self, changes: "List[Change]") -> None:
         self.freeze = "done"
         changes.append(Change("freeze", self._settled_why, False, True))
 
@@ -218,7 +228,7 @@ class Tuner(object):
         else:
             self._over = self._calm = 0
 
-    def _wanted(self, level: str) -> Tuple[int, ...]:
+    def _wanted(self, level: str) -> "Tuple[int, ...]":
         d = self.defaults
         t0, t1 = self.young
         if self.flavour == "free-threaded":   # one generation: every collection is a full one
@@ -234,7 +244,7 @@ class Tuner(object):
             return (min(t0, d[0] // 2), t1, HIGH_THRESHOLD2)
         return (min(t0, d[0]), t1, HIGH_THRESHOLD2)
 
-    def _thresholds(self, r: Reading, level: str, changes: List[Change]) -> None:
+    def _thresholds(self, r: Reading, level: str, changes: "List[Change]") -> None:
         wanted = self._wanted(level)
         if self.applied is None:
             before = tuple(r.thresholds)
@@ -250,7 +260,7 @@ class Tuner(object):
         if tuple(before) != wanted:
             changes.append(Change("thresholds", why, list(before), list(wanted)))
 
-    def _why(self, r: Reading, level: str, wanted: Tuple[int, ...]) -> str:
+    def _why(self, r: Reading, level: str, wanted: "Tuple[int, ...]") -> str:
         if level == "pressure":
             return "headroom %dK nears below %dK: memory first" % (r.headroom_kb, r.below_kb)
         if level == "target":
@@ -265,7 +275,7 @@ class Tuner(object):
     def _is_live(self, rss_kb: int) -> bool:
         return self._live_rss is not None and rss_kb < self._live_rss + self._live_step
 
-    def _gate(self, r: Reading, decisions: Sequence[Decision]) -> List[Decision]:
+    def _gate(self, r: Reading, decisions: "Sequence[Decision]") -> "List[Decision]":
         """Hold rule-driven full collections out of busy phases when they cannot help."""
         kept = []
         for d in decisions:
@@ -282,7 +292,7 @@ class Tuner(object):
             kept.append(d)
         return kept
 
-    def _full_collection(self, r: Reading, changes: List[Change]) -> None:
+    def _full_collection(self, r: Reading, changes: "List[Change]") -> None:
         target = self.memory_target * r.ceiling_kb
         grown = self._last_full_rss is None or r.rss_kb >= self._last_full_rss + max(
             1024, r.ceiling_kb // 20)
@@ -341,7 +351,7 @@ class Tuner(object):
         else:
             self._idle_gap = 0.0
 
-    def state(self) -> Dict[str, object]:
+    def state(self) -> "Dict[str, object]":
         """For status: what the tuner is doing and why."""
         return {"phase": "busy" if self.busy else "idle", "level": self.level,
                 "thresholds": list(self.applied) if self.applied else None,

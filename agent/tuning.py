@@ -8,12 +8,15 @@ collection, so they are measured and reported the same way.
 """
 
 import gc
-from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .probes import Probe, Sample, gc_flavour
 from .profile import Profile
 from .rules import Decision, headroom_kb
 from .tuner import Change, Reading, Tuner
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 
 def can_freeze() -> bool:
@@ -36,8 +39,8 @@ class TunerDriver(object):
                            rule_types={r.name: r.type for r in profile.rules})
         self.probe.pauses.take_generations()   # start counting from now
 
-    def step(self, sample: Sample, triggers: Sequence[str], decisions: Sequence[Decision],
-             now: float) -> Tuple[List[Decision], List[Change]]:
+    def step(self, sample: Sample, triggers: "Sequence[str]", decisions: "Sequence[Decision]",
+             now: float) -> "Tuple[List[Decision], List[Change]]":
         """The rule decisions to keep and the tuner's changes for this tick."""
         ceiling = sample.ceiling_kb or sample.mem_total_kb
         below = max([b.resolve(ceiling) for b in self._belows] or [0])
@@ -47,7 +50,7 @@ class TunerDriver(object):
                           sample.gc_pause_ms_total)
         return self.tuner.decide(reading, decisions)
 
-    def apply(self, change: Change) -> Optional[Dict[str, Any]]:
+    def apply(self, change: Change) -> "Optional[Dict[str, Any]]":
         """Carry out a thresholds or freeze change; the fields of its `tune` event."""
         if change.what == "thresholds":
             before = list(gc.get_threshold())
@@ -66,5 +69,5 @@ class TunerDriver(object):
         self.tuner.record(generation, reclaimed_kb, collected, rss_after_kb, now,
                           self.probe.ceiling.kb)
 
-    def state(self) -> Dict[str, Any]:
+    def state(self) -> "Dict[str, Any]":
         return self.tuner.state()

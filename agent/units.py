@@ -6,7 +6,8 @@ ceiling ("15%"), resolved once the ceiling is known.
 """
 
 import re
-from typing import NamedTuple, Optional
+
+from .lean import record
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
@@ -16,11 +17,14 @@ _DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0
 OFF_WORDS = ("off", "no", "never", "none")
 
 
-class Amount(NamedTuple):
+class Amount(record(
+        "Amount",
+        kb=None,                                # Optional[int]
+        fraction=None,                          # Optional[float]
+)):
     """A memory amount: absolute (`kb`) or a share of the ceiling (`fraction`)."""
 
-    kb: Optional[int] = None
-    fraction: Optional[float] = None
+    __slots__ = ()
 
     def resolve(self, ceiling_kb: int) -> int:
         """Kilobytes this amount means under a ceiling of `ceiling_kb`."""

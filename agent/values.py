@@ -6,9 +6,12 @@ Sizes, shares and durations themselves are `agent.units`.
 """
 
 import re
-from typing import Callable, Optional, Tuple
 
 from .units import is_off, parse_duration, parse_percent, parse_size
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Callable, Optional, Tuple
 
 
 def text(value: str) -> str:
@@ -27,7 +30,7 @@ def boolean(value: str) -> bool:
     raise ValueError("%r is not yes or no" % value)
 
 
-def int_range(lo: int, hi: int) -> Callable[[str], int]:
+def int_range(lo: int, hi: int) -> "Callable[[str], int]":
     """A parser for whole numbers from `lo` to `hi`."""
     def parse(value: str) -> int:
         try:
@@ -47,7 +50,7 @@ def positive_duration(value: str) -> float:
     return seconds
 
 
-def duration_or_off(value: str) -> Optional[float]:
+def duration_or_off(value: str) -> "Optional[float]":
     return None if is_off(value) else parse_duration(value)
 
 
@@ -67,7 +70,7 @@ def percent(value: str) -> float:
     return parse_percent(value)
 
 
-def choice(choices: Tuple[str, ...]) -> Callable[[str], str]:
+def choice(choices: "Tuple[str, ...]") -> "Callable[[str], str]":
     """A parser for one of `choices` (case-insensitive), with a did-you-mean hint."""
     def parse(value: str) -> str:
         low = value.strip().lower()
@@ -77,7 +80,7 @@ def choice(choices: Tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
-def word_list(value: str) -> Tuple[str, ...]:
+def word_list(value: str) -> "Tuple[str, ...]":
     """Words separated by commas and/or blanks."""
     return tuple(p for p in re.split(r"[\s,]+", value.strip()) if p)
 

@@ -7,7 +7,6 @@ sections are checked, built and described through the rule types' table
 """
 
 import os
-from typing import Dict, List, Optional, Tuple
 
 from .. import bounds, values
 from ..errors import Problem, ProfileError
@@ -15,7 +14,7 @@ from ..lean import sha256_hex
 from ..rules import table as rule_table
 from ..units import format_duration
 from .reading import Layered, Value, flatten, layer_text, read
-from .schema import SCHEMA, Key
+from .schema import SCHEMA
 from .settings import (
     AgentSettings,
     BufferSettings,
@@ -25,6 +24,12 @@ from .settings import (
     Profile,
     ReportSettings,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Dict, List, Optional, Tuple
+
+    from .schema import Key
 
 RULE_PREFIX = rule_table.PREFIX
 
@@ -66,8 +71,8 @@ def describe(profile: Profile) -> str:
     return "\n".join(lines)
 
 
-def _convert(section: str, given: Dict[str, Value], schema: Dict[str, Key],
-             header: Tuple[str, int], problems: List[Problem]) -> Dict[str, object]:
+def _convert(section: str, given: "Dict[str, Value]", schema: "Dict[str, Key]",
+             header: "Tuple[str, int]", problems: "List[Problem]") -> "Dict[str, object]":
     fields = {}
     for key, value in given.items():
         spec = schema.get(key)
@@ -88,8 +93,8 @@ def _convert(section: str, given: Dict[str, Value], schema: Dict[str, Key],
     return fields
 
 
-def _rule(section: str, given: Dict[str, Value], header: Tuple[str, int],
-          problems: List[Problem]):
+def _rule(section: str, given: "Dict[str, Value]", header: "Tuple[str, int]",
+          problems: "List[Problem]"):
     name = section[len(RULE_PREFIX):].strip()
     if not name:
         problems.append(Problem(header[0], header[1], section, "", "a rule needs a name: [rule:NAME]"))
@@ -122,8 +127,8 @@ def _rule(section: str, given: Dict[str, Value], header: Tuple[str, int],
     return rule_table.settings(rule_type, name, fields)
 
 
-def _check_rules(rules: List, device: Dict[str, object], layer: Layered,
-                 problems: List[Problem]) -> None:
+def _check_rules(rules: "List", device: "Dict[str, object]", layer: Layered,
+                 problems: "List[Problem]") -> None:
     """Rules that validate key by key yet can never act, asked of each rule's type with
     the memory the profile names (memory_limit, else ram) when it names one."""
     ceiling = device.get("memory_limit_kb") or device.get("ram_kb")
@@ -136,7 +141,7 @@ def _check_rules(rules: List, device: Dict[str, object], layer: Layered,
             problems.append(Problem(path, line, section, key, message))
 
 
-def _build(layer: Layered, path: str, problems: List[Problem]) -> Optional[Profile]:
+def _build(layer: Layered, path: str, problems: "List[Problem]") -> "Optional[Profile]":
     parts = {}
     rules = []
     for section, given in layer.sections.items():

@@ -3,10 +3,13 @@ and what it becomes on the device."""
 
 import os
 import re
-from typing import Dict, Optional
 
 from .. import values
 from ..errors import Problem, ProfileError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Dict, Optional
 
 TEMPLATE = re.compile(r"\$\{([^}]*)\}")
 ID_CHARS = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -25,7 +28,7 @@ def parse_device_id(value: str) -> str:
     return text
 
 
-def resolve_device_id(profile, environ: Optional[Dict[str, str]] = None) -> str:
+def resolve_device_id(profile, environ: "Optional[Dict[str, str]]" = None) -> str:
     """Fill `${hostname}`, `${serial}` and `${env:NAME}` in the device id."""
     env = os.environ if environ is None else environ
 

@@ -2,29 +2,37 @@
 
 configparser without interpolation (so `${hostname}` stays as written), plus
 a line index configparser does not keep, so every problem can name its line.
+Plain text (most profiles) is read by `agent.profile.ini` instead, to the
+same result, so configparser is imported only for the rest.
 `[profile] extends = base.ini` layers a profile on another (path relative to
 the file naming it); keys set later win, key by key, rules included. A path
 inside a gc-bundle .pyz is read through zipimport (`agent.lean`).
 """
 
-import configparser
 import io
 import os
 import re
-from typing import Dict, List, NamedTuple, Tuple
 
 from ..errors import Problem
-from ..lean import read_from_zip
+from ..lean import read_from_zip, record
+from .ini import parse_plain
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Dict, List, Tuple
 
 MAX_EXTENDS_DEPTH = 8
 
 
-class Value(NamedTuple):
+class Value(record(
+        "Value",
+        "text",                                 # str
+        "path",                                 # str
+        "line",                                 # int
+)):
     """One value as written, and where."""
 
-    text: str
-    path: str
-    line: int
+    __slots__ = ()
 
 
 class Layered(object):
@@ -40,7 +48,7 @@ class Layered(object):
             self.headers.setdefault(name, other.headers[name])
 
 
-def _index_lines(text: str) -> Tuple[Dict[str, int], Dict[Tuple[str, str], int]]:
+def _index_lines(text: str) -> "Tuple[Dict[str, int], Dict[Tuple[str, str], int]]":
     """Where each section header and key stands; configparser does not say."""
     headers, keys = {}, {}
     section = None
@@ -61,8 +69,13 @@ def _index_lines(text: str) -> Tuple[Dict[str, int], Dict[Tuple[str, str], int]]
     return headers, keys
 
 
-def _parse_text(text: str, path: str, problems: List[Problem]) -> Layered:
+def _parse_text(text: str, path: str, problems: "List[Problem]") -> Layered:
     layer = Layered()
+    plain = parse_plain(text)
+    if plain is not None:
+        _fill(layer, plain, text, path)
+        return layer
+    import configparser  # text beyond the plain subset: its full rules and messages
     parser = configparser.ConfigParser(interpolation=None, strict=True,
                                        inline_comment_prefixes=(";", "#"),
                                        default_section="\x00no-defaults\x00")
@@ -87,17 +100,21 @@ def _parse_text(text: str, path: str, problems: List[Problem]) -> Layered:
     except configparser.Error as exc:   # any other configparser complaint, located at line 1
         problems.append(Problem(path, 1, "", "", str(exc).splitlines()[0]))
         return layer
-    headers, keys = _index_lines(text)
-    for section in parser.sections():
-        layer.headers[section] = (path, headers.get(section, 1))
-        values = layer.sections.setdefault(section, {})
-        for key, value in parser.items(section):
-            line = keys.get((section, key), layer.headers[section][1])
-            values[key] = Value(value or "", path, line)
+    _fill(layer, {section: dict(parser.items(section)) for section in parser.sections()}, text, path)
     return layer
 
 
-def read(path: str, problems: List[Problem], seen: Tuple[str, ...]) -> Layered:
+def _fill(layer: Layered, sections: "Dict[str, Dict[str, str]]", text: str, path: str) -> None:
+    headers, keys = _index_lines(text)
+    for section, items in sections.items():
+        layer.headers[section] = (path, headers.get(section, 1))
+        values = layer.sections.setdefault(section, {})
+        for key, value in items.items():
+            line = keys.get((section, key), layer.headers[section][1])
+            values[key] = Value(value or "", path, line)
+
+
+def read(path: str, problems: "List[Problem]", seen: "Tuple[str, ...]") -> Layered:
     if "\x00" in path:
         problems.append(Problem(path.replace("\x00", "\\0"), 0, "", "",
                                 "cannot read profile: the path has a NUL byte"))
@@ -113,7 +130,11 @@ def read(path: str, problems: List[Problem], seen: Tuple[str, ...]) -> Layered:
         return Layered()
     try:
         raw = _read_bytes(path, 1 << 20)
-        text = raw.decode("utf-8-sig")   # a BOM from a Windows editor is not a problem
+        # A BOM from a Windows editor is not a problem. Stripped by hand: the utf-8-sig
+        # codec is a module of its own (RSS, docs/footprint.md), and decodes the same.
+        if raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        text = raw.decode("utf-8")
     except OSError as exc:
         problems.append(Problem(path, 0, "", "", "cannot read profile: %s" % (exc.strerror or exc)))
         return Layered()
@@ -136,7 +157,7 @@ def _read_bytes(path: str, limit: int) -> bytes:
         return data[:limit]
 
 
-def layer_text(text: str, path: str, problems: List[Problem], seen: Tuple[str, ...]) -> Layered:
+def layer_text(text: str, path: str, problems: "List[Problem]", seen: "Tuple[str, ...]") -> Layered:
     own = _parse_text(text, path, problems)
     base_value = own.sections.get("profile", {}).get("extends")
     if base_value is None or not base_value.text.strip():

@@ -5,19 +5,21 @@ one section each. Rule sections (`[rule:NAME]`) are not here: each rule type
 owns its keys (`agent.rules.table`).
 """
 
-from typing import Callable, Optional, Tuple
-
 from .. import bounds, values
 from ..rules import table as rule_table
 from ..units import is_off, parse_duration, parse_percent
 from .deviceid import parse_device_id
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Callable, Optional, Tuple
+
+    Key = Tuple[str, Callable[[str], object], bool]
+
 PROBES = ("auto", "proc", "digidevice", "psutil")
 TUNE_MODES = ("off", "auto")                    # [gc] tune: see docs/tuner.md
 EXIT_ACTIONS = ("none", "restart", "reboot")   # DAL auto-start: what follows the script's end
 COMMANDS = ("collect", "status", "set", "snapshot", "reload")
-
-Key = Tuple[str, Callable[[str], object], bool]
 
 
 def _model(value: str) -> str:
@@ -27,7 +29,7 @@ def _model(value: str) -> str:
     return model
 
 
-def _memory_limit(value: str) -> Optional[int]:
+def _memory_limit(value: str) -> "Optional[int]":
     if value.strip().lower() == "auto":
         return None
     kb = values.kb(value)
@@ -43,7 +45,7 @@ def _budget(value: str) -> float:
     return share
 
 
-def _thresholds(value: str) -> Optional[Tuple[int, ...]]:
+def _thresholds(value: str) -> "Optional[Tuple[int, ...]]":
     if value.strip().lower() == "keep":
         return None
     parts = [p.strip() for p in value.split(",")]
@@ -69,7 +71,7 @@ def _memory_target(value: str) -> float:
     return share
 
 
-def _urls(value: str) -> Tuple[str, ...]:
+def _urls(value: str) -> "Tuple[str, ...]":
     # Imported here: transports import profile-free modules only, keep it that way.
     from ..transports import check_url
     urls = values.word_list(value)
@@ -127,7 +129,7 @@ def _flash_dir(value: str) -> str:
     return text
 
 
-def _command_names(value: str) -> Tuple[str, ...]:
+def _command_names(value: str) -> "Tuple[str, ...]":
     names = values.word_list(value)
     for name in names:
         if name not in COMMANDS:
@@ -136,7 +138,7 @@ def _command_names(value: str) -> Tuple[str, ...]:
     return names
 
 
-def _settable(value: str) -> Tuple[str, ...]:
+def _settable(value: str) -> "Tuple[str, ...]":
     pairs = values.word_list(value)
     keys = [k for k in rule_table.all_keys() if k != "type"]
     for pair in pairs:

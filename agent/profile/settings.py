@@ -4,88 +4,110 @@ Rule settings are each rule type's own (`agent.rules.<type>.Settings`);
 `agent.profile.build` makes all of these from INI text.
 """
 
-from typing import Any, NamedTuple, Optional, Tuple
+from ..lean import record
 
 
-class DeviceSettings(NamedTuple):
+class DeviceSettings(record(
+        "DeviceSettings",
+        "id",                       # str: as written; may hold ${hostname} etc.
+        model="generic",            # str
+        memory_limit_kb=None,       # Optional[int]: None: auto (cgroup, rlimit, RAM)
+        ram_kb=None,                # Optional[int]: the model's RAM, for people and the emulator
+        python="",                  # str: the model's Python, for people and the emulator
+        exit_action="none",         # str: the auto-start entry's exit action: none, restart, reboot
+)):
     """[device]: who we are and how much memory we may use."""
 
-    id: str                          # as written; may hold ${hostname} etc.
-    model: str = "generic"
-    memory_limit_kb: Optional[int] = None   # None: auto (cgroup, rlimit, RAM)
-    ram_kb: Optional[int] = None     # the model's RAM, for people and the emulator
-    python: str = ""                 # the model's Python, for people and the emulator
-    exit_action: str = "none"        # the auto-start entry's exit action: none, restart, reboot
+    __slots__ = ()
 
 
-class AgentSettings(NamedTuple):
+class AgentSettings(record(
+        "AgentSettings",
+        tick=1.0,                   # float: seconds between samples/decisions
+        budget=0.02,                # float: share of wall time collections may take
+        budget_window=60.0,         # float
+        signals=True,               # bool: SIGUSR1 -> full collection
+        probe="auto",               # str
+)):
     """[agent]: the agent's own cadence and cost limits."""
 
-    tick: float = 1.0                # seconds between samples/decisions
-    budget: float = 0.02             # share of wall time collections may take
-    budget_window: float = 60.0
-    signals: bool = True             # SIGUSR1 -> full collection
-    probe: str = "auto"
+    __slots__ = ()
 
 
-class GcSettings(NamedTuple):
-    """[gc]: start-up actions on the collector."""
+class GcSettings(record(
+        "GcSettings",
+        thresholds=None,            # Optional[Tuple[int, ...]]: None: keep the interpreter's
+        freeze_after=None,          # Optional[float]: None: never gc.freeze()
+        tune="off",                 # str: auto: agent/tuner.py owns thresholds and freeze
+        pause_budget=0.002,         # float: seconds: longest pause wanted while busy
+        memory_target=0.70,         # float: share of the ceiling garbage may fill
+)):
+    """[gc]: start-up actions on the collector, and the tuner's settings (docs/tuner.md)."""
 
-    thresholds: Optional[Tuple[int, ...]] = None   # None: keep the interpreter's
-    freeze_after: Optional[float] = None           # None: never gc.freeze()
-    tune: str = "off"                              # auto: agent/tuner.py owns thresholds and freeze
-    pause_budget: float = 0.002                    # seconds: longest pause wanted while busy
-    memory_target: float = 0.70                    # share of the ceiling garbage may fill
+    __slots__ = ()
 
 
-class ReportSettings(NamedTuple):
+class ReportSettings(record(
+        "ReportSettings",
+        urls=("stdout:",),          # Tuple[str, ...]
+        interval=60.0,              # float: seconds between telemetry samples
+        batch=10,                   # int: samples per telemetry message
+        prefix="gcagent",           # str: MQTT topics: PREFIX/DEVICE/{status,telemetry,event,resp,cmd}
+        keepalive=60.0,             # float: under the carrier's NAT idle timeout
+        compress=False,             # bool: zlib payloads (MQTT)
+        window=20,                  # int: QoS 1 messages in flight at once
+        replay_rate=20.0,           # float: journal messages replayed per second after an outage
+        ca_file="",                 # str
+        cert_file="",               # str
+        key_file="",                # str
+        username="",                # str
+        password_file="",           # str
+        password_env="",            # str
+)):
     """[report]: where messages go, how telemetry is batched, and the MQTT session."""
 
-    urls: Tuple[str, ...] = ("stdout:",)
-    interval: float = 60.0           # seconds between telemetry samples
-    batch: int = 10                  # samples per telemetry message
-    prefix: str = "gcagent"          # MQTT topics: PREFIX/DEVICE/{status,telemetry,event,resp,cmd}
-    keepalive: float = 60.0          # under the carrier's NAT idle timeout
-    compress: bool = False           # zlib payloads (MQTT)
-    window: int = 20                 # QoS 1 messages in flight at once
-    replay_rate: float = 20.0        # journal messages replayed per second after an outage
-    ca_file: str = ""
-    cert_file: str = ""
-    key_file: str = ""
-    username: str = ""
-    password_file: str = ""
-    password_env: str = ""
+    __slots__ = ()
 
 
-class BufferSettings(NamedTuple):
+class BufferSettings(record(
+        "BufferSettings",
+        ram_bytes=256 * 1024,       # int
+        flash="",                   # str: journal directory; "" keeps everything in RAM
+        flash_max_bytes=2 * 1024 * 1024,  # int
+        spill_after=60.0,           # float: link down this long: RAM backlog goes to flash
+        sync_every=5.0,             # float: fsync at most this often (flash wear)
+)):
     """[buffer]: the outbox bounds, and the journal on flash for long outages."""
 
-    ram_bytes: int = 256 * 1024
-    flash: str = ""                  # journal directory; "" keeps everything in RAM
-    flash_max_bytes: int = 2 * 1024 * 1024
-    spill_after: float = 60.0        # link down this long: RAM backlog goes to flash
-    sync_every: float = 5.0          # fsync at most this often (flash wear)
+    __slots__ = ()
 
 
-class CommandSettings(NamedTuple):
+class CommandSettings(record(
+        "CommandSettings",
+        key_file="",                # str
+        window=300.0,               # float: accepted clock difference of a command's ts
+        allow=("collect", "status", "set", "snapshot", "reload"),  # Tuple[str, ...]
+        settable=(),                # Tuple[str, ...]: RULE.KEY pairs `set` may change, e.g. low-memory.below
+)):
     """[commands]: signed remote commands (off without a key file)."""
 
-    key_file: str = ""
-    window: float = 300.0            # accepted clock difference of a command's ts
-    allow: Tuple[str, ...] = ("collect", "status", "set", "snapshot", "reload")
-    settable: Tuple[str, ...] = ()   # RULE.KEY pairs `set` may change, e.g. low-memory.below
+    __slots__ = ()
 
 
-class Profile(NamedTuple):
+class Profile(record(
+        "Profile",
+        "path",                     # str
+        "sha256",                   # str
+        "text",                     # str
+        "device",                   # DeviceSettings
+        "agent",                    # AgentSettings
+        "gc",                       # GcSettings
+        "rules",                    # Tuple[Any, ...]: each rule type's Settings (agent.rules)
+        "report",                   # ReportSettings
+        "buffer",                   # BufferSettings
+        commands=CommandSettings(), # CommandSettings
+)):
     """A whole validated profile. `text` is the flattened INI (extends resolved)."""
 
-    path: str
-    sha256: str
-    text: str
-    device: DeviceSettings
-    agent: AgentSettings
-    gc: GcSettings
-    rules: Tuple[Any, ...]           # each rule type's Settings (agent.rules)
-    report: ReportSettings
-    buffer: BufferSettings
-    commands: CommandSettings = CommandSettings()
+    __slots__ = ()
+

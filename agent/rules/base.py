@@ -6,33 +6,43 @@ calls it once a tick with a `Tick`. Nothing here reads a clock, calls gc or
 does I/O.
 """
 
-from typing import Deque, List, NamedTuple, Optional, Tuple
-
+from ..lean import record
 from ..probes import Sample
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import List
 
 # Rules the budget does not limit: somebody asked for these explicitly.
 REQUESTED = ("signal", "manual", "command")
 
 
-class Decision(NamedTuple):
+class Decision(record(
+        "Decision",
+        "action",                   # str
+        "rule",                     # str
+        generation=2,               # int
+        event="",                   # str: for action == "event"
+        fields=(),                  # Tuple[Tuple[str, object], ...]: extra fields for the message
+)):
     """One thing to do. `action`: collect, callbacks, freeze or event."""
 
-    action: str
-    rule: str
-    generation: int = 2
-    event: str = ""                                # for action == "event"
-    fields: Tuple[Tuple[str, object], ...] = ()    # extra fields for the message
+    __slots__ = ()
 
 
-class Tick(NamedTuple):
+class Tick(record(
+        "Tick",
+        "sample",                   # Sample
+        "room",                     # int: headroom_kb(sample)
+        "shrink",                   # int: headroom lost since the last sample (>= 0)
+        "dropped",                  # Optional[int]: RSS fallen since the last sample; None at the first
+        "cpu",                      # Deque[Tuple[float, float]]: (mono, cpu_s) over the
+                                    # longest window a rule asked for
+        "triggers",                 # frozenset: events this tick: app:NAME, link_down, signal, ...
+)):
     """What the policy knows at one tick, derived once for every rule."""
 
-    sample: Sample
-    room: int                          # headroom_kb(sample)
-    shrink: int                        # headroom lost since the last sample (>= 0)
-    dropped: Optional[int]             # RSS fallen since the last sample; None at the first
-    cpu: Deque[Tuple[float, float]]    # (mono, cpu_s) over the longest window a rule asked for
-    triggers: frozenset                # events this tick: app:NAME, link_down, signal, ...
+    __slots__ = ()
 
 
 def headroom_kb(sample: Sample) -> int:
@@ -54,11 +64,11 @@ class Rule(object):
         self.settings = settings
         self.name = settings.name
 
-    def decide(self, tick: Tick, now: float) -> List[Decision]:
+    def decide(self, tick: Tick, now: float) -> "List[Decision]":
         """What this rule calls for at `now`."""
         raise NotImplementedError
 
-    def record(self, decision: Decision, reclaimed_kb: int, now: float) -> List[Decision]:
+    def record(self, decision: Decision, reclaimed_kb: int, now: float) -> "List[Decision]":
         """Learn what one of this rule's collections did; follow-up events, if any."""
         return []
 

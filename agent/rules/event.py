@@ -6,35 +6,41 @@ Triggers: `app:NAME` (or `app:*`) from the application, `link_down`,
 `large_free` (RSS fell by at least `large_free` since the last sample).
 """
 
-from typing import Collection, List, NamedTuple, Optional, Tuple
-
 from .. import values
+from ..lean import record
 from ..units import parse_duration
 from . import base
 from .base import Decision, Tick
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Collection, List, Optional, Tuple
 
 TYPE = "event"
 TRIGGERS = ("idle", "large_free", "link_down", "link_up", "signal")
 
 
-class Settings(NamedTuple):
+class Settings(record(
+        "Settings",
+        "name",                                 # str
+        enabled=True,                           # bool
+        on=(),                                  # Tuple[str, ...]
+        generation=2,                           # int
+        cooldown=0.0,                           # float
+        idle_cpu=0.05,                          # float
+        idle_for=30.0,                          # float
+        large_free_kb=8192,                     # int
+)):
     """[rule:NAME] type = event."""
 
-    name: str
-    enabled: bool = True
-    on: Tuple[str, ...] = ()
-    generation: int = 2
-    cooldown: float = 0.0
-    idle_cpu: float = 0.05
-    idle_for: float = 30.0
-    large_free_kb: int = 8192
+    __slots__ = ()
 
     @property
     def type(self) -> str:
         return TYPE
 
 
-def _triggers(value: str) -> Tuple[str, ...]:
+def _triggers(value: str) -> "Tuple[str, ...]":
     triggers = values.word_list(value)
     if not triggers:
         raise ValueError("is empty; the rule would never fire")
@@ -59,7 +65,7 @@ SCHEMA = {
 }
 
 
-def check(rule: Settings, given: Collection[str], ceiling_kb: Optional[int]) -> List[Tuple[str, str]]:
+def check(rule: Settings, given: "Collection[str]", ceiling_kb: "Optional[int]") -> "List[Tuple[str, str]]":
     """(key, message) for settings that validate one by one yet can never act."""
     out = []
     if "idle" in rule.on and rule.idle_cpu <= 0:
@@ -83,7 +89,7 @@ class Rule(base.Rule):
         self.last: Optional[float] = None
         self.idle = False
 
-    def decide(self, tick: Tick, now: float) -> List[Decision]:
+    def decide(self, tick: Tick, now: float) -> "List[Decision]":
         rule = self.settings
         derived = set()
         if "large_free" in rule.on and tick.dropped is not None and tick.dropped >= rule.large_free_kb:

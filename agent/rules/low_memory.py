@@ -11,37 +11,44 @@ reported from the memory floor: agent/leak.py, docs/leaks.md). Headroom above
 `rearm_above` ends the episode (`recovered`).
 """
 
-from typing import Collection, List, NamedTuple, Optional, Tuple
-
 from .. import values
+from ..lean import record
 from ..units import Amount, format_kb, parse_amount
 from . import base
 from .base import Decision, Tick
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Collection, List, Optional, Tuple
 
 TYPE = "low_memory"
 ESCALATION_STEPS = ("collect0", "collect1", "collect2", "callbacks", "event")
 
 
-class Settings(NamedTuple):
+class Settings(record(
+        "Settings",
+        "name",                                 # str
+        enabled=True,                           # bool
+        below=Amount(fraction=0.15),            # Amount
+        rearm_above=Amount(fraction=0.25),      # Amount
+        escalate=("collect0", "collect2", "callbacks", "event"),  # Tuple[str, ...]
+        step_every=5.0,                         # float
+        min_reclaim_kb=256,                     # int
+        leak_after=3,                           # int: accepted, no effect: leaks are judged from
+                                                # the floor (docs/leaks.md)
+        backoff_max=600.0,                      # float
+        ahead=1,                                # int: samples of growth to anticipate
+)):
     """[rule:NAME] type = low_memory."""
 
-    name: str
-    enabled: bool = True
-    below: Amount = Amount(fraction=0.15)
-    rearm_above: Amount = Amount(fraction=0.25)
-    escalate: Tuple[str, ...] = ("collect0", "collect2", "callbacks", "event")
-    step_every: float = 5.0
-    min_reclaim_kb: int = 256
-    leak_after: int = 3              # accepted, no effect: leaks are judged from the floor (docs/leaks.md)
-    backoff_max: float = 600.0
-    ahead: int = 1                   # samples of growth to anticipate
+    __slots__ = ()
 
     @property
     def type(self) -> str:
         return TYPE
 
 
-def _escalate(value: str) -> Tuple[str, ...]:
+def _escalate(value: str) -> "Tuple[str, ...]":
     steps = values.word_list(value)
     if not steps:
         raise ValueError("is empty; the rule would never act (steps: %s)" % ", ".join(ESCALATION_STEPS))
@@ -65,7 +72,7 @@ SCHEMA = {
 }
 
 
-def check(rule: Settings, given: Collection[str], ceiling_kb: Optional[int]) -> List[Tuple[str, str]]:
+def check(rule: Settings, given: "Collection[str]", ceiling_kb: "Optional[int]") -> "List[Tuple[str, str]]":
     """(key, message) for thresholds that validate one by one yet can never act."""
     out = []
     below, rearm = rule.below, rule.rearm_above
@@ -119,7 +126,7 @@ class Rule(base.Rule):
     def alarmed(self) -> bool:
         return self.st.low
 
-    def decide(self, tick: Tick, now: float) -> List[Decision]:
+    def decide(self, tick: Tick, now: float) -> "List[Decision]":
         rule, st, sample, room = self.settings, self.st, tick.sample, tick.room
         # How much headroom the last sample interval ate: a process that grows 8M a
         # tick is killed between two samples if we wait for it to cross `below`.
@@ -167,7 +174,7 @@ class Rule(base.Rule):
             st.next_at = now + st.backoff
             st.backoff = min(st.backoff * 2, rule.backoff_max)
 
-    def record(self, decision: Decision, reclaimed_kb: int, now: float) -> List[Decision]:
+    def record(self, decision: Decision, reclaimed_kb: int, now: float) -> "List[Decision]":
         rule, st = self.settings, self.st
         if decision.action != "collect" or not st.low:
             return []

@@ -6,23 +6,29 @@
     generation = 2
 """
 
-from typing import Collection, List, NamedTuple, Optional, Tuple
-
 from .. import values
+from ..lean import record
 from ..units import format_duration
 from . import base
 from .base import Decision, Tick
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Collection, List, Optional, Tuple
+
 TYPE = "periodic"
 
 
-class Settings(NamedTuple):
+class Settings(record(
+        "Settings",
+        "name",                                 # str
+        enabled=True,                           # bool
+        every=0.0,                              # float
+        generation=2,                           # int
+)):
     """[rule:NAME] type = periodic."""
 
-    name: str
-    enabled: bool = True
-    every: float = 0.0
-    generation: int = 2
+    __slots__ = ()
 
     @property
     def type(self) -> str:
@@ -36,7 +42,7 @@ SCHEMA = {
 }
 
 
-def check(rule: Settings, given: Collection[str], ceiling_kb: Optional[int]) -> List[Tuple[str, str]]:
+def check(rule: Settings, given: "Collection[str]", ceiling_kb: "Optional[int]") -> "List[Tuple[str, str]]":
     """(key, message) for settings that validate one by one yet can never act: none here."""
     return []
 
@@ -52,7 +58,7 @@ class Rule(base.Rule):
         super(Rule, self).__init__(settings, start)
         self.next_at = start + settings.every
 
-    def decide(self, tick: Tick, now: float) -> List[Decision]:
+    def decide(self, tick: Tick, now: float) -> "List[Decision]":
         if now < self.next_at:
             return []
         self.next_at = now + self.settings.every

@@ -9,18 +9,21 @@ rule's type.
 """
 
 import collections
-from typing import Deque, Dict, List, Optional, Sequence, Tuple
 
 from ..probes import Sample
 from . import table
 from .base import REQUESTED, Decision, Tick, headroom_kb
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Deque, Dict, List, Optional, Sequence, Tuple
+
 
 class Policy(object):
     """Decides, tick by tick, which collections and events the rules call for."""
 
-    def __init__(self, rules: Sequence, start: float, budget: float = 0.02,
-                 budget_window: float = 60.0, freeze_after: Optional[float] = None) -> None:
+    def __init__(self, rules: "Sequence", start: float, budget: float = 0.02,
+                 budget_window: float = 60.0, freeze_after: "Optional[float]" = None) -> None:
         self.rules = tuple(r for r in rules if r.enabled)
         self._rules = [table.make(r, start) for r in self.rules]   # UnknownRuleType: refused
         self._by_name = {r.name: r for r in self._rules}
@@ -38,7 +41,7 @@ class Policy(object):
 
     # -- the decision ------------------------------------------------------------
 
-    def decide(self, sample: Sample, events: Sequence[str], now: float) -> List[Decision]:
+    def decide(self, sample: Sample, events: "Sequence[str]", now: float) -> "List[Decision]":
         """Everything the rules call for at `now`, given this sample and these events."""
         out: List[Decision] = []
         # A collector already off at our first look (the application, or a library it
@@ -66,7 +69,7 @@ class Policy(object):
             out.extend(rule.decide(tick, now))
         return self._within_budget(out, now)
 
-    def _within_budget(self, decisions: List[Decision], now: float) -> List[Decision]:
+    def _within_budget(self, decisions: "List[Decision]", now: float) -> "List[Decision]":
         while self._spent and self._spent[0][0] < now - self.budget_window:
             self._spent.popleft()
         spent = sum(d for _, d in self._spent)
@@ -90,14 +93,14 @@ class Policy(object):
     # -- feedback from actions -------------------------------------------------------
 
     def record(self, decision: Decision, reclaimed_kb: int, duration_s: float,
-               now: float) -> List[Decision]:
+               now: float) -> "List[Decision]":
         """Learn what a collection did (back-off); returns follow-up events, if any."""
         if decision.action == "collect":
             self._spent.append((now, duration_s))
         rule = self._by_name.get(decision.rule)
         return [] if rule is None else rule.record(decision, reclaimed_kb, now)
 
-    def state(self) -> Dict[str, object]:
+    def state(self) -> "Dict[str, object]":
         """A summary for status and the `status` command."""
         return {
             "low": sorted(r.name for r in self._rules if r.alarmed()),

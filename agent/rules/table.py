@@ -21,10 +21,13 @@ Adding a type is one module, one line below, and its tests: see
 docs/adding-a-rule-type.md.
 """
 
-from typing import Dict, List, Tuple
 
 from .. import values
 from . import event, low_memory, periodic
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Dict, List, Tuple
 
 PREFIX = "rule:"   # profile sections [rule:NAME]
 
@@ -67,7 +70,7 @@ def of(rule):
     return module
 
 
-def schema(rule_type: str) -> Dict[str, Tuple]:
+def schema(rule_type: str) -> "Dict[str, Tuple]":
     """Every key a rule of `rule_type` may have: the common keys and its own."""
     keys = dict(COMMON_SCHEMA)
     keys.update(kind(rule_type).SCHEMA)
@@ -80,24 +83,24 @@ def value(rule, key: str):
     return getattr(rule, keys[key][0], None) if key in keys else None
 
 
-def all_keys() -> List[str]:
+def all_keys() -> "List[str]":
     """Every key some rule type knows, sorted."""
     return sorted(set(COMMON_SCHEMA).union(*(m.SCHEMA for m in TYPES.values())))
 
 
-def owners(key: str) -> List[str]:
+def owners(key: str) -> "List[str]":
     """The rule types that have `key`, in table order."""
     return [name for name, module in TYPES.items() if key in module.SCHEMA]
 
 
-def settings(rule_type: str, name: str, fields: Dict[str, object]):
+def settings(rule_type: str, name: str, fields: "Dict[str, object]"):
     """`rule_type`'s Settings from parsed fields (the `type` field is the module's own)."""
     fields = dict(fields, name=name)
     fields.pop("type", None)
     return kind(rule_type).Settings(**fields)
 
 
-def check(rule, given, ceiling_kb) -> List[Tuple[str, str]]:
+def check(rule, given, ceiling_kb) -> "List[Tuple[str, str]]":
     """(key, message) for a rule that can never act; see the module docstring."""
     return of(rule).check(rule, given, ceiling_kb)
 

@@ -7,13 +7,16 @@ and only when a URL asks for it.
 """
 
 import importlib
-from typing import Dict, Optional, Tuple, Type
 
 from ..errors import TransportError
 from .base import Context, Transport
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Dict, Optional, Tuple, Type
+
 # scheme -> (module, class)
-SCHEMES: Dict[str, Tuple[str, str]] = {
+SCHEMES: "Dict[str, Tuple[str, str]]" = {
     "stdout": ("agent.transports.file", "StdoutTransport"),
     "file": ("agent.transports.file", "FileTransport"),
     "memory": ("agent.transports.memory", "MemoryTransport"),
@@ -38,7 +41,7 @@ def scheme_of(url: str) -> str:
     return head.lower() if sep and head.replace("+", "").isalnum() else ""
 
 
-def transport_class(url: str) -> Type[Transport]:
+def transport_class(url: str) -> "Type[Transport]":
     """The transport class for `url`'s scheme; ValueError for a scheme not in SCHEMES."""
     scheme = scheme_of(url)
     if scheme not in SCHEMES:
@@ -56,7 +59,7 @@ def check_url(url: str) -> None:
     transport_class(url).check_url(url)
 
 
-def open_transport(url: str, context: Optional[Context] = None) -> Transport:
+def open_transport(url: str, context: "Optional[Context]" = None) -> Transport:
     """A transport for `url`, constructed but not yet opened."""
     try:
         cls = transport_class(url)

@@ -15,44 +15,58 @@ network thread) free of locks the agent holds, the classic deadlock.
 """
 
 import abc
-from typing import Any, List, NamedTuple, Optional
 
+from ..lean import record
 from ..outbox import Outgoing
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import List, Optional
 
-class TransportSettings(NamedTuple):
+
+class TransportSettings(record(
+        "TransportSettings",
+        prefix="gcagent",                       # str: MQTT topics and drm streams: PREFIX/DEVICE/...
+        keepalive=60.0,                         # float: seconds
+        compress=False,                         # bool: zlib payloads
+        window=20,                              # int: messages in flight at once
+        ca_file="",                             # str
+        cert_file="",                           # str
+        key_file="",                            # str
+        username="",                            # str
+        password_file="",                       # str: read at open(), never logged
+        password_env="",                        # str
+)):
     """The [report] settings a transport may read (docs/adding-a-transport.md).
 
     The defaults are the profile's own, so a transport built without a profile
     (tests, tools) behaves as one built from an empty [report].
     """
 
-    prefix: str = "gcagent"     # MQTT topics and drm streams: PREFIX/DEVICE/...
-    keepalive: float = 60.0     # seconds
-    compress: bool = False      # zlib payloads
-    window: int = 20            # messages in flight at once
-    ca_file: str = ""
-    cert_file: str = ""
-    key_file: str = ""
-    username: str = ""
-    password_file: str = ""     # read at open(), never logged
-    password_env: str = ""
+    __slots__ = ()
 
 
-class Context(NamedTuple):
+class Context(record(
+        "Context",
+        device="",                              # str
+        will=b"",                               # bytes: encoded status "offline" for this boot
+                                                # (MQTT Last Will)
+        settings=TransportSettings(),           # TransportSettings
+)):
     """What a transport may need besides its URL."""
 
-    device: str = ""
-    will: bytes = b""      # encoded status "offline" for this boot (MQTT Last Will)
-    settings: TransportSettings = TransportSettings()
+    __slots__ = ()
 
 
-class TransportEvent(NamedTuple):
+class TransportEvent(record(
+        "TransportEvent",
+        "kind",                                 # str
+        "value",                                # Any
+)):
     """kind: "ack" (value: the Outgoing), "link" (True/False), "command" (bytes), "error" (str),
     "mode" (str: how delivery works now changed; the agent re-sends its status)."""
 
-    kind: str
-    value: Any
+    __slots__ = ()
 
 
 class Transport(abc.ABC):
@@ -61,7 +75,7 @@ class Transport(abc.ABC):
     scheme = ""
     has_link = False   # True when link_down / link_up can happen
 
-    def __init__(self, url: str, context: Optional[Context] = None) -> None:
+    def __init__(self, url: str, context: "Optional[Context]" = None) -> None:
         self.url = url
         self.context = context or Context()
 
@@ -80,7 +94,7 @@ class Transport(abc.ABC):
     def send(self, item: Outgoing) -> bool:
         """Deliver one message (True), accept it for a later "ack" (False), or raise TransportError."""
 
-    def poll(self) -> List[TransportEvent]:
+    def poll(self) -> "List[TransportEvent]":
         """Acknowledgements, link changes, commands and errors since the last call."""
         return []
 

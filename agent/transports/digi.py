@@ -28,13 +28,16 @@ URL: `drm:` or `drm:?batch=20&flush=5s&stream=gcagent`.
 import json
 import threading
 import time
-from typing import List, Optional, Tuple
-from urllib.parse import parse_qs
 
 from ..errors import TransportError
+from ..lean import query_items
 from ..outbox import Outgoing
 from ..units import parse_duration
 from .base import Context, Transport, TransportEvent
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import List, Optional, Tuple
 
 UPLOAD_TIMEOUT = 20.0
 MAX_RETRY = 60.0
@@ -50,7 +53,9 @@ def parse_drm_url(url: str):
     path, _, query = rest.partition("?")
     if path:
         raise ValueError("%r: drm: takes no path; options go after ?" % url)
-    options = parse_qs(query, keep_blank_values=True)
+    options = {}
+    for name, value in query_items(query):
+        options.setdefault(name, []).append(value)
     unknown = sorted(set(options) - {"batch", "flush", "stream"})
     if unknown:
         raise ValueError("%r: unknown option %s (known: batch, flush, stream)" % (url, ", ".join(unknown)))
@@ -77,7 +82,7 @@ class DigiTransport(Transport):
     def check_url(cls, url: str) -> None:
         parse_drm_url(url)
 
-    def __init__(self, url: str, context: Optional[Context] = None,
+    def __init__(self, url: str, context: "Optional[Context]" = None,
                  clock=time.monotonic) -> None:
         super(DigiTransport, self).__init__(url, context)
         self.batch, self.flush, stream = parse_drm_url(url)
@@ -127,7 +132,7 @@ class DigiTransport(Transport):
             self._hand_over()
         return False   # acknowledged from poll() once its batch is uploaded
 
-    def poll(self) -> List[TransportEvent]:
+    def poll(self) -> "List[TransportEvent]":
         self._collect()
         if self._pending and self._datapoint is not None and not self._inflight:
             now = self._clock()
@@ -143,7 +148,7 @@ class DigiTransport(Transport):
     def _urgent(self) -> bool:
         return len(self._pending) >= self.batch or any(i.type == "status" for i in self._pending)
 
-    def _points(self, items: List[Outgoing]) -> list:
+    def _points(self, items: "List[Outgoing]") -> list:
         dp = self._datapoint
         points = []
         for item in items:

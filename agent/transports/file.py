@@ -9,9 +9,9 @@ PATH.KEEP when it passes `max`, so a device's flash never fills up.
 """
 
 import os
-from urllib.parse import parse_qs, urlsplit
 
 from ..errors import TransportError
+from ..lean import query_items, split_url
 from ..outbox import Outgoing
 from ..units import parse_size
 from .base import Transport
@@ -41,13 +41,15 @@ class StdoutTransport(Transport):
 
 def parse_file_url(url: str):
     """file:///path?max=10M&keep=1 -> (path, max_bytes, keep); ValueError says what is wrong."""
-    parts = urlsplit(url)
-    if parts.netloc or not parts.path.startswith("/"):
+    _, netloc, path, query = split_url(url)
+    if netloc or not path.startswith("/"):
         raise ValueError("%r: a file URL needs three slashes and an absolute path: file:///path"
                          % url)
-    if not parts.path or parts.path.endswith("/"):
+    if not path or path.endswith("/"):
         raise ValueError("%r names no file" % url)
-    options = parse_qs(parts.query, keep_blank_values=True)
+    options = {}
+    for name, value in query_items(query):
+        options.setdefault(name, []).append(value)
     unknown = sorted(set(options) - {"max", "keep"})
     if unknown:
         raise ValueError("%r: unknown option %s (known: max, keep)" % (url, ", ".join(unknown)))
@@ -55,7 +57,7 @@ def parse_file_url(url: str):
     keep = int(options["keep"][-1]) if "keep" in options else 1
     if max_bytes < 4096 or not 0 <= keep <= 9:
         raise ValueError("%r: max must be at least 4K and keep 0..9" % url)
-    return parts.path, max_bytes, keep
+    return path, max_bytes, keep
 
 
 class FileTransport(Transport):

@@ -6,13 +6,16 @@ raise, to rehearse a broken link without a network.
 
 import collections
 import threading
-from typing import Deque, Dict, Optional
 
 from ..errors import TransportError
 from ..outbox import Outgoing
 from .base import Transport
 
-_REGISTRY: Dict[str, "MemoryTransport"] = {}
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Deque, Dict, Optional
+
+_REGISTRY: 'Dict[str, "MemoryTransport"]' = {}
 _LOCK = threading.Lock()
 
 

@@ -27,13 +27,16 @@ import socket
 import ssl
 import threading
 import time
-from typing import Deque, Dict, List, Optional
 from urllib.parse import urlsplit
 
 from ..errors import TransportError
 from ..limits import COMMAND_QUEUE, ERROR_QUEUE, MAX_COMMAND_BYTES
 from ..outbox import Outgoing
 from .base import Context, Transport, TransportEvent
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Deque, Dict, List, Optional
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 _ERROR_LOGS_KEPT = 20
@@ -76,7 +79,7 @@ class MqttTransport(Transport):
     def check_url(cls, url: str) -> None:
         parse_mqtt_url(url)
 
-    def __init__(self, url: str, context: Optional[Context] = None) -> None:
+    def __init__(self, url: str, context: "Optional[Context]" = None) -> None:
         super(MqttTransport, self).__init__(url, context)
         self.scheme = urlsplit(url).scheme.lower()
         self.tls, self.host, self.port, self.username = parse_mqtt_url(url)
@@ -187,7 +190,7 @@ class MqttTransport(Transport):
             raise TransportError("%s: %s: %s" % (self.describe(), type(exc).__name__, exc)) from exc
         self._client = client
 
-    def _password(self) -> Optional[str]:
+    def _password(self) -> "Optional[str]":
         settings = self.context.settings
         path = settings.password_file
         if path:
@@ -233,7 +236,7 @@ class MqttTransport(Transport):
         self._inflight[info.mid] = item
         return False
 
-    def poll(self) -> List[TransportEvent]:
+    def poll(self) -> "List[TransportEvent]":
         if self._connect_fails and (self._diagnosed_at is None
                                     or time.monotonic() - self._diagnosed_at > DIAGNOSE_EVERY):
             # paho retries silently (the reason is only at DEBUG, without the
@@ -255,7 +258,7 @@ class MqttTransport(Transport):
             out.append(TransportEvent("command", self._commands.popleft()))
         return out
 
-    def _link_events(self) -> List[TransportEvent]:
+    def _link_events(self) -> "List[TransportEvent]":
         """Link changes since the last poll, from state rather than a queue."""
         out = []
         up = self._connected          # first: a connection is counted before it is up

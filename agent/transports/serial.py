@@ -28,15 +28,18 @@ import collections
 import json
 import threading
 import time
-from typing import Any, Deque, Dict, List, Optional, Tuple
-from urllib.parse import parse_qsl, urlencode
 
 from .. import framing
 from ..errors import TransportError
+from ..lean import encode_query, query_items
 from ..limits import COMMAND_QUEUE, MAX_COMMAND_BYTES
 from ..outbox import Outgoing
 from ..units import parse_duration
 from .base import Context, Transport, TransportEvent
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Deque, Dict, List, Optional, Tuple
 
 DEFAULT_BAUD = 115200
 WRITE_TIMEOUT = 1.0       # seconds one write may stall before we drop the port's turn
@@ -64,7 +67,7 @@ def parse_serial_url(url: str) -> SerialSettings:
     head, _, query = url.partition("?")
     ours: Dict[str, str] = {}
     rest = []
-    for key, value in parse_qsl(query, keep_blank_values=True):
+    for key, value in query_items(query):
         if key in _OUR_KEYS:
             ours[key] = value
         else:
@@ -76,7 +79,7 @@ def parse_serial_url(url: str) -> SerialSettings:
     else:
         port = head
     if rest:
-        port += "?" + urlencode(rest)
+        port += "?" + encode_query(rest)
     if not port:
         raise ValueError("%r: no serial port named" % url)
     try:
@@ -120,7 +123,7 @@ class _Pending(object):
 
     __slots__ = ("item", "key", "sent_at", "written")
 
-    def __init__(self, item: Outgoing, key: Tuple[str, int]) -> None:
+    def __init__(self, item: Outgoing, key: "Tuple[str, int]") -> None:
         self.item = item
         self.key = key
         self.sent_at = 0.0
@@ -137,7 +140,7 @@ class SerialTransport(Transport):
     def check_url(cls, url: str) -> None:
         parse_serial_url(url)
 
-    def __init__(self, url: str, context: Optional[Context] = None) -> None:
+    def __init__(self, url: str, context: "Optional[Context]" = None) -> None:
         super().__init__(url, context)
         self.settings = parse_serial_url(url)
         self.ack_wait = self.settings.ack_wait
@@ -188,7 +191,7 @@ class SerialTransport(Transport):
         pending.sent_at = time.monotonic()
         self._tx.append((pending.key, framing.frame(pending.item.body)))
 
-    def poll(self) -> List[TransportEvent]:
+    def poll(self) -> "List[TransportEvent]":
         out: List[TransportEvent] = []
         now = time.monotonic()
         while self._rx:
@@ -222,7 +225,7 @@ class SerialTransport(Transport):
         self._report_bad_lines(now, out)
         return out
 
-    def _written(self, key: Tuple[str, int], now: float, out: List[TransportEvent]) -> None:
+    def _written(self, key: "Tuple[str, int]", now: float, out: "List[TransportEvent]") -> None:
         pending = self._pending.get(key)
         if pending is None:
             return
@@ -233,7 +236,7 @@ class SerialTransport(Transport):
         elif self._first_unacked is None:
             self._first_unacked = now
 
-    def _acked(self, boot: Optional[str], seqs: List[int], out: List[TransportEvent]) -> None:
+    def _acked(self, boot: "Optional[str]", seqs: "List[int]", out: "List[TransportEvent]") -> None:
         if self.acking is not True and self.settings.ack == "auto":
             self.acking = True
             out.append(TransportEvent("mode", self.note()))
@@ -243,7 +246,7 @@ class SerialTransport(Transport):
             if pending is not None:
                 out.append(TransportEvent("ack", pending.item))
 
-    def _resend_or_give_up(self, now: float, out: List[TransportEvent]) -> None:
+    def _resend_or_give_up(self, now: float, out: "List[TransportEvent]") -> None:
         if not self._up or not self._pending:
             return
         if self.acking is None and self._first_unacked is not None \
@@ -261,7 +264,7 @@ class SerialTransport(Transport):
                 pending.written = False
                 self._write(pending)
 
-    def _report_bad_lines(self, now: float, out: List[TransportEvent]) -> None:
+    def _report_bad_lines(self, now: float, out: "List[TransportEvent]") -> None:
         dropped = self.reader.dropped
         if dropped > self._reported_bad and now - self._bad_reported_at >= BAD_LINE_REPORT_EVERY:
             self._bad_reported_at = now
@@ -314,7 +317,7 @@ class SerialTransport(Transport):
                 self._rx.append(("lost", ("%s: %s" % (self.settings.port, reason), False)))
                 self._stop.wait(delay)
 
-    def _serve(self, port, serial) -> Optional[str]:
+    def _serve(self, port, serial) -> "Optional[str]":
         """Read and write until stopped (None) or the port fails (the reason)."""
         broken = False   # a timed-out write may have left half a line on the wire
         while not self._stop.is_set():
