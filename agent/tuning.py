@@ -11,7 +11,7 @@ import gc
 
 from .probes import Probe, Sample, gc_flavour
 from .profile import Profile
-from .rules import Decision, headroom_kb
+from .rules import Decision, headroom_kb, table
 from .tuner import Change, Reading, Tuner
 
 TYPE_CHECKING = False
@@ -29,14 +29,20 @@ class TunerDriver(object):
 
     def __init__(self, profile: Profile, probe: Probe, start: float) -> None:
         self.probe = probe
-        lows = [r for r in profile.rules if r.enabled and r.type == "low_memory"]
-        self._belows = [r.below for r in lows]
-        reclaim = min([r.min_reclaim_kb for r in lows] or [256])
+        # Rules by what they do (agent.rules.table is the only switch on a rule's type):
+        # a `below` makes a low-memory rule, an `every` a periodic one.
+        enabled = [r for r in profile.rules if r.enabled]
+        self._belows = [table.value(r, "below") for r in enabled
+                        if table.value(r, "below") is not None]
+        reclaim = min([table.value(r, "min_reclaim") for r in enabled
+                       if table.value(r, "min_reclaim") is not None] or [256])
+        kinds = {r.name: "low_memory" if table.value(r, "below") is not None
+                 else "periodic" if table.value(r, "every") is not None else "other"
+                 for r in profile.rules}
         self.tuner = Tuner(start, pause_budget_ms=profile.gc.pause_budget * 1000.0,
                            memory_target=profile.gc.memory_target, flavour=gc_flavour(),
                            can_freeze=can_freeze(), tick=profile.agent.tick,
-                           min_reclaim_kb=reclaim,
-                           rule_types={r.name: r.type for r in profile.rules})
+                           min_reclaim_kb=reclaim, rule_types=kinds)
         self.probe.pauses.take_generations()   # start counting from now
 
     def step(self, sample: Sample, triggers: "Sequence[str]", decisions: "Sequence[Decision]",
