@@ -311,10 +311,10 @@ class Tuner(object):
             return
         if self.busy:
             return
-        if self._last_full_at is not None and r.now - self._last_full_at < self._idle_gap:
-            return
         # A long idle phase in which memory keeps growing (a slow leak, a queue filling)
-        # is worth another collection: nobody waits for it.
+        # is worth another collection: nobody waits for it. Growth paces these (one
+        # per 1/40 of the ceiling), not the back-off: it also gives the leak verdict
+        # (docs/leaks.md) the sawtooth of full collections it reads the floor from.
         grew = self._last_full_rss is not None and r.rss_kb >= self._last_full_rss + max(
             1024, r.ceiling_kb // 40)
         if self._idle_done and grew:
@@ -323,6 +323,8 @@ class Tuner(object):
             self._last_full_rss = r.rss_kb
             return
         if self._idle_done:
+            return
+        if self._last_full_at is not None and r.now - self._last_full_at < self._idle_gap:
             return
         if self._promoted or self._owed or self.freeze == "ready":
             self._idle_done = True
