@@ -315,10 +315,9 @@ class Tuner(object):
         # is worth another collection: nobody waits for it. Growth paces these (one
         # per 1/40 of the ceiling), not the back-off: it also gives the leak verdict
         # (docs/leaks.md) the sawtooth of full collections it reads the floor from.
-        if self._last_full_rss is None:
-            self._last_full_rss = r.rss_kb     # growth counts from the first reading
-        grew = r.rss_kb >= self._last_full_rss + max(1024, r.ceiling_kb // 40)
-        if grew:
+        grew = self._last_full_rss is not None and r.rss_kb >= self._last_full_rss + max(
+            1024, r.ceiling_kb // 40)
+        if self._idle_done and grew:
             self.collections += 1
             changes.append(Change("collect", "idle, RSS grew %dK" % (r.rss_kb - self._last_full_rss)))
             self._last_full_rss = r.rss_kb
