@@ -161,9 +161,10 @@ class Agent(object):
                 self._emit_event("error", part="commands", error=self.commands.key_file_warning)
             if before != after:
                 self._emit_event("threshold", rule="start", before=list(before), after=list(after))
-            thread = threading.Thread(target=self._run, name="gc-agent", daemon=True)
-            thread.start()
-            self._thread = thread
+            # Known before it runs: its first tick may send telemetry, whose
+            # agent_cpu_ms reads the thread's own clock only when it knows the thread.
+            self._thread = threading.Thread(target=self._run, name="gc-agent", daemon=True)
+            self._thread.start()
         except BaseException:
             self._stopped = True
             if before is not None:
