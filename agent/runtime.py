@@ -20,12 +20,12 @@ import time
 
 from . import __version__
 from .actions import ActionResult
-from .assembly import Parts, build_parts, close_parts, report_name, status_fields
+from .assembly import Parts, build_parts, close_parts
 from .cputime import CpuAccount
 from .errors import TransportError
-from .guard import MAX_FAILURES, Guard
+from .guard import Guard
 from .leak import LeakWatch
-from .outbox import outgoing
+from .messaging import Messaging
 from .preflight import check_reporters
 from .probes import Sample
 from .profile import Profile
@@ -45,8 +45,10 @@ log = logging.getLogger("gcagent")
 EVENT_QUEUE = 256         # application events waiting for the next tick
 
 
-class Agent(object):
+class Agent(Messaging):
     """One running agent. Use `agent.start()`, or `Agent.build(...)`, rather than this class directly."""
+
+    version = __version__   # what status says (agent/messaging.py)
 
     @classmethod
     def build(cls, profile: Profile, reports: "Optional[Sequence[str]]" = None,
@@ -389,62 +391,3 @@ class Agent(object):
                                         result.duration_ms / 1000.0, self._monotonic())
         for extra in follow:
             self._emit_event(extra.event, rule=extra.rule, **dict(extra.fields))
-
-    # -- telemetry and status ---------------------------------------------------------------
-
-    def _telemetry(self, sample: Sample, now: float) -> None:
-        batch = self._telemetry_batch
-        if batch.add(sample, now):   # this sample is reported
-            self._guard.run("leak", self._judge_leak, sample)
-            if batch.full():
-                self._send_batch(batch.take())
-
-    def _judge_leak(self, sample: Sample) -> None:
-        # Judged on the samples the console also receives, so both reach one verdict.
-        change = self.leaks.observe(sample.ts, sample.rss_kb, sample.ceiling_kb,
-                                    sample.gc_collections)
-        if change is not None:
-            self._emit_event(change[0], **change[1])
-
-    def _final_telemetry(self) -> None:
-        if self.last_sample is None:   # stopped before the first tick: still report one sample
-            self.last_sample = self.probe.sample()
-        batch = self._telemetry_batch.final(self.last_sample)
-        if batch:
-            self._send_batch(batch)
-
-    def _send_batch(self, batch: "List[Dict[str, Any]]") -> None:
-        self.emit("telemetry", samples=batch, buffered=max(r.buffered for r in self.reporters),
-                  dropped=sum(r.dropped for r in self.reporters) + self.events_dropped,
-                  agent_cpu_ms=round(self.cpu.total_ms(self._thread), 3), agent_errors=self.errors)
-
-    def _emit_status(self, state: str) -> None:
-        self._problems_said = len(self.problems)
-        tune = {"tune": self.tuner.state()} if self.tuner is not None else {}
-        self.emit("status", reports=[report_name(r.transport) for r in self.reporters],
-                  **status_fields(self.profile, self.probe, self._monotonic() - self.started_at,
-                                  state, __version__, self.device_id, self.problems), **tune)
-
-    def _emit_event(self, event: str, **fields: "Any") -> None:
-        self.emit("event", event=event, **fields)
-
-    def emit(self, type_: str, **fields: "Any") -> None:
-        """Stamp a message (seq, boot, ts) and queue it for every report destination."""
-        # One lock from seq to outbox, so messages made on two threads (the
-        # agent's, and the application's through collect()) queue in seq order.
-        with self._emit_lock:
-            item = outgoing(self.envelope.make(type_, **fields))
-            for reporter in self.reporters:
-                reporter.outbox.put(item)
-
-    def _on_fault(self, part: str, exc: Exception, count: int) -> None:
-        """What agent/guard.py calls when a part fails: count it, say it."""
-        self.errors += 1
-        log.info("gc-agent: %s failed (%d in a row): %s: %s", part, count, type(exc).__name__, exc)
-        try:
-            self._emit_event("error", part=part, error="%s: %s" % (type(exc).__name__, exc),
-                             count=count)
-            if count >= MAX_FAILURES:
-                self._emit_event("disabled", part=part, after_failures=count)
-        except Exception:   # reporting the fault failed too; the counters still say it
-            pass

@@ -7,8 +7,9 @@ import pytest
 
 from agent import profile as profiles
 from agent.errors import TransportError
+from agent.guard import MAX_FAILURES
 from agent.probes import Ceiling, Sample
-from agent.runtime import MAX_FAILURES, Agent
+from agent.runtime import Agent
 from agent.transports import memory
 
 PROFILE = """
