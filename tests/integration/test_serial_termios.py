@@ -189,3 +189,34 @@ def test_a_device_without_pyserial_reports_over_a_port_at_the_urls_baud(tmp_path
     assert seen["speed"] == termios.B19200
     assert [m["data"]["i"] for m in got if m.get("event") == "app"] == list(range(10))
     assert got[-1]["type"] == "status" and got[-1]["state"] == "offline"
+
+
+def test_a_bundle_reports_over_a_serial_port_without_loading_pyserial(tmp_path):
+    """gc-bundle still carries pyserial (for pyserial's URLs), but a device path does not use it."""
+    from tests.integration.test_bundle import empty_venv
+    from tools.bundle.__main__ import main as gc_bundle
+    master, slave, path = pty_pair()
+    peer = Peer(master)
+    profile = write_profile(tmp_path, {"device": {"id": "dev-tty"},
+                                       "report": {"urls": "serial://%s?baud=57600" % path, "batch": 1}})
+    out = tmp_path / "dist"
+    assert gc_bundle(["--profile", profile, "--device-id", "dev-tty", "--out", str(out),
+                      "--python", "3.10"]) == 0
+    pyz = str(out / "gc-agent-dev-tty.pyz")
+    app = tmp_path / "app.py"
+    app.write_text("import sys, time\ntime.sleep(2.5)\nprint('serial' in sys.modules)\n")
+    try:
+        proc = subprocess.run([empty_venv(tmp_path, sys.executable), "-I", pyz, "run", "--", str(app)],
+                              cwd=str(tmp_path), env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                              capture_output=True, timeout=60)
+        speed = termios.tcgetattr(slave)[4]
+        got = peer.messages()
+    finally:
+        peer.close()
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().split() == ["False"]          # pyserial stayed in the bundle
+    assert speed == termios.B57600
+    assert [m["type"] for m in got][:1] == ["status"] and got[-1]["state"] == "offline"
+    assert any(m["type"] == "telemetry" for m in got)
