@@ -113,13 +113,21 @@ def collect(generation: int = 2, reason: str = "manual") -> int:
 
     Works without a running agent too (then it is just gc.collect).
     """
-    if generation not in (0, 1, 2):
-        log.warning("gc-agent: collect(generation=%r): generation is 0, 1 or 2; using 2",
-                    generation)
+    current = _agent
+    # After stop() (or before start()) it is a plain gc.collect: say so, not only "using 2".
+    idle = "" if current is not None else " (the agent is not running: not measured or reported)"
+    if isinstance(generation, str):   # collect("after-import"): a reason where the generation goes
+        log.warning("gc-agent: collect(%r): the first argument is the generation (0, 1 or 2); "
+                    "write collect(2, reason=%r). Collecting generation 2%s", generation[:64],
+                    generation[:64], idle)
+        reason, generation = generation if reason == "manual" else reason, 2
+    elif not (isinstance(generation, int) and not isinstance(generation, bool)
+              and 0 <= generation <= 2):   # no ==: an object's own __eq__ may raise
+        log.warning("gc-agent: collect(generation=%s): generation is 0, 1 or 2; using 2%s",
+                    _shown(generation), idle)
         generation = 2
     if not isinstance(reason, str) or not _NAME.match(reason):
         reason = "manual"
-    current = _agent
     if current is None:
         return gc.collect(generation)
     try:
@@ -127,6 +135,14 @@ def collect(generation: int = 2, reason: str = "manual") -> int:
     except Exception as exc:
         log.info("gc-agent: collect: %s: %s", type(exc).__name__, exc)
         return 0
+
+
+def _shown(value: object) -> str:
+    """repr(value), short, or its type's name when its repr raises."""
+    try:
+        return repr(value)[:40]
+    except Exception:
+        return "<%s>" % type(value).__name__
 
 
 def on_low_memory(callback: "Callable[[dict], object]") -> None:

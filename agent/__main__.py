@@ -74,7 +74,7 @@ def main(argv: "Optional[List[str]]" = None, began: "Optional[float]" = None) ->
     parser = build_parser()
     args, extra = parser.parse_known_args(ours)
     if extra:
-        hint = " (put the script after --: run --profile P -- %s)" % " ".join(extra) \
+        hint = " (put the script or -m MODULE after --: run --profile P -- %s)" % " ".join(extra) \
             if args.command == "run" else ""
         parser.error("unrecognized arguments: %s%s" % (" ".join(extra), hint))
     if args.command == "check":
@@ -110,7 +110,7 @@ def _run(args: "RunArgs", script: "List[str]", began: float) -> int:
     from .errors import AgentError
     if args.log:
         _log_to(args.log)
-    if script and not os.path.exists(script[0]):
+    if script and not script[0].startswith("-m") and not os.path.exists(script[0]):
         profile = None   # nothing to watch: let the launcher say what Python says
     else:
         try:
@@ -122,6 +122,8 @@ def _run(args: "RunArgs", script: "List[str]", began: float) -> int:
             sys.stderr.write("gc-agent: running %s without the agent\n" % script[0])
             profile = None
     before_start = thread_cpu()
+    from .identity import set_script
+    set_script(script)   # `[agent] app = ${script}`: the script's or module's name
     started = profile is not None and start(profile, args.report)
     after_start = thread_cpu()   # start() counts its own CPU
     if started and profile.agent.signals:

@@ -50,15 +50,21 @@ def transport_settings(profile: Profile) -> TransportSettings:
 
 
 def status_fields(profile: Profile, probe: "Any", uptime_s: float, state: str,
-                  version: str) -> "Dict[str, Any]":
-    """The fields of a `status` message (README "Messages"); `version` is the agent's."""
+                  version: str, device_id: str = "", problems: "Sequence[str]" = ()) -> "Dict[str, Any]":
+    """The fields of a `status` message (docs/messages.md); `version` is the agent's.
+    A `DEVICE@APP` id adds `host` and `app`; start-up `problems` are listed (docs/field.md)."""
+    from .identity import app_fields
     ceiling = probe.ceiling
-    return dict(state=state, agent=version, python="%d.%d.%d" % sys.version_info[:3],
-                gc_flavour=gc_flavour(), model=profile.device.model,
-                profile=profile.path, profile_sha256=profile.sha256,
-                ceiling_kb=ceiling.kb, uptime_s=round(uptime_s, 3),
-                ceiling_source=ceiling.source, probe=probe.backend,
-                **_bundle_field())
+    fields = dict(state=state, agent=version, python="%d.%d.%d" % sys.version_info[:3],
+                  gc_flavour=gc_flavour(), model=profile.device.model,
+                  profile=profile.path, profile_sha256=profile.sha256,
+                  ceiling_kb=ceiling.kb, uptime_s=round(uptime_s, 3),
+                  ceiling_source=ceiling.source, probe=probe.backend,
+                  **_bundle_field())
+    fields.update(app_fields(device_id))
+    if problems:
+        fields["problems"] = list(problems[:8])
+    return fields
 
 
 def _bundle_field() -> "Dict[str, str]":
@@ -114,7 +120,8 @@ def build_parts(profile: Profile, version: str, reports: "Optional[Sequence[str]
     """Make every part; if a step raises, close what was made and re-raise."""
     undo = _Undo()
     try:
-        device_id = resolve_device_id(profile)
+        from .identity import with_app  # DEVICE@APP with `[agent] app` (docs/field.md)
+        device_id = with_app(resolve_device_id(profile), profile.agent.app)[0]
         envelope = Envelope(device_id, clock=clock)
         if probe is None:
             probe = Probe(profile.device.memory_limit_kb, profile.agent.probe)
@@ -152,7 +159,7 @@ def close_parts(reporters: "Sequence[Reporter]", probe: "Any") -> None:
 def _will(profile: Profile, probe: "Any", envelope: Envelope, clock: "Callable[[], float]",
           version: str) -> bytes:
     """The retained status "offline" the broker publishes if we vanish (seq 0)."""
-    will = status_fields(profile, probe, 0.0, "offline", version)
+    will = status_fields(profile, probe, 0.0, "offline", version, envelope.device)
     will.update(v=1, type="status", device=envelope.device, boot=envelope.boot, seq=0,
                 ts=round(clock(), 3), will=True)
     return encode(will, profile.report.compress)
@@ -164,7 +171,10 @@ def _reporter(profile: Profile, transport) -> Reporter:
     if buffer.flash and transport.has_link:
         from .journal import Journal
         try:
-            journal = Journal(journal_folder(buffer.flash, transport.describe()),
+            from .identity import app_fields  # each application on the device: its own journal
+            app = app_fields(transport.context.device).get("app")
+            journal = Journal(journal_folder(buffer.flash, transport.describe())
+                              + ("/" + app if app else ""),
                               buffer.flash_max_bytes, sync_every=buffer.sync_every)
         except AgentError as exc:
             log.warning("gc-agent: flash buffer off for %s: %s", transport.describe(), exc)

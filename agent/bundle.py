@@ -29,6 +29,7 @@ MANIFEST = "MANIFEST.json"
 FORMAT = 1
 
 _verified: "Optional[str]" = None   # the manifest hash, once verify() passed
+_built_for: "Optional[str]" = None  # the manifest's "python" (MAJOR.MINOR the bundle targets)
 
 
 def archive_of(loader: object = None) -> "Optional[str]":
@@ -73,7 +74,26 @@ def verify(archive: "Optional[str]" = None) -> "Optional[str]":
         return "bundle %s refused: %s; the bundle was changed after gc-bundle built it " \
                "(rebuild it and upload it again)" % (archive, problem)
     _verified = sha256_hex(raw)
+    global _built_for
+    _built_for = manifest.get("python") if isinstance(manifest.get("python"), str) else None
     return None
+
+
+def python_mismatch(version=None) -> "Optional[str]":
+    """What to do when this bundle was built for a newer Python than the one running it
+    (its vendored libraries, paho-mqtt 2.x for 3.10, do not import on 3.6); else None."""
+    if _built_for is None:
+        return None
+    try:
+        target = tuple(int(part) for part in _built_for.split(".")[:2])
+    except ValueError:
+        return None
+    running = tuple((version or sys.version_info)[:2])
+    if running >= target:
+        return None
+    return ("this bundle was built for Python %s and this is Python %d.%d: its paho-mqtt and "
+            "code may not load here; build one for this device with gc-bundle --python %d.%d"
+            % (_built_for, running[0], running[1], running[0], running[1]))
 
 
 def _check_files(archive: str, importer: object, files: "Dict[str, str]") -> "Optional[str]":
@@ -116,6 +136,9 @@ def refuse_if_tampered() -> "Optional[str]":
     problem = verify()
     if problem is not None:
         return problem
+    mismatch = python_mismatch()
+    if mismatch is not None:   # said, not refused: a file: or stdout: report may still work
+        sys.stderr.write("gc-agent: %s\n" % mismatch)
     try:
         for path in install_secrets():
             sys.stderr.write("gc-agent: installed %s from the bundle\n" % path)

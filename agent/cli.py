@@ -18,8 +18,11 @@ if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (d
 
 EPILOG = """examples:
   python -m agent check device_profiles/*.ini
-  python -m agent run --profile device_profiles/ix20.ini -- app.py --port 8080
+  python -m agent run --profile device_profiles/ix20.ini \\
+      --report file:///tmp/gcagent.jsonl -- app.py --port 8080
   python -m agent run --profile device_profiles/emulator.ini --report stdout:
+  python -m agent run --profile device_profiles/ix20.ini \\
+      --report file:///tmp/gcagent.jsonl -- -m myapp.server --port 8080
   python -m agent decode capture.txt        # serial frames -> JSON lines
 
 exit status: check gives 0 when every profile is valid, 2 otherwise; run with a
@@ -53,9 +56,17 @@ class _RawHelp(_Help, argparse.RawDescriptionHelpFormatter):
     pass
 
 
+def _prog() -> str:
+    """How this was started, for help and errors: a gc-bundle .pyz, or the package."""
+    from .bundle import archive_of
+    archive = archive_of()
+    return "python3 %s" % os.path.basename(archive) if archive else "python -m agent"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    prog = _prog()
     parser = argparse.ArgumentParser(
-        prog="python -m agent", epilog=EPILOG, formatter_class=_RawHelp,
+        prog=prog, epilog=EPILOG.replace("python -m agent", prog), formatter_class=_RawHelp,
         description="gc-agent: samples memory and the garbage collector inside a Python "
                     "application, collects on the rules of a device profile, and reports.")
     parser.add_argument("--version", action="version", version="gc-agent " + __version__)
@@ -68,16 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also print what each valid profile does")
     run = sub.add_parser(
         "run", help="run the agent, alone or around a script", formatter_class=_Help,
-        usage="python -m agent run --profile PROFILE [--report URL ...] [--log FILE] [--strict]\n"
-              "                          [-- SCRIPT [ARGS ...]]",
+        usage=prog + " run --profile PROFILE [--report URL ...] [--log FILE] [--strict]\n"
+              "                          [-- SCRIPT [ARGS ...] | -- -m MODULE [ARGS ...]]",
         description="Run the agent. With `-- SCRIPT ARGS` the script runs in this interpreter as "
-                    "__main__, exactly as `python SCRIPT ARGS` would, with the agent thread "
+                    "__main__, exactly as `python SCRIPT ARGS` would (`-- -m MODULE ARGS`: as "
+                    "`python -m MODULE ARGS`), with the agent thread "
                     "alongside; the exit status is the script's. Without a script the agent runs "
                     "until SIGTERM or SIGINT. SIGUSR1 asks for a full collection.")
     run.add_argument("--profile", required=True, metavar="PROFILE", help="device profile (INI)")
     run.add_argument("--report", action="append", metavar="URL",
                      help="where messages go, instead of the profile's [report] urls "
-                          "(repeatable): stdout:, file:///path.jsonl[?max=10M&keep=1]")
+                          "(repeatable): stdout:, file:///path.jsonl[?max=10M&keep=1], "
+                          "mqtt://[user@]host[:port], mqtts://..., serial:///dev/ttyS1?baud=115200, "
+                          "drm:[?batch=20&flush=5s&rate=60], memory:NAME")
     run.add_argument("--log", metavar="FILE",
                      help="write the agent's own diagnostics here (default: nowhere)")
     run.add_argument("--strict", action="store_true",

@@ -6,9 +6,13 @@ writes, or MQTT payloads (plain JSON, or zlib streams one after another as
 `mosquitto_sub -N` writes them). Every message goes to stdout as one JSON
 line, flushed at once so a live port can be watched; every line that fails
 its check goes to stderr with its line number and why, and a summary ends the
-run. Memory stays bounded: a line over `max_line` is skipped as it streams by.
+run (Ctrl-C included). A message seen before (same device, boot and seq: a frame
+the agent sent again after a lost acknowledgement) is printed once and counted
+as a duplicate. Memory stays bounded: a line over `max_line` is skipped as it
+streams by, and duplicates are told by the last `SEEN_KEPT` messages' keys.
 """
 
+import collections
 import json
 import zlib
 
@@ -19,6 +23,7 @@ if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (d
     from typing import BinaryIO, Dict, Optional, TextIO
 
 MAX_DETAILS = 20   # bad lines described one by one; the rest are only counted
+SEEN_KEPT = 100000   # (device, boot, seq) keys remembered to drop resent frames
 
 
 class Decoder(object):
@@ -31,18 +36,28 @@ class Decoder(object):
         self.good = 0
         self.bad: Dict[str, int] = {}
         self.line = 0
+        self.duplicates = 0
+        self._seen = collections.OrderedDict()   # (device, boot, seq) -> None, oldest first
 
     def run(self, stream: "BinaryIO") -> int:
         """Decode `stream` to the end; exit status 0 when nothing was refused, else 1."""
-        head = stream.read(1)
-        if head == b"\x78":
-            self._zlib(head + stream.read(messages.MAX_BYTES * 64))
-        elif head:
-            self._lines(stream, head)
+        interrupted = False
+        try:
+            head = stream.read(1)
+            if head == b"\x78":
+                self._zlib(head + stream.read(messages.MAX_BYTES * 64))
+            elif head:
+                self._lines(stream, head)
+        except KeyboardInterrupt:   # watching a live port: ^C ends it, with the summary
+            interrupted = True
         refused = sum(self.bad.values())
         summary = ", ".join("%s %d" % kv for kv in sorted(self.bad.items()))
-        self.err.write("decode: %d message%s, %d refused%s\n" % (
-            self.good, "" if self.good == 1 else "s", refused, " (%s)" % summary if summary else ""))
+        self.err.write("decode: %d message%s, %d refused%s%s%s\n" % (
+            self.good, "" if self.good == 1 else "s", refused, " (%s)" % summary if summary else "",
+            ", %d duplicate%s dropped" % (self.duplicates, "" if self.duplicates == 1 else "s")
+            if self.duplicates else "", "; interrupted" if interrupted else ""))
+        if interrupted:
+            return 130
         return 1 if refused else 0
 
     def _lines(self, stream: "BinaryIO", head: bytes) -> None:
@@ -86,6 +101,14 @@ class Decoder(object):
             if problems:
                 self._refuse("schema", "; ".join(problems[:3]))
                 return
+        if isinstance(message, dict) and "v" in message:
+            key = (message.get("device"), message.get("boot"), message.get("seq"))
+            if key in self._seen:
+                self.duplicates += 1
+                return
+            self._seen[key] = None
+            if len(self._seen) > SEEN_KEPT:
+                self._seen.popitem(last=False)
         self.good += 1
         self.out.write(json.dumps(message, ensure_ascii=False, separators=(",", ":")) + "\n")
         self.out.flush()

@@ -52,7 +52,11 @@ class ScriptResult(object):
 
 
 def run_script(argv: "List[str]") -> ScriptResult:
-    """Execute argv[0] as __main__ with sys.argv = argv."""
+    """Execute argv[0] as __main__ with sys.argv = argv (`-m MODULE ARGS`: as `python -m`)."""
+    if argv and argv[0] == "-m":
+        return run_module(argv[1:])
+    if argv and argv[0].startswith("-m") and len(argv[0]) > 2:
+        return run_module([argv[0][2:]] + argv[1:])   # `-mMODULE`, as python accepts it
     path = argv[0]
     full = os.path.abspath(path)
     if os.path.isdir(full) or is_zip(full):
@@ -72,6 +76,23 @@ def run_script(argv: "List[str]") -> ScriptResult:
     sys.argv[:] = list(argv)
     sys.path[0] = os.path.dirname(full)
     return _outcome(lambda: exec(compile(source, full, "exec", dont_inherit=True), main.__dict__))
+
+
+def run_module(argv: "List[str]") -> ScriptResult:
+    """`python -m MODULE ARGS`: runpy finds MODULE (a package runs its __main__),
+    sets sys.argv[0] to the module's file, and sys.path[0] is the working
+    directory ('' on 3.6, the full path from 3.7 on, as each Python does)."""
+    if not argv:
+        sys.stderr.write("Argument expected for the -m option\n")
+        return ScriptResult(2)
+    import runpy
+    main = types.ModuleType("__main__")
+    main.__dict__["__builtins__"] = builtins
+    sys.modules["__main__"] = main
+    sys.argv[:] = ["-m"] + list(argv[1:])   # what python has in argv[0] until runpy finds the file
+    sys.path[0] = "" if sys.version_info < (3, 7) else os.getcwd()
+    name = argv[0]
+    return _outcome(lambda: runpy._run_module_as_main(name, alter_argv=True))
 
 
 def _run_main_module(argv: "List[str]", full: str) -> ScriptResult:

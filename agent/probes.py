@@ -2,9 +2,11 @@
 
 `Probe` is the facade; the memory backend is chosen once, at construction:
 
-- ``digidevice``: `digidevice.runt` ("system.ram.available"), as on a Digi device;
 - ``proc``: `/proc/meminfo` and `/proc/self/statm`, both kept open and read
-  with `os.pread` (about 1 us a read, against ~11 us to open each time);
+  with `os.pread` (about 1 us a read, against ~11 us to open each time); first
+  wherever it works (every Linux, DAL included: exact, documented units, no daemon);
+- ``digidevice``: `digidevice.runt` ("system.ram.available"), as on a Digi device
+  without a usable /proc, or when a profile asks for it (`probe = digidevice`);
 - ``psutil``: on desktops without /proc;
 - ``none``: RSS from getrusage's peak only, when nothing better exists.
 
@@ -147,13 +149,17 @@ class _DigiMemory(object):
                 self._total = _meminfo_kb(handle.read(4096), b"MemTotal")[0]
         except (OSError, ValueError, IndexError):
             pass
-        self.read()
+        try:
+            self.read()
+        except Exception:
+            self.close()   # falling back to another backend: leave runtd as we found it
+            raise
 
     def read(self) -> "Tuple[int, int]":
         value = self._runt.get("system.ram.available")
         if value is None:   # "None if the path is not populated" (Digi's stubs)
             raise ValueError("runt has no system.ram.available")
-        return int(value) // 1024, self._total   # runt reports bytes
+        return runt_ram_kb(value), self._total
 
     def close(self) -> None:
         stop = getattr(self._runt, "stop", None)
@@ -162,6 +168,27 @@ class _DigiMemory(object):
                 stop()
             except Exception:
                 pass
+
+
+_UNITS = {"": 0, "b": 1, "bytes": 1, "k": 1024, "kb": 1024, "m": 1 << 20, "mb": 1 << 20,
+          "g": 1 << 30, "gb": 1 << 30}
+
+
+def runt_ram_kb(value: object) -> int:
+    """runt's `system.ram.available` in KB. Its unit is undocumented: Digi's own sample
+    reads it with float() and labels it MB, the emulator has published bytes. A unit
+    written after the number wins; a bare number under 2**20 is MB (as bytes it would
+    be under 1 MB free), a larger one bytes. Raises ValueError for anything else."""
+    text = str(value).strip().lower().replace(" ", "")
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(number):]
+    if unit not in _UNITS:
+        raise ValueError("runt's system.ram.available %r: unknown unit %r" % (value, unit))
+    amount = float(number)
+    if amount < 0 or amount != amount or amount == float("inf"):
+        raise ValueError("runt's system.ram.available %r is not a size" % (value,))
+    scale = _UNITS[unit] or ((1 << 20) if amount < (1 << 20) else 1)
+    return int(amount * scale) // 1024
 
 
 class _PsutilMemory(object):
@@ -193,7 +220,7 @@ class _NoMemory(object):
         pass
 
 
-_BACKENDS = (("digidevice", _DigiMemory), ("proc", _ProcMemory), ("psutil", _PsutilMemory))
+_BACKENDS = (("proc", _ProcMemory), ("digidevice", _DigiMemory), ("psutil", _PsutilMemory))
 
 
 def _choose_memory(wanted: str, proc_root: str):

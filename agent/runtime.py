@@ -26,6 +26,7 @@ from .errors import TransportError
 from .guard import MAX_FAILURES, Guard
 from .leak import LeakWatch
 from .outbox import outgoing
+from .preflight import check_reporters
 from .probes import Sample
 from .profile import Profile
 from .reporter import Reporter
@@ -61,6 +62,8 @@ class Agent(object):
     def __init__(self, profile: Profile, parts: Parts, clock: "Callable[[], float]" = time.time,
                  monotonic: "Callable[[], float]" = time.monotonic) -> None:
         self.profile = profile
+        self.problems: List[str] = []   # what keeps a report from working, said at start (preflight.py)
+        self._problems_said = 0         # how many of them a status message carried
         self._clock = clock
         self._monotonic = monotonic
         self.device_id = parts.device_id
@@ -144,8 +147,10 @@ class Agent(object):
                 try:
                     reporter.open()
                 except TransportError as exc:
+                    self.problems.append("report %s: %s" % (reporter.transport.describe(), exc))
                     log.warning("gc-agent: report %s: %s (will keep retrying)",
                                 reporter.transport.describe(), exc)
+            check_reporters(self.reporters, self.problems)   # unreachable brokers: said too
             self._emit_status("online")
             if self.commands is not None and self.commands.key_file_warning:
                 self._emit_event("error", part="commands", error=self.commands.key_file_warning)
@@ -279,6 +284,8 @@ class Agent(object):
             for decision in decisions:
                 self._guard.run("actions", self._act, decision)
             self._guard.run("telemetry", self._telemetry, sample, now)
+        if len(self.problems) > self._problems_said:   # the start-up check found more: say it
+            self._guard.run("status", self._emit_status, "online")
         for reporter in self.reporters:
             self._pump(reporter)
         return self.profile.agent.tick
@@ -374,6 +381,8 @@ class Agent(object):
             self._emit_event(change[0], **change[1])
 
     def _final_telemetry(self) -> None:
+        if self.last_sample is None:   # stopped before the first tick: still report one sample
+            self.last_sample = self.probe.sample()
         batch = self._telemetry_batch.final(self.last_sample)
         if batch:
             self._send_batch(batch)
@@ -384,9 +393,10 @@ class Agent(object):
                   agent_cpu_ms=round(self.cpu.total_ms(self._thread), 3), agent_errors=self.errors)
 
     def _emit_status(self, state: str) -> None:
+        self._problems_said = len(self.problems)
         self.emit("status", reports=[report_name(r.transport) for r in self.reporters],
                   **status_fields(self.profile, self.probe, self._monotonic() - self.started_at,
-                                  state, __version__))
+                                  state, __version__, self.device_id, self.problems))
 
     def _emit_event(self, event: str, **fields: "Any") -> None:
         self.emit("event", event=event, **fields)

@@ -1,6 +1,8 @@
 """Telemetry batching: which samples go into `telemetry` messages, and when.
 
-One sample every `[report] interval`, sent `[report] batch` at a time.
+One sample every `[report] interval`, sent `[report] batch` at a time; the
+first sample goes at once (with the cellular profiles' 12 samples of 5
+minutes the first telemetry would otherwise come an hour after start).
 Collection pauses between two reported samples are summed (and their
 longest kept), so a report covers every pause since the previous one.
 Pure: the caller passes the samples and the clock.
@@ -23,6 +25,8 @@ class TelemetryBatch(object):
         self._samples: List[Dict[str, Any]] = []
         self._pause_total = 0.0
         self._pause_max = 0.0
+        self._sent = False    # nothing sent yet: the first sample goes alone
+        self._sent_ts = 0.0   # the newest sample sent (not sent again at stop)
 
     def add(self, sample: Sample, now: float) -> bool:
         """Count the sample's pauses; True when it is due and joins the batch."""
@@ -37,20 +41,22 @@ class TelemetryBatch(object):
 
     def full(self) -> bool:
         """Whether the batch holds `[report] batch` samples: time to send it."""
-        return len(self._samples) >= self.size
+        return len(self._samples) >= self.size or (bool(self._samples) and not self._sent)
 
     def final(self, sample: "Optional[Sample]") -> "Optional[List[Dict[str, Any]]]":
         """What is left at stop, the newest sample included (None when nothing is)."""
         # The newest sample goes in unless it is already the batch's last: pauses and
         # collections since the previous report must not be lost at stop.
-        if sample is not None and (not self._samples
-                                   or self._samples[-1]["ts"] < round(sample.ts, 3)):
+        newest = self._samples[-1]["ts"] if self._samples else self._sent_ts
+        if sample is not None and newest < round(sample.ts, 3):
             self._samples.append(self._fields(sample))
         return self.take() if self._samples else None
 
     def take(self) -> "List[Dict[str, Any]]":
         """The samples waiting, which leave the batch."""
         batch, self._samples = self._samples, []
+        if batch:
+            self._sent, self._sent_ts = True, batch[-1]["ts"]
         return batch
 
     def _fields(self, sample: Sample) -> "Dict[str, Any]":

@@ -85,8 +85,14 @@ def word_list(value: str) -> "Tuple[str, ...]":
     return tuple(p for p in re.split(r"[\s,]+", value.strip()) if p)
 
 
-def hint(word: str, choices) -> str:
-    """'; did you mean X?' for the closest of `choices`, or ''."""
+def closest(word: str, choices) -> str:
+    """The closest of `choices` to `word`, or ''."""
     import difflib  # only on the error path: it costs RSS on every device otherwise
     close = difflib.get_close_matches(word, list(choices), n=1)
-    return "; did you mean %s?" % close[0] if close else ""
+    return close[0] if close else ""
+
+
+def hint(word: str, choices) -> str:
+    """'; did you mean X?' for the closest of `choices`, or ''."""
+    close = closest(word, choices)
+    return "; did you mean %s?" % close if close else ""

@@ -120,7 +120,7 @@ def test_asking_for_a_missing_backend_by_name_fails_clearly(tmp_path):
         probes._choose_memory("digidevice", str(tmp_path))
 
 
-def test_digidevice_runt_is_preferred_when_importable(tmp_path, monkeypatch):
+def test_digidevice_runt_when_asked_for_by_name(tmp_path, monkeypatch):
     package = tmp_path / "digidevice"
     package.mkdir()
     (package / "__init__.py").write_text("")
@@ -131,7 +131,8 @@ def test_digidevice_runt_is_preferred_when_importable(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "digidevice", raising=False)
     monkeypatch.delitem(sys.modules, "digidevice.runt", raising=False)
-    probe = Probe()
+    assert Probe().backend == "proc"   # /proc first wherever it works (auto)
+    probe = Probe(backend="digidevice")
     try:
         sample = probe.sample()
     finally:
@@ -150,3 +151,33 @@ def test_psutil_backend_reads_the_same_machine():
         probe.close()
     assert probe.backend == "psutil"
     assert sample.mem_total_kb == psutil.virtual_memory().total // 1024
+
+
+@pytest.mark.parametrize("value, kb", [("104857600", 100 * 1024), ("100", 100 * 1024),
+                                       ("123.5", int(123.5 * 1024)), (" 96 MB", 96 * 1024),
+                                       ("2048K", 2048), ("1.5G", 1536 * 1024), (104857600, 100 * 1024)])
+def test_runts_ram_available_is_read_in_any_unit_it_comes_in(value, kb):
+    assert probes.runt_ram_kb(value) == kb
+
+
+@pytest.mark.parametrize("value", ["", "lots", "12 parsecs", "-5", "nan"])
+def test_runts_ram_available_that_is_no_size_is_refused(value):
+    with pytest.raises(ValueError):
+        probes.runt_ram_kb(value)
+
+
+def test_runt_is_stopped_when_it_cannot_be_used(tmp_path, monkeypatch):
+    package = tmp_path / "digidevice"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "runt.py").write_text("state = []\n"
+                                     "def start(): state.append('start')\n"
+                                     "def stop(): state.append('stop')\n"
+                                     "def get(key): return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "digidevice", raising=False)
+    monkeypatch.delitem(sys.modules, "digidevice.runt", raising=False)
+    with pytest.raises(ValueError):
+        probes._choose_memory("digidevice", str(tmp_path))
+    from digidevice import runt
+    assert runt.state == ["start", "stop"]

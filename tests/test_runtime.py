@@ -83,9 +83,9 @@ def test_status_telemetry_and_offline_reach_the_transport(tmp_path):
         clock.now += 1
     agent.stop()
     got = sent(link)
-    # two full batches while running, then the final reading at stop
+    # the first sample at once, a full batch while running, then the final reading at stop
     assert [m["type"] for m in got] == ["status", "telemetry", "telemetry", "telemetry", "status"]
-    assert [len(m["samples"]) for m in got[1:4]] == [2, 2, 1]
+    assert [len(m["samples"]) for m in got[1:4]] == [1, 2, 1]
     assert got[1]["samples"][0]["gc_pause_ms_total"] == 0.5
     assert got[-1]["state"] == "offline"
 

@@ -109,6 +109,10 @@ def _rule(section: str, given: "Dict[str, Value]", header: "Tuple[str, int]",
         problems.append(Problem(type_value.path, type_value.line, section, "type",
                                 "%r is not one of %s%s" % (type_value.text, ", ".join(types),
                                                           values.hint(rule_type, types))))
+        # Check the other keys too, against every type's keys, so one round of
+        # `check` names all of a rule's typos (docs/profiles.md, "Checking a profile").
+        others = {k: v for k, v in given.items() if k != "type"}
+        _convert(section, others, rule_table.any_schema(), header, problems)
         return None
     before = len(problems)
     fields = _convert(section, given, rule_table.schema(rule_type), header, problems)

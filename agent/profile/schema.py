@@ -21,6 +21,11 @@ EXIT_ACTIONS = ("none", "restart", "reboot")   # DAL auto-start: what follows th
 COMMANDS = ("collect", "status", "set", "snapshot", "reload")
 
 
+def _app(value: str) -> str:
+    from ..identity import check_app
+    return check_app(value)
+
+
 def _model(value: str) -> str:
     model = values.text(value)
     if len(model) > bounds.NAME_MAX:   # every status carries it; readers refuse longer (agent/bounds.py)
@@ -157,6 +162,7 @@ SCHEMA = {
         "budget_window": ("budget_window", values.positive_duration, False),
         "signals": ("signals", values.boolean, False),
         "probe": ("probe", values.choice(PROBES), False),
+        "app": ("app", _app, False),
     },
     "gc": {
         "thresholds": ("thresholds", _thresholds, False),

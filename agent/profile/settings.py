@@ -28,6 +28,7 @@ class AgentSettings(record(
         budget_window=60.0,         # float
         signals=True,               # bool: SIGUSR1 -> full collection
         probe="auto",               # str
+        app="",                     # str: which application on the gateway (agent/identity.py)
 )):
     """[agent]: the agent's own cadence and cost limits."""
 

@@ -44,10 +44,15 @@ def _triggers(value: str) -> "Tuple[str, ...]":
     triggers = values.word_list(value)
     if not triggers:
         raise ValueError("is empty; the rule would never fire")
-    for trigger in triggers:
+    for i, trigger in enumerate(triggers):
         if trigger.startswith("app:"):
             if len(trigger) == 4:
                 raise ValueError("%r names no application event (app:NAME or app:*)" % trigger)
+        elif trigger not in TRIGGERS and i and triggers[i - 1].startswith("app:"):
+            # `app:foo bar`: a list splits on blanks, so a spaced name arrives as two words
+            raise ValueError("%r after %r: application event names cannot contain spaces or "
+                             "commas (write app:%s_%s, and name it so in agent.event())"
+                             % (trigger, triggers[i - 1], triggers[i - 1][4:], trigger))
         elif trigger not in TRIGGERS:
             raise ValueError("unknown trigger %r (known: %s, app:NAME, app:*)%s"
                              % (trigger, ", ".join(TRIGGERS), values.hint(trigger, TRIGGERS)))

@@ -52,10 +52,15 @@ def _escalate(value: str) -> "Tuple[str, ...]":
     steps = values.word_list(value)
     if not steps:
         raise ValueError("is empty; the rule would never act (steps: %s)" % ", ".join(ESCALATION_STEPS))
-    for step in steps:
-        if step not in ESCALATION_STEPS:
-            raise ValueError("unknown step %r (steps: %s)%s" % (step, ", ".join(ESCALATION_STEPS),
-                                                               values.hint(step, ESCALATION_STEPS)))
+    bad = [step for step in steps if step not in ESCALATION_STEPS]
+    if bad:   # name every bad step at once, so one `check` round shows them all
+        named = []
+        for step in bad:
+            close = values.closest(step, ESCALATION_STEPS)
+            named.append("%r (did you mean %s?)" % (step, close) if close else repr(step))
+        raise ValueError("unknown step%s %s (steps: %s)" % ("s" if len(bad) > 1 else "",
+                                                            ", ".join(named),
+                                                            ", ".join(ESCALATION_STEPS)))
     return steps
 
 

@@ -77,6 +77,15 @@ def schema(rule_type: str) -> "Dict[str, Tuple]":
     return keys
 
 
+def any_schema() -> "Dict[str, Tuple]":
+    """Every key of every type, none required: to check a rule whose type is unknown."""
+    keys = {}
+    for module in reversed(list(TYPES.values())):   # a shared key parses as the first type's
+        keys.update(module.SCHEMA)
+    keys.update(COMMON_SCHEMA)
+    return {key: (field, parse, False) for key, (field, parse, _) in keys.items()}
+
+
 def value(rule, key: str):
     """The value `rule` (a rule type's Settings) runs with for profile key `key`, or None."""
     keys = schema(rule.type)

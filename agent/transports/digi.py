@@ -22,13 +22,20 @@ thread of this transport's own, one batch at a time: the agent thread only
 hands batches over and collects results in `poll()`, and keeps sampling and
 collecting meanwhile.
 
-URL: `drm:` or `drm:?batch=20&flush=5s&stream=gcagent`.
+Remote Manager's limits (250 points and 2 MB an upload, `rate` uploads a
+minute, one at a time) are kept by agent/drmlimits.py: a message too big for
+one upload goes up in parts, uploads are spaced, and a throttled or refused
+upload backs off without counting as a lost link.
+
+URL: `drm:` or `drm:?batch=20&flush=5s&stream=gcagent&rate=60` (`rate=12` for
+Developer accounts).
 """
 
 import json
 import threading
 import time
 
+from ..drmlimits import MAX_BYTES, MAX_POINTS, RateLimit, classify, plan, sizes_of
 from ..errors import TransportError
 from ..lean import query_items
 from ..outbox import Outgoing
@@ -56,9 +63,11 @@ def parse_drm_url(url: str):
     options = {}
     for name, value in query_items(query):
         options.setdefault(name, []).append(value)
-    unknown = sorted(set(options) - {"batch", "flush", "stream"})
+    unknown = sorted(set(options) - {"batch", "flush", "stream", "rate"})
     if unknown:
-        raise ValueError("%r: unknown option %s (known: batch, flush, stream)" % (url, ", ".join(unknown)))
+        raise ValueError("%r: unknown option %s (known: batch, flush, stream, rate)"
+                         % (url, ", ".join(unknown)))
+    drm_rate(url)
     try:
         batch = int(options["batch"][-1]) if "batch" in options else 20
         flush = parse_duration(options["flush"][-1]) if "flush" in options else 5.0
@@ -70,6 +79,21 @@ def parse_drm_url(url: str):
     if stream is not None and not stream:
         raise ValueError("%r: stream is empty" % url)
     return batch, flush, stream
+
+
+def drm_rate(url: str) -> int:
+    """Uploads a minute the URL allows (`rate=`, 1..60; 60 by default, 12 for Developer accounts)."""
+    values = [value for name, value in query_items(url.partition("?")[2]) if name == "rate" and value]
+    if not values:
+        return 60
+    try:
+        rate = int(values[-1])
+    except ValueError:
+        rate = 0
+    if not 1 <= rate <= 60:
+        raise ValueError("%r: rate is uploads a minute, 1..60 (Remote Manager takes 60, "
+                         "12 on Developer accounts)" % url)
+    return rate
 
 
 class DigiTransport(Transport):
@@ -96,6 +120,11 @@ class DigiTransport(Transport):
         self._failures = 0
         self._retry_at = 0.0
         self.uploads = 0
+        self._limit = RateLimit(drm_rate(url))
+        self._max_points = MAX_POINTS   # halved when Remote Manager refuses an upload as too big
+        self._partial = 0               # points of the first pending message already uploaded
+        self._plan = None               # what the upload in flight completes (drmlimits.Plan)
+        self.throttled = 0              # uploads Remote Manager throttled or refused
         # The hand-over to the uploader thread: one batch at a time.
         self._cond = threading.Condition()
         self._job: Optional[Tuple[int, list]] = None           # (messages, points) to upload
@@ -128,7 +157,8 @@ class DigiTransport(Transport):
         # A status goes at once, with whatever waits before it: Remote Manager shows
         # the device online promptly, and "offline" (the last message at a stop)
         # never waits for a flush that the process will not live to see.
-        if self._urgent():
+        now = self._clock()
+        if self._urgent() and now >= self._retry_at and now >= self._limit.next_at(now):
             self._hand_over()
         return False   # acknowledged from poll() once its batch is uploaded
 
@@ -139,8 +169,8 @@ class DigiTransport(Transport):
             if self._up is False:
                 due = self._retry_at
             else:
-                due = now if self._urgent() else self._oldest + self.flush
-            if now >= due:
+                due = max(now if self._urgent() else self._oldest + self.flush, self._retry_at)
+            if now >= due and now >= self._limit.next_at(now):
                 self._hand_over()
         out, self._events = self._events, []
         return out
@@ -173,8 +203,13 @@ class DigiTransport(Transport):
         """Give the pending messages to the uploader, unless a batch is on its way already."""
         if self._inflight or not self._pending:
             return
-        self._inflight = len(self._pending)
-        job = (self._inflight, self._points(self._pending))
+        per_message = [self._points([item]) for item in self._pending]
+        per_message[0] = per_message[0][self._partial:]
+        self._plan = plan([sizes_of(p) for p in per_message], 0, self._max_points, MAX_BYTES)
+        points = [p for ps in per_message for p in ps][:self._plan.points]
+        self._inflight = max(1, self._plan.complete)
+        self._limit.started(self._clock())
+        job = (self._inflight, points)
         with self._cond:
             self._job = job
             self._cond.notify()
@@ -194,7 +229,8 @@ class DigiTransport(Transport):
                 self._job = None
             error: Optional[BaseException] = None
             try:
-                datapoint.upload_multiple(points, timeout=UPLOAD_TIMEOUT)
+                if points:
+                    datapoint.upload_multiple(points, timeout=UPLOAD_TIMEOUT)
             except Exception as exc:   # DataPointException, TimeoutError, ValueError: all "not delivered"
                 error = exc
             with self._cond:
@@ -211,6 +247,19 @@ class DigiTransport(Transport):
             return
         count, exc = done
         self._inflight = 0
+        kind = classify(exc) if exc is not None else ""
+        if kind in ("throttled", "refused"):
+            # Remote Manager is there and said no: wait (throttled) or send less (refused);
+            # the link is up, and nothing is journalled for it.
+            self.throttled += 1
+            if kind == "refused":
+                self._max_points = max(1, self._max_points // 2)
+            self._failures += 1
+            self._retry_at = self._clock() + min(MAX_RETRY, 2.0 ** min(self._failures, 6))
+            if self.throttled == 1 or self.throttled % 100 == 0:
+                self._events.append(TransportEvent("error", "Remote Manager %s an upload (%d so far): "
+                                                   "%s" % (kind, self.throttled, exc)))
+            return
         if exc is not None:
             self._failures += 1
             self._retry_at = self._clock() + min(MAX_RETRY, 2.0 ** min(self._failures - 1, 6))
@@ -221,6 +270,9 @@ class DigiTransport(Transport):
             return
         self._failures = 0
         self.uploads += 1
+        finished = self._plan
+        count = finished.complete
+        self._partial = finished.partial if count else self._partial + finished.partial
         batch = self._pending[:count]
         del self._pending[:count]
         self._oldest = self._clock()

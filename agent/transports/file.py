@@ -83,7 +83,7 @@ class FileTransport(Transport):
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             self._size = os.fstat(self._fd).st_size
         except OSError as exc:
-            raise TransportError("%s: %s" % (self.path, exc.strerror or exc)) from exc
+            raise TransportError("%s: %s" % (self.path, _why(self.path, exc))) from exc
 
     def send(self, item: Outgoing) -> bool:
         if self._fd < 0:
@@ -117,3 +117,14 @@ class FileTransport(Transport):
                 os.close(self._fd)
             finally:
                 self._fd = -1
+
+
+def _why(path: str, exc: OSError) -> str:
+    """What is wrong with `path`, for people: "File exists" from makedirs means a file
+    sits where a directory of the path should be."""
+    parent = os.path.dirname(path)
+    while parent and parent != os.path.dirname(parent):
+        if os.path.exists(parent) and not os.path.isdir(parent):
+            return "%s is a file, not a directory" % parent
+        parent = os.path.dirname(parent)
+    return str(exc.strerror or exc)

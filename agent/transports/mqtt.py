@@ -132,6 +132,8 @@ class MqttTransport(Transport):
 
     def _on_message(self, client, userdata, message) -> None:
         try:
+            if getattr(message, "topic", self.prefix + "/cmd") != self.prefix + "/cmd":
+                return   # not ours: some brokers hand out retained messages of other topics
             # Size first: an oversize payload is never copied or kept (the verifier
             # would refuse it anyway), and the queue is bounded.
             if len(message.payload) > MAX_COMMAND_BYTES or len(self._commands) >= COMMAND_QUEUE:

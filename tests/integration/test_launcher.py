@@ -242,3 +242,54 @@ def test_relative_file_urls_are_refused(env_with_repo):
     done = run_process(agent_cmd("run", "--profile", EMULATOR_PROFILE, "--report", "file:out.jsonl"),
                        env=env_with_repo)
     assert done.returncode == 2 and "three slashes and an absolute path" in done.stderr
+
+
+MODULES = {
+    "greet.py": """
+        import os, sys
+        print(sys.argv, repr(sys.path[0]), __name__, __file__, __spec__.name, __package__)
+        import helper   # found through sys.path[0], the working directory
+        print(helper.VALUE, file=sys.stderr)
+        sys.exit(3)
+    """,
+    "helper.py": "VALUE = 42\n",
+    "tool/__init__.py": "",
+    "tool/__main__.py": """
+        import sys
+        from . import core
+        print(sys.argv, __name__, __spec__.name, __package__)
+        core.fail()
+    """,
+    "tool/core.py": """
+        def fail():
+            raise ValueError("broken on purpose")
+    """,
+}
+
+
+@pytest.mark.parametrize("target", [["-m", "greet", "one", "two words"], ["-mgreet", "x"],
+                                    ["-m", "tool", "--flag"], ["-m", "tool.core"],
+                                    ["-m", "nope"], ["-m", "tool.nope"]])
+def test_modules_run_like_python_dash_m(tmp_path, env_with_repo, target):
+    """`run -- -m MODULE ARGS` is `python -m MODULE ARGS`: argv[0] the module's file,
+    sys.path[0] the working directory, packages' __main__, tracebacks and status."""
+    app = tmp_path / "app"
+    for name, body in MODULES.items():
+        (app / name).parent.mkdir(parents=True, exist_ok=True)
+        (app / name).write_text(textwrap.dedent(body))
+    plain = run_process([sys.executable] + target, cwd=str(app), env=env_with_repo)
+    wrapped = run_process(agent_cmd("run", "--profile", EMULATOR_PROFILE, "--report",
+                                    "file://%s/m.jsonl" % tmp_path, "--", *target),
+                          cwd=str(app), env=env_with_repo)
+    assert (wrapped.stdout, wrapped.stderr, wrapped.returncode) == \
+        (plain.stdout, plain.stderr, plain.returncode)
+    assert plain.returncode in (0, 1, 3)
+    if target[-1] not in ("nope", "tool.nope"):
+        assert read_jsonl(tmp_path / "m.jsonl"), "the agent did not run alongside the module"
+
+
+def test_dash_m_without_our_dashes_is_pointed_at_the_right_form(env_with_repo):
+    done = run_process(agent_cmd("run", "--profile", EMULATOR_PROFILE, "-m", "http.server"),
+                       env=env_with_repo)
+    assert done.returncode == 2
+    assert "-- -m http.server" in done.stderr

@@ -399,24 +399,44 @@ def test_good_serial_urls_keep_pyserial_options():
 
 
 def test_decode_turns_a_capture_into_json_lines_and_names_bad_lines(tmp_path):
-    message = {"v": 1, "type": "event", "device": "d", "boot": "b", "seq": 1, "ts": 1.0,
-               "event": "collect"}
-    good = framing.frame(messages.encode(message))
+    def message(seq):
+        return {"v": 1, "type": "event", "device": "d", "boot": "b", "seq": seq, "ts": 1.0,
+                "event": "collect"}
+    good = framing.frame(messages.encode(message(1)))
     capture = tmp_path / "capture.txt"
     capture.write_bytes(good + good[:20] + b"#" + good[21:] + b"not a frame\n"
-                        + messages.encode(message) + b"\n" + b"y" * 200000 + b"\n"
-                        + good.replace(b"\n", b"\r\n"))
+                        + messages.encode(message(2)) + b"\n" + b"y" * 200000 + b"\n"
+                        + framing.frame(messages.encode(message(3))).replace(b"\n", b"\r\n")
+                        + good)   # sent again (a lost acknowledgement): printed once
     proc = subprocess.run([sys.executable, "-m", "agent", "decode", str(capture)], cwd=REPO,
                           capture_output=True, timeout=60)
     lines = proc.stdout.decode().splitlines()
-    assert [json.loads(line) for line in lines] == [message] * 3
+    assert [json.loads(line) for line in lines] == [message(1), message(2), message(3)]
     err = proc.stderr.decode()
     assert "line 2: check failed" in err and "line 3: not a frame" in err and "line 5: longer than" in err
-    assert "3 messages, 3 refused (crc 1, malformed 1, too_long 1)" in err
+    assert "3 messages, 3 refused (crc 1, malformed 1, too_long 1), 1 duplicate dropped" in err
     assert proc.returncode == 1
     zipped = subprocess.run([sys.executable, "-m", "agent", "decode"], cwd=REPO, capture_output=True,
-                            input=messages.encode(message, compress=True) * 2, timeout=60)
+                            input=messages.encode(message(1), compress=True)
+                            + messages.encode(message(2), compress=True), timeout=60)
     assert zipped.returncode == 0 and len(zipped.stdout.decode().splitlines()) == 2
+
+
+def test_decode_of_a_live_stream_ends_on_ctrl_c_with_its_summary(tmp_path):
+    import signal
+    import time
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "decode"], cwd=REPO,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    body = {"v": 1, "type": "event", "device": "d", "boot": "b", "seq": 1, "ts": 1.0, "event": "x"}
+    proc.stdin.write(framing.frame(messages.encode(body)))
+    proc.stdin.flush()
+    assert json.loads(proc.stdout.readline()) == body   # the port stays open: still reading
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=20)[1]
+    assert proc.returncode == 130
+    assert "Traceback" not in err.decode()
+    assert "decode: 1 message, 0 refused; interrupted" in err.decode()
 
 
 def test_the_documented_example_frame_decodes():

@@ -57,6 +57,14 @@ class Emulation(object):
         return os.path.join(self.workdir, device)
 
 
+def killed_at_limit(kill: Dict[str, Any], limit_kb: int) -> bool:
+    """An OOM kill at the limit: the kernel's (the cgroup was charged up to its limit) or
+    the emulator's (it read RSS over the limit from outside)."""
+    if kill.get("by") == "kernel":
+        return kill["charged_kb"] >= 0.95 * limit_kb
+    return kill["rss_kb"] > limit_kb
+
+
 def messages(folder: str) -> List[Dict[str, Any]]:
     """Every message a device's agent wrote to its file report (the emulator's own copy)."""
     from tools.emulator.summary import read_messages

@@ -10,7 +10,7 @@ over 2 s of growth at this rate, against its 1 s tick.)
 
 import os
 
-from tests.scenarios.conftest import IX20_INI, Emulation, background
+from tests.scenarios.conftest import IX20_INI, Emulation, background, killed_at_limit, messages
 
 ARGS = ("--profile", IX20_INI, "--workload", "cycles", "--limit", "40M", "--duration", "22",
         "--", "--rate", "4")
@@ -31,10 +31,10 @@ def test_cycles_is_oom_killed_alone_and_survives_with_the_agent(launched):
     with_agent = launched["cycles-agent"].result()["devices"][0]
 
     limit = 40 * 1024
-    # Without the agent: killed by the emulator, which read RSS over the limit from outside.
+    # Without the agent: killed by the kernel's OOM killer at the cgroup's limit, or
+    # (no cgroup) by the emulator, which read RSS over the limit from outside.
     assert without["outcome"] == "OOM-killed", without
-    assert without["oom_kills"] and without["oom_kills"][0]["rss_kb"] > limit
-    assert without["peak_rss_kb"] > limit
+    assert killed_at_limit(without["oom_kills"][0], limit), without["oom_kills"]
 
     # With the agent: never over the limit, and it really ran the whole time.
     assert with_agent["outcome"] == "survived", with_agent
@@ -67,3 +67,21 @@ def test_bigfree_growing_a_whole_margin_per_tick_survives_on_the_ix20_profile(la
     assert workload["garbage_mb"] * 1024 > 2 * 40 * 1024   # over twice the limit made and given back
     assert workload["freed"] >= workload["blocks"] - 4
     assert device["collections"].get("low-memory", 0) >= 3
+
+
+def test_the_limit_is_the_kernels_and_the_agent_finds_it(launched):
+    """The scenario suite runs under real memory cgroups (as root, as in CI): the kernel
+    kills the application alone; the agent, with `memory_limit = auto`, reports the
+    cgroup's limit as its ceiling."""
+    alone, agent = launched["cycles-alone"].result(), launched["cycles-agent"].result()
+    for run in (alone, agent):
+        assert run["enforced_by"] in ("cgroup-v1", "cgroup-v2"), (
+            "the emulator could not make a memory cgroup (%s): run the scenario suite as root "
+            "on a machine with the cgroup memory controller (see docs/field.md)" % run["enforcement"])
+    assert alone["devices"][0]["oom_kills"][0]["by"] == "kernel"
+    device = agent["devices"][0]
+    assert device["outcome"] == "survived", device
+    status = [m for m in messages(os.path.join(agent["folder"], device["device"]))
+              if m.get("type") == "status" and m.get("state") == "online"]
+    assert status and status[0]["ceiling_source"] == agent["enforced_by"]
+    assert status[0]["ceiling_kb"] == 40 * 1024

@@ -4,7 +4,7 @@
   gc-console ingest  --broker URL [--db PATH]                     headless recorder
   gc-console devices [--db PATH] [--json]                         table of devices
   gc-console plot    DEVICE --out FILE.png [--db PATH]            memory and gc history
-  gc-console export  DEVICE --csv [--db PATH] [--out FILE]        samples (or --events) as CSV
+  gc-console export  DEVICE [--db PATH] [--out FILE]              samples (or --events) as CSV
   gc-console send    DEVICE COMMAND [ARGS] --broker URL --key FILE   signed command
   gc-console send    --all|--model M|--glob G COMMAND --keys DIR     to many, with a summary
   gc-console keygen  DEVICE [--out FILE]                          a command key file (0600)
@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="samples or events of one device as CSV")
     export.add_argument("device", metavar="DEVICE")
     export.add_argument("--db", default=default_db_path(), help=db_help)
-    export.add_argument("--csv", action="store_true", required=True, help="CSV (the only format)")
+    export.add_argument("--csv", action="store_true",
+                        help="CSV, the only format and the default (accepted for old scripts)")
     export.add_argument("--events", action="store_true", help="events instead of samples")
     export.add_argument("--out", metavar="FILE", help="write here instead of stdout")
 
@@ -204,13 +205,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return handler(args)
     except KeyboardInterrupt:
-        return 0
+        # Stopping watch or ingest is how they end; a command cut short did not do its job,
+        # and says so as a shell does (128 + the signal: 130 on Ctrl-C).
+        if args.command in ("watch", "ingest"):
+            return 0
+        return 128 + _interrupted_by[0]
     except Fatal as exc:
         print("gc-console: %s" % exc, file=sys.stderr)
         return 2
 
 
+_interrupted_by = [int(signal.SIGINT)]
+
+
 def _interrupt(signum: int, frame: Any) -> None:
+    _interrupted_by[0] = signum
     raise KeyboardInterrupt()
 
 
@@ -369,9 +378,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.out:
         with open(args.out, "w", newline="") as out:
             _write_csv(store, args, out)
-    else:
+        return 0
+    try:
         _write_csv(store, args, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _die_of_sigpipe()
     return 0
+
+
+def _die_of_sigpipe() -> None:
+    """`export | head`: the reader has gone; end as a Unix tool does, by SIGPIPE, quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())   # nothing left to flush at exit, so no message
+    except OSError:
+        pass
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
+    sys.exit(1)
 
 
 def _write_csv(store, args: argparse.Namespace, out) -> None:

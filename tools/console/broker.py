@@ -5,6 +5,13 @@ installed. amqtt is pure Python and speaks MQTT 3.1.1 (no shared
 subscriptions); it keeps retained messages and publishes Wills, which is all
 the agents need. It inherits leaks for disconnected sessions from hbmqtt, so
 production fleets use mosquitto (docs/console.md).
+
+amqtt 0.12 hands a connecting client the retained messages matching *every*
+client's subscriptions, not its own (`mosquitto_sub -t foo/bar` got every
+device's retained status). `_own_retained_only` fixes that in our subclass:
+retained messages go out only for filters the session itself holds. The same
+retained / Will / QoS-1 tests run against it and against mosquitto
+(tests/integration/test_embedded_broker.py); see docs/field.md.
 """
 
 import asyncio
@@ -13,6 +20,13 @@ import threading
 from typing import Optional
 
 from tools.mosquitto import free_port
+
+
+def _shutdown_noise(record: logging.LogRecord) -> bool:
+    """False for amqtt's "N messages not broadcasted", said twice at every shutdown with agents
+    connected: their Wills, fired as the broker closes their connections, have nobody left to
+    go to; the console is stopping and has nothing to do about it."""
+    return "messages not broadcasted" not in record.getMessage()
 
 
 class EmbeddedBroker(object):
@@ -37,6 +51,7 @@ class EmbeddedBroker(object):
         # amqtt logs every connection at INFO; an operator's screen is not the place.
         for name in ("amqtt", "transitions"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger("amqtt.broker").addFilter(_shutdown_noise)
         self._thread = threading.Thread(target=self._run, name="gc-console-broker", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
@@ -59,7 +74,7 @@ class EmbeddedBroker(object):
         }
 
         async def boot() -> None:
-            self._broker = Broker(config, loop=loop)
+            self._broker = _own_retained_only(Broker)(config, loop=loop)
             await self._broker.start()
 
         try:
@@ -86,8 +101,31 @@ class EmbeddedBroker(object):
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def restart(self, timeout: float = 10.0) -> "EmbeddedBroker":
+        """Stop, then listen again on the same port (for outage tests); retained messages
+        are lost, as with a broker without persistence."""
+        self.stop()
+        self._loop = self._broker = self._thread = self._error = None
+        self._ready = threading.Event()
+        return self.start(timeout)
+
     def __enter__(self) -> "EmbeddedBroker":
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _own_retained_only(broker_class):
+    """amqtt's Broker, sending a session retained messages only for its own filters."""
+
+    class OwnRetainedOnly(broker_class):
+        async def _publish_retained_messages_for_subscription(self, subscription, session):
+            holders = self._subscriptions.get(subscription[0], ())
+            held = [qos for s, qos in holders if s.client_id == session.client_id]
+            if not held:   # another client's filter, replayed to this one at its connect
+                return
+            await super()._publish_retained_messages_for_subscription(
+                (subscription[0], max(held)), session)
+
+    return OwnRetainedOnly

@@ -63,6 +63,9 @@ class MqttLink(object):
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = self._on_disconnect
+        self._lost_at: Optional[float] = None   # when the broker went away, while it is away
+        self._stopping = False
         self._snapshot_mid: Optional[int] = None
         self._fleet_mid: Optional[int] = None
         self.subscribed = threading.Event()   # SUBACK seen: nothing published from now on is missed
@@ -107,11 +110,22 @@ class MqttLink(object):
         if reason.is_failure:
             log.error("broker %s refused the connection: %s", self.url, reason)
             return
+        if self._lost_at is not None:   # a recorder left alone must say that it records again
+            log.warning("broker %s is back after %.0fs; recording again", self.url,
+                        time.monotonic() - self._lost_at)
+            self._lost_at = None
         if self.topics:
             self._fleet_mid = client.subscribe(self.topics)[1]
         if self.share:
             self._snapshot_mid = client.subscribe("%s/+/status" % self.prefix, qos=1)[1]
         self.connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties=None) -> None:
+        if self._stopping or self._lost_at is not None or not self.connected.is_set():
+            return
+        self._lost_at = time.monotonic()
+        log.warning("lost the broker %s (%s); reconnecting, nothing is recorded meanwhile",
+                    self.url, reason)
 
     def _on_subscribe(self, client, userdata, mid, reasons, properties=None) -> None:
         if mid == self._fleet_mid:
@@ -129,11 +143,22 @@ class MqttLink(object):
         parts = msg.topic.split("/")
         if len(parts) != 3 or parts[2] not in KINDS:
             return   # our own cmd and _alerts topics, or somebody else's
+        if not self._subscribed_to(msg.topic):
+            return   # some brokers (amqtt 0.12) hand out retained messages of any topic
         try:
             if self.on_payload is not None:
                 self.on_payload(msg.payload, msg.topic, bool(msg.retain))
         except Exception:   # a callback that raises would stall paho's loop (docs/field-facts.md)
             log.exception("handling a message on %r failed", msg.topic[:200])   # repr: no ESC
+
+    def _subscribed_to(self, topic: str) -> bool:
+        filters = [t for t, _ in self.topics] + (["%s/+/status" % self.prefix] if self.share else [])
+        for topic_filter in filters:
+            if topic_filter.startswith("$share/"):
+                topic_filter = topic_filter.split("/", 2)[2]
+            if mqtt.topic_matches_sub(topic_filter, topic):
+                return True
+        return False
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
                 wait: float = 0.0) -> None:
@@ -144,6 +169,7 @@ class MqttLink(object):
                 time.sleep(0.01)
 
     def stop(self) -> None:
+        self._stopping = True
         try:
             self.client.disconnect()
         finally:

@@ -26,7 +26,8 @@ workloads: tools/emulator/workloads/ (cycles, bigfree, leak, server, gcoff), or 
 to any script. Arguments after -- go to the workload.
 
 what it models: the model's RAM and the script's "Maximum memory" (the profile's
-[device] ram and memory_limit, or --limit), SIGKILL over the limit measured from
+[device] ram and memory_limit, or --limit) enforced by a memory cgroup per device
+(the kernel's OOM killer, as root) or else by SIGKILL over the limit measured from
 outside, the auto-start exit action ([device] exit_action: none, restart, reboot,
 with rapid-reboot back-off), digidevice (runt, datapoint, cli, appmonitor), a pty
 console port per device, and faults at a proxy in front of the broker.
@@ -80,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="run the workload alone, without the agent (to see what the limit does to it)")
     run.add_argument("--limit", type=_size, metavar="SIZE",
                      help="the script's Maximum memory (default: the profile's [device] memory_limit)")
+    run.add_argument("--enforce", choices=("auto", "cgroup", "poll"), default="auto",
+                     help="how the memory limit is enforced: cgroup (a memory cgroup per device, "
+                          "the kernel's OOM killer, as on the device; needs root), poll (RSS read "
+                          "every 0.1 s, SIGKILL over the limit), auto (cgroup when it can make one; "
+                          "default)")
     run.add_argument("--exit-action", choices=("none", "restart", "reboot"),
                      help="what follows the script's end or kill (default: [device] exit_action)")
     run.add_argument("--baseline", type=_size, default=64 * 1024, metavar="SIZE",
@@ -154,7 +160,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, workload_arg
     options = RunOptions(model=model, workload=args.workload, workload_args=tuple(workload_args),
                          devices=args.devices, duration=args.duration, reports=tuple(args.report),
                          faults=faults, no_agent=args.no_agent, stagger=args.stagger,
-                         python=args.python, workdir=args.workdir or "", timing=_timing(parser, args))
+                         python=args.python, workdir=args.workdir or "", timing=_timing(parser, args),
+                         enforce=args.enforce)
     run = None
     try:
         run = Run(options, log)
@@ -173,10 +180,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, workload_arg
     log("%d device(s): %s; workload %s%s; %gs each; files in %s"
         % (args.devices, model.describe(), args.workload, " without the agent" if args.no_agent else "",
            args.duration, run.folder))
+    log(run.enforcement())
     signal.signal(signal.SIGTERM, _interrupted)   # stop devices cleanly, as on Ctrl-C
     try:
-        reports = run.execute()
-    except KeyboardInterrupt:
+        reports = run.execute()   # Ctrl-C: the devices stop, and the summary covers what ran
+    except KeyboardInterrupt:     # a second Ctrl-C while they stop
         sys.stderr.write("gc-emulator: interrupted\n")
         return 130
     finally:
@@ -185,13 +193,20 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, workload_arg
         sys.stdout.write(json.dumps({"profile": model.profile_path, "model": model._asdict(),
                                      "workload": args.workload, "agent": not args.no_agent,
                                      "duration_s": args.duration, "folder": run.folder,
+                                     "enforced_by": run.enforced_by, "enforcement": run.enforcement(),
+                                     "interrupted": run.interrupted,
                                      "proxy": run.proxy_stats, "devices": reports}, indent=1) + "\n")
     else:
         sys.stdout.write(table(reports) + "\n")
+        sys.stdout.write(run.enforcement() + "\n")
         if run.proxy_stats:
             sys.stdout.write("uplink (proxy): %(bytes_up)d bytes up, %(bytes_down)d down, %(accepted)d "
                              "connections, %(refused)d refused during outages\n" % run.proxy_stats)
         sys.stdout.write("files: %s\n" % run.folder)
+        if run.interrupted:
+            sys.stdout.write("interrupted: the table covers the run until Ctrl-C\n")
+    if run.interrupted:
+        return 130
     return 0 if all(r["outcome"] == "survived" for r in reports) else 1
 
 

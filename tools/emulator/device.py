@@ -2,9 +2,12 @@
 
 The device's script is the real agent around a workload
 (`python -m agent run --profile P --report URL -- workload.py ...`), or the
-workload alone (`--no-agent`). Every poll the emulator reads the child's RSS
-from /proc/PID/statm; over the model's limit the child is SIGKILLed and the
-kill recorded, then the auto-start exit action runs:
+workload alone (`--no-agent`). The model's limit is enforced by the kernel
+when the emulator could make a memory cgroup for the device (cgroup.py: the
+OOM killer ends the script, recognised by SIGKILL and the cgroup's OOM count);
+otherwise every poll the emulator reads the child's RSS from /proc/PID/statm
+and SIGKILLs it over the limit. Either way the kill is recorded, then the
+auto-start exit action runs:
 
 - ``none``: the device stays up, the script stays down;
 - ``restart``: the script starts again at once (same boot);
@@ -19,6 +22,7 @@ the script's RSS), and appmonitor registrations, which this class enforces.
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -47,8 +51,10 @@ class Kill(NamedTuple):
 
     at: float
     reason: str          # oom | power-loss | appmonitor
-    rss_kb: int
+    rss_kb: int          # the last RSS read from /proc
     boot: int
+    by: str = "emulator"   # emulator (a SIGKILL of ours) | kernel (the cgroup's OOM killer)
+    charged_kb: int = 0    # kernel kills: the most the cgroup was ever charged
 
 
 def rss_kb(pid: int) -> int:
@@ -65,7 +71,7 @@ class Device(object):
 
     def __init__(self, index: int, device_id: str, folder: str, model: DeviceModel,
                  command: List[str], env: Dict[str, str], timing: Optional[Timing] = None,
-                 t0: Optional[float] = None, log=None) -> None:
+                 t0: Optional[float] = None, log=None, cgroup=None) -> None:
         self.index = index
         self.id = device_id
         self.folder = folder
@@ -75,6 +81,10 @@ class Device(object):
         self.timing = timing or Timing()
         self.t0 = time.monotonic() if t0 is None else t0
         self.log = log or (lambda text: None)
+        self.cgroup = cgroup         # a cgroup.MemoryCgroup: the kernel enforces the limit
+        self._oom_before = 0
+        self._restart_command = ""   # appmonitor RESTART: what runs instead of the script next
+        self._monitor_due = None     # (when, action, restart_command) for an app that ended registered
         self.proc: Optional[subprocess.Popen] = None
         self.state = "off"           # off | waiting | running | down | powered-off | stopping | stopped
         self.start_at: Optional[float] = None
@@ -117,6 +127,10 @@ class Device(object):
         if self.state == "stopping":   # no more kills or restarts: the run is over for it
             self._stopping()
             return
+        if self.state == "down" and self._monitor_due is not None and now >= self._monitor_due[0]:
+            _, action, command = self._monitor_due
+            self._monitor_due = None
+            self._monitor_acts(now, action, command)
         if self.state == "waiting" and now >= self.start_at:
             if self._boot_pending:
                 self._new_boot(now)
@@ -130,7 +144,7 @@ class Device(object):
         kb = rss_kb(self.proc.pid)
         self.rss_now_kb = kb
         self.peak_rss_kb = max(self.peak_rss_kb, kb)
-        if kb > self.model.kill_at_kb:
+        if self.cgroup is None and kb > self.model.kill_at_kb:
             self.kill("oom", kb)
             return
         self._watchdog(now)
@@ -141,8 +155,17 @@ class Device(object):
         self._output = open(os.path.join(self.folder, "output.log"), "ab")  # noqa: SIM115 (open while the script runs)
         self._output.write(b"--- start %d (boot %d) at %.1fs\n" % (len(self.starts), self.boot, now))
         self._output.flush()
-        env = dict(self.env, GCEMU_BOOT=str(self.boot))
-        self.proc = subprocess.Popen(self.command, cwd=self.folder, env=env, stdin=subprocess.DEVNULL,
+        # the auto-start entry's command line: what an app passes as appmonitor's restart_command
+        env = dict(self.env, GCEMU_BOOT=str(self.boot),
+                   GCEMU_SCRIPT_COMMAND=" ".join(shlex.quote(word) for word in self.command))
+        command = self.command
+        if self._restart_command:
+            command, self._restart_command = ["/bin/sh", "-c", self._restart_command], ""
+        if self.cgroup is not None:
+            command = self.cgroup.wrap(command)
+            self._oom_before = self.cgroup.oom_kills()
+            self.cgroup.reset_peak()
+        self.proc = subprocess.Popen(command, cwd=self.folder, env=env, stdin=subprocess.DEVNULL,
                                      stdout=self._output, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self.state = "running"
@@ -179,18 +202,48 @@ class Device(object):
         self._reboot(now, self.timing.reboot_delay if off is None else off)
 
     def _ended(self, now: float, code: int) -> None:
+        if self._killed_by_kernel(code):
+            charged = self.cgroup.peak_kb()
+            self.kills.append(Kill(round(now, 2), "oom", self.rss_now_kb, self.boot, "kernel", charged))
+            self.log("%s: OOM-killed by the kernel at %.1fs, %dK charged against %dK (cgroup; RSS "
+                     "last read %dK)" % (self.id, now, charged, self.model.kill_at_kb, self.rss_now_kb))
+            self._close_output()
+            self.state = "down"
+            self._clear_registrations()
+            self._exit_action(now, self.model.exit_action)
+            return
         self.exits.append(code)
         self.log("%s: script ended with status %d at %.1fs" % (self.id, code, now))
         self._close_output()
         self.state = "down"
         registered = self._registrations()
         self._clear_registrations()
-        if registered:   # the monitor acts on an application that ends while registered
-            action = registered[0][1].get("action", "KILL")
-            self.log("%s: appmonitor: registered application ended: %s" % (self.id, action))
-            self._exit_action(now, _MONITOR_ACTIONS.get(action, "none"))
+        if registered:   # the monitor acts once `timeout` passes without a refresh (Digi's stub)
+            _, entry, refreshed = registered[0]
+            wait = max(0.0, refreshed + entry.get("timeout_ms", 0) / 1000.0 - time.time())
+            self.log("%s: appmonitor: registered application ended; %s in %.1fs"
+                     % (self.id, entry.get("action", "KILL"), wait))
+            self._monitor_due = (now + wait, entry.get("action", "KILL"),
+                                 entry.get("restart_command", ""))
             return
         self._exit_action(now, self.model.exit_action)
+
+    def _monitor_acts(self, now: float, action: str, restart_command: str) -> None:
+        """The monitor's action: KILL (nothing more), RESTART (run `restart_command`;
+        without one nothing runs, as the stub says), REBOOT."""
+        if action == "RESTART":
+            if not restart_command:
+                self.log("%s: appmonitor: RESTART without a restart_command: nothing to run"
+                         % self.id)
+                return
+            self._restart_command = restart_command
+        self._exit_action(now, _MONITOR_ACTIONS.get(action, "none"))
+
+    def _killed_by_kernel(self, code: int) -> bool:
+        """Died by SIGKILL that nobody here sent, while the cgroup's OOM count went up."""
+        if self.cgroup is None or code != -signal.SIGKILL:
+            return False
+        return self.cgroup.oom_kills() > self._oom_before
 
     def _exit_action(self, now: float, action: str) -> None:
         if action == "restart":
@@ -248,7 +301,7 @@ class Device(object):
                      % (self.id, entry.get("timeout_ms", 0), action))
             self.kill("appmonitor", then_action=False)
             self._clear_registrations()
-            self._exit_action(now, _MONITOR_ACTIONS.get(action, "none"))
+            self._monitor_acts(now, action, entry.get("restart_command", ""))
             return
 
     # -- publishing for digidevice.runt ------------------------------------------------

@@ -27,6 +27,7 @@ from .summary import device_report
 ENDS_BY_ITSELF = 5.0  # seconds a workload given --seconds has to end (and its agent to flush)
 POLL = 0.1            # seconds between RSS readings: ~10 MB/s of growth overshoots by 1 MB at most
 PUBLISH_EVERY = 0.25  # runt.json refresh
+PROGRESS_EVERY = 10.0  # seconds between progress lines on stderr
 WORKLOADS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workloads")
 
 # Defaults each workload runs with (the user's own arguments after `--` come later and win).
@@ -55,6 +56,7 @@ class RunOptions(NamedTuple):
     workdir: str = ""
     timing: Timing = Timing()
     baud: int = 115200
+    enforce: str = "auto"   # the memory limit: cgroup (the kernel), poll (RSS from /proc), auto
 
 
 def workload_path(name: str) -> str:
@@ -98,6 +100,9 @@ class Run(object):
         self.proxy_stats: Optional[Dict[str, int]] = None   # the uplink's byte counts, after a run
         self.workload = workload_path(options.workload)
         self._ends_itself = self._takes_seconds()
+        self.enforced_by = "poll"   # or cgroup-v1 / cgroup-v2, once setup() made the cgroups
+        self.interrupted = False    # Ctrl-C: the devices stop and the summary covers what ran
+        self.enforced_why = ""
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -184,13 +189,14 @@ class Run(object):
                 except ValueError as exc:
                     raise ValueError("--report: %s (this checkout's agent cannot use it)" % exc)
             profile = os.path.join(folder, "profile.ini")
+            cgroup = self._cgroup(ident)
             from .model import overlay_profile
             with open(profile, "w") as handle:
                 handle.write(overlay_profile(options.model, ident, os.path.join(folder, "flash"),
-                                             self.profile.buffer.flash))
+                                             self.profile.buffer.flash, in_cgroup=cgroup is not None))
             load(profile)   # the overlay must be as valid as the profile it extends
             device = Device(i, ident, folder, options.model, self._command(profile, urls, folder),
-                            self._env(folder), options.timing, log=self.log)
+                            self._env(folder), options.timing, log=self.log, cgroup=cgroup)
             device.console_path = console.device_path
             self.devices.append(device)
         kinds = {f.kind for f in options.faults}
@@ -204,6 +210,30 @@ class Run(object):
         if "drm-stall" in kinds and not any(scheme_of(u) == "drm" for u in options.reports):
             raise ValueError("--fault drm-stall stalls Remote Manager uploads: give --report drm:")
         self._schedule_faults()
+
+    def _cgroup(self, ident: str):
+        """A memory cgroup for one device (the kernel enforces its limit), or None (the poll does)."""
+        if self.options.enforce == "poll":
+            self.enforced_why = "--enforce poll"
+            return None
+        from .cgroup import make
+        name = "gc-emulator-%d-%s" % (os.getpid(), ident)
+        cgroup, why = make(name, self.options.model.kill_at_kb * 1024)
+        if cgroup is None:
+            if self.options.enforce == "cgroup":
+                raise ValueError("--enforce cgroup: %s" % why)
+            self.enforced_why = why
+            return None
+        self.enforced_by = cgroup.source
+        return cgroup
+
+    def enforcement(self) -> str:
+        """How the memory limit is enforced, in words, for the summary and the log."""
+        if self.enforced_by.startswith("cgroup"):
+            return "memory limit enforced by the kernel: %s" % \
+                next(d.cgroup for d in self.devices if d.cgroup is not None).describe()
+        return "memory limit enforced by polling RSS every %gs and SIGKILL (no cgroup: %s)" % (
+            POLL, self.enforced_why or "not tried")
 
     def _schedule_faults(self) -> None:
         stagger = self.options.stagger
@@ -292,9 +322,13 @@ class Run(object):
         end = (len(self.devices) - 1) * options.stagger + options.duration
         timeline = list(self._timeline)
         next_publish = 0.0
+        next_progress = PROGRESS_EVERY
         try:
             while True:
                 now = time.monotonic() - t0
+                if now >= next_progress:
+                    next_progress = now + PROGRESS_EVERY
+                    self.log(self._progress(now))
                 while timeline and timeline[0][0] <= now:
                     _, what, action = timeline.pop(0)
                     self.log("%.1fs: %s" % (now, what))
@@ -313,6 +347,9 @@ class Run(object):
                 if now >= end and all(d.state == "stopped" for d in self.devices):
                     break
                 time.sleep(POLL)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.log("interrupted at %.1fs: stopping the devices" % (time.monotonic() - t0))
         finally:
             for d in self.devices:
                 d.terminate()
@@ -333,10 +370,24 @@ class Run(object):
             reports.append(report)
         return reports
 
+    def _progress(self, now: float) -> str:
+        """One line on how the devices are doing, for the log while a run goes on."""
+        from agent.units import format_kb
+        parts = ["%s %s RSS %s (peak %s)%s" % (d.id, d.state, format_kb(d.rss_now_kb),
+                                                format_kb(d.peak_rss_kb),
+                                                ", %d kill(s)" % len(d.kills) if d.kills else "")
+                 for d in self.devices[:4]]
+        if len(self.devices) > 4:
+            killed = sum(1 for d in self.devices if d.kills)
+            parts.append("... %d device(s), %d killed so far" % (len(self.devices), killed))
+        return "%.0fs: %s" % (now, "; ".join(parts))
+
     def close(self) -> None:
         """Stop the proxy, the broker watch and the console ports."""
         for d in self.devices:
             d.stop()
+            if d.cgroup is not None and not d.cgroup.remove():
+                self.log("%s: could not remove %s" % (d.id, d.cgroup.path))
         if self.watch is not None:
             self.watch.close()
         if self.proxy is not None:

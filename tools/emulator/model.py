@@ -61,7 +61,7 @@ def model_from_profile(path: str, limit_kb: Optional[int] = None,
 
 
 def overlay_profile(model: DeviceModel, device_id: str, flash_dir: str,
-                    profile_flash: str) -> str:
+                    profile_flash: str, in_cgroup: bool = False) -> str:
     """The INI text each device's agent runs with: the user's profile, plus what the
     emulator must change for this device.
 
@@ -69,15 +69,19 @@ def overlay_profile(model: DeviceModel, device_id: str, flash_dir: str,
     - `[device] memory_limit`: the script's limit (what docs/profiles.md, "The ceiling",
       tells users to write on a real device), or the model's RAM when the profile says auto,
       because the agent on this desktop would otherwise see the desktop's RAM
-      as its ceiling: /proc/meminfo cannot be faked without root;
+      as its ceiling: /proc/meminfo cannot be faked without root; but `auto`
+      when the device runs in a memory cgroup of its own (`in_cgroup`): the
+      agent then finds the kernel's limit, as on the device;
     - `[buffer] flash`: the journal moves into the device's folder (the profile's
       path, such as /etc/config/gcagent/outbox, is the device's, not this desktop's).
     """
-    limit = model.script_limit_kb or model.ram_kb
+    limit = "auto" if in_cgroup else "%dK" % (model.script_limit_kb or model.ram_kb)
     lines = ["; written by gc-emulator for one emulated device; the profile is %s"
              % model.profile_path,
              "[profile]", "extends = %s" % model.profile_path, "",
-             "[device]", "id = %s" % device_id, "memory_limit = %dK" % limit, ""]
+             "[device]", "id = %s" % device_id, "memory_limit = %s" % limit, "",
+             # one script per emulated device: it reports under the device id itself
+             "[agent]", "app =", ""]
     if profile_flash:
         lines += ["[buffer]", "flash = %s" % flash_dir, ""]
     return "\n".join(lines)

@@ -59,6 +59,36 @@ def workload_result(folder: str) -> Optional[Dict[str, Any]]:
     return None
 
 
+def still_buffered(folder: str) -> int:
+    """Messages the device still holds when the run ends: the records left in its flash
+    journals (one per report URL, under FOLDER/flash), which it would send on its next boot.
+    What a telemetry message says it buffered is a depth at that moment, most of it delivered
+    right after; and what was in RAM when the process ended is gone, not buffered."""
+    from agent.errors import JournalError
+    from agent.journal import Journal
+    flash = os.path.join(folder, "flash")
+    try:
+        names = sorted(os.listdir(flash))
+    except OSError:
+        return 0   # no [buffer] flash: nothing outlives the process
+    total = 0
+    for name in names:
+        path = os.path.join(flash, name)
+        if not os.path.isdir(path):
+            continue
+        try:
+            journal = Journal(path)
+        except JournalError:
+            continue
+        try:
+            total += journal.pending()
+        except JournalError:
+            pass
+        finally:
+            journal.close()
+    return total
+
+
 def _pauses(messages: Iterable[Dict[str, Any]]):
     total = longest = 0.0
     for m in messages:
@@ -75,7 +105,8 @@ def device_report(device, at_broker: Optional[Dict[str, Set[Tuple[str, int]]]] =
     events = [m for m in messages if m.get("type") == "event"]
     collects = [m for m in events if m.get("event") == "collect"]
     telemetry = [m for m in messages if m.get("type") == "telemetry"]
-    # buffered is a depth, dropped a count since boot: the last of each boot, summed
+    # buffered is a depth (kept as buffered_reported), dropped a count since boot: the last
+    # of each boot, summed
     last_by_boot: Dict[str, Dict[str, Any]] = {}
     for m in telemetry:
         last_by_boot[m.get("boot", "")] = m
@@ -85,7 +116,8 @@ def device_report(device, at_broker: Optional[Dict[str, Set[Tuple[str, int]]]] =
         "device": device.id,
         "outcome": ("OOM-killed" if oom else "killed" if device.kills else
                     "failed" if any(device.exits) else "survived"),
-        "oom_kills": [{"at_s": k.at, "rss_kb": k.rss_kb, "boot": k.boot} for k in oom],
+        "oom_kills": [{"at_s": k.at, "rss_kb": k.rss_kb, "boot": k.boot, "by": k.by,
+                       "charged_kb": k.charged_kb} for k in oom],
         "kills": [k._asdict() for k in device.kills],
         "boots": device.boot,
         "starts": len(device.starts),
@@ -116,6 +148,25 @@ def device_report(device, at_broker: Optional[Dict[str, Set[Tuple[str, int]]]] =
     if at_broker is not None:   # this run's boots only: the broker keeps earlier runs' retained status
         boots = {m.get("boot") for m in messages}
         report["at_broker"] = sum(1 for boot, _ in at_broker.get(device.id, ()) if boot in boots)
+    # `buffered`: what never arrived, where arrival is measured (the broker, Remote Manager),
+    # else what is left in the device's journals; the agent's own last report of its outbox
+    # depth counts messages delivered after it.
+    report["buffered_reported"] = report["buffered"]
+    report["buffered"] = still_buffered(device.folder)
+    arrived = None
+    if at_broker is not None:
+        arrived = set(at_broker.get(device.id, ()))
+    elif points:
+        arrived = set()
+        for p in points:
+            if p.get("data_type") == "JSON":
+                try:
+                    body = json.loads(p["data"])
+                    arrived.add((body.get("boot"), body.get("seq")))
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue
+    if arrived is not None:
+        report["buffered"] = len({(m.get("boot"), m.get("seq")) for m in messages} - arrived)
     return report
 
 

@@ -5,7 +5,7 @@ import time
 
 from digidevice import appmonitor
 
-handle = appmonitor.register_app(5000, appmonitor.AppMonitorAction.REBOOT)
+handle = appmonitor.register_app(1000, appmonitor.AppMonitorAction.REBOOT)   # acts 1 s after the last refresh
 handle.refresh()
 time.sleep(0.3)
 sys.exit("crashed")

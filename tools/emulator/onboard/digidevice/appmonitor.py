@@ -1,10 +1,12 @@
 """digidevice.appmonitor (emulated): the application watchdog, enforced by the emulator.
 
 register_app() writes DEVICE_DIR/appmonitor/APP_ID.json (pid, timeout,
-action); refresh() touches it. The emulator watches those files: when one is
-not refreshed within its timeout, or its process ends while registered, the
-emulator applies the action (KILL, RESTART: kill and start the script again,
-REBOOT: reboot the emulated device), as the daemon on a DAL device does.
+action, restart_command); refresh() touches it. The emulator watches those
+files: when one is not refreshed within its timeout, because the application
+hangs or ended, the emulator applies the action as Digi's stub describes the
+daemon: KILL kills the application, RESTART kills it and runs
+`restart_command` (nothing, without one), REBOOT reboots the emulated device.
+The emulator names the script's own command line in $GCEMU_SCRIPT_COMMAND.
 """
 
 import enum

@@ -8,9 +8,19 @@ fault), uploads fail with DataPointException, as they do when the cellular
 link or Remote Manager is unreachable. While DEVICE_DIR/drm_stall exists, an
 upload hangs as on a link that stopped answering: it goes through if the flag
 goes away within its `timeout`, else raises TimeoutError.
+
+Remote Manager's limits are enforced as the server does (FIELD notes in
+docs/field.md, "Remote Manager's limits"): at most 250 data points and 2 MB
+in one upload (refused with DataPointException, nothing stored), at most
+`GCEMU_DRM_RATE` uploads (default 60; 12 on Developer accounts) in any rolling
+minute, and one upload at a time per device (throttled with
+DataPointException). Each accepted upload is logged in
+DEVICE_DIR/drm_uploads.jsonl (time, points, bytes), each refusal in
+DEVICE_DIR/drm_refused.jsonl, for tests and the emulator to count.
 """
 
 import enum
+import fcntl
 import json
 import os
 import time
@@ -22,7 +32,7 @@ from . import _device_dir
 class DataType(enum.Enum):
     """The stream's data type, sent as its name."""
 
-    INT = "INTEGER"
+    INT = "INT"
     LONG = "LONG"
     FLOAT = "FLOAT"
     DOUBLE = "DOUBLE"
@@ -32,7 +42,10 @@ class DataType(enum.Enum):
     GEOJSON = "GEOJSON"
 
     def __str__(self) -> str:
-        return self.value
+        return self.name   # the NAME is what the server takes (Digi's stub)
+
+    def __int__(self) -> int:
+        return list(type(self)).index(self)
 
 
 class DataPointException(RuntimeError):
@@ -82,6 +95,41 @@ class DataPoint(object):
         return record
 
 
+MAX_POINTS = 250
+MAX_BYTES = 2 * 1024 * 1024
+WINDOW = 60.0
+
+
+def _log(folder: str, name: str, record: dict) -> None:
+    with open(os.path.join(folder, name), "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _recent_uploads(folder: str, now: float) -> int:
+    try:
+        with open(os.path.join(folder, "drm_uploads.jsonl")) as handle:
+            return sum(1 for line in handle if json.loads(line)["at"] > now - WINDOW)
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _limits(folder: str, points: List[DataPoint], body: bytes, now: float) -> None:
+    """Refuse or throttle as Remote Manager does; the caller holds the device's upload lock."""
+    refusal = None
+    if len(points) > MAX_POINTS:
+        refusal = "too many data points in one upload: %d, at most %d" % (len(points), MAX_POINTS)
+    elif len(body) > MAX_BYTES:
+        refusal = "upload too large: %d bytes, at most %d" % (len(body), MAX_BYTES)
+    else:
+        rate = int(os.environ.get("GCEMU_DRM_RATE", "60") or 60)
+        if _recent_uploads(folder, now) >= rate:
+            refusal = "throttled: more than %d uploads in 60 seconds" % rate
+    if refusal is not None:
+        _log(folder, "drm_refused.jsonl", {"at": now, "points": len(points), "bytes": len(body),
+                                           "why": refusal})
+        raise DataPointException("Remote Manager refused the upload: " + refusal)
+
+
 def _write(points: List[DataPoint], timeout: Optional[float]) -> None:
     folder = _device_dir()
     stall = os.path.join(folder, "drm_stall")
@@ -95,16 +143,27 @@ def _write(points: List[DataPoint], timeout: Optional[float]) -> None:
         raise DataPointException("Remote Manager is not reachable (no connection)")
     now = time.time()
     data = "".join(json.dumps(p._record(now), separators=(",", ":")) + "\n" for p in points)
-    fd = os.open(os.path.join(folder, "datapoints.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                 0o644)
-    try:
-        view = memoryview(data.encode("utf-8"))
-        while view:
-            view = view[os.write(fd, view):]
-    except OSError as exc:
-        raise DataPointException("upload failed: %s" % (exc.strerror or exc))
-    finally:
-        os.close(fd)
+    body = data.encode("utf-8")
+    with open(os.path.join(folder, "drm_upload.lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            _log(folder, "drm_refused.jsonl", {"at": now, "points": len(points), "bytes": len(body),
+                                               "why": "another upload in progress"})
+            raise DataPointException("Remote Manager refused the upload: throttled: another "
+                                     "upload in progress (one at a time)")
+        _limits(folder, points, body, now)
+        fd = os.open(os.path.join(folder, "datapoints.jsonl"),
+                     os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError as exc:
+            raise DataPointException("upload failed: %s" % (exc.strerror or exc))
+        finally:
+            os.close(fd)
+        _log(folder, "drm_uploads.jsonl", {"at": now, "points": len(points), "bytes": len(body)})
 
 
 def upload(stream_id: str, data: Any, *, description: Optional[str] = None,
