@@ -94,3 +94,15 @@ def test_agent_start_with_a_serial_report_loads_nothing_heavy_nor_pyserial(tmp_p
         os.close(slave)
     assert "agent.transports.ttyport" in loaded and any(m["type"] == "status" for m in got)
     assert loaded & HEAVY == set(), version
+
+
+def test_reports_without_a_server_start_no_checking_thread():
+    # a thread, even one that ends at once, leaves its stack's pages in the application's RSS
+    from agent.preflight import check_reports
+    problems = []
+    assert check_reports(["file:///tmp/m.jsonl", "serial:///dev/ttyS1", "/dev/ttyUSB0", "stdout:",
+                          "drm:"], problems) is None
+    thread = check_reports(["mqtt://127.0.0.1:1"], problems)
+    assert thread is not None
+    thread.join(10)
+    assert problems and "127.0.0.1:1" in problems[0]
