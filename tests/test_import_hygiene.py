@@ -79,6 +79,7 @@ def test_python_m_agent_run_loads_nothing_heavy(tmp_path, version):
 @pytest.mark.parametrize("version", ["3.6", "3.11"])
 def test_agent_start_with_a_serial_report_loads_nothing_heavy_nor_pyserial(tmp_path, version):
     import os
+
     from tests.integration.serial_peer import Peer, pty_pair
     python = dict(pythons())[version]
     app = tmp_path / "app.py"

@@ -136,6 +136,7 @@ def test_a_late_sample_lands_in_its_own_window():
 
 def test_the_leak_watchs_own_search_finds_what_bisect_right_finds():
     import bisect
+
     from agent.leak import _bisect_right
     rng = random.Random(5)
     for _ in range(2000):
