@@ -1,7 +1,7 @@
 """Message schema v1: building, encoding and decoding (shared with the tools).
 
-Every message has `v`, `type`, `device`, `boot`, `seq` and `ts`; see the
-README's "Messages" section for each type's fields. Payloads are compact
+Every message has `v`, `type`, `device`, `boot`, `seq` and `ts`; see
+docs/messages.md for each type's fields. Payloads are compact
 UTF-8 JSON, or zlib-compressed JSON where a transport asks; `decode` tells
 them apart by the first byte ('{' against zlib's 0x78) and caps what it
 inflates, so a zlib bomb costs at most `max_bytes`.

@@ -185,8 +185,9 @@ def fleet(args) -> int:
             web = Background(session, port, DEMO_INTERVAL).start()
             console.print("the web console: [bold]%s[/] (fleet page, device pages, /metrics)"
                           % web.url, highlight=False)
-        console.print("the same view of your own fleet: gc-console watch; %s" % (
-            "q or Ctrl-C stops" if duration is None else "runs %.0fs" % duration), highlight=False)
+        console.print("the same view of your fleet: gc-console watch (this demo %s)" % (
+            "stops on q or Ctrl-C" if duration is None else "stops after %.0fs" % duration),
+            highlight=False)
         procs = start_fleet(session.broker_url, tmp, (duration or 24 * 3600) + 30)
 
         deadline = time.monotonic() + duration if duration else float("inf")

@@ -165,7 +165,7 @@ def _build(layer: Layered, path: str, problems: "List[Problem]") -> "Optional[Pr
     if not rules and not problems:
         problems.append(Problem(path, 1, "", "",
                                 "no [rule:NAME] section: the agent would only watch; add at least "
-                                "one rule (see the README)"))
+                                "one rule (docs/profiles.md, \"The rules\")"))
     if problems:
         return None
     text = flatten(layer)

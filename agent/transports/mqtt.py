@@ -46,6 +46,8 @@ DIAGNOSE_EVERY = 300.0   # seconds between two diagnoses of a failing connection
 def parse_mqtt_url(url: str):
     """mqtt://[user@]host[:port] -> (tls, host, port, user); ValueError says what is wrong."""
     parts = urlsplit(url)
+    if parts.scheme.lower() not in DEFAULT_PORTS:
+        raise ValueError("%r is not an MQTT URL: mqtt://host[:port] or mqtts://host[:port]" % url)
     if parts.password is not None:
         raise ValueError("%r: no password in the URL (it would show in status and logs); "
                          "use [report] password_file or password_env" % url)
@@ -54,10 +56,14 @@ def parse_mqtt_url(url: str):
     if parts.path not in ("", "/") or parts.query:
         raise ValueError("%r: no path or query in an MQTT URL (topics come from [report] prefix)"
                          % url)
+    wrong_port = "%r: the port is not a number from 1 to 65535" % url
     try:
-        port = parts.port or DEFAULT_PORTS[parts.scheme.lower()]
+        port = parts.port
     except ValueError as exc:
-        raise ValueError("%r: the port is not a number from 1 to 65535" % url) from exc
+        raise ValueError(wrong_port) from exc
+    if port == 0:   # would otherwise fall back to the default port unsaid
+        raise ValueError(wrong_port)
+    port = port or DEFAULT_PORTS[parts.scheme.lower()]
     return parts.scheme.lower() == "mqtts", parts.hostname, port, parts.username or ""
 
 

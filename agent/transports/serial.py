@@ -364,7 +364,7 @@ class SerialTransport(Transport):
             return
         try:
             message = json.loads(body.decode("utf-8"))
-        except ValueError:
+        except (ValueError, RecursionError):   # "[[[[..." deep is short yet not ValueError
             self.reader.bad["malformed"] += 1
             return
         if not isinstance(message, dict):

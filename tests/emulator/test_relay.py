@@ -80,6 +80,10 @@ def noisy_copy(share: float, seed: int, data: bytes):
         finally:
             os.close(device)
             os.close(user)
+        # The relay counts a chunk after writing it: wait for the count of what was read.
+        deadline = time.monotonic() + 5
+        while relay.stats().to_user < len(got) and time.monotonic() < deadline:
+            time.sleep(0.01)
         return got, relay.stats()
 
 

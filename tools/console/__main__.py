@@ -446,7 +446,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     from agent.commands import load_key
     from agent.errors import AgentError
 
-    from . import send
+    from . import fanout, send
     if not args.broker and not args.serial:
         raise Fatal("send needs --broker URL or --serial PORT")
     many = args.all or args.model or args.glob
@@ -464,10 +464,13 @@ def cmd_send(args: argparse.Namespace) -> int:
         return _send_many(args, cmd, command_args)
     device = args.words[0]
     try:
-        key = load_key(args.key or os.path.join(args.keys, device + ".key"))
-    except AgentError as exc:
+        key = load_key(args.key or fanout.key_file(args.keys, device))
+    except (AgentError, ValueError) as exc:
         raise Fatal(str(exc))
-    command = send.build(device, cmd, command_args, key)
+    try:
+        command = send.build(device, cmd, command_args, key)
+    except send.SendError as exc:
+        raise Fatal(str(exc))
     waiter = send.Waiter(command["id"])
     topics = [("%s/%s/resp" % (args.prefix, device), 1)]
     session = _session(args, on_message=waiter, topics=topics)
@@ -497,10 +500,10 @@ def _send_many(args: argparse.Namespace, cmd: str, command_args: Dict[str, Any])
     commands = {}
     for device in devices:
         try:
-            key = load_key(args.key or os.path.join(args.keys, device + ".key"))
-        except AgentError as exc:
+            key = load_key(args.key or fanout.key_file(args.keys, device))
+            commands[device] = send.build(device, cmd, command_args, key)
+        except (AgentError, ValueError, send.SendError) as exc:
             raise Fatal("%s (no command sent to any device)" % exc)
-        commands[device] = send.build(device, cmd, command_args, key)
     answers = fanout.Answers({c["id"]: d for d, c in commands.items()})
     session = _session(args, on_message=answers, topics=[("%s/+/resp" % args.prefix, 1)])
     try:
@@ -516,8 +519,11 @@ def _send_many(args: argparse.Namespace, cmd: str, command_args: Dict[str, Any])
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from .fanout import keygen
-    path = args.out or args.device + ".key"
+    from .fanout import key_file, keygen
+    try:
+        path = args.out or key_file(".", args.device)[2:]
+    except ValueError as exc:
+        raise Fatal("%s: give --out FILE" % exc)
     try:
         keygen(path)
     except FileExistsError:

@@ -69,6 +69,14 @@ def summary(devices: List[str], answers: Dict[str, Dict[str, Any]]) -> List[str]
     return lines
 
 
+def key_file(keys_dir: str, device: str) -> str:
+    """DIR/DEVICE.key; ValueError for an id that would name a file elsewhere (a device
+    chooses its own id, and a serial line or an import can carry "../x")."""
+    if not device or "/" in device or "\\" in device or "\0" in device or device.startswith("."):
+        raise ValueError("device id %r cannot name a key file in %s" % (device, keys_dir))
+    return os.path.join(keys_dir, device + ".key")
+
+
 def keygen(path: str) -> str:
     """A new random key (32 bytes, hex) in `path`, mode 0600; refuses to overwrite one."""
     folder = os.path.dirname(os.path.abspath(path))

@@ -13,6 +13,7 @@ import uuid
 from typing import Any, Dict, List, Optional
 
 from agent.commands import sign
+from agent.limits import MAX_COMMAND_BYTES
 
 COMMANDS = ("collect", "status", "set", "snapshot", "reload")
 
@@ -51,7 +52,14 @@ def build(device: str, cmd: str, args: Dict[str, Any], key: bytes,
     """The signed command object, ready to send."""
     command = {"id": "c-" + uuid.uuid4().hex[:16], "cmd": cmd, "args": args,
                "ts": round(clock(), 3), "device": device}
-    return sign(command, key)
+    signed = sign(command, key)
+    # The device drops a longer payload on arrival, unanswered (docs/messages.md): say it here
+    # rather than wait for an answer that cannot come. ASCII-escaped is the longer encoding.
+    size = len(json.dumps(signed, separators=(",", ":")).encode("utf-8"))
+    if size > MAX_COMMAND_BYTES:
+        raise SendError("the signed %s command is %d bytes; a device takes at most %d "
+                        "(shorten its arguments)" % (cmd, size, MAX_COMMAND_BYTES))
+    return signed
 
 
 class Waiter(object):

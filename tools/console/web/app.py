@@ -9,7 +9,9 @@ that touches SQLite runs in Starlette's thread pool, never on the event loop.
 import asyncio
 import html
 import json
+import math
 import os
+import re
 import urllib.parse
 from typing import Any, Dict, Optional
 
@@ -46,13 +48,16 @@ HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'uns
            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
            "X-Frame-Options": "DENY"}
 
+PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
 
 def _page(name: str, **values: str) -> str:
     with open(os.path.join(PAGES, name), encoding="utf-8") as handle:
         text = handle.read()
-    for key, value in values.items():
-        text = text.replace("{{%s}}" % key, html.escape(value, quote=True))
-    return text
+    # One pass: a value (a device id from the URL, a login `next`) that contains
+    # "{{auth}}" or the like is shown as it is, never filled in itself.
+    return PLACEHOLDER.sub(lambda m: html.escape(values[m.group(1)], quote=True)
+                           if m.group(1) in values else m.group(0), text)
 
 
 def create_app(backend: Backend, guard: Guard, registry: Any) -> Starlette:
@@ -192,6 +197,8 @@ def create_app(backend: Backend, guard: Guard, registry: Any) -> Starlette:
             since = float(query["since"]) if query.get("since") else None
             until = float(query["until"]) if query.get("until") else None
             points = int(query.get("points") or 2000)
+            if not all(math.isfinite(v) for v in (since, until) if v is not None):
+                raise ValueError("nan or inf")   # no time to ask for, and no JSON to answer with
         except ValueError:
             return JSONResponse({"error": "since, until: Unix seconds; points: a number"},
                                 status_code=400)

@@ -166,7 +166,7 @@ class Backend(object):
 
         from agent.commands import load_key
 
-        from ..send import COMMANDS, build
+        from ..send import COMMANDS, SendError, build
         if cmd not in COMMANDS:
             raise CommandRefused("unknown command %r (one of %s)" % (cmd, ", ".join(COMMANDS)))
         if not isinstance(args, dict) or len(json.dumps(args)) > MAX_ARG_BYTES:
@@ -174,7 +174,10 @@ class Backend(object):
         path = self.key_path(device)
         if self._send is None or path is None:
             raise CommandRefused("this console holds no command key for %s" % device)
-        command = build(device, cmd, args, load_key(path), clock=self.clock)
+        try:
+            command = build(device, cmd, args, load_key(path), clock=self.clock)
+        except SendError as exc:
+            raise CommandRefused(str(exc)) from exc
         self.notes.sender(command["id"], device, who, origin)
         self._send(device, command)
         return command

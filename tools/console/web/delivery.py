@@ -27,6 +27,7 @@ their own; nothing here ever blocks ingest.
 import configparser
 import json
 import logging
+import re
 import smtplib
 import ssl
 import threading
@@ -44,6 +45,7 @@ log = logging.getLogger("gc-console")
 
 FIRST_RETRY_S = 1.0
 LAST_RETRY_S = 60.0
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class Sender(object):
@@ -86,12 +88,18 @@ class Mail(Sender):
         self.starttls, self.use_ssl = starttls, use_ssl
         self.username, self.password, self.timeout = username, password, timeout
 
-    def send(self, alert: Dict[str, Any]) -> None:
+    def compose(self, alert: Dict[str, Any]) -> EmailMessage:
         message = EmailMessage()
         message["From"], message["To"] = self.sender, ", ".join(self.to)
-        message["Subject"] = "[gc-agent] %s %s: %s" % (alert["device"], alert["state"],
-                                                      alert["alert"])
+        # A device chooses its own id: a line break in it must neither add headers nor
+        # make EmailMessage refuse the subject (retried for an hour, holding every later alert).
+        subject = "[gc-agent] %s %s: %s" % (alert["device"], alert["state"], alert["alert"])
+        message["Subject"] = CONTROL.sub("?", subject)
         message.set_content("%s\n\n%s" % (alert["detail"], json.dumps(alert, indent=2)))
+        return message
+
+    def send(self, alert: Dict[str, Any]) -> None:
+        message = self.compose(alert)
         context = ssl.create_default_context()
         if self.use_ssl:
             server = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)

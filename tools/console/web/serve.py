@@ -8,6 +8,7 @@ SIGTERM stops the web server first, then writes what is queued.
 
 import argparse
 import os
+import socket
 import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -127,6 +128,7 @@ def run(args: argparse.Namespace, make_session: Callable[..., Any]) -> int:
             delivery = load_delivery(args.config)
         except ValueError as exc:
             raise ServeError(str(exc))
+    listener = _listen(host, port)   # before anything starts: a port in use is said, not logged
     session = make_session(args, embedded_port=args.mqtt_port)
     try:
         app = build(session, args, guard, [delivery.offer] if delivery else [])
@@ -141,12 +143,27 @@ def run(args: argparse.Namespace, make_session: Callable[..., Any]) -> int:
               % (shown, port, args.db), file=sys.stderr, flush=True)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="off", timeout_graceful_shutdown=2)
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=[listener])
     finally:
+        listener.close()
         if delivery is not None:
             delivery.stop()
         session.stop()
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The web console's listening socket, or ServeError saying why there is none."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ServeError("cannot listen on %s:%d: %s (another console? choose with --listen)"
+                         % (host, port, exc.strerror or exc)) from exc
+    return sock
 
 
 class Background(object):

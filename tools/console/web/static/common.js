@@ -23,6 +23,7 @@ const GC = {
     if (s == null) return "-";
     if (s >= 86400) return (s / 86400).toFixed(1) + " d";
     if (s >= 3600) return (s / 3600).toFixed(1) + " h";
+    if (s < 60) return Math.round(s) + " s";   // a fresh device read "uptime 0 min"
     return Math.round(s / 60) + " min";
   },
   when(ts) {

@@ -138,7 +138,7 @@
     document.querySelector("#events tbody").innerHTML = info.events.slice().map(e =>
       `<tr><td>${GC.when(e.ts)}</td><td>${GC.esc(e.event)}</td>` +
       `<td>${e.rule ? `<span class="chip" style="border-color:${e.colour || "#999"};color:${e.colour || "#333"}">${GC.esc(e.rule)}</span>` : ""}</td>` +
-      `<td>${e.reclaimed_kb == null ? "" : GC.mb(e.reclaimed_kb)}</td><td>${e.duration_ms == null ? "" : e.duration_ms + " ms"}</td>` +
+      `<td>${e.reclaimed_kb == null ? "" : GC.mb(e.reclaimed_kb)}</td><td>${e.duration_ms == null ? "" : GC.esc(e.duration_ms + " ms")}</td>` +
       `<td class="quiet">${GC.esc(e.detail || e.error || e.reason || e.name || "")}</td></tr>`).join("");
     document.getElementById("command-form").hidden = !info.can_command;
     document.getElementById("command-readonly").hidden = info.can_command;

@@ -11,8 +11,13 @@
     const text = fText.value.trim();
     if (text) {
       const glob = /[*?[]/.test(text) ? text : "*" + text + "*";
-      const re = new RegExp("^" + glob.replace(/[.+^${}()|\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".") + "$");
-      if (!re.test(r.device)) return false;
+      let re = null;
+      try {
+        re = new RegExp("^" + glob.replace(/[.+^${}()|\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".") + "$");
+      } catch (e) {   // a half-typed "[": match the text as it is, never stop redrawing
+        re = null;
+      }
+      if (re ? !re.test(r.device) : !r.device.includes(text)) return false;
     }
     if (fModel.value && (r.model || "") !== fModel.value) return false;
     if (fState.value === "alerting") return Object.keys(r.alerts).length > 0;
