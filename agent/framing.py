@@ -15,7 +15,7 @@ being acknowledged by the frame after it.
 """
 
 import json
-import zlib
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
@@ -23,11 +23,43 @@ if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (d
 
 MAX_LINE = 64 * 1024
 REASONS = ("crc", "too_long", "malformed")
+# Below this size a frame's CRC is computed here rather than by zlib, unless zlib is
+# loaded already: loading it costs the application 0.15 MB of RSS (docs/footprint.md),
+# while a telemetry frame costs a few hundred microseconds here. Longer lines (rare,
+# or a flood) load zlib, so the CPU a line costs stays bounded.
+ZLIB_FROM = 4096
+_TABLE: "Optional[List[int]]" = None
+
+
+def crc32(body: bytes) -> int:
+    """CRC-32 of `body`, the value zlib.crc32 gives."""
+    zlib = sys.modules.get("zlib")
+    if zlib is None and len(body) >= ZLIB_FROM:
+        import zlib
+    if zlib is not None:
+        return zlib.crc32(body) & 0xFFFFFFFF
+    table = _TABLE or _crc_table()
+    crc = 0xFFFFFFFF
+    for byte in body:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def _crc_table() -> "List[int]":
+    """The byte table of CRC-32, made on first use (two threads may both make it: same list)."""
+    global _TABLE
+    table = []
+    for n in range(256):
+        for _ in range(8):
+            n = (n >> 1) ^ 0xEDB88320 if n & 1 else n >> 1
+        table.append(n)
+    _TABLE = table
+    return table
 
 
 def crc_hex(body: bytes) -> bytes:
     """The frame check of `body`: CRC-32 as 8 lowercase hex digits."""
-    return b"%08x" % (zlib.crc32(body) & 0xFFFFFFFF)
+    return b"%08x" % crc32(body)
 
 
 def frame(body: bytes) -> bytes:

@@ -38,7 +38,6 @@ lowest memory after collections. So:
 Pure: time and memory come in as numbers; nothing here reads a clock or /proc.
 """
 
-import bisect
 import collections
 import math
 
@@ -60,6 +59,19 @@ MIN_R2 = 0.8           # the floor's rise is close to a straight line
 MIN_RISE_KB = 256      # below this a rise is noise whatever else it looks like
 CLEAR_SHARE = 0.25     # cleared when the recent floor rose < 1/4 of the reported rate's worth
 GAPS_KEPT = 16         # report spacings kept to learn the period (median: robust to outages)
+
+
+def _bisect_right(values: "Sequence[float]", x: float) -> int:
+    """bisect.bisect_right, here because the bisect module loads a C extension that costs
+    the application about 30 KB of RSS (docs/footprint.md) for a search of <= CAPACITY items."""
+    lo, hi = 0, len(values)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if x < values[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 class Verdict(record(
@@ -124,7 +136,7 @@ class Floors(object):
             if t < self.start[0]:
                 self.ignored += 1
                 return False
-            i = max(0, bisect.bisect_right(self.start, t) - 1)
+            i = max(0, _bisect_right(self.start, t) - 1)
             if kb < self.low[i]:
                 self.low[i], self.low_t[i] = kb, t
             self.end[i] = max(self.end[i], t)

@@ -11,9 +11,7 @@ import itertools
 import json
 import os
 import time
-import zlib
 
-from . import bounds
 from .errors import MessageError
 
 TYPE_CHECKING = False
@@ -70,7 +68,10 @@ def encode(message: "Dict[str, Any]", compress: bool = False) -> bytes:
     """Compact UTF-8 JSON, zlib-compressed when asked."""
     body = json.dumps(message, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False).encode("utf-8")
-    return zlib.compress(body, 9) if compress else body
+    if not compress:
+        return body
+    import zlib  # here, not at the top: loading zlib costs 0.15 MB of RSS (docs/footprint.md)
+    return zlib.compress(body, 9)
 
 
 def decode(payload: bytes, max_bytes: int = MAX_BYTES) -> "Dict[str, Any]":
@@ -79,6 +80,7 @@ def decode(payload: bytes, max_bytes: int = MAX_BYTES) -> "Dict[str, Any]":
         raise MessageError("too_large", "payload of %d bytes is over the %d-byte cap"
                            % (len(payload), max_bytes))
     if payload[:1] == b"\x78":
+        import zlib  # only for compressed payloads (see encode)
         inflater = zlib.decompressobj()
         try:
             payload = inflater.decompress(payload, max_bytes + 1)
@@ -139,5 +141,6 @@ def validate(message: "Any") -> "List[str]":
     if kind == "resp" and "result" not in message and "error" not in message:
         problems.append("resp: needs result or error")
     if not problems:   # sizes and ranges a reader can hold (agent/bounds.py)
+        from . import bounds  # readers only: the agent itself never validates (docs/footprint.md)
         problems = ["range: " + p for p in bounds.check(message)]
     return problems

@@ -21,7 +21,8 @@ from tests.integration.test_python36 import find_python36
 HEAVY = {"typing", "argparse", "configparser", "urllib.parse", "ipaddress", "gettext", "locale",
          "textwrap", "hashlib", "hmac", "zipfile", "shutil", "random", "sysconfig", "difflib",
          "tracemalloc", "inspect", "ast", "dis", "tokenize", "email", "http", "ssl", "uuid",
-         "importlib.util", "importlib.abc", "contextlib", "dataclasses", "enum", "string"}
+         "importlib.util", "importlib.abc", "contextlib", "dataclasses", "enum", "string",
+         "zlib", "binascii", "bisect", "serial"}
 
 TYPICAL_APP = """
 import sys, time
@@ -73,3 +74,36 @@ def test_python_m_agent_run_loads_nothing_heavy(tmp_path, version):
                           "file://%s" % out, "--", str(app), "run"], out) - alone
     assert "agent.runtime" in loaded and "agent.launcher" in loaded
     assert loaded & HEAVY == set(), version
+
+
+@pytest.mark.parametrize("version", ["3.6", "3.11"])
+def test_agent_start_with_a_serial_report_loads_nothing_heavy_nor_pyserial(tmp_path, version):
+    import os
+
+    from tests.integration.serial_peer import Peer, pty_pair
+    python = dict(pythons())[version]
+    app = tmp_path / "app.py"
+    app.write_text(TYPICAL_APP)
+    master, slave, path = pty_pair()
+    peer = Peer(master)
+    try:
+        loaded = new_modules([python, "-S", str(app), "start", EMULATOR_PROFILE, "serial://%s" % path])
+        got = peer.messages()
+    finally:
+        peer.close()
+        os.close(master)
+        os.close(slave)
+    assert "agent.transports.ttyport" in loaded and any(m["type"] == "status" for m in got)
+    assert loaded & HEAVY == set(), version
+
+
+def test_reports_without_a_server_start_no_checking_thread():
+    # a thread, even one that ends at once, leaves its stack's pages in the application's RSS
+    from agent.preflight import check_reports
+    problems = []
+    assert check_reports(["file:///tmp/m.jsonl", "serial:///dev/ttyS1", "/dev/ttyUSB0", "stdout:",
+                          "drm:"], problems) is None
+    thread = check_reports(["mqtt://127.0.0.1:1"], problems)
+    assert thread is not None
+    thread.join(10)
+    assert problems and "127.0.0.1:1" in problems[0]

@@ -132,3 +132,14 @@ def test_a_late_sample_lands_in_its_own_window():
     floors.add(600.0, 1000)   # a replayed sample from the outage at 10 minutes
     assert (600.0, 1000) in floors.points()
     assert len(floors) == 40
+
+
+def test_the_leak_watchs_own_search_finds_what_bisect_right_finds():
+    import bisect
+
+    from agent.leak import _bisect_right
+    rng = random.Random(5)
+    for _ in range(2000):
+        values = sorted(rng.choice((rng.randrange(20), rng.random() * 20)) for _ in range(rng.randrange(70)))
+        x = rng.choice(values + [rng.random() * 22 - 1]) if values else rng.random()
+        assert _bisect_right(values, x) == bisect.bisect_right(values, x), (values, x)

@@ -5,7 +5,10 @@
     loop://  socket://host:port  rfc2217://host:port  spy://...   pyserial URLs
 
 Our query keys (`baud`, `ack`, `max`, `resend`) are taken out; the rest of
-the URL goes to pyserial as it is.
+the URL goes to pyserial as it is. A device path at a standard baud is opened
+with the standard library (agent/transports/ttyport.py: termios), which
+saves the application pyserial's memory (docs/footprint.md); pyserial opens
+its own URLs and any baud termios has no constant for.
 
 One I/O thread owns the port: it opens it (again, with back-off, after a USB
 unplug or a pty closing), writes queued frames under a write timeout, and
@@ -110,6 +113,7 @@ def parse_serial_url(url: str) -> SerialSettings:
 
 
 def _pyserial():
+    """pyserial, or TransportError saying how to get it."""
     try:
         import serial
     except ImportError as exc:
@@ -171,7 +175,7 @@ class SerialTransport(Transport):
     def open(self) -> None:
         if self._thread is not None:
             return
-        _pyserial()   # fail now, with the reason, rather than inside the thread
+        self._library()   # fail now, with the reason, rather than inside the thread
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="gc-agent-serial", daemon=True)
         self._thread.start()
@@ -288,8 +292,16 @@ class SerialTransport(Transport):
 
     # -- I/O thread ----------------------------------------------------------------
 
+    def _library(self):
+        """What opens the port: agent.transports.ttyport for a device path at a standard
+        baud (it offers the few names of pyserial's used here), else pyserial."""
+        from . import ttyport
+        if ttyport.supports(self.settings.port, self.settings.baud):
+            return ttyport
+        return _pyserial()
+
     def _run(self) -> None:
-        serial = _pyserial()
+        serial = self._library()
         delay = 0.5
         first = True
         while not self._stop.is_set():

@@ -25,7 +25,8 @@ PAHO_1 = os.path.join(REPO, ".venv", "paho-1.6")
 # Each Python with the paho-mqtt it would run on a device (1.6 on 3.6, 2.x on 3.11).
 PYTHONS = (("3.6", os.path.expanduser("~/.pyenv/versions/3.6.15/bin/python"), PAHO_1),
            ("3.11", os.path.expanduser("~/.pyenv/versions/3.11.7/bin/python"), PAHO_2))
-# pyserial (the wheel gc-bundle vendors), unpacked and compiled for each Python, as installed.
+# pyserial (the wheel gc-bundle vendors), unpacked and compiled for each Python, as installed;
+# the serial row reports to a device path, which leaves it unloaded (agent/transports/ttyport.py).
 PYSERIAL = os.path.join(REPO, ".venv", "wheels", "pyserial-3.5-py2.py3-none-any.whl")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 REPEAT = 3   # best of 3: allocator and scheduling noise only ever adds

@@ -24,6 +24,7 @@ import tempfile
 from typing import Dict, List, Optional
 
 from tools.bench.broker import REPO
+from tools.bench.cost import _SerialPeer as SerialPeer
 
 PYTHONS = (("3.6", os.path.expanduser("~/.pyenv/versions/3.6.15/bin/python")),
            ("3.11", os.path.expanduser("~/.pyenv/versions/3.11.7/bin/python")))
@@ -113,10 +114,12 @@ def _run(python: str, script: str, args: List[str]) -> str:
     return done.stdout.decode().strip().splitlines()[-1]
 
 
-def measure(python: str, profile: str = PROFILE, repeat: int = 3) -> Dict[str, object]:
-    """Per-module heap KB (median of `repeat` runs) and the RSS added (median) under one Python."""
+def measure(python: str, profile: str = PROFILE, repeat: int = 3,
+            url: Optional[str] = None) -> Dict[str, object]:
+    """Per-module heap KB (median of `repeat` runs) and the RSS added (median) under one Python,
+    reporting to `url` (a file of its own when None)."""
     with tempfile.TemporaryDirectory() as folder:
-        report = "file://%s/m.jsonl" % folder
+        report = url or "file://%s/m.jsonl" % folder
         heaps = [json.loads(_run(python, HEAP, [profile, report])) for _ in range(repeat)]
         totals = sorted(json.loads(_run(python, RSS, [profile, report]))["total"] for _ in range(repeat))
     by_name: Dict[str, List[float]] = {}
@@ -163,9 +166,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     for version, python in PYTHONS:
         if not os.access(python, os.X_OK):
             raise SystemExit("no Python %s at %s (pyenv install)" % (version, python))
-        results[version] = measure(python, args.profile, args.repeat)
-    text = ("Typical application: `python -S` importing %s; `agent.start()` with a file report "
-            "and `%s`.\n\n%s" % (BASELINE, os.path.relpath(args.profile, REPO), table(results)))
+    with SerialPeer() as tty:
+        for report, url in (("file", None), ("serial", "%s?baud=115200&ack=off" % tty)):
+            for version, python in PYTHONS:
+                results["%s, %s" % (version, report)] = measure(python, args.profile, args.repeat, url)
+    text = ("Typical application: `python -S` importing %s; `agent.start()` with `%s`, reporting "
+            "to a file or to a serial port (a pty; the standard-library port, no pyserial).\n\n%s"
+            % (BASELINE, os.path.relpath(args.profile, REPO), table(results)))
     print(text)
     if args.write:
         with open(args.write) as handle:

@@ -1,0 +1,152 @@
+"""A serial port from the standard library: termios, a non-blocking descriptor, select.
+
+For plain device paths (`serial:///dev/ttyS1?baud=115200`, `/dev/ttyUSB0`),
+the serial transport opens the port with this module instead of pyserial,
+which costs the application a third of a megabyte of RSS (docs/footprint.md).
+It offers the few names of pyserial's that agent/transports/serial.py uses
+(`serial_for_url`, `SerialException`, `SerialTimeoutException`, and a port's
+`read`, `write`, `in_waiting` and `close`), with pyserial's behaviour for
+them: raw 8N1, no flow control, the baud from the URL, reads that wait up to
+`timeout` for data, writes that give up after `write_timeout`, and an error
+(so the transport reopens the port) when the device vanishes.
+
+pyserial stays the backend for its own URLs (`loop://`, `socket://`,
+`rfc2217://`, `spy://`) and for a baud termios has no constant for
+(`supports`), which needs pyserial's Linux-specific ioctls.
+"""
+
+import errno
+import os
+import select
+import time
+
+try:
+    import termios
+except ImportError:   # a Python built without it: pyserial's turn (supports() says no)
+    termios = None
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Optional
+
+READ_CHUNK = 65536
+_AGAIN = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
+
+
+class SerialException(IOError):
+    """The port failed (as pyserial's exception of the same name)."""
+
+
+class SerialTimeoutException(SerialException):
+    """A write did not finish within the write timeout."""
+
+
+def speed(baud: int) -> "Optional[int]":
+    """termios's constant for `baud` (B115200 for 115200), or None when there is none."""
+    if termios is None:
+        return None
+    return getattr(termios, "B%d" % baud, None)
+
+
+def supports(port: str, baud: int) -> bool:
+    """Whether this module can open `port` at `baud`: a device path and a standard baud."""
+    return port.startswith("/") and "?" not in port and speed(baud) is not None
+
+
+def _flag(name: str) -> int:
+    return getattr(termios, name, 0)   # some flags are not on every platform
+
+
+def raw_mode(fd: int, baud: int) -> None:
+    """Raw bytes both ways at `baud`, 8 data bits, no parity, one stop bit, no flow
+    control, no echo, no line editing or signals: what pyserial's defaults set."""
+    iflag, oflag, cflag, lflag, _, _, cc = termios.tcgetattr(fd)
+    iflag &= ~(termios.INLCR | termios.IGNCR | termios.ICRNL | termios.IGNBRK | _flag("IUCLC")
+               | _flag("PARMRK") | termios.INPCK | termios.ISTRIP
+               | termios.IXON | termios.IXOFF | _flag("IXANY"))
+    oflag &= ~(termios.OPOST | termios.ONLCR | termios.OCRNL)
+    lflag &= ~(termios.ICANON | termios.ECHO | termios.ECHOE | termios.ECHOK | termios.ECHONL
+               | termios.ISIG | termios.IEXTEN | _flag("ECHOCTL") | _flag("ECHOKE"))
+    cflag |= termios.CLOCAL | termios.CREAD
+    cflag &= ~(termios.CSIZE | termios.CSTOPB | termios.PARENB | termios.PARODD | _flag("CMSPAR")
+               | _flag("CRTSCTS"))
+    cflag |= termios.CS8
+    cc = list(cc)
+    cc[termios.VMIN] = 1
+    cc[termios.VTIME] = 0
+    rate = speed(baud)
+    termios.tcsetattr(fd, termios.TCSANOW, [iflag, oflag, cflag, lflag, rate, rate, cc])
+
+
+class TtyPort(object):
+    """One open device: non-blocking, raw, timeouts done with select."""
+
+    in_waiting = 0   # the transport asks; read() takes whatever has arrived anyway
+
+    def __init__(self, path: str, baud: int, timeout: float, write_timeout: float) -> None:
+        self.timeout = timeout
+        self.write_timeout = write_timeout
+        # O_NOCTTY: the port must never become the application's controlling terminal.
+        # Linux raises DTR and RTS on open, as pyserial's default asks.
+        self.fd: Optional[int] = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            raw_mode(self.fd, baud)
+            termios.tcflush(self.fd, termios.TCIFLUSH)   # what was queued before we opened
+        except termios.error as exc:
+            os.close(self.fd)
+            self.fd = None
+            raise SerialException("%s: %s" % (path, exc.args[-1])) from exc
+        except Exception:
+            os.close(self.fd)
+            self.fd = None
+            raise
+
+    def read(self, size: int = 1) -> bytes:
+        """What has arrived (up to 64 KB), after waiting up to `timeout` for the first byte."""
+        fd = self._fd()
+        ready, _, _ = select.select([fd], [], [], self.timeout)
+        if not ready:
+            return b""
+        try:
+            data = os.read(fd, max(size, READ_CHUNK))
+        except OSError as exc:
+            if exc.errno in _AGAIN:
+                return b""
+            raise SerialException("read failed: %s" % exc) from exc
+        if not data:   # readable with nothing to read: the device is gone (pyserial says the same)
+            raise SerialException("device reports readiness to read but returned no data "
+                                  "(device disconnected?)")
+        return data
+
+    def write(self, data: bytes) -> int:
+        """All of `data`, or SerialTimeoutException once `write_timeout` has passed."""
+        fd = self._fd()
+        view = memoryview(data)
+        deadline = time.monotonic() + self.write_timeout
+        while view:
+            try:
+                view = view[os.write(fd, view):]
+                continue
+            except OSError as exc:
+                if exc.errno not in _AGAIN:
+                    raise SerialException("write failed: %s" % exc) from exc
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise SerialTimeoutException("Write timeout")
+            select.select([], [fd], [], left)
+        return len(data)
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def _fd(self) -> int:
+        if self.fd is None:
+            raise SerialException("port not open")
+        return self.fd
+
+
+def serial_for_url(url: str, baudrate: int, timeout: float, write_timeout: float) -> TtyPort:
+    """The port at device path `url`, open and configured (pyserial's call, for paths)."""
+    return TtyPort(url, baudrate, timeout, write_timeout)
