@@ -47,7 +47,7 @@ broker:
 lint: setup
 	$(VENV)/bin/ruff check agent tools tests
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/vermin --target=3.6- --no-tips --violations agent/ tools/emulator/onboard/ tools/emulator/workloads/ tools/emulator/flashfull.py
+	$(VENV)/bin/vermin --target=3.6- --no-tips --violations agent/ tools/emulator/onboard/ tools/emulator/workloads/ tools/emulator/flashfull.py tools/emulator/gcpolicy.py
 
 test: lint broker
 	$(PY) -m pytest

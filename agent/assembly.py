@@ -25,6 +25,7 @@ from .reporter import Reporter
 from .rules import Policy
 from .transports import open_transport
 from .transports.base import Context, TransportSettings
+from .tuning import can_freeze
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
@@ -60,6 +61,7 @@ def status_fields(profile: Profile, probe: "Any", uptime_s: float, state: str,
                   profile=profile.path, profile_sha256=profile.sha256,
                   ceiling_kb=ceiling.kb, uptime_s=round(uptime_s, 3),
                   ceiling_source=ceiling.source, probe=probe.backend,
+                  freeze="available" if can_freeze() else "unavailable (Python 3.7+)",
                   **_bundle_field())
     fields.update(app_fields(device_id))
     if problems:
@@ -128,8 +130,12 @@ def build_parts(profile: Profile, version: str, reports: "Optional[Sequence[str]
             undo.push(probe.close)   # a probe we made: its gc hook is ours to remove
         actor = Actor(probe.rss_kb)
         started_at = monotonic()
+        # [gc] tune = auto: the tuner owns thresholds and freeze (docs/tuner.md). Without
+        # gc.freeze (Python 3.6) freeze_after_start is skipped, said in status, not an error.
+        freeze_after = profile.gc.freeze_after \
+            if profile.gc.tune != "auto" and can_freeze() else None
         policy = Policy(profile.rules, started_at, profile.agent.budget,
-                        profile.agent.budget_window, profile.gc.freeze_after)
+                        profile.agent.budget_window, freeze_after)
         will = _will(profile, probe, envelope, clock, version)
         context = Context(device_id, will, transport_settings(profile))
         # The same URL twice would mean two writers on one file: keep one.

@@ -177,6 +177,7 @@ def _status(agent) -> "Dict[str, Any]":
         "journal_errors": sum(r.journal_errors for r in agent.reporters),
         "key_file_warning": agent.commands.key_file_warning if agent.commands else "",
         "profile_sha256": agent.profile.sha256,
+        "tune": agent.tuner.state() if agent.tuner is not None else None,
     }
 
 

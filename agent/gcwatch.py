@@ -25,11 +25,18 @@ class PauseWatch(object):
         self._max = 0.0
         self._count = 0
         self._installed = False
+        # Per generation, for the tuner (agent/tuner.py): fixed-size lists, so the
+        # callback only stores into slots and never grows a container.
+        self._generation = 0
+        self._gen_max = [0.0, 0.0, 0.0]
+        self._gen_count = [0, 0, 0]
+        self._gen_collected = [0, 0, 0]
 
     def _callback(self, phase, info):   # called by the interpreter: keep it tiny
         try:
             if phase == "start":
                 self._started = _clock()
+                self._generation = min(2, info["generation"])
             elif self._started:
                 pause = _clock() - self._started
                 self._started = 0.0
@@ -37,6 +44,11 @@ class PauseWatch(object):
                 self._count += 1
                 if pause > self._max:
                     self._max = pause
+                g = self._generation
+                self._gen_count[g] += 1
+                self._gen_collected[g] += info["collected"]
+                if pause > self._gen_max[g]:
+                    self._gen_max[g] = pause
         except Exception:   # never disturb a collection
             pass
 
@@ -63,3 +75,14 @@ class PauseWatch(object):
         self._total = self._max = 0.0
         self._count = 0
         return total * 1000.0, longest * 1000.0, count
+
+    def take_generations(self) -> "Tuple[Tuple[float, ...], Tuple[int, ...], Tuple[int, ...]]":
+        """Per generation since the previous call, and reset: (longest pause ms,
+        collections, objects collected). Independent of `take()`."""
+        longest = tuple(p * 1000.0 for p in self._gen_max)
+        count, collected = tuple(self._gen_count), tuple(self._gen_collected)
+        for g in range(3):
+            self._gen_max[g] = 0.0
+            self._gen_count[g] = 0
+            self._gen_collected[g] = 0
+        return longest, count, collected

@@ -33,6 +33,7 @@ from .reporter import Reporter
 from .rules import Decision, Policy
 from .telemetry import TelemetryBatch
 from .transports.base import TransportEvent
+from .tuning import TunerDriver
 from .wakeup import Wakeup
 
 TYPE_CHECKING = False
@@ -73,6 +74,9 @@ class Agent(object):
         self.started_at = parts.started_at
         self.reporters = parts.reporters
         self._policy = parts.policy
+        # [gc] tune = auto: agent/tuner.py decides, agent/tuning.py applies (docs/tuner.md)
+        self.tuner = TunerDriver(profile, self.probe, self.started_at) \
+            if profile.gc.tune == "auto" else None
         self._been_up = set()
         self._policy_lock = threading.RLock()
         self._emit_lock = threading.RLock()   # re-entrant: a signal handler may stop us mid-emit
@@ -140,7 +144,8 @@ class Agent(object):
         """
         before = None
         try:
-            before, after = self.actor.set_thresholds(self.profile.gc.thresholds)
+            before, after = self.actor.set_thresholds(
+                self.profile.gc.thresholds if self.tuner is None else None)
             for reporter in self.reporters:
                 # Open now so a destination that cannot work is said at start, where
                 # people look; the agent still runs and keeps retrying it.
@@ -156,9 +161,10 @@ class Agent(object):
                 self._emit_event("error", part="commands", error=self.commands.key_file_warning)
             if before != after:
                 self._emit_event("threshold", rule="start", before=list(before), after=list(after))
-            thread = threading.Thread(target=self._run, name="gc-agent", daemon=True)
-            thread.start()
-            self._thread = thread
+            # Known before it runs: its first tick may send telemetry, whose
+            # agent_cpu_ms reads the thread's own clock only when it knows the thread.
+            self._thread = threading.Thread(target=self._run, name="gc-agent", daemon=True)
+            self._thread.start()
         except BaseException:
             self._stopped = True
             if before is not None:
@@ -281,6 +287,9 @@ class Agent(object):
             self.last_sample = sample
             triggers = self._drain_events()
             decisions = self._guard.run("rules", self._decide, sample, triggers, now) or []
+            if self.tuner is not None:
+                tuned = self._guard.run("tuner", self._tune, sample, triggers, decisions, now)
+                decisions = decisions if tuned is None else tuned
             for decision in decisions:
                 self._guard.run("actions", self._act, decision)
             self._guard.run("telemetry", self._telemetry, sample, now)
@@ -331,6 +340,20 @@ class Agent(object):
                 self._emit_event(trigger, **fields)
         return triggers
 
+    def _tune(self, sample: Sample, triggers: "List[str]", decisions: "List[Decision]",
+              now: float) -> "List[Decision]":
+        """The tuner's changes, each a `tune` event; returns the rule decisions it keeps."""
+        kept, changes = self.tuner.step(sample, triggers, decisions, now)
+        for change in changes:
+            if change.what == "collect":
+                self._guard.run("actions", self._act, Decision(
+                    "collect", "tune", change.generation, fields=(("why", change.why),)))
+                continue
+            fields = self.tuner.apply(change)
+            if fields is not None:
+                self._emit_event("tune", **fields)
+        return kept
+
     def _act(self, decision: Decision) -> None:
         if decision.action == "event":
             fields = dict(decision.fields)
@@ -358,6 +381,9 @@ class Agent(object):
                 fields.update(rss_before_kb=result.rss_before_kb, rss_after_kb=result.rss_after_kb)
             self._emit_event(result.action, rule=result.rule, duration_ms=result.duration_ms,
                              **fields)
+        if self.tuner is not None and result.action == "collect" and result.ok:
+            self.tuner.record(result.generation, result.reclaimed_kb, result.collected,
+                              result.rss_after_kb, self._monotonic())
         with self._policy_lock:
             follow = self._policy.record(decision, result.reclaimed_kb,
                                         result.duration_ms / 1000.0, self._monotonic())
@@ -394,9 +420,10 @@ class Agent(object):
 
     def _emit_status(self, state: str) -> None:
         self._problems_said = len(self.problems)
+        tune = {"tune": self.tuner.state()} if self.tuner is not None else {}
         self.emit("status", reports=[report_name(r.transport) for r in self.reporters],
                   **status_fields(self.profile, self.probe, self._monotonic() - self.started_at,
-                                  state, __version__, self.device_id, self.problems))
+                                  state, __version__, self.device_id, self.problems), **tune)
 
     def _emit_event(self, event: str, **fields: "Any") -> None:
         self.emit("event", event=event, **fields)

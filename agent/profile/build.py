@@ -12,6 +12,7 @@ from .. import bounds, values
 from ..errors import Problem, ProfileError
 from ..lean import sha256_hex
 from ..rules import table as rule_table
+from ..units import format_duration
 from .reading import Layered, Value, flatten, layer_text, read
 from .schema import SCHEMA
 from .settings import (
@@ -60,6 +61,10 @@ def describe(profile: Profile) -> str:
     if profile.device.exit_action != "none":
         lines.append("  when the script ends (or is killed over memory_limit): %s"
                      % profile.device.exit_action)
+    if profile.gc.tune == "auto":
+        lines.append("  gc: tuned (pause budget %s, memory target %.0f%%); thresholds and "
+                     "freeze_after_start are the tuner's" % (format_duration(profile.gc.pause_budget),
+                                                             profile.gc.memory_target * 100))
     for rule in profile.rules:
         lines.append("  %s: %s%s" % (rule.name, rule_table.describe(rule),
                                      "" if rule.enabled else " (disabled)"))

@@ -17,6 +17,7 @@ if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (d
     Key = Tuple[str, Callable[[str], object], bool]
 
 PROBES = ("auto", "proc", "digidevice", "psutil")
+TUNE_MODES = ("off", "auto")                    # [gc] tune: see docs/tuner.md
 EXIT_ACTIONS = ("none", "restart", "reboot")   # DAL auto-start: what follows the script's end
 COMMANDS = ("collect", "status", "set", "snapshot", "reload")
 
@@ -59,6 +60,20 @@ def _thresholds(value: str) -> "Optional[Tuple[int, ...]]":
     if any(n > 10 ** 7 for n in numbers):
         raise ValueError("%r: thresholds above 10000000 are not sensible" % value)
     return numbers
+
+
+def _pause_budget(value: str) -> float:
+    seconds = values.positive_duration(value)
+    if seconds > 10.0:
+        raise ValueError("%r: a pause budget over 10s would never hold anything back" % value)
+    return seconds
+
+
+def _memory_target(value: str) -> float:
+    share = parse_percent(value)
+    if not 0.10 <= share <= 0.95:
+        raise ValueError("%r: give a share of the ceiling between 10%% and 95%%" % value)
+    return share
 
 
 def _urls(value: str) -> "Tuple[str, ...]":
@@ -167,6 +182,9 @@ SCHEMA = {
     "gc": {
         "thresholds": ("thresholds", _thresholds, False),
         "freeze_after_start": ("freeze_after", values.duration_or_off, False),
+        "tune": ("tune", values.choice(TUNE_MODES), False),
+        "pause_budget": ("pause_budget", _pause_budget, False),
+        "memory_target": ("memory_target", _memory_target, False),
     },
     "report": {
         "urls": ("urls", _urls, False),

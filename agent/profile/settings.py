@@ -39,8 +39,11 @@ class GcSettings(record(
         "GcSettings",
         thresholds=None,            # Optional[Tuple[int, ...]]: None: keep the interpreter's
         freeze_after=None,          # Optional[float]: None: never gc.freeze()
+        tune="off",                 # str: auto: agent/tuner.py owns thresholds and freeze
+        pause_budget=0.002,         # float: seconds: longest pause wanted while busy
+        memory_target=0.70,         # float: share of the ceiling garbage may fill
 )):
-    """[gc]: start-up actions on the collector."""
+    """[gc]: start-up actions on the collector, and the tuner's settings (docs/tuner.md)."""
 
     __slots__ = ()
 

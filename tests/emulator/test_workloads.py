@@ -17,6 +17,8 @@ SHORT = {
     "leak": ["--rate", "8"],
     "server": ["--busy", "0.5", "--idle", "0.5", "--heap", "5000"],
     "gcoff": ["--rate", "5"],
+    "webheap": ["--busy", "0.5", "--idle", "0.5", "--heap", "5000"],
+    "relay": ["--burst", "500", "--every", "0.5", "--routes", "500"],
 }
 
 
@@ -121,3 +123,38 @@ def test_parse_summary_picks_the_workload_line_among_agent_messages():
     with pytest.raises(ValueError, match="one of cycles, bigfree"):
         path("nope")
     assert all(os.path.exists(path(name)) for name in NAMES)
+
+
+COLLECTOR_THREAD = """
+import gc, runpy, sys, threading, time
+def collect():
+    while True:
+        time.sleep(0.1)
+        gc.collect()
+threading.Thread(target=collect, daemon=True).start()
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("name, args", [
+    ("webheap", ["--busy", "0.5", "--idle", "0.5", "--heap", "20000", "--keep", "50"]),
+    ("relay", ["--burst", "2000", "--every", "0.5", "--routes", "500"]),
+])
+def test_full_collections_are_told_apart_automatic_from_explicit(name, args):
+    """What the tuner's tests count: full collections by phase, and whether the
+    interpreter ran them (a threshold passed) or somebody called gc.collect()."""
+    _, alone = run_alone(name, "--quiet", *args)
+    full = alone["full_collections"]
+    assert set(full) == {"busy", "idle"} and full["busy"]["explicit"] == full["idle"]["explicit"] == 0
+    done = run_process([sys.executable, "-c", COLLECTOR_THREAD, path(name), "--seconds", "2",
+                        "--quiet", *args])
+    assert done.returncode == 0, done.stderr
+    full = parse_summary(done.stdout)["full_collections"]
+    assert full["busy"]["explicit"] + full["idle"]["explicit"] >= 5    # one every 0.1 s
+    assert full["busy"]["automatic"] + full["idle"]["automatic"] <= alone_total(alone)
+
+
+def alone_total(summary) -> int:
+    full = summary["full_collections"]
+    return sum(full[p]["automatic"] for p in full) + 1

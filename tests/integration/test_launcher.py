@@ -100,7 +100,10 @@ def test_reports_follow_schema_v1(script_dir, tmp_path, env_with_repo):
     collect = next(m for m in got if m["type"] == "event" and m["event"] == "collect")
     assert {"rule", "generation", "collected", "duration_ms", "rss_before_kb",
             "rss_after_kb"} <= set(collect)
-    assert "freeze" in events   # freeze_after_start = 2s
+    # tune = auto: thresholds set at start, gc.freeze() once start-up RSS settled
+    tunes = [m for m in got if m.get("event") == "tune"]
+    assert {"thresholds", "freeze"} <= {m["what"] for m in tunes}
+    assert all({"before", "after", "why"} <= set(m) for m in tunes)
 
 
 def test_report_stdout_prints_json_lines(tmp_path, env_with_repo):

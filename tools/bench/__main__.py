@@ -86,6 +86,15 @@ def effect(quick: bool):
     return measure(quick)
 
 
+def tuner(quick: bool):
+    """gc-emulator compare per workload: tune = auto against the default and peers' policies."""
+    from tools.bench.tuner import measure
+    return measure(quick, COMPARE_SECONDS[0])
+
+
+COMPARE_SECONDS = [None]   # --compare-seconds
+
+
 def ingest(quick: bool):
     """gc-console ingest against mosquitto_sub on the same stream."""
     from tools.bench.ingest import measure
@@ -147,6 +156,7 @@ ROWS = (("sample", sample_cost, "python -m tools.bench --only sample"),
         ("footprint", footprint, "python -m tools.bench --only footprint"),
         ("cpu", cpu, "python -m tools.bench --only cpu"),
         ("effect", effect, "python -m tools.bench --only effect"),
+        ("tuner", tuner, "python -m tools.bench --only tuner"),
         ("wire", wire_bytes, "python -m tools.bench --only wire"),
         ("ingest", ingest, "python -m tools.bench --only ingest"),
         ("replay", replay_rate, "python -m tools.bench --only replay"),
@@ -161,7 +171,10 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (CI smoke)")
     parser.add_argument("--only", choices=[name for name, _, _ in ROWS], action="append")
     parser.add_argument("--json", default=os.path.join(REPO, "bench", "results.json"))
+    parser.add_argument("--compare-seconds", type=float, metavar="S",
+                        help="seconds each policy runs in the tuner's compares (default 8; 6 with --quick)")
     args = parser.parse_args(argv)
+    COMPARE_SECONDS[0] = args.compare_seconds
     machine = "%s, %d cores, Python %s, %s" % (platform.machine(), os.cpu_count() or 0,
                                                 platform.python_version(), time.strftime("%Y-%m-%d"))
     print("gc-agent bench (%s)%s" % (machine, " --quick" if args.quick else ""))

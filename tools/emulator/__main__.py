@@ -2,10 +2,13 @@
 
     gc-emulator run --profile PROFILE --workload NAME [--devices N] [--duration S]
                     [--report URL] [--fault SPEC ...] [--json] [-- WORKLOAD ARGS]
+    gc-emulator compare --workload NAME [--profile PROFILE ...] [--json] [--seconds S]
+                    [--limit SIZE] [--base PROFILE] [-- WORKLOAD ARGS]
 """
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import sys
@@ -13,6 +16,22 @@ from typing import List, Optional
 
 from agent.launcher import split_at_dashes
 from agent.units import parse_duration, parse_size
+
+from .compare import KINDS
+
+REPO_PROFILES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "device_profiles")
+
+COMPARE_EPILOG = """examples:
+  gc-emulator compare --workload server --seconds 24 -- --busy 3 --idle 3
+  gc-emulator compare --workload webheap --limit 128M --json
+  gc-emulator compare --workload cycles --limit 40M --profile device_profiles/ix20.ini
+
+policies, one after another: CPython default; no collection (gc disabled, no
+memory limit: the latency floor only); gc.freeze() after start-up; Synapse's
+gc manager; the agent with each --profile; the agent with [gc] tune = auto over
+--base. Arguments after -- go to the workload. docs/tuner.md reads the table.
+"""
 
 EPILOG = """examples:
   gc-emulator run --profile device_profiles/ix20.ini --workload cycles --duration 30
@@ -22,7 +41,8 @@ EPILOG = """examples:
       --report mqtt://127.0.0.1:1883 --fault broker-outage:at=10s,for=30s
   gc-emulator run --profile device_profiles/ix20.ini --workload cycles -- --rate 4
 
-workloads: tools/emulator/workloads/ (cycles, bigfree, leak, server, gcoff), or a path
+workloads: tools/emulator/workloads/ (cycles, bigfree, leak, server, gcoff, webheap,
+relay), or a path
 to any script. Arguments after -- go to the workload.
 
 what it models: the model's RAM and the script's "Maximum memory" (the profile's
@@ -64,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
                                      "collections, reclaimed memory, pauses, messages.")
     run.add_argument("--profile", required=True, help="device profile (INI), e.g. device_profiles/ix20.ini")
     run.add_argument("--workload", required=True,
-                     help="cycles, bigfree, leak, server, gcoff (tools/emulator/workloads/) or a script path")
+                     help="cycles, bigfree, leak, server, gcoff, webheap, relay "
+                          "(tools/emulator/workloads/) or a script path")
     run.add_argument("--devices", type=int, default=1, metavar="N", help="how many devices (default 1)")
     run.add_argument("--duration", type=_duration, default=30.0, metavar="S",
                      help="how long each device runs (default 30s; 90s, 2m...)")
@@ -102,6 +123,29 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workdir", metavar="DIR",
                      help="keep each device's files here (default: a new folder under /tmp)")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    cmp = sub.add_parser(
+        "compare", help="one workload under CPython's default, peers' policies, profiles and tune = auto",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=COMPARE_EPILOG,
+        description="Run one workload under each gc policy in turn (one emulated device each) and "
+                    "print one table: request latency, gc time in busy and idle phases, the longest "
+                    "busy pause, peak RSS, OOM kills, collections by generation, automatic full "
+                    "collections inside busy phases.")
+    cmp.add_argument("--workload", required=True, help="as for run (server, webheap, relay, ...)")
+    cmp.add_argument("--profile", action="append", default=[], metavar="PROFILE",
+                     help="also run the agent with this profile (repeatable)")
+    cmp.add_argument("--base", default=os.path.join(REPO_PROFILES, "emulator.ini"), metavar="PROFILE",
+                     help="the device, and the profile tune = auto extends (default "
+                          "device_profiles/emulator.ini)")
+    cmp.add_argument("--seconds", type=_duration, default=24.0, metavar="S",
+                     help="how long each policy runs (default 24s)")
+    cmp.add_argument("--limit", type=_size, metavar="SIZE",
+                     help="the script's Maximum memory (default: the base profile's memory_limit)")
+    cmp.add_argument("--python", default=sys.executable, metavar="PATH", help="the device's Python")
+    cmp.add_argument("--workdir", metavar="DIR", help="keep each run's files here")
+    cmp.add_argument("--only", metavar="KINDS", default=",".join(KINDS),
+                     help="policies to run, comma-separated (default all: %s)" % ",".join(KINDS))
+    cmp.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    cmp.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return parser
 
 
@@ -111,10 +155,43 @@ def main(argv: Optional[List[str]] = None) -> int:
     ours, workload_args = split_at_dashes(argv)
     parser = _parser()
     args = parser.parse_args(ours)
+    if args.command == "compare":
+        return _compare(args, workload_args)
     if args.command != "run":
         parser.print_help(sys.stderr)
         return 2
     return _run(parser, args, workload_args)
+
+
+def _compare(args: argparse.Namespace, workload_args: List[str]) -> int:
+    from agent.errors import ProfileError
+
+    from .compare import compare, table
+    log = (lambda text: None) if args.quiet else (lambda text: sys.stderr.write("gc-emulator: %s\n" % text))
+    signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        only = [k.strip() for k in args.only.split(",") if k.strip()]
+        unknown = sorted(set(only) - set(KINDS))
+        if unknown:
+            raise ValueError("--only: unknown %s (known: %s)" % (", ".join(unknown), ", ".join(KINDS)))
+        rows = compare(args.workload, args.profile, args.base, args.seconds, args.limit,
+                       workload_args, args.python, args.workdir or "", log, only)
+    except ProfileError as exc:
+        for problem in exc.problems:
+            sys.stderr.write(str(problem) + "\n")
+        return 2
+    except (ValueError, OSError) as exc:
+        sys.stderr.write("gc-emulator: %s\n" % exc)
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("gc-emulator: interrupted\n")
+        return 130
+    if args.json:
+        sys.stdout.write(json.dumps({"workload": args.workload, "seconds": args.seconds,
+                                     "rows": rows}, indent=1) + "\n")
+    else:
+        sys.stdout.write(table(args.workload, rows) + "\n")
+    return 0
 
 
 def _interrupted(signum, frame) -> None:

@@ -37,6 +37,8 @@ WORKLOAD_DEFAULTS: Dict[str, List[str]] = {
     "leak": ["--rate", "1", "--quiet"],
     "server": ["--quiet"],
     "gcoff": ["--quiet"],
+    "webheap": ["--quiet"],
+    "relay": ["--quiet"],
 }
 
 
@@ -56,6 +58,7 @@ class RunOptions(NamedTuple):
     workdir: str = ""
     timing: Timing = Timing()
     baud: int = 115200
+    env: Tuple[Tuple[str, str], ...] = ()   # extra environment (compare: GC_EMULATOR_POLICY)
     enforce: str = "auto"   # the memory limit: cgroup (the kernel), poll (RSS from /proc), auto
 
 
@@ -139,6 +142,7 @@ class Run(object):
         paths = [ONBOARD, REPO] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env["GCEMU_DEVICE_DIR"] = folder
+        env.update(dict(self.options.env))
         if any(f.kind == "flash-full" for f in self.options.faults):
             # the device's Python refuses journal writes while this flag file exists
             env["GC_EMULATOR_JOURNAL_DIR"] = os.path.join(folder, "flash")

@@ -19,3 +19,16 @@ if os.environ.get("GC_EMULATOR_FLASH_FULL"):
     except Exception as _exc:   # a missing fault must never stop the device's script
         import sys
         sys.stderr.write("gc-emulator: flash-full fault not installed: %s\n" % _exc)
+
+if os.environ.get("GC_EMULATOR_POLICY"):
+    # gc-emulator compare: a peer's gc policy (tools/emulator/gcpolicy.py) in this process
+    try:
+        import importlib.util
+        _path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gcpolicy.py")
+        _spec = importlib.util.spec_from_file_location("gcpolicy", _path)
+        _module = importlib.util.module_from_spec(_spec)
+        _spec.loader.exec_module(_module)
+        _module.install_from_env()
+    except Exception as _exc:
+        import sys
+        sys.stderr.write("gc-emulator: gc policy not installed: %s\n" % _exc)

@@ -5,6 +5,9 @@
     leak     a real leak: reachable records no collection frees
     server   busy and idle phases of request handling; latency and gc pauses per phase
     gcoff    the application calls gc.disable() and makes cyclic garbage
+    webheap  the server over a large long-lived heap (120,000 entries, sessions
+             that die old): full collections are the long pauses
+    relay    bursts of thousands of messages with cycles, then quiet
 
 Each script is self-contained (standard library, Python 3.6+, no imports from
 this repository) so it can be copied to a real gateway too. Each takes
@@ -24,7 +27,7 @@ import json
 import os
 from typing import List, Optional
 
-NAMES = ("cycles", "bigfree", "leak", "server", "gcoff")
+NAMES = ("cycles", "bigfree", "leak", "server", "gcoff", "webheap", "relay")
 FOLDER = os.path.dirname(os.path.abspath(__file__))
 
 

@@ -28,7 +28,9 @@ people, and, last, the same as one JSON object for the emulator: the common
 fields (see tools/emulator/workloads/__init__.py) and requests, busy_phases,
 idle_phases, latency_ms {p50, p99, max} (busy phases), busy_pauses and
 idle_pauses {count, total_ms, max_ms, by_generation}, hint, hints_sent,
-agent_running.
+agent_running, heap, and full_collections {busy, idle} x {automatic, explicit}:
+full collections by phase, automatic (the interpreter's thresholds) or
+explicit (somebody called gc.collect(): the agent, an injected policy).
 """
 
 import argparse
@@ -40,11 +42,34 @@ import os
 import platform
 import resource
 import sys
+import threading
 import time
 
 PHASE = "start"
 PAUSES = {"busy": [], "idle": []}   # phase -> [(generation, seconds)]; also "start", "end"
-_pause_started = [0.0, "start"]
+_pause_started = [0.0, "start", False]
+# Full collections by phase and by who started them: "automatic" ones the
+# interpreter ran because a threshold was passed, "explicit" ones somebody
+# called gc.collect() for (the agent, an injected policy). gc.collect is
+# wrapped so a collection can tell which it is from the thread it runs in.
+FULL = {}                           # "busy automatic" -> count, ...
+_explicit = set()                   # threads inside gc.collect() now
+_real_collect = gc.collect
+
+
+def _counted_collect(*args, **kwargs):
+    me = threading.get_ident()
+    _explicit.add(me)
+    try:
+        return _real_collect(*args, **kwargs)
+    finally:
+        _explicit.discard(me)
+
+
+def full_collections() -> dict:
+    """{"busy": {"automatic": n, "explicit": n}, "idle": {...}} for the summary."""
+    return {phase: {who: FULL.get("%s %s" % (phase, who), 0) for who in ("automatic", "explicit")}
+            for phase in ("busy", "idle")}
 
 
 def rss_kb() -> int:
@@ -69,9 +94,14 @@ def on_gc(what: str, info: dict) -> None:
     """gc.callbacks hook: time each collection, file it under the phase it began in."""
     if what == "start":
         _pause_started[0], _pause_started[1] = time.perf_counter(), PHASE
+        _pause_started[2] = threading.get_ident() in _explicit
     else:
-        PAUSES.setdefault(_pause_started[1], []).append((info.get("generation", 2),
+        generation = info.get("generation", 2)
+        PAUSES.setdefault(_pause_started[1], []).append((generation,
                                           time.perf_counter() - _pause_started[0]))
+        if generation >= 2:
+            key = "%s %s" % (_pause_started[1], "explicit" if _pause_started[2] else "automatic")
+            FULL[key] = FULL.get(key, 0) + 1
 
 
 def percentile(values: list, share: float) -> float:
@@ -94,12 +124,16 @@ def pause_summary(pauses: list) -> dict:
 class Server(object):
     """Request handling: container objects, a cycle per request, a bounded long-lived cache."""
 
-    def __init__(self, objects: int, heap: int, work: float) -> None:
+    def __init__(self, objects: int, heap: int, work: float, entry: str = "dict",
+                 payload: int = 0, keep: int = 0) -> None:
         self.objects = objects
+        self.recent = collections.deque(maxlen=keep) if keep else None
         self.work = work
         self.cache = collections.OrderedDict()
+        self._entry = self._list_entry if entry == "list" else self._dict_entry
+        self._payload = payload
         for i in range(heap):
-            self.cache[i] = {"key": i, "value": [i, str(i)]}
+            self.cache[i] = self._entry(i, str(i))
         self.heap = heap
         self.served = 0
 
@@ -110,8 +144,10 @@ class Server(object):
         for i in range(self.objects):
             context["items"].append({"i": i, "tags": [i, n]})
         body = json.dumps({"id": n, "count": len(context["items"]),
-                           "cached": self.cache.get(n % self.heap, {}).get("key")})
-        self.cache[self.heap + n] = {"key": n, "value": [n, body]}   # churn in the long-lived heap
+                           "cached": self._key(self.cache.get(n % self.heap))})
+        self.cache[self.heap + n] = self._entry(n, body)   # churn in the long-lived heap
+        if self.recent is not None:   # sessions: live a while, then die as cycles in the old generation
+            self.recent.append(request)
         self.cache.popitem(last=False)
         deadline = time.perf_counter() + self.work     # the request's own computing, no allocations
         spin = 0
@@ -119,6 +155,20 @@ class Server(object):
             spin = (spin * 31 + 7) & 0xFFFF
         self.served += 1
         return len(body)
+
+    @staticmethod
+    def _key(entry):
+        if entry is None:
+            return None
+        return entry["key"] if isinstance(entry, dict) else entry[0]
+
+    def _dict_entry(self, key: int, value: str) -> dict:
+        if self._payload:
+            return {"key": key, "value": [key, value, b"x" * self._payload]}
+        return {"key": key, "value": [key, value]}
+
+    def _list_entry(self, key: int, value: str) -> list:   # one container per entry: a big heap in less RAM
+        return [key, value, b"x" * self._payload] if self._payload else [key, value]
 
 
 def agent_module():
@@ -131,9 +181,11 @@ def agent_module():
     return agent if running is not None and running() is not None else None
 
 
-def main(argv=None) -> int:
+
+
+def main(argv=None, name: str = "server", doc: str = "", defaults=None) -> int:
     global PHASE
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(doc or __doc__).split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="how long to run")
     parser.add_argument("--busy", type=float, default=3.0, help="seconds per busy phase (default 3)")
     parser.add_argument("--idle", type=float, default=3.0, help="seconds per idle phase (default 3)")
@@ -146,11 +198,21 @@ def main(argv=None) -> int:
                         help="long-lived entries in the cache (default 20000)")
     parser.add_argument("--hint", default="idle",
                         help="agent.event name sent at each idle phase ('none': send nothing)")
+    parser.add_argument("--entry", choices=("dict", "list"), default="dict",
+                        help="shape of a cache entry: dict (3 containers) or list (1)")
+    parser.add_argument("--payload", type=int, default=0,
+                        help="bytes of payload per cache entry (memory without gc work)")
+    parser.add_argument("--keep", type=int, default=0,
+                        help="requests kept alive for a while (the last N), as sessions are: they "
+                             "die as cycles after reaching the old generation")
     parser.add_argument("--quiet", action="store_true", help="print only the summary lines")
+    parser.set_defaults(**(defaults or {}))
     args = parser.parse_args(argv)
     hint = None if args.hint.lower() in ("", "none", "off") else args.hint
-    server = Server(args.objects, max(1, args.heap), args.work / 1000.0)
+    server = Server(args.objects, max(1, args.heap), args.work / 1000.0, args.entry, args.payload,
+                    args.keep)
     gc.collect()                                   # start from a clean heap, then measure
+    gc.collect = _counted_collect
     gc.callbacks.append(on_gc)
     stats_before = gc.get_stats()
     start = time.monotonic()
@@ -195,14 +257,15 @@ def main(argv=None) -> int:
            "p99": round(percentile(latencies, 0.99) * 1000, 3),
            "max": round((latencies[-1] if latencies else 0.0) * 1000, 3)}
     busy, idle = pause_summary(PAUSES["busy"]), pause_summary(PAUSES["idle"])
-    print("server: %d requests in %d busy phases, latency p50 %.2fms p99 %.2fms max %.2fms; "
+    print(name + ": %d requests in %d busy phases, latency p50 %.2fms p99 %.2fms max %.2fms; "
           "gc pauses busy %d (%.1fms, max %.2fms), idle %d (%.1fms)"
           % (len(latencies), phases["busy"], lat["p50"], lat["p99"], lat["max"], busy["count"],
              busy["total_ms"], busy["max_ms"], idle["count"], idle["total_ms"]), flush=True)
-    print(summary("server", start, stats_before, requests=len(latencies),
+    print(summary(name, start, stats_before, requests=len(latencies),
                   busy_phases=phases["busy"], idle_phases=phases["idle"], latency_ms=lat,
                   busy_pauses=busy, idle_pauses=idle, hint=hint, hints_sent=hints_sent,
-                  agent_running=agent_module() is not None), flush=True)
+                  agent_running=agent_module() is not None, full_collections=full_collections(),
+                  heap=args.heap), flush=True)
     return 0
 
 

@@ -1,0 +1,362 @@
+"""The self-tuning collector (`[gc] tune = auto`): pure decisions, like agent/rules.py.
+
+Nothing here reads a clock, calls gc or does I/O. Each tick the agent passes a
+`Reading` (the time, memory, the process's CPU time, the collector's thresholds,
+the longest pause per generation since the last tick from agent/gcwatch.py) and
+the rules' decisions; it gets back the rule decisions to carry out and the
+tuner's own `Change`s (new thresholds, gc.freeze(), a full collection), and
+reports each collection's outcome through `record()`. How it decides, and what
+it costs per workload, is in docs/tuner.md:
+
+- **Phase**: busy while the process used at least IDLE_CPU of a core over the
+  last window; idle below that, or at once when the application posts
+  `app:idle`.
+- **Latency**: on generational collectors a very high threshold2 keeps
+  automatic full collections (the long pauses) out of busy time; threshold0
+  and threshold1 come down when a young pause exceeds `pause_budget` and drift
+  back to the interpreter's values while pauses stay well under it.
+- **Full collections are the tuner's**: once per idle phase when collections
+  promoted objects since the last one, and at any time when RSS passes
+  `memory_target` of the ceiling having grown since the last full collection.
+- **Freeze** (3.7+): once RSS has stopped growing after start-up (flat over a
+  settle window), not at a fixed delay: right after the next idle full
+  collection, or after a young one if no idle phase comes.
+- **Memory wins**: as headroom nears the low-memory `below`, thresholds come
+  back down (threshold2 too, unless full collections reclaim nothing); the
+  low-memory rules' escalation is never held back while it still reclaims.
+- **Futility**: a full collection that gives back less than `min_reclaim`
+  marks the heap as live at that RSS. Then the low-memory rules' full
+  collections in busy phases wait for idle until half of `below` is all that
+  is left, the tuner's own wait until RSS grows a step past it, and idle ones
+  back off, doubling: collecting a live heap only costs pauses.
+"""
+
+import collections
+
+from .lean import record
+from .rules import REQUESTED, Decision
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Deque, Dict, List, Optional, Sequence, Tuple
+
+IDLE_CPU = 0.05            # share of a core under which the process counts as idle
+HIGH_THRESHOLD2 = 1000000  # automatic full collections effectively off (gen1 runs this often)
+MIN_THRESHOLD0 = 100
+MAX_THRESHOLD0 = 8000      # and at most 4x the interpreter's
+FUTILE_OBJECTS = 100       # an idle collection freeing fewer objects (and no RSS) was not worth it
+IDLE_BACKOFF_MAX = 300.0
+FREEZE_WAIT = 10           # settle windows to wait for an idle phase before freezing anyway
+CALM_TICKS = 8             # busy ticks with small young pauses before thresholds drift back up
+
+
+class Reading(record(
+        "Reading",
+        "now",                      # float
+        "rss_kb",                   # int
+        "ceiling_kb",               # int
+        "headroom_kb",              # int
+        "below_kb",                 # int: the tightest low-memory `below`; 0 without one
+        "cpu_s",                    # float: the process's CPU time
+        "thresholds",               # Tuple[int, ...]: gc.get_threshold() now
+        pause_ms=(0.0, 0.0, 0.0),   # longest pause per generation since the last tick
+        collections=(0, 0, 0),      # collections per generation since the last tick
+        idle_hint=False,            # the application posted app:idle
+        gc_ms=0.0,                  # all collection pauses since the last tick
+)):
+    """What the tuner sees each tick. Memory in KB, times in seconds, pauses in ms."""
+
+    __slots__ = ()
+
+
+class Change(record(
+        "Change",
+        "what",                     # str: thresholds, freeze or collect
+        "why",                      # str
+        before=None,
+        after=None,
+        generation=2,               # int: for collect
+)):
+    """One thing the tuner does: `thresholds`, `freeze` or `collect` (generation)."""
+
+    __slots__ = ()
+
+
+class Tuner(object):
+    """Decides thresholds, freeze and full collections from readings; see the module text."""
+
+    def __init__(self, start: float, pause_budget_ms: float = 2.0, memory_target: float = 0.70,
+                 flavour: str = "generational-700", can_freeze: bool = True, tick: float = 1.0,
+                 min_reclaim_kb: int = 256, rule_types: "Optional[Dict[str, str]]" = None) -> None:
+        self.budget_ms = pause_budget_ms
+        self.memory_target = memory_target
+        self.flavour = flavour
+        self.rule_types = dict(rule_types or {})
+        self.min_reclaim_kb = min_reclaim_kb
+        self.window = max(1.0, 2.0 * tick)     # CPU window for busy/idle
+        self.settle = max(2.0, 3.0 * tick)     # flat RSS this long: start-up is over
+        self.started = start
+        self.freeze = "pending" if can_freeze else "unavailable"   # pending, ready, done
+        self._ready_at = 0.0
+        self._settled_why = ""
+        self.defaults: Optional[Tuple[int, ...]] = None   # the interpreter's, at first reading
+        self.applied: Optional[Tuple[int, ...]] = None
+        self.young = (0, 0)                   # latency thresholds (threshold0, threshold1)
+        self.level = "relaxed"                # relaxed | target | pressure
+        self.busy = False
+        self._cpu: Deque[Tuple[float, float]] = collections.deque()
+        self._gc_s = 0.0
+        self._busy_since: Optional[float] = None
+        self._rss: Deque[Tuple[float, int]] = collections.deque()
+        self._calm = 0
+        self._over = 0
+        self._inside = False
+        self._max0 = MAX_THRESHOLD0
+        self._idle_done = False               # one idle collection per idle phase
+        self._idle_gap = 0.0                  # back-off between idle collections
+        self._promoted = 0                    # gen1 collections since the last full one
+        self._last_full_at: Optional[float] = None
+        self._last_full_rss: Optional[int] = None
+        self._live_rss: Optional[int] = None  # a full collection reclaimed nothing at this RSS
+        self._live_step = 0
+        self._owed = False                    # a full collection deferred to the next idle
+        self.deferred = 0                     # rule collections held back from busy phases
+        self.collections = 0                  # full collections the tuner ran
+
+    # -- the decision ------------------------------------------------------------------
+
+    def decide(self, r: Reading, decisions: "Sequence[Decision]") -> "Tuple[List[Decision], List[Change]]":
+        """The rule decisions to carry out, and the tuner's own changes, at `r.now`."""
+        changes: List[Change] = []
+        if self.defaults is None:
+            self.defaults = tuple(r.thresholds)
+            self.young = (self.defaults[0], self.defaults[1] if len(self.defaults) > 1 else 10)
+            self._max0 = min(MAX_THRESHOLD0, 4 * self.defaults[0])
+        self._promoted += r.collections[1] if len(r.collections) > 1 else 0
+        self._phase(r)
+        self._settled_freeze(r, changes)
+        level = self._level(r)
+        self._adapt_young(r)
+        self._thresholds(r, level, changes)
+        kept = self._gate(r, decisions)
+        rules_collect = any(d.action == "collect" and d.generation == 2 for d in kept)
+        if not rules_collect:
+            self._full_collection(r, changes)
+        return kept, changes
+
+    def _phase(self, r: Reading) -> None:
+        # CPU spent inside collections (the tuner's own idle ones too) is not the
+        # application being busy.
+        self._gc_s += r.gc_ms / 1000.0
+        work = r.cpu_s - self._gc_s
+        last = self._cpu[-1] if self._cpu else None
+        self._cpu.append((r.now, work))
+        while len(self._cpu) > 2 and self._cpu[1][0] <= r.now - self.window:
+            self._cpu.popleft()
+        then, cpu = self._cpu[0]
+        share = (work - cpu) / (r.now - then) if r.now > then else 1.0
+        # The last tick alone too: a busy phase shows at its first tick, not a window later.
+        tick = (work - last[1]) / (r.now - last[0]) if last and r.now > last[0] else 0.0
+        busy = (share >= IDLE_CPU or tick >= 2 * IDLE_CPU) and not r.idle_hint
+        if r.idle_hint:
+            self._cpu.clear()                  # measure the idle phase from here
+            self._cpu.append((r.now, work))
+        if not busy:
+            self._busy_since = None
+        elif self._busy_since is None:
+            self._busy_since = r.now
+        elif r.now - self._busy_since >= self.window:
+            self._idle_done = False            # a real busy phase earns a new idle collection
+        self.busy = busy
+
+    def _settled_freeze(self, r: Reading, changes: "List[Change]") -> None:
+        self._rss.append((r.now, r.rss_kb))
+        while len(self._rss) > 2 and self._rss[1][0] <= r.now - self.settle:
+            self._rss.popleft()
+        if self.freeze == "ready" and r.now - self._ready_at >= FREEZE_WAIT * self.settle:
+            # Settled, but no idle phase came: freeze after a young collection (short)
+            # rather than wait for ever; the old generation's garbage is frozen with it.
+            changes.append(Change("collect", "before freeze (no idle phase came)", generation=1))
+            self._freeze(changes)
+            return
+        if self.freeze != "pending" or r.now - self._rss[0][0] < self.settle * 0.99:
+            return
+        values = [kb for _, kb in self._rss]
+        if max(values) - min(values) > max(1024, r.ceiling_kb // 100):
+            return
+        # Freeze right after the next idle full collection, so no garbage is frozen
+        # and no full collection lands in a busy phase for it.
+        self.freeze, self._ready_at = "ready", r.now
+        self._settled_why = "start-up growth settled: RSS within %dK for %.0fs" % (
+            max(values) - min(values), self.settle)
+
+    def _freeze(self, changes: "List[Change]") -> None:
+        self.freeze = "done"
+        changes.append(Change("freeze", self._settled_why, False, True))
+
+    def _level(self, r: Reading) -> str:
+        near = r.below_kb + r.ceiling_kb // 10
+        self._inside = r.headroom_kb < r.below_kb
+        if r.headroom_kb < near:
+            self.level = "pressure"
+        elif r.rss_kb >= self.memory_target * r.ceiling_kb:
+            self.level = "target"
+        else:
+            self.level = "relaxed"
+        return self.level
+
+    def _adapt_young(self, r: Reading) -> None:
+        """threshold0 from the pause budget. Over budget three busy ticks running (one
+        long pause is as often the machine preempting us as the collector): down.
+        Well under it for CALM_TICKS: up, past the interpreter's value if need be,
+        because fewer young collections also promote fewer objects that are only
+        briefly alive (a request in flight) into the old generation, where only
+        a full collection frees them. threshold1 stays the interpreter's: lower,
+        it promotes more."""
+        if not self.busy or sum(r.collections[:2]) == 0:
+            return
+        t0, t1 = self.young
+        young = max(r.pause_ms[0], r.pause_ms[1])
+        if young > self.budget_ms:
+            self._over, self._calm = self._over + 1, 0
+            if self._over >= 3 and t0 > MIN_THRESHOLD0:
+                self.young, self._over = (max(MIN_THRESHOLD0, int(t0 * 0.7)), t1), 0
+        elif young < self.budget_ms / 3.0:
+            self._over, self._calm = 0, self._calm + 1
+            if self._calm >= CALM_TICKS and t0 < self._max0:
+                self.young, self._calm = (min(self._max0, int(t0 * 1.25) + 1), t1), 0
+        else:
+            self._over = self._calm = 0
+
+    def _wanted(self, level: str) -> "Tuple[int, ...]":
+        d = self.defaults
+        t0, t1 = self.young
+        if self.flavour == "free-threaded":   # one generation: every collection is a full one
+            return (d[0] // 2 if level == "pressure" else d[0],) + tuple(d[1:])
+        if self.flavour == "incremental":     # threshold2 means nothing; leave the rest alone
+            return (min(t0, d[0] // 2) if level == "pressure" else t0,) + tuple(d[1:])
+        if level == "relaxed":
+            return (t0, t1, HIGH_THRESHOLD2)
+        # Memory wins: young garbage sooner, more so inside the low-memory zone.
+        # Full collections stay the tuner's (past memory_target) and the low-memory
+        # rules': automatic ones would come at random times, busy or not.
+        if level == "pressure" and self._inside:
+            return (min(t0, d[0] // 2), t1, HIGH_THRESHOLD2)
+        return (min(t0, d[0]), t1, HIGH_THRESHOLD2)
+
+    def _thresholds(self, r: Reading, level: str, changes: "List[Change]") -> None:
+        wanted = self._wanted(level)
+        if self.applied is None:
+            before = tuple(r.thresholds)
+            why = "start: young collections within the %gms pause budget; full collections " \
+                  "at idle, or at %d%% of the ceiling, by the tuner" % (self.budget_ms,
+                                                                        self.memory_target * 100)
+        elif wanted == self.applied:
+            return
+        else:
+            before = self.applied
+            why = self._why(r, level, wanted)
+        self.applied = wanted
+        if tuple(before) != wanted:
+            changes.append(Change("thresholds", why, list(before), list(wanted)))
+
+    def _why(self, r: Reading, level: str, wanted: "Tuple[int, ...]") -> str:
+        if level == "pressure":
+            return "headroom %dK nears below %dK: memory first" % (r.headroom_kb, r.below_kb)
+        if level == "target":
+            return "RSS %dK past memory_target %d%%" % (r.rss_kb, self.memory_target * 100)
+        if self.applied and wanted[:2] < tuple(self.applied[:2]):
+            return "young pauses %.2f/%.2fms over the %gms budget" % (r.pause_ms[0], r.pause_ms[1],
+                                                                     self.budget_ms)
+        return "young pauses well under the %gms budget" % self.budget_ms
+
+    # -- full collections -------------------------------------------------------------------
+
+    def _is_live(self, rss_kb: int) -> bool:
+        return self._live_rss is not None and rss_kb < self._live_rss + self._live_step
+
+    def _gate(self, r: Reading, decisions: "Sequence[Decision]") -> "List[Decision]":
+        """Hold rule-driven full collections out of busy phases when they cannot help."""
+        kept = []
+        for d in decisions:
+            kind = self.rule_types.get(d.rule, "")
+            # A live heap: the low-memory rule's full collections wait for idle until
+            # the room is really running out (half of `below` left): then memory wins.
+            live = self._live_rss is not None and r.headroom_kb >= r.below_kb // 2
+            if (self.busy and d.action == "collect" and d.generation == 2
+                    and d.rule not in REQUESTED and kind in ("low_memory", "periodic")
+                    and (kind == "periodic" or live)):
+                self.deferred += 1
+                self._owed = True
+                continue
+            kept.append(d)
+        return kept
+
+    def _full_collection(self, r: Reading, changes: "List[Change]") -> None:
+        target = self.memory_target * r.ceiling_kb
+        grown = self._last_full_rss is None or r.rss_kb >= self._last_full_rss + max(
+            1024, r.ceiling_kb // 20)
+        # Past the target, collect now, unless the last full collection showed the
+        # heap live (gave no RSS back): then at the next idle phase, until the room
+        # is really running out.
+        critical = r.headroom_kb < max(r.below_kb // 2, r.ceiling_kb // 10)
+        if r.rss_kb >= target and grown and self._live_rss is not None and self.busy \
+                and not critical:
+            self._owed = True
+        elif r.rss_kb >= target and grown and not self._is_live(r.rss_kb):
+            changes.append(Change("collect", "RSS %dK past memory_target %d%% and growing"
+                                  % (r.rss_kb, self.memory_target * 100)))
+            self.collections += 1
+            self._last_full_rss = r.rss_kb   # until record() says what it left
+            return
+        if self.busy:
+            return
+        # A long idle phase in which memory keeps growing (a slow leak, a queue filling)
+        # is worth another collection: nobody waits for it. Growth paces these (one
+        # per 1/40 of the ceiling), not the back-off: it also gives the leak verdict
+        # (docs/leaks.md) the sawtooth of full collections it reads the floor from.
+        grew = self._last_full_rss is not None and r.rss_kb >= self._last_full_rss + max(
+            1024, r.ceiling_kb // 40)
+        if self._idle_done and grew:
+            self.collections += 1
+            changes.append(Change("collect", "idle, RSS grew %dK" % (r.rss_kb - self._last_full_rss)))
+            self._last_full_rss = r.rss_kb
+            return
+        if self._idle_done:
+            return
+        if self._last_full_at is not None and r.now - self._last_full_at < self._idle_gap:
+            return
+        if self._promoted or self._owed or self.freeze == "ready":
+            self._idle_done = True
+            self.collections += 1
+            changes.append(Change("collect", "idle" + (" (deferred from busy)" if self._owed else "")))
+            if self.freeze == "ready":
+                self._freeze(changes)
+
+    def record(self, generation: int, reclaimed_kb: int, collected: int, rss_after_kb: int,
+               now: float, ceiling_kb: int = 0) -> None:
+        """What a full collection (anyone's) did; young ones teach the tuner nothing here."""
+        if generation < 2:
+            return
+        self._last_full_at = now
+        self._last_full_rss = rss_after_kb
+        self._promoted = 0
+        self._owed = False
+        if reclaimed_kb >= self.min_reclaim_kb:
+            self._live_rss = None
+        else:
+            self._live_rss = rss_after_kb
+            room = ceiling_kb - rss_after_kb if ceiling_kb else 0
+            self._live_step = max(512, min(ceiling_kb // 20, room // 2)) if ceiling_kb else 1024
+        if reclaimed_kb < self.min_reclaim_kb and collected < FUTILE_OBJECTS:
+            self._idle_gap = min(IDLE_BACKOFF_MAX, max(self.window, self._idle_gap * 2))
+        else:
+            self._idle_gap = 0.0
+
+    def state(self) -> "Dict[str, object]":
+        """For status: what the tuner is doing and why."""
+        return {"phase": "busy" if self.busy else "idle", "level": self.level,
+                "thresholds": list(self.applied) if self.applied else None,
+                "freeze": self.freeze, "live_heap_kb": self._live_rss,
+                "collections": self.collections, "deferred": self.deferred,
+                "pause_budget_ms": self.budget_ms, "memory_target": self.memory_target}

@@ -1,0 +1,79 @@
+"""The tuner at the edges: readings from the probe, its changes applied to the collector.
+
+agent/tuner.py decides; this module is the only place `[gc] tune = auto` touches
+gc: it builds each tick's `Reading` (per-generation pauses from the probe's
+gc.callbacks hook, the interpreter's thresholds) and carries out `thresholds`
+and `freeze` changes. Collections go through the agent's Actor like every other
+collection, so they are measured and reported the same way.
+"""
+
+import gc
+
+from .probes import Probe, Sample, gc_flavour
+from .profile import Profile
+from .rules import Decision, headroom_kb, table
+from .tuner import Change, Reading, Tuner
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+
+def can_freeze() -> bool:
+    """gc.freeze() exists from Python 3.7 on."""
+    return hasattr(gc, "freeze")
+
+
+class TunerDriver(object):
+    """One Tuner, fed from the probe; `step()` each tick, `record()` after each collection."""
+
+    def __init__(self, profile: Profile, probe: Probe, start: float) -> None:
+        self.probe = probe
+        # Rules by what they do (agent.rules.table is the only switch on a rule's type):
+        # a `below` makes a low-memory rule, an `every` a periodic one.
+        enabled = [r for r in profile.rules if r.enabled]
+        self._belows = [table.value(r, "below") for r in enabled
+                        if table.value(r, "below") is not None]
+        reclaim = min([table.value(r, "min_reclaim") for r in enabled
+                       if table.value(r, "min_reclaim") is not None] or [256])
+        kinds = {r.name: "low_memory" if table.value(r, "below") is not None
+                 else "periodic" if table.value(r, "every") is not None else "other"
+                 for r in profile.rules}
+        self.tuner = Tuner(start, pause_budget_ms=profile.gc.pause_budget * 1000.0,
+                           memory_target=profile.gc.memory_target, flavour=gc_flavour(),
+                           can_freeze=can_freeze(), tick=profile.agent.tick,
+                           min_reclaim_kb=reclaim, rule_types=kinds)
+        self.probe.pauses.take_generations()   # start counting from now
+
+    def step(self, sample: Sample, triggers: "Sequence[str]", decisions: "Sequence[Decision]",
+             now: float) -> "Tuple[List[Decision], List[Change]]":
+        """The rule decisions to keep and the tuner's changes for this tick."""
+        ceiling = sample.ceiling_kb or sample.mem_total_kb
+        below = max([b.resolve(ceiling) for b in self._belows] or [0])
+        pauses, counts, _ = self.probe.pauses.take_generations()
+        reading = Reading(now, sample.rss_kb, ceiling, headroom_kb(sample), below, sample.cpu_s,
+                          tuple(gc.get_threshold()), pauses, counts, "app:idle" in triggers,
+                          sample.gc_pause_ms_total)
+        return self.tuner.decide(reading, decisions)
+
+    def apply(self, change: Change) -> "Optional[Dict[str, Any]]":
+        """Carry out a thresholds or freeze change; the fields of its `tune` event."""
+        if change.what == "thresholds":
+            before = list(gc.get_threshold())
+            gc.set_threshold(*change.after)
+            return {"what": "thresholds", "before": before, "after": list(gc.get_threshold()),
+                    "why": change.why}
+        if change.what == "freeze" and can_freeze():
+            before = gc.get_freeze_count()   # novm: 3.7+, checked by can_freeze
+            gc.freeze()                      # novm: 3.7+, checked by can_freeze
+            return {"what": "freeze", "before": before,
+                    "after": gc.get_freeze_count(), "why": change.why}   # novm: 3.7+
+        return None
+
+    def record(self, generation: int, reclaimed_kb: int, collected: int, rss_after_kb: int,
+               now: float) -> None:
+        self.tuner.record(generation, reclaimed_kb, collected, rss_after_kb, now,
+                          self.probe.ceiling.kb)
+
+    def state(self) -> "Dict[str, Any]":
+        return self.tuner.state()

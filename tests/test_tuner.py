@@ -1,0 +1,267 @@
+"""The tuner (agent/tuner.py) driven with a fake clock and synthetic series: no gc, no sleeping."""
+
+from agent.rules import Decision
+from agent.tuner import HIGH_THRESHOLD2, Reading, Tuner
+
+MB = 1024
+CEILING = 64 * MB
+TICK = 0.25
+
+
+class Device(object):
+    """A synthetic process: RSS, CPU time and young collections advance as the test says."""
+
+    def __init__(self, tuner: Tuner, rss_kb: int = 20 * MB, below_kb: int = 0,
+                 thresholds=(700, 10, 10)) -> None:
+        self.tuner = tuner
+        self.now = 0.0
+        self.cpu = 0.0
+        self.rss = rss_kb
+        self.below = below_kb
+        self.thresholds = tuple(thresholds)
+        self.log = []   # (now, busy, Change)
+
+    def tick(self, busy: bool = True, grow_kb: int = 0, decisions=(), pause_ms=(0.2, 0.5, 0.0),
+             hint: bool = False, young: int = 3):
+        self.now += TICK
+        self.cpu += TICK * (0.6 if busy else 0.01)
+        self.rss += grow_kb
+        reading = Reading(self.now, self.rss, CEILING, CEILING - self.rss, self.below, self.cpu,
+                          self.thresholds, pause_ms, (young, 1 if young else 0, 0), hint)
+        kept, changes = self.tuner.decide(reading, list(decisions))
+        for change in changes:
+            self.log.append((self.now, self.tuner.busy, change))
+            if change.what == "thresholds":
+                self.thresholds = tuple(change.after)
+        return kept, changes
+
+    def run(self, seconds: float, **kw):
+        out = []
+        for _ in range(round(seconds / TICK)):
+            out.append(self.tick(**kw))
+        return out
+
+    def full_collections(self, busy=None):
+        return [c for t, b, c in self.log
+                if c.what == "collect" and c.generation == 2 and (busy is None or b == busy)]
+
+
+def tuner(**kw) -> Tuner:
+    kw.setdefault("tick", TICK)
+    kw.setdefault("rule_types", {"low-memory": "low_memory", "periodic": "periodic", "idle": "event"})
+    kw.setdefault("min_reclaim_kb", 1024)
+    return Tuner(0.0, **kw)
+
+
+def test_start_turns_automatic_full_collections_off_and_says_why():
+    dev = Device(tuner())
+    dev.tick()
+    change = dev.log[0][2]
+    assert change.what == "thresholds"
+    assert change.before == [700, 10, 10] and change.after == [700, 10, HIGH_THRESHOLD2]
+    assert "budget" in change.why and "idle" in change.why
+
+
+def test_incremental_collector_keeps_threshold2_and_free_threaded_only_threshold0():
+    inc = Device(tuner(flavour="incremental"), thresholds=(2000, 10, 0))
+    inc.run(2)
+    assert inc.thresholds[1:] == (10, 0)        # only threshold0 is the tuner's
+    free = Device(tuner(flavour="free-threaded"), thresholds=(2000, 10, 10))
+    free.run(2)
+    assert free.thresholds[1:] == (10, 10)
+
+
+def test_freeze_waits_for_start_up_growth_to_settle_then_for_idle():
+    dev = Device(tuner())
+    dev.run(6, grow_kb=2 * MB // 4)             # start-up: 2 MB a second for 6 s
+    dev.run(4)                                  # then flat, still busy
+    assert not [c for _, _, c in dev.log if c.what == "freeze"]
+    assert dev.tuner.state()["freeze"] == "ready"
+    dev.run(2, busy=False, young=0)             # idle: a full collection, then the freeze
+    done = [(t, c) for t, _, c in dev.log if c.what in ("collect", "freeze")]
+    assert [c.what for _, c in done] == ["collect", "freeze"] and done[0][0] == done[1][0] > 10
+    assert "settled" in done[1][1].why
+    dev.run(20)
+    assert len([c for _, _, c in dev.log if c.what == "freeze"]) == 1
+    assert dev.tuner.state()["freeze"] == "done"
+
+
+def test_freeze_comes_anyway_when_no_idle_phase_does():
+    dev = Device(tuner())
+    dev.run(40)                                 # busy all along, RSS flat
+    freezes = [c for _, _, c in dev.log if c.what == "freeze"]
+    assert len(freezes) == 1
+    assert not dev.full_collections()           # a young collection before it, not a full one
+
+
+def test_no_freeze_where_the_interpreter_has_none():
+    dev = Device(tuner(can_freeze=False))
+    dev.run(20)
+    assert not [c for _, _, c in dev.log if c.what == "freeze"]
+    assert dev.tuner.state()["freeze"] == "unavailable"
+
+
+def test_full_collections_at_idle_once_per_idle_phase_never_in_busy():
+    dev = Device(tuner())
+    for _ in range(4):
+        dev.run(3, busy=True)
+        dev.run(3, busy=False, young=0)
+    assert dev.full_collections(busy=True) == []
+    idle = dev.full_collections(busy=False)
+    assert 3 <= len(idle) <= 4               # one per idle phase (none before the freeze settle)
+
+
+def test_the_tuners_own_idle_collection_does_not_make_the_phase_busy():
+    dev = Device(tuner())
+    dev.run(3, busy=True)
+    dev.tick(busy=False, hint=True, young=0)     # collects at once
+    dev.now += TICK
+    dev.cpu += 0.08                              # the collection's own 80 ms of CPU...
+    dev.tuner.decide(Reading(dev.now, dev.rss, CEILING, CEILING - dev.rss, 0, dev.cpu, dev.thresholds,
+                             gc_ms=80.0), [])   # ...reported as collection time
+    assert not dev.tuner.busy
+    dev.run(2, busy=False, young=0)
+    assert len(dev.full_collections()) == 1
+
+
+def test_a_long_idle_phase_with_growing_memory_collects_again():
+    dev = Device(tuner())
+    dev.run(3, busy=True)
+    dev.run(2, busy=False)                      # the idle collection
+    dev.tuner.record(2, 0, 5000, dev.rss, dev.now, CEILING)
+    assert len(dev.full_collections()) == 1
+    dev.run(1, busy=False)                      # flat: nothing more
+    assert len(dev.full_collections()) == 1
+    dev.run(2, busy=False, grow_kb=MB)          # +8M while idle
+    again = dev.full_collections()[1:]
+    assert again and "grew" in again[0].why
+
+
+def test_the_idle_hint_collects_at_once():
+    dev = Device(tuner())
+    dev.run(3, busy=True)
+    _, changes = dev.tick(busy=False, hint=True, young=0)
+    assert [c.why for c in changes if c.what == "collect"] == ["idle"]
+
+
+def test_memory_target_collects_even_when_busy_and_again_after_growth():
+    dev = Device(tuner(memory_target=0.7), rss_kb=40 * MB)
+    dev.run(2, busy=True)
+    assert dev.full_collections() == []
+    dev.tick(busy=True, grow_kb=8 * MB)         # to 48M: past 70% of 64M
+    first = dev.full_collections(busy=True)
+    assert len(first) == 1 and "memory_target" in first[0].why
+    dev.tuner.record(2, 2 * MB, 50000, dev.rss - 2 * MB, dev.now, CEILING)
+    dev.rss -= 2 * MB
+    dev.run(2, busy=True)
+    assert len(dev.full_collections(busy=True)) == 1   # not again until it has grown
+    dev.tick(busy=True, grow_kb=4 * MB)
+    assert len(dev.full_collections(busy=True)) >= 2
+
+
+def test_a_live_heap_in_the_low_memory_zone_gets_no_more_full_collections_while_busy():
+    """The issue's case: a healthy application whose live heap sits inside `below`."""
+    dev = Device(tuner(), rss_kb=44 * MB, below_kb=26 * MB)
+    low = Decision("collect", "low-memory", 2, fields=(("step", "collect2"),))
+    kept_in_busy = []
+    for _phase in range(4):
+        for _ in range(12):                     # busy: the rule asks every tick
+            kept, changes = dev.tick(busy=True, decisions=[low])
+            for d in kept:
+                kept_in_busy.append(d)
+                dev.tuner.record(2, 0, 40, dev.rss, dev.now, CEILING)   # reclaims nothing
+            for c in changes:
+                if c.what == "collect" and c.generation == 2:
+                    kept_in_busy.append(c)
+                    dev.tuner.record(2, 0, 40, dev.rss, dev.now, CEILING)
+        for _ in range(12):
+            kept, changes = dev.tick(busy=False, young=0, decisions=[low])
+            if kept:
+                dev.tuner.record(2, 0, 40, dev.rss, dev.now, CEILING)
+    assert len(kept_in_busy) == 1               # the first one, which found the heap live
+    assert dev.tuner.state()["deferred"] > 10
+    assert dev.tuner.state()["live_heap_kb"] == 44 * MB
+    assert dev.thresholds[2] == HIGH_THRESHOLD2  # automatic full collections stay off too
+
+
+def test_memory_wins_when_the_room_is_really_running_out():
+    dev = Device(tuner(), rss_kb=50 * MB, below_kb=26 * MB)
+    low = Decision("collect", "low-memory", 2)
+    dev.tick(busy=True)
+    dev.tuner.record(2, 0, 10, dev.rss, dev.now, CEILING)
+    kept, _ = dev.tick(busy=True, decisions=[low])
+    assert kept == []
+    dev.run(1, busy=True, grow_kb=MB)          # 54M: 10M left, under half of below
+    kept, _ = dev.tick(busy=True, decisions=[low])
+    assert kept == [low]
+
+
+def test_headroom_near_below_brings_thresholds_down():
+    dev = Device(tuner(), rss_kb=20 * MB, below_kb=16 * MB)
+    dev.run(8)                                  # calm young pauses: threshold0 rises
+    raised = dev.thresholds[0]
+    assert raised > 700 and dev.thresholds[1:] == (10, HIGH_THRESHOLD2)
+    dev.run(6, grow_kb=MB)                      # to 44M: headroom 20M < below + 10%
+    assert dev.thresholds == (700, 10, HIGH_THRESHOLD2)
+    change = [c for _, _, c in dev.log if c.what == "thresholds"][-1]
+    assert "below" in change.why and change.before[0] >= raised
+    dev.run(2, grow_kb=2 * MB)                  # to 52M: inside the low-memory zone
+    assert dev.thresholds == (350, 10, HIGH_THRESHOLD2)
+
+
+def test_young_pauses_over_budget_lower_threshold0_and_calm_raises_it():
+    dev = Device(tuner(pause_budget_ms=2.0))
+    dev.run(1)
+    dev.tick(pause_ms=(3.5, 1.0, 0.0))
+    dev.tick(pause_ms=(0.2, 0.3, 0.0))         # one long pause is noise, not a trend
+    assert dev.thresholds[0] == 700
+    dev.run(3, pause_ms=(3.5, 1.0, 0.0))
+    lowered = dev.thresholds[0]
+    assert lowered < 700
+    dev.run(30, pause_ms=(0.2, 0.3, 0.0))
+    assert dev.thresholds[0] > lowered and dev.thresholds[0] <= 4 * 700
+    assert dev.thresholds[1] == 10             # threshold1 is never lowered: it promotes more
+
+
+def test_periodic_collections_in_busy_wait_for_idle():
+    dev = Device(tuner())
+    periodic = Decision("collect", "periodic", 2)
+    dev.run(3)
+    kept, _ = dev.tick(busy=True, decisions=[periodic])
+    assert kept == []
+    dev.run(2, busy=False, young=0)
+    idle = dev.full_collections(busy=False)
+    assert idle and "deferred" in idle[0].why
+
+
+def test_requested_collections_are_never_held_back():
+    dev = Device(tuner(), rss_kb=50 * MB, below_kb=26 * MB)
+    dev.tick()
+    dev.tuner.record(2, 0, 10, dev.rss, dev.now, CEILING)
+    signal = Decision("collect", "signal", 2)
+    kept, _ = dev.tick(busy=True, decisions=[signal])
+    assert kept == [signal]
+
+
+def test_state_for_status():
+    dev = Device(tuner())
+    dev.run(2)
+    state = dev.tuner.state()
+    assert state["phase"] == "busy" and state["level"] == "relaxed"
+    assert state["thresholds"][1:] == [10, HIGH_THRESHOLD2]
+    assert state["pause_budget_ms"] == 2.0 and state["memory_target"] == 0.7
+
+
+def test_past_the_target_a_live_heap_waits_for_idle_unless_room_runs_out():
+    dev = Device(tuner(memory_target=0.7), rss_kb=48 * MB)
+    dev.run(1, busy=True)
+    first = dev.full_collections(busy=True)
+    assert len(first) == 1                      # past 70%: collected at once
+    dev.tuner.record(2, 0, 90000, dev.rss, dev.now, CEILING)   # freed objects, no RSS back
+    dev.run(2, busy=True, grow_kb=MB)           # +8M, still busy
+    assert len(dev.full_collections(busy=True)) == 1
+    dev.run(1, busy=False, young=0)
+    assert dev.full_collections(busy=False)     # at idle instead
+    dev.tuner.record(2, 0, 90000, dev.rss, dev.now, CEILING)
+    dev.run(1, busy=True, grow_kb=2 * MB)       # 64M ceiling, 2M left: memory wins
+    assert len(dev.full_collections(busy=True)) >= 2

@@ -1,0 +1,145 @@
+"""`gc-emulator compare`: one workload under several gc policies, one after another, one table.
+
+    gc-emulator compare --workload W [--profile P ...] [--json] [--seconds S] [--limit SIZE]
+                        [--base PROFILE] [-- WORKLOAD ARGS]
+
+Policies, in this order: CPython's default collector; the no-collection floor
+(gc disabled: a latency reference only, run without the memory limit); a
+gc.freeze() after start-up; Synapse's gc manager (tools/emulator/gcpolicy.py);
+the agent with each `--profile`; the agent with `[gc] tune = auto` over the
+base profile. Each runs as one emulated device (`gc-emulator run`), so RSS
+and OOM kills are measured from outside; latency, pauses by phase and full
+collections by phase come from the workload's own summary. Runs go one after
+another rather than side by side so that they do not share the CPU (the
+policies differ by a millisecond or two of latency).
+"""
+
+import os
+import sys
+import tempfile
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+FLOOR_LIMIT_KB = 1024 * 1024   # the floor collects nothing: it gets room, it is a latency reference
+
+
+class Policy(NamedTuple):
+    """One column of the comparison: a name, the agent's profile (or none), extra environment."""
+
+    name: str
+    profile: Optional[str]            # None: the workload without the agent
+    env: Tuple[Tuple[str, str], ...] = ()
+    limit_kb: Optional[int] = None    # None: the compare's limit
+
+
+def policies(base: str, profiles: Sequence[str], auto_profile: str) -> List[Policy]:
+    """The columns, in the order of the table."""
+    out = [Policy("CPython default", None),
+           Policy("no collection (floor)", None, (("GC_EMULATOR_POLICY", "floor"),), FLOOR_LIMIT_KB),
+           Policy("freeze after start-up", None, (("GC_EMULATOR_POLICY", "freeze"),)),
+           Policy("Synapse's manager", None, (("GC_EMULATOR_POLICY", "synapse"),))]
+    out += [Policy("agent, %s" % os.path.relpath(p), p) for p in profiles]
+    out.append(Policy("agent, tune = auto", auto_profile))
+    return out
+
+
+def auto_profile_text(base: str) -> str:
+    """A profile that is `base` with the tuner on."""
+    return ("; written by gc-emulator compare: %s with the tuner on\n[profile]\nextends = %s\n\n"
+            "[gc]\ntune = auto\n" % (base, os.path.abspath(base)))
+
+
+def row(policy: Policy, report: Dict[str, Any]) -> Dict[str, Any]:
+    """The table's figures for one policy, from one device's report."""
+    work = report.get("workload") or {}
+    latency = work.get("latency_ms") or {}
+    busy = work.get("busy_pauses") or {}
+    idle = work.get("idle_pauses") or {}
+    full = work.get("full_collections") or {}
+    return {
+        "policy": policy.name,
+        "profile": policy.profile,
+        "outcome": report.get("outcome"),
+        "oom_kills": len(report.get("oom_kills", [])),
+        "peak_rss_kb": report.get("peak_rss_kb"),
+        "limit_kb": report.get("limit_kb"),
+        "p50_ms": latency.get("p50"), "p99_ms": latency.get("p99"), "max_ms": latency.get("max"),
+        "busy_gc_ms": busy.get("total_ms"), "idle_gc_ms": idle.get("total_ms"),
+        "longest_busy_pause_ms": busy.get("max_ms"),
+        "longest_pause_ms": max(busy.get("max_ms") or 0.0, idle.get("max_ms") or 0.0) if busy else None,
+        "collections": work.get("collections"),
+        "busy_full_automatic": (full.get("busy") or {}).get("automatic"),
+        "busy_full_explicit": (full.get("busy") or {}).get("explicit"),
+        "agent_collections": report.get("collections"),
+        "events": report.get("events"),
+    }
+
+
+def _cell(value: Any, fmt: str = "%.2f") -> str:
+    if value is None:
+        return "-"
+    return fmt % value if isinstance(value, float) else str(value)
+
+
+def table(workload: str, rows: List[Dict[str, Any]]) -> str:
+    """The comparison as one Markdown table."""
+    lines = ["workload %s" % workload,
+             "| policy | p50 ms | p99 ms | max ms | busy gc ms | idle gc ms | longest busy pause ms "
+             "| peak RSS | OOM kills | collections g0/g1/g2 | automatic full in busy |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        gens = "/".join(str(n) for n in r["collections"]) if r["collections"] else "-"
+        peak = "%.1fM" % (r["peak_rss_kb"] / 1024.0) if r["peak_rss_kb"] else "-"
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            r["policy"], _cell(r["p50_ms"]), _cell(r["p99_ms"]), _cell(r["max_ms"], "%.1f"),
+            _cell(r["busy_gc_ms"], "%.0f"), _cell(r["idle_gc_ms"], "%.0f"),
+            _cell(r["longest_busy_pause_ms"]), peak, r["oom_kills"], gens,
+            _cell(r["busy_full_automatic"])))
+    return "\n".join(lines)
+
+
+KINDS = ("default", "floor", "freeze", "synapse", "profiles", "auto")
+
+
+def _kind(policy: Policy) -> str:
+    env = dict(policy.env).get("GC_EMULATOR_POLICY")
+    if env:
+        return env
+    if policy.profile is None:
+        return "default"
+    return "auto" if policy.name.endswith("tune = auto") else "profiles"
+
+
+def compare(workload: str, profiles: Sequence[str], base: str, seconds: float,
+            limit_kb: Optional[int], workload_args: Sequence[str] = (), python: str = sys.executable,
+            folder: str = "", log: Callable[[str], None] = lambda text: None,
+            only: Sequence[str] = KINDS) -> List[Dict[str, Any]]:
+    """Run every policy (of the kinds in `only`) on `workload`, one after another; one row each."""
+    from .fleet import Run, RunOptions
+    from .model import model_from_profile
+    folder = folder or tempfile.mkdtemp(prefix="gc-emulator-compare-")
+    os.makedirs(folder, exist_ok=True)
+    auto = os.path.join(folder, "auto.ini")
+    with open(auto, "w") as handle:
+        handle.write(auto_profile_text(base))
+    columns = [p for p in policies(base, profiles, auto) if _kind(p) in only]
+    rows = []
+    for i, policy in enumerate(columns, 1):
+        log("[%d/%d] %s: %s for %gs" % (i, len(columns), workload, policy.name, seconds))
+        model = model_from_profile(policy.profile or base, policy.limit_kb or limit_kb, "none")
+        if policy.limit_kb:   # the floor: a device with the RAM for it
+            model = model._replace(ram_kb=max(model.ram_kb, policy.limit_kb + model.baseline_kb))
+        options = RunOptions(model=model, workload=workload, workload_args=tuple(workload_args),
+                             duration=seconds, no_agent=policy.profile is None, python=python,
+                             workdir=os.path.join(folder, "%d" % i), env=policy.env)
+        run = Run(options)
+        try:
+            run.setup()
+            reports = run.execute()
+        finally:
+            run.close()
+        rows.append(dict(row(policy, reports[0]), kind=_kind(policy)))
+        r = rows[-1]
+        log("    %s, peak %.1fM, p99 %s ms, busy gc %s ms" % (
+            r["outcome"], (r["peak_rss_kb"] or 0) / 1024.0, _cell(r["p99_ms"]),
+            _cell(r["busy_gc_ms"], "%.0f")))
+    return rows
