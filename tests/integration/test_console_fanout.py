@@ -53,3 +53,36 @@ def test_keygen_writes_a_private_key_the_agent_reads_and_never_overwrites(tmp_pa
     assert "key_file = /etc/config/gcagent/ix20-0042.key" in made.stdout
     again = run("keygen", "ix20-0042", "--out", str(path))
     assert again.returncode == 2 and "not overwritten" in again.stderr
+
+
+def test_send_all_skips_devices_without_a_key_file_and_names_them(tmp_path, broker):
+    db = str(tmp_path / "console.db")
+    ingest = start_ingest(broker.url, db, "--default-interval", "2s")
+    agents = [start_agent(profile(tmp_path, broker.port, d, "IX20"))
+              for d in ("keyed-a", "unkeyed-b")]
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "keyed-a.key").write_bytes(KEY)   # none for unkeyed-b
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            listed = run("devices", "--db", db, "--json").stdout
+            if all(d in listed for d in ("keyed-a", "unkeyed-b")):
+                break
+            time.sleep(0.3)
+        sent = run("send", "--all", "status", "--broker", broker.url, "--keys", str(keys),
+                   "--db", db, "--timeout", "10s")
+    finally:
+        stop_agents(agents)
+        stop(ingest)
+    assert sent.returncode == 1, sent.stdout + sent.stderr   # one was skipped
+    assert "keyed-a" in sent.stdout and "1 devices: 1 ok, 0 refused, 0 no answer" in sent.stdout, \
+        sent.stdout
+    assert "no key: 1 devices (unkeyed-b)" in sent.stdout, sent.stdout
+
+
+def test_the_no_key_line_names_ten_devices_and_counts_the_rest():
+    from tools.console.fanout import no_key_line
+    line = no_key_line(["d%02d" % i for i in range(13)], "/keys")
+    assert line.startswith("no key: 13 devices (d00, d01,")
+    assert "d09, and 3 more)" in line and "d10" not in line and "/keys" in line

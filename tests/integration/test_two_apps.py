@@ -67,3 +67,14 @@ def test_two_apps_with_one_profile_on_one_broker(tmp_path, broker, env_with_repo
     devices = run_process([sys.executable, "-m", "tools.console", "devices", "--db", db, "--json"])
     rows = [json.loads(line) for line in devices.stdout.splitlines() if line.strip()]
     assert sorted(r["device"] for r in rows) == ["gw-1@logger", "gw-1@modbus_bridge"], devices
+    assert sorted((r["host"], r["app"]) for r in rows) == [("gw-1", "logger"),
+                                                           ("gw-1", "modbus_bridge")]
+    table = run_process([sys.executable, "-m", "tools.console", "devices", "--db", db],
+                        env=dict(os.environ, COLUMNS="100"))
+    lines = table.stdout.splitlines()
+    device_rows = [line for line in lines if "gw-1" in line or line.lstrip().startswith("@")]
+    # one device, its two applications beneath it (docs/console.md)
+    assert [line.split()[0] for line in device_rows] == ["gw-1", "@logger", "@modbus_bridge"] \
+        or [line.split()[0] for line in device_rows] == ["gw-1", "@modbus_bridge", "@logger"], \
+        table.stdout
+    assert all(line.startswith("  @") for line in device_rows[1:]), table.stdout

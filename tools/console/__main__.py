@@ -497,13 +497,25 @@ def _send_many(args: argparse.Namespace, cmd: str, command_args: Dict[str, Any])
     store.close()
     if not devices:
         raise Fatal("no device in %s matches (--all/--model/--glob)" % args.db)
-    commands = {}
+    commands, no_key = {}, []
     for device in devices:
         try:
             key = load_key(args.key or fanout.key_file(args.keys, device))
+        except (AgentError, ValueError) as exc:
+            if args.key:   # the one shared key: no device can be sent to
+                raise Fatal("%s (no command sent to any device)" % exc)
+            # Anyone who can publish can add a device to the database: one without a key
+            # file is skipped and named, never a reason to send to nobody (docs/console.md).
+            no_key.append(device)
+            continue
+        try:
             commands[device] = send.build(device, cmd, command_args, key)
-        except (AgentError, ValueError, send.SendError) as exc:
+        except send.SendError as exc:
             raise Fatal("%s (no command sent to any device)" % exc)
+    if not commands:
+        from .safetext import clean
+        print(clean(fanout.no_key_line(no_key, args.keys)))
+        return 1
     answers = fanout.Answers({c["id"]: d for d, c in commands.items()})
     session = _session(args, on_message=answers, topics=[("%s/+/resp" % args.prefix, 1)])
     try:
@@ -513,9 +525,13 @@ def _send_many(args: argparse.Namespace, cmd: str, command_args: Dict[str, Any])
     finally:
         session.stop()
     from .safetext import clean
-    for line in fanout.summary(devices, got):   # device ids and their error text: no controls
+    sent = [d for d in devices if d in commands]
+    for line in fanout.summary(sent, got):   # device ids and their error text: no controls
         print(clean(line))
-    return 0 if len(got) == len(devices) and all(r.get("ok") for r in got.values()) else 1
+    if no_key:
+        print(clean(fanout.no_key_line(no_key, args.keys)))
+    ok = len(got) == len(sent) and all(r.get("ok") for r in got.values())
+    return 0 if ok and not no_key else 1
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:

@@ -3,7 +3,9 @@
 Targets come from the console's database (the devices it has recorded). Each
 device gets its own signed command (its own key from `--keys DIR/DEVICE.key`,
 or the one `--key FILE` for a fleet that shares a key), all sent at once; the
-answers are gathered until every device answered or the timeout passed.
+answers are gathered until every device answered or the timeout passed. With
+`--keys DIR`, a device without a usable key file there is skipped and named
+(`no key: N devices`), the others still get theirs.
 `gc-console keygen DEVICE` makes a key file for one device.
 """
 
@@ -67,6 +69,18 @@ def summary(devices: List[str], answers: Dict[str, Dict[str, Any]]) -> List[str]
     lines.append("%d devices: %d ok, %d refused, %d no answer" % (
         len(devices), ok, refused, len(devices) - ok - refused))
     return lines
+
+
+NO_KEY_NAMED = 10
+
+
+def no_key_line(devices: List[str], keys_dir: str) -> str:
+    """`no key: N devices (a, b, ...)`: the devices skipped for want of DIR/DEVICE.key."""
+    names = ", ".join(devices[:NO_KEY_NAMED])
+    if len(devices) > NO_KEY_NAMED:
+        names += ", and %d more" % (len(devices) - NO_KEY_NAMED)
+    return "no key: %d devices (%s), nothing sent to them: no usable key file in %s" % (
+        len(devices), names, keys_dir)
 
 
 def key_file(keys_dir: str, device: str) -> str:

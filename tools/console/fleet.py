@@ -15,6 +15,7 @@ import sqlite3
 from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional
 
 from . import leaks, view
+from .apps import split_id
 
 SHOWN = 500   # rows in the `devices` table unless --limit says otherwise; --json lists every one
 
@@ -66,6 +67,7 @@ def json_lines(stream: Iterable[Dict[str, Any]], now: float,
         batch: List[tuple] = []
         for device in stream:
             device["state_now"] = view.state_of(device, now, default_interval)
+            device["host"], device["app"] = split_id(device["device"])   # null for plain ids
             eta, risk, name = key(device)
             batch.append((eta if eta != float("inf") else None, risk, name,
                           json.dumps(device, sort_keys=True)))

@@ -69,7 +69,7 @@ def frame(session, default_interval: float, width: int = 80, nav: Optional[Nav] 
     shown_fleet = _riskiest(session, now, default_interval)
     devices = shown_fleet.rows
     if nav is not None:
-        nav.order = [d["device"] for d in devices]
+        nav.order = view.shown_order(devices, now, default_interval)
         if nav.order and nav.selected not in nav.order:
             nav.selected = nav.order[0]
     title = fleet.summary(shown_fleet, session.ingestor.stats)

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .alerts import headroom_kb
+from .apps import grouped
 from .ingest import SILENT_FACTOR
 from .leaks import soonest_first
 from .safetext import clean, text
@@ -103,7 +104,11 @@ def fleet_table(devices: Iterable[Dict[str, Any]], now: Optional[float] = None,
     for name, justify, least, most in columns:
         table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis",
                          min_width=least, max_width=most)
-    for d in rows:
+    blank = [""] * (len(columns) - 1)
+    for label, d in grouped(rows):   # each device once, its applications beneath (apps.py)
+        if d is None:   # a device known only by its applications
+            table.add_row(text(label), *blank, style="bold")
+            continue
         state = state_of(d, now, default_interval)
         reason = d.get("reason") or ("silent" if state != d.get("state") else "")
         # offline says why: stopped (clean stop), lost (its Will), silent (3x its period)
@@ -124,13 +129,20 @@ def fleet_table(devices: Iterable[Dict[str, Any]], now: Optional[float] = None,
                          for r, n in sorted((d.get("rules") or {}).items(), key=lambda x: -x[1]))
         alerts = ",".join(clean(ALERT_SHORT.get(k, k)) + _leak_left(d, k)
                           for k in (d.get("alerts") or {}))
-        cells = [text(d["device"]), text(d.get("model") or "-"), state_text, memory]
+        cells = [text(label), text(d.get("model") or "-"), state_text, memory]
         if wide:
             cells.append(mb(d.get("mem_free_kb")))
         cells += [last_gc, Text(rules or "-"), Text(alerts or "-", style="bold red" if alerts else "dim"),
                   "-" if d.get("missing") is None else str(d["missing"]), ago(d.get("last_seen"), now)]
         table.add_row(*cells, style="reverse" if d["device"] == selected else None)
     return table
+
+
+def shown_order(devices: Iterable[Dict[str, Any]], now: float,
+                default_interval: float = 3600.0) -> List[str]:
+    """Device ids in the order `fleet_table` shows them (for moving through it with keys)."""
+    return [d["device"] for _, d in grouped(ordered(devices, now, default_interval))
+            if d is not None]
 
 
 def ordered(devices: Iterable[Dict[str, Any]], now: float,

@@ -17,11 +17,22 @@ Configured in the console's config file (`serve --config FILE`, INI):
     username = gc-console ; password from password_file
     password_file = /etc/gc-console/smtp.password
 
-Each alert change (raised or cleared) is one delivery with an `id`, posted
-until a 2xx answer, with exponential back-off (`backoff`, 1 s, doubling to 60 s) for up to
-`retry_for`: a receiver that restarts gets it when it is back, once.
-Alerts the operator silenced are not delivered. Deliveries run on a thread of
-their own; nothing here ever blocks ingest.
+Each alert change (raised or cleared) is one delivery with an `id`. A new
+alert is tried at once, whatever older alerts wait for a retry: one alert a
+destination keeps refusing never holds the others (docs/web-console.md,
+"Alert delivery"). What a failure means:
+
+- an answer 4xx other than 408 and 429 (or an alert that cannot be composed):
+  this alert will never be taken; it is dropped for that destination, counted
+  in `refused` and logged once with the status;
+- 5xx, 408, 429, no connection, a timeout: tried again with exponential
+  back-off (`backoff`, doubling to 60 s) for up to `retry_for`, then counted in
+  `gave_up`. A receiver that restarts gets it when it is back, once.
+
+While a destination does not answer at all, the alerts that arrive wait with
+the ones already waiting (no attempt each), so order is kept as far as it
+blocks nothing. Alerts the operator silenced are not delivered. Deliveries run
+on a thread of their own; nothing here ever blocks ingest.
 """
 
 import configparser
@@ -113,8 +124,31 @@ class Mail(Sender):
             server.send_message(message)
 
 
+def permanent(exc: BaseException) -> Optional[str]:
+    """Why this failure will repeat for this alert however often it is tried, or None.
+
+    4xx other than 408 (timeout) and 429 (too many requests) is the receiver
+    refusing this request; an alert that cannot be composed (ValueError) cannot
+    become sendable either. Everything else may pass later.
+    """
+    if isinstance(exc, urllib.error.HTTPError):
+        if 400 <= exc.code < 500 and exc.code not in (408, 429):
+            return "answered %d" % exc.code
+        return None
+    if isinstance(exc, ValueError):
+        return "cannot be sent: %s" % exc
+    return None
+
+
+def answered(exc: BaseException) -> bool:
+    """Whether the destination answered at all (as opposed to being unreachable)."""
+    return isinstance(exc, (urllib.error.HTTPError, smtplib.SMTPResponseException,
+                            smtplib.SMTPRecipientsRefused, ValueError))
+
+
 class Delivery(object):
-    """A bounded queue per destination, drained by one thread with retries."""
+    """Per destination a queue of fresh alerts and one of alerts waiting for a retry,
+    bounded together; drained by one thread."""
 
     def __init__(self, senders: List[Sender], queue: int = 1000, retry_for: float = 3600.0,
                  backoff: float = FIRST_RETRY_S, clock: Callable[[], float] = time.monotonic) -> None:
@@ -122,8 +156,11 @@ class Delivery(object):
         self.backoff = backoff
         self.retry_for = retry_for
         self.clock = clock
-        self.queues: Dict[str, Deque[list]] = {s.name: deque(maxlen=queue) for s in senders}
-        self.stats = {"delivered": 0, "dropped": 0, "gave_up": 0, "silenced": 0, "attempts": 0}
+        self.limit = max(1, queue)
+        self.queues: Dict[str, Deque[list]] = {s.name: deque() for s in senders}    # fresh
+        self.retries: Dict[str, Deque[list]] = {s.name: deque() for s in senders}
+        self.stats = {"delivered": 0, "dropped": 0, "gave_up": 0, "refused": 0, "silenced": 0,
+                      "attempts": 0}
         self.silenced: Callable[[str, str], bool] = lambda device, kind: False
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -139,6 +176,11 @@ class Delivery(object):
         self._wake.set()
         self._thread.join(5.0)
 
+    def waiting(self, name: str) -> int:
+        """Alerts not yet delivered to destination `name` (fresh and retries)."""
+        with self._lock:
+            return len(self.queues[name]) + len(self.retries[name])
+
     def offer(self, alert: Dict[str, Any]) -> None:
         """Queue one alert change (called by the ingestor; never blocks)."""
         try:
@@ -149,11 +191,13 @@ class Delivery(object):
             log.debug("could not read silences: %s", exc)
         item = dict(alert, id="a-" + uuid.uuid4().hex[:16], source="gc-console")
         with self._lock:
-            for queue in self.queues.values():
-                if len(queue) == queue.maxlen:
+            for sender in self.senders:
+                fresh, retry = self.queues[sender.name], self.retries[sender.name]
+                if len(fresh) + len(retry) >= self.limit:
+                    (retry or fresh).popleft()   # the oldest goes: retries are older
                     self.stats["dropped"] += 1
                 # [alert, first try, next try, delay]
-                queue.append([item, self.clock(), 0.0, self.backoff])
+                fresh.append([item, self.clock(), 0.0, self.backoff])
         self._wake.set()
 
     def _run(self) -> None:
@@ -163,39 +207,67 @@ class Delivery(object):
             self._wake.clear()
 
     def _round(self) -> float:
-        """Try what is due at each destination, in order; returns how long to sleep."""
+        """Try what is due at each destination; returns how long to sleep."""
         soonest = 5.0
         for sender in self.senders:
-            queue = self.queues[sender.name]
-            while queue and not self._stop.is_set():
+            fresh, retry = self.queues[sender.name], self.retries[sender.name]
+            down = False   # the destination did not answer this round: the rest wait with it
+            with self._lock:
+                due = [e for e in retry if e[2] <= self.clock()]
+            for entry in due:
+                if self._stop.is_set() or down:
+                    break
+                down = self._attempt(sender, entry, retry) == "down"
+            while not self._stop.is_set():
                 with self._lock:
-                    entry = queue[0]
-                now = self.clock()
-                if entry[2] > now:
-                    soonest = min(soonest, entry[2] - now)
-                    break   # in order: a later alert never overtakes an earlier one
-                self.stats["attempts"] += 1
-                try:
-                    sender.send(entry[0])
-                except (OSError, urllib.error.URLError, smtplib.SMTPException, ValueError) as exc:
-                    if now - entry[1] >= self.retry_for:
-                        log.warning("%s: gave up alert %s after %.0fs: %s", sender.name,
-                                    entry[0]["id"], now - entry[1], exc)
-                        self.stats["gave_up"] += 1
-                        self._pop(queue, entry)
+                    if not fresh:
+                        break
+                    entry = fresh.popleft()
+                    if down:   # queued behind the ones waiting, in order, without an attempt
+                        entry[2] = self.clock() + entry[3]
+                        retry.append(entry)
                         continue
-                    entry[2], entry[3] = now + entry[3], min(entry[3] * 2, LAST_RETRY_S)
-                    log.info("%s: alert %s not delivered (%s); again in %.0fs", sender.name,
-                             entry[0]["id"], exc, entry[3])
-                    continue
-                self.stats["delivered"] += 1
-                self._pop(queue, entry)
+                    retry.append(entry)   # counted in the bound while it is tried
+                down = self._attempt(sender, entry, retry) == "down"
+            with self._lock:
+                if retry:
+                    soonest = min(soonest, max(0.0, min(e[2] for e in retry) - self.clock()))
         return soonest
 
-    def _pop(self, queue: Deque[list], entry: list) -> None:
+    def _attempt(self, sender: Sender, entry: list, retry: Deque[list]) -> str:
+        """One try of one alert held in `retry`: "done", "later" or "down"."""
+        now = self.clock()
+        self.stats["attempts"] += 1
+        try:
+            sender.send(entry[0])
+        except (OSError, urllib.error.URLError, smtplib.SMTPException, ValueError) as exc:
+            why = permanent(exc)
+            if why:
+                log.warning("%s: alert %s (%s %s) %s: dropped, not retried", sender.name,
+                            entry[0]["id"], entry[0].get("device"), entry[0].get("alert"), why)
+                self.stats["refused"] += 1
+                self._remove(retry, entry)
+                return "done"
+            if now - entry[1] >= self.retry_for:
+                log.warning("%s: gave up alert %s after %.0fs: %s", sender.name,
+                            entry[0]["id"], now - entry[1], exc)
+                self.stats["gave_up"] += 1
+                self._remove(retry, entry)
+                return "done"
+            entry[2], entry[3] = now + entry[3], min(entry[3] * 2, LAST_RETRY_S)
+            log.info("%s: alert %s not delivered (%s); again in %.0fs", sender.name,
+                     entry[0]["id"], exc, entry[2] - now)
+            return "later" if answered(exc) else "down"
+        self.stats["delivered"] += 1
+        self._remove(retry, entry)
+        return "done"
+
+    def _remove(self, queue: Deque[list], entry: list) -> None:
         with self._lock:
-            if queue and queue[0] is entry:
-                queue.popleft()
+            for i, held in enumerate(queue):
+                if held is entry:
+                    del queue[i]
+                    return
 
 
 def load_delivery(path: str) -> Delivery:

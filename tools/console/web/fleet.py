@@ -12,6 +12,7 @@ import time
 from typing import Any, Dict, Iterable, List, Optional
 
 from ..alerts import headroom_kb
+from ..apps import split_id
 from ..colours import rule_colours
 from ..view import risk, state_of
 
@@ -21,8 +22,11 @@ def row(device: Dict[str, Any], now: float, default_interval: float,
     """One device as the fleet page shows it."""
     state = state_of(device, now, default_interval)
     reason = device.get("reason") or ("silent" if state != device.get("state") else None)
+    host, app = split_id(device["device"])
     return {
         "device": device["device"],
+        "host": host,
+        "app": app,
         "model": device.get("model"),
         "state": state if state == "online" else (reason if reason == "stopped" else "offline"),
         "reason": reason,

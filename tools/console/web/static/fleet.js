@@ -32,15 +32,40 @@
            `<span>${GC.mb(r.rss_kb)} / ${GC.mb(r.ceiling_kb)}</span></div>`;
   }
 
-  function rowHtml(r, now) {
+  // Each device once, its applications (DEVICE@APP ids, docs/web-console.md) right after it:
+  // [label, row or null for a device known only by its applications, is an application].
+  function grouped(list) {
+    const apps = new Map(), plain = new Map();
+    for (const r of list) {
+      if (r.app) { if (!apps.has(r.host)) apps.set(r.host, []); apps.get(r.host).push(r); }
+      else plain.set(r.device, r);
+    }
+    const out = [], done = new Set();
+    for (const r of list) {
+      const key = r.app ? r.host : r.device;
+      if (done.has(key)) continue;
+      done.add(key);
+      if (apps.has(key)) {
+        out.push([key, plain.get(key) || null, false]);
+        for (const a of apps.get(key)) out.push(["@" + a.app, a, true]);
+      } else out.push([key, r, false]);
+    }
+    return out;
+  }
+
+  function hostHtml(host) {
+    return `<tr class="host" data-host="${GC.esc(host)}"><td colspan="12">${GC.esc(host)}</td></tr>`;
+  }
+
+  function rowHtml(r, now, label, isApp) {
     const rules = Object.entries(r.rules).map(([rule, n]) =>
       `<span class="chip" style="border-color:${r.rule_colours[rule]};color:${r.rule_colours[rule]}">${GC.esc(rule)} ${n}</span>`).join(" ");
     const lastGc = r.last_collect_ts ? `${GC.ago(r.last_collect_ts, now)} ago` +
       (r.last_reclaimed_kb > 0 ? ` −${GC.mb(r.last_reclaimed_kb)}` : "") : "-";
     const leak = r.leak_kb_per_hour != null ? `${GC.mb(r.leak_kb_per_hour)}/h` +
       (r.ceiling_eta_s != null ? `, ceiling in ${GC.duration(r.ceiling_eta_s)}` : "") : "";
-    return `<tr data-device="${GC.esc(r.device)}" class="state-${r.state}">` +
-      `<td><a href="/device/${encodeURIComponent(r.device)}">${GC.esc(r.device)}</a></td>` +
+    return `<tr data-device="${GC.esc(r.device)}" class="state-${r.state}${isApp ? " app" : ""}">` +
+      `<td><a href="/device/${encodeURIComponent(r.device)}">${GC.esc(label)}</a></td>` +
       `<td>${GC.esc(r.model || "-")}</td><td class="state">${GC.esc(r.state)}</td>` +
       `<td>${bar(r)}</td><td>${GC.mb(r.headroom_kb)}</td><td>${GC.mb(r.free_kb)}</td>` +
       `<td>${lastGc}</td><td>${rules}</td>` +
@@ -55,7 +80,8 @@
     const all = Array.from(rows.values());
     all.sort((a, b) => b.risk - a.risk || (a.device < b.device ? -1 : 1));
     const shown = all.filter(matches);
-    tbody.innerHTML = shown.map(r => rowHtml(r, now)).join("");
+    tbody.innerHTML = grouped(shown).map(([label, r, isApp]) =>
+      r ? rowHtml(r, now, label, isApp) : hostHtml(label)).join("");
     document.getElementById("shown").textContent = `${shown.length} of ${all.length} shown`;
     document.getElementById("counts").textContent =
       `${counts.devices || 0} devices: ${counts.online || 0} online, ${counts.offline || 0} offline, ` +
