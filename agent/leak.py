@@ -39,13 +39,12 @@ Pure: time and memory come in as numbers; nothing here reads a clock or /proc.
 """
 
 import collections
-import math
 
 from .lean import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Deque, Iterable, List, Optional, Sequence, Tuple
+    from typing import Deque, List, Optional, Sequence, Tuple
 
 CAPACITY = 64          # floor windows kept (x 4 numbers): bounded whatever the uptime
 MIN_POINTS = 10        # a rise must last this many report periods to be judged
@@ -387,33 +386,3 @@ def _fields(verdict: Verdict) -> dict:
     return {"rate_kb_per_hour": verdict.rate_kb_per_hour, "confidence": verdict.confidence,
             "ceiling_eta_s": verdict.ceiling_eta_s, "floor_kb": verdict.floor_kb,
             "span_s": round(verdict.span_s, 1)}
-
-
-def judge_stored(messages: "Iterable[dict]", device: dict) -> LeakWatch:
-    """A device's verdict from its recorded telemetry messages of its current boot
-    (`device`: `boot` and `ceiling_kb`). The console and the bench judge records with it."""
-    watch = LeakWatch()
-    boot = device.get("boot")
-    samples = []
-    for message in messages:
-        if message.get("type") == "telemetry" and message.get("boot") == boot:
-            samples.extend(message.get("samples") or ())
-    feed(watch, samples, device.get("ceiling_kb") or 0)
-    return watch
-
-
-def feed(watch: LeakWatch, samples: "Iterable[dict]", ceiling_kb: object) -> None:
-    """Samples oldest first; one whose numbers make no sense (a device's bug, or a row
-    another tool stored) is skipped: the schema checks types, not values."""
-    good = []
-    for sample in samples:
-        try:
-            ts, rss = float(sample["ts"]), int(sample["rss_kb"])
-            counts = [int(c) for c in sample.get("gc_collections") or ()]
-        except (KeyError, TypeError, ValueError, OverflowError):
-            continue
-        if math.isfinite(ts) and 0 <= rss < 1 << 40:
-            good.append((ts, rss, counts))
-    ceiling = ceiling_kb if isinstance(ceiling_kb, int) and 0 < ceiling_kb < 1 << 40 else 0
-    for ts, rss, counts in sorted(good, key=lambda s: s[0]):
-        watch.observe(ts, rss, ceiling, counts)

@@ -1,7 +1,7 @@
 """The leak verdict on real emulator runs: a real leak is called with a plausible rate, by the
 agent and by the console from the same telemetry; healthy workloads are not called leaks."""
 
-from agent.leak import judge_stored
+from agent.leakrecords import judge_stored
 from tests.scenarios import test_leak, test_workloads  # noqa: F401 (they register "leak", "bigfree-agent")
 from tests.scenarios.conftest import EMULATOR_INI, Emulation, background, messages
 

@@ -102,7 +102,7 @@ def _emulate(folder: str, name: str, workload: str, duration: int, args: List[st
 
 
 def emulator(quick: bool) -> Dict[str, Any]:
-    from agent.leak import judge_stored
+    from agent.leakrecords import judge_stored
     from tools.emulator.summary import read_messages
     results = {}
     with tempfile.TemporaryDirectory(prefix="leakeval-") as folder:

@@ -14,7 +14,8 @@ import json
 import sqlite3
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from agent.leak import LeakWatch, feed, judge_stored
+from agent.leak import LeakWatch
+from agent.leakrecords import feed, judge_stored
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leaks (
