@@ -8,7 +8,7 @@ from tests.conftest import REPO
 
 # Pages other work is writing right now: the index links them ahead of time.
 # Remove a name here when its page lands.
-BEING_WRITTEN = {"docs/tuner.md"}
+BEING_WRITTEN = set()   # type: set
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
