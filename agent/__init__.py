@@ -120,7 +120,7 @@ def collect(generation: int = 2, reason: str = "manual") -> int:
         log.warning("gc-agent: collect(%r): the first argument is the generation (0, 1 or 2); "
                     "write collect(2, reason=%r). Collecting generation 2%s", generation[:64],
                     generation[:64], idle)
-        reason, generation = generation if reason == "manual" else reason, 2
+        reason, generation = generation if type(reason) is str and reason == "manual" else reason, 2
     elif not (isinstance(generation, int) and not isinstance(generation, bool)
               and 0 <= generation <= 2):   # no ==: an object's own __eq__ may raise
         log.warning("gc-agent: collect(generation=%s): generation is 0, 1 or 2; using 2%s",

@@ -12,7 +12,8 @@ value of a message it accepted. What the agent itself sends always fits:
 - `seq` is 0 or more, times (`ts`, samples' `ts`) are 0 to TS_MAX (year 2286),
   kilobyte counts are 0 to KB_MAX;
 - `device` and `boot` are 1 to ID_MAX characters (a profile's device id is
-  at most 64), names (`model`, `rule`, `event`, `state`) at most NAME_MAX, the
+  at most 64, and `DEVICE@APP` adds `@` and an application name of up to 32:
+  docs/field.md), names (`model`, `rule`, `event`, `state`) at most NAME_MAX, the
   other status strings at most TEXT_MAX;
 - the optional fields a reader keeps (`rule`, `generation`, `rss_before_kb`,
   `rss_after_kb`, `historical`, `will`) have their types.
@@ -29,7 +30,7 @@ INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
 TS_MAX = 1e10
 KB_MAX = 1 << 42           # 4 PB: any memory size a device can report
 MAX_DEPTH = 32
-ID_MAX = 64
+ID_MAX = 64 + 1 + 32
 NAME_MAX = 128
 TEXT_MAX = 4096
 _INF = float("inf")

@@ -70,8 +70,12 @@ def make_commands(agent) -> Commands:
             os.makedirs(agent.profile.buffer.flash, exist_ok=True)
         except OSError:
             pass   # ReplayIds counts the failure when it cannot write there
-        ids = ReplayIds(os.path.join(agent.profile.buffer.flash, REPLAY_IDS_FILE), 1024,
-                        settings.window)
+        # One file per application: agents sharing a profile on a gateway share the
+        # flash folder, and one's rewrite would drop the other's ids (docs/field.md).
+        from .identity import app_fields
+        app = app_fields(agent.device_id).get("app")
+        name = REPLAY_IDS_FILE + ("-" + app if app else "")
+        ids = ReplayIds(os.path.join(agent.profile.buffer.flash, name), 1024, settings.window)
     out = Commands(key, agent.device_id, handlers, allow=settings.allow, window=settings.window,
                    ids=ids)
     out.key_file_warning = warning

@@ -54,7 +54,8 @@ class CpuAccount(object):
 
     def __init__(self, clock: "Callable[[], float]" = thread_cpu) -> None:
         self._clock = clock
-        self._lock = threading.Lock()
+        # Re-entrant: stop() may run from a signal handler on a thread inside add().
+        self._lock = threading.RLock()
         self.elsewhere = 0.0         # closed spans on other threads
         self._thread_s = 0.0          # the agent thread's clock at its last reading
         self._open = {}               # type: Dict[int, float]

@@ -31,8 +31,9 @@ def check_app(value: str) -> str:
         if name != "script" and not (name.startswith("env:") and len(name) > 4):
             raise ValueError("unknown template ${%s} (known: ${script}, ${env:NAME})" % name)
     literal = _TEMPLATE.sub("x", value)
-    if literal and not _NAME.match(literal):
-        raise ValueError("%r: an application name is 1-32 letters, digits, '.', '_' or '-'" % value)
+    if literal and (not _NAME.match(literal) or not literal.strip(".")):
+        raise ValueError("%r: an application name is 1-32 letters, digits, '.', '_' or '-'"
+                         " (not dots alone: it names a folder)" % value)
     return value
 
 
@@ -93,4 +94,5 @@ def _stem(path: str) -> str:
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "-", name)[:32].strip("-")
+    safe = re.sub(r"[^A-Za-z0-9._-]", "-", name)[:32].strip("-")
+    return safe if safe.strip(".") else ""   # "." or ".." would name another folder

@@ -129,6 +129,8 @@ class Agent(Messaging):
             # freeze already happened at start: the new policy does not repeat it.
             self._policy = Policy(profile.rules, self._monotonic(), profile.agent.budget,
                                   profile.agent.budget_window, None)
+            if self.tuner is not None:
+                self.tuner.take_rules(profile)
 
     @property
     def policy(self) -> Policy:

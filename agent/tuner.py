@@ -1,4 +1,4 @@
-"""The self-tuning collector (`[gc] tune = auto`): pure decisions, like agent/rules.py.
+"""The self-tuning collector (`[gc] tune = auto`): pure decisions, like agent/rules/.
 
 Nothing here reads a clock, calls gc or does I/O. Each tick the agent passes a
 `Reading` (the time, memory, the process's CPU time, the collector's thresholds,
@@ -21,9 +21,10 @@ it costs per workload, is in docs/tuner.md:
 - **Freeze** (3.7+): once RSS has stopped growing after start-up (flat over a
   settle window), not at a fixed delay: right after the next idle full
   collection, or after a young one if no idle phase comes.
-- **Memory wins**: as headroom nears the low-memory `below`, thresholds come
-  back down (threshold2 too, unless full collections reclaim nothing); the
-  low-memory rules' escalation is never held back while it still reclaims.
+- **Memory wins**: as headroom nears the low-memory `below`, threshold0 and
+  threshold1 come back down (threshold2 stays high: full collections are the
+  tuner's and the rules' to time); the low-memory rules' escalation is never
+  held back while it still reclaims.
 - **Futility**: a full collection that gives back less than `min_reclaim`
   marks the heap as live at that RSS. Then the low-memory rules' full
   collections in busy phases wait for idle until half of `below` is all that

@@ -29,21 +29,25 @@ class TunerDriver(object):
 
     def __init__(self, profile: Profile, probe: Probe, start: float) -> None:
         self.probe = probe
-        # Rules by what they do (agent.rules.table is the only switch on a rule's type):
-        # a `below` makes a low-memory rule, an `every` a periodic one.
+        self.tuner = Tuner(start, pause_budget_ms=profile.gc.pause_budget * 1000.0,
+                           memory_target=profile.gc.memory_target, flavour=gc_flavour(),
+                           can_freeze=can_freeze(), tick=profile.agent.tick)
+        self.take_rules(profile)
+        self.probe.pauses.take_generations()   # start counting from now
+
+    def take_rules(self, profile: Profile) -> None:
+        """What the tuner reads of the rules; again whenever `set` or `reload` changes them.
+
+        Rules by what they do (agent.rules.table is the only switch on a rule's type):
+        a `below` makes a low-memory rule, an `every` a periodic one."""
         enabled = [r for r in profile.rules if r.enabled]
         self._belows = [table.value(r, "below") for r in enabled
                         if table.value(r, "below") is not None]
-        reclaim = min([table.value(r, "min_reclaim") for r in enabled
-                       if table.value(r, "min_reclaim") is not None] or [256])
-        kinds = {r.name: "low_memory" if table.value(r, "below") is not None
-                 else "periodic" if table.value(r, "every") is not None else "other"
-                 for r in profile.rules}
-        self.tuner = Tuner(start, pause_budget_ms=profile.gc.pause_budget * 1000.0,
-                           memory_target=profile.gc.memory_target, flavour=gc_flavour(),
-                           can_freeze=can_freeze(), tick=profile.agent.tick,
-                           min_reclaim_kb=reclaim, rule_types=kinds)
-        self.probe.pauses.take_generations()   # start counting from now
+        self.tuner.min_reclaim_kb = min([table.value(r, "min_reclaim") for r in enabled
+                                         if table.value(r, "min_reclaim") is not None] or [256])
+        self.tuner.rule_types = {r.name: "low_memory" if table.value(r, "below") is not None
+                                 else "periodic" if table.value(r, "every") is not None
+                                 else "other" for r in profile.rules}
 
     def step(self, sample: Sample, triggers: "Sequence[str]", decisions: "Sequence[Decision]",
              now: float) -> "Tuple[List[Decision], List[Change]]":

@@ -32,7 +32,7 @@ def test_every_kind_of_message_the_agent_makes_keeps_the_ranges():
     ("seq", "-1", "out of range"),
     ("ts", "1e999", "not finite"),
     ("ts", "1e12", "out of range"),
-    ("device", json.dumps("d" * 65), "characters"),
+    ("device", json.dumps("d" * 98), "characters"),
     ("model", json.dumps("m" * 129), "characters"),
     ("model", '"\\ud800"', "Unicode"),
     ("rule", "[1]", "wrong type"),

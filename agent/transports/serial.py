@@ -316,9 +316,15 @@ class SerialTransport(Transport):
                 delay = min(REOPEN_MAX, delay * 2)
                 continue
             first = False
+            # What is still queued to write is pending too, and "opened" writes every
+            # pending message again: clear it, or a port that keeps failing grows it.
+            self._tx.clear()
             self._rx.append(("opened", None))
             opened_at = time.monotonic()
-            reason = self._serve(port, serial)
+            try:
+                reason = self._serve(port, serial)
+            except Exception as exc:   # never let the I/O thread die silently: reopen
+                reason = "%s: %s" % (type(exc).__name__, exc)
             # A port that opens and fails at once (a dying USB adapter) keeps its back-off.
             delay = 0.5 if time.monotonic() - opened_at > 5.0 else min(REOPEN_MAX, delay * 2)
             try:

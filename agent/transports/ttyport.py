@@ -1,4 +1,4 @@
-"""A serial port from the standard library: termios, a non-blocking descriptor, select.
+"""A serial port from the standard library: termios, a non-blocking descriptor, poll.
 
 For plain device paths (`serial:///dev/ttyS1?baud=115200`, `/dev/ttyUSB0`),
 the serial transport opens the port with this module instead of pyserial,
@@ -79,7 +79,7 @@ def raw_mode(fd: int, baud: int) -> None:
 
 
 class TtyPort(object):
-    """One open device: non-blocking, raw, timeouts done with select."""
+    """One open device: non-blocking, raw, timeouts done with poll."""
 
     in_waiting = 0   # the transport asks; read() takes whatever has arrived anyway
 
@@ -104,8 +104,7 @@ class TtyPort(object):
     def read(self, size: int = 1) -> bytes:
         """What has arrived (up to 64 KB), after waiting up to `timeout` for the first byte."""
         fd = self._fd()
-        ready, _, _ = select.select([fd], [], [], self.timeout)
-        if not ready:
+        if not _wait(fd, select.POLLIN, self.timeout):
             return b""
         try:
             data = os.read(fd, max(size, READ_CHUNK))
@@ -133,7 +132,7 @@ class TtyPort(object):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise SerialTimeoutException("Write timeout")
-            select.select([], [fd], [], left)
+            _wait(fd, select.POLLOUT, left)
         return len(data)
 
     def close(self) -> None:
@@ -150,3 +149,11 @@ class TtyPort(object):
 def serial_for_url(url: str, baudrate: int, timeout: float, write_timeout: float) -> TtyPort:
     """The port at device path `url`, open and configured (pyserial's call, for paths)."""
     return TtyPort(url, baudrate, timeout, write_timeout)
+
+
+def _wait(fd: int, events: int, timeout: float) -> bool:
+    """Whether `fd` is ready for `events` within `timeout` seconds. poll, not select:
+    select refuses a descriptor of 1024 or more, which a busy application can give us."""
+    poller = select.poll()
+    poller.register(fd, events | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000))))

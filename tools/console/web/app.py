@@ -39,6 +39,22 @@ STATIC = os.path.join(HERE, "static")
 PAGES = os.path.join(HERE, "pages")
 STREAM_EVERY_S = 0.5     # a change reaches an open page within this plus ROWS_TTL_S (under 1 s)
 MAX_BODY = 16 * 1024
+
+
+async def bounded_body(request: "Request") -> Optional[bytes]:
+    """The request's body, or None past MAX_BODY: read no further than that, whatever the
+    client says or sends (the sign-in page takes requests from anyone who reaches it)."""
+    try:
+        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+            return None
+    except ValueError:
+        return None
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return body
 MAX_STREAMS = 64         # open fleet pages at once; one more is refused (503), never queued
 # Scripts and styles from this origin only (style attributes allowed: bars, rule colours, uPlot);
 # no framing (clickjacking).
@@ -76,8 +92,8 @@ def create_app(backend: Backend, guard: Guard, registry: Any) -> Starlette:
         return RedirectResponse("/login?next=" + request.url.path, status_code=303)
 
     async def body_json(request: Request) -> Dict[str, Any]:
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        body = await bounded_body(request)
+        if body is None:
             raise ValueError("request body over %d bytes" % MAX_BODY)
         data = json.loads(body.decode("utf-8") or "{}")
         if not isinstance(data, dict):
@@ -116,8 +132,8 @@ def create_app(backend: Backend, guard: Guard, registry: Any) -> Starlette:
     async def login(request: Request) -> Response:
         if not guard.required:
             return RedirectResponse("/", status_code=303)
-        body = await request.body()   # a urlencoded form, parsed here: no multipart dependency
-        if len(body) > MAX_BODY:
+        body = await bounded_body(request)   # a urlencoded form, parsed here: no multipart dependency
+        if body is None:
             return JSONResponse({"error": "request body too large"}, status_code=400)
         form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
         name = guard.check_secret(form.get("name", ""), form.get("secret", ""))

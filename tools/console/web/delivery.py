@@ -36,6 +36,7 @@ on a thread of their own; nothing here ever blocks ingest.
 """
 
 import configparser
+import http.client
 import json
 import logging
 import re
@@ -202,7 +203,11 @@ class Delivery(object):
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            wait = self._round()
+            try:
+                wait = self._round()
+            except Exception:   # a bug must not end delivery for the console's life
+                log.exception("alert delivery: a round failed; trying again in 5 s")
+                wait = 5.0
             self._wake.wait(wait)
             self._wake.clear()
 
@@ -240,7 +245,8 @@ class Delivery(object):
         self.stats["attempts"] += 1
         try:
             sender.send(entry[0])
-        except (OSError, urllib.error.URLError, smtplib.SMTPException, ValueError) as exc:
+        except (OSError, urllib.error.URLError, http.client.HTTPException, smtplib.SMTPException,
+                ValueError) as exc:
             why = permanent(exc)
             if why:
                 log.warning("%s: alert %s (%s %s) %s: dropped, not retried", sender.name,
