@@ -109,14 +109,26 @@ def _assert_failed_twice_leaves_nothing(start):
     hooks = list(gc.callbacks)
     thresholds = gc.get_threshold()
     threads = _threads()
-    fds = len(os.listdir("/proc/self/fd"))
+    fds = _open_files()
     for _ in range(2):
         assert start() is False
         assert agent.running() is None
         assert gc.callbacks == hooks   # no pause-timing hook left in the application
         assert _threads() == threads   # the serial port's I/O thread was ended too
-        assert len(os.listdir("/proc/self/fd")) == fds
+        # Nothing this start opened is left open (other tests' leftovers may close meanwhile).
+        assert _open_files() - fds == set()
         assert gc.get_threshold() == thresholds
+
+
+def _open_files() -> set:
+    """(descriptor, what it points at) for every open descriptor of this process."""
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out.add((fd, os.readlink("/proc/self/fd/" + fd)))
+        except OSError:   # the listing's own descriptor, closed already
+            pass
+    return out
 
 
 def test_a_start_whose_transport_fails_to_open_leaves_gc_hooks_and_threads_as_they_were(
