@@ -53,17 +53,23 @@ print(hwm, len(ingest.devices))
 """
 
 
+# The command runs under a small wrapper that reports its child's peak: wait4's
+# ru_maxrss of a child forked from this process includes this process's own peak
+# (Linux counts it from before exec), and the bench process is large by now.
+WRAP = ("import resource, subprocess, sys\n"
+        "code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "sys.exit(code)\n")
+
+
 def _run(argv: List[str]) -> Dict[str, float]:
     started = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=dict(os.environ, PYTHONPATH=REPO))
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", WRAP] + argv, cwd=REPO, capture_output=True,
+                          env=dict(os.environ, PYTHONPATH=REPO))
     seconds = time.monotonic() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError("%s failed: %s" % (" ".join(argv), proc.stderr.read().decode()[-500:]))
-    proc.stderr.close()
-    proc.returncode = 0
-    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024.0}
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed: %s" % (" ".join(argv), proc.stderr.decode()[-500:]))
+    return {"seconds": seconds, "peak_mb": int(proc.stdout.split()[-1]) / 1024.0}
 
 
 def measure(quick: bool) -> List[dict]:
