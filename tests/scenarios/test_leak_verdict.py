@@ -5,7 +5,7 @@ from agent.leakrecords import judge_stored
 from tests.scenarios import test_leak, test_workloads  # noqa: F401 (they register "leak", "bigfree-agent")
 from tests.scenarios.conftest import EMULATOR_INI, Emulation, background, messages
 
-LEAK_KB_PER_HOUR = 2.5 * 1024 * 3600   # the `leak` run's --rate 2.5 MB/s (tests/scenarios/test_leak.py)
+LEAK_KB_PER_HOUR = 1.5 * 1024 * 3600   # the `leak` run's --rate 1.5 MB/s (tests/scenarios/test_leak.py)
 
 
 @background("gcoff-leakcheck")

@@ -24,14 +24,19 @@ from tests.scenarios.conftest import EMULATOR_INI, PROFILES, Emulation, messages
 from tools.mosquitto import Mosquitto
 
 JOURNAL_INI = os.path.join(PROFILES, "journal.ini")
+# Each run goes on long enough after its outage for paho's reconnect back-off to
+# get through: it starts at 1-3 s (random, so a fleet does not come back at once)
+# and doubles, so an agent whose retry lands just before the outage ends waits up
+# to 8 s more (docs/transports.md). Shorter runs ended with the link still down on a
+# loaded CI machine.
 SCENARIOS = {
-    "outage": ("--profile", EMULATOR_INI, "--devices", "2", "--duration", "16",
+    "outage": ("--profile", EMULATOR_INI, "--devices", "2", "--duration", "24",
                "--fault", "broker-outage:at=2s,for=6s"),
-    "flash-full": ("--profile", JOURNAL_INI, "--duration", "14",
+    "flash-full": ("--profile", JOURNAL_INI, "--duration", "18",
                    "--fault", "broker-outage:at=2s,for=5s", "--fault", "flash-full:at=1s"),
     "slow-link": ("--profile", EMULATOR_INI, "--duration", "10",
                   "--fault", "slow-link:delay=300ms,rate=1K/s"),
-    "power-loss": ("--profile", JOURNAL_INI, "--duration", "18", "--reboot-delay", "1s",
+    "power-loss": ("--profile", JOURNAL_INI, "--duration", "24", "--reboot-delay", "1s",
                    "--fault", "broker-outage:at=2s,for=8s", "--fault", "power-loss:at=6s"),
 }
 
