@@ -8,7 +8,7 @@ an error (`UnknownRuleType`), never a silent fallback to another type.
 A rule type module has:
 
 - ``TYPE``: its name, as written after ``type =``;
-- ``Settings``: a NamedTuple of ``name``, ``enabled`` and its own fields, with a
+- ``Settings``: a record (`agent.lean.record`) of ``name``, ``enabled`` and its own fields, with a
   ``type`` property returning ``TYPE``;
 - ``SCHEMA``: its keys, ``key -> (field, parser, required)``;
 - ``check(settings, given, ceiling_kb)``: ``(key, message)`` pairs for
