@@ -26,12 +26,12 @@ from .errors import TransportError
 from .guard import Guard
 from .leak import LeakWatch
 from .messaging import Messaging
-from .preflight import check_reporters
 from .probes import Sample
 from .profile import Profile
 from .reporter import Reporter
 from .rules import Decision, Policy
 from .telemetry import TelemetryBatch
+from .transports import scheme_of
 from .transports.base import TransportEvent
 from .tuning import TunerDriver
 from .wakeup import Wakeup
@@ -159,7 +159,11 @@ class Agent(Messaging):
                     self.problems.append("report %s: %s" % (reporter.transport.describe(), exc))
                     log.warning("gc-agent: report %s: %s (will keep retrying)",
                                 reporter.transport.describe(), exc)
-            check_reporters(self.reporters, self.problems)   # unreachable brokers: said too
+            if any(scheme_of(r.transport.url) in ("mqtt", "mqtts") for r in self.reporters):
+                # Unreachable brokers: said too. Only a broker has a server to check, so
+                # other reports never load the check (docs/footprint.md).
+                from .preflight import check_reporters
+                check_reporters(self.reporters, self.problems)
             self._emit_status("online")
             if self.commands is not None and self.commands.key_file_warning:
                 self._emit_event("error", part="commands", error=self.commands.key_file_warning)

@@ -6,7 +6,7 @@ URLs in `check_url`) plus one line here: docs/adding-a-transport.md. Third-party
 and only when a URL asks for it.
 """
 
-import importlib
+import sys
 
 from ..errors import TransportError
 from .base import Context, Transport
@@ -48,7 +48,8 @@ def transport_class(url: str) -> "Type[Transport]":
         raise ValueError("%r: unknown report URL scheme %r (known: %s)"
                          % (url, scheme, ", ".join(s + ":" for s in sorted(SCHEMES))))
     module, name = SCHEMES[scheme]
-    return getattr(importlib.import_module(module), name)
+    __import__(module)   # not importlib: a module of its own to load (docs/footprint.md)
+    return getattr(sys.modules[module], name)
 
 
 def check_url(url: str) -> None:

@@ -14,14 +14,12 @@ network thread) free of locks the agent holds, the classic deadlock.
     close()     release everything; safe twice
 """
 
-import abc
-
 from ..lean import record
 from ..outbox import Outgoing
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import List, Optional
+    from typing import Any, List, Optional
 
 
 class TransportSettings(record(
@@ -69,36 +67,44 @@ class TransportEvent(record(
     __slots__ = ()
 
 
-class Transport(abc.ABC):
+class Transport(object):
     """Base class: implement `send`; the rest have working defaults."""
 
     scheme = ""
     has_link = False   # True when link_down / link_up can happen
 
+    def __new__(cls, *args: "Any", **kwargs: "Any") -> "Transport":
+        # What abc.ABC with an abstract `send` would check, without abc's registries
+        # per subclass (RSS on 3.6, docs/footprint.md).
+        if cls.send is Transport.send:
+            raise TypeError("Can't instantiate abstract class %s with abstract methods send"
+                            % cls.__name__)
+        return super().__new__(cls)
+
     def __init__(self, url: str, context: "Optional[Context]" = None) -> None:
         self.url = url
         self.context = context or Context()
 
-    @classmethod  # noqa: B027 (optional hook: stdout: and memory: take any URL)
+    @classmethod   # optional hook: stdout: and memory: take any URL
     def check_url(cls, url: str) -> None:
         """Raise ValueError saying what is wrong with `url`; profiles are checked with this."""
 
-    def open(self) -> None:  # noqa: B027 (optional hook: most transports need nothing)
+    def open(self) -> None:   # optional hook: most transports need nothing
         """Acquire what `send` needs (files, sockets)."""
 
     def ready(self) -> bool:
         """Whether `send` may be called now."""
         return True
 
-    @abc.abstractmethod
     def send(self, item: Outgoing) -> bool:
         """Deliver one message (True), accept it for a later "ack" (False), or raise TransportError."""
+        raise NotImplementedError   # every transport has its own (checked in __new__)
 
     def poll(self) -> "List[TransportEvent]":
         """Acknowledgements, link changes, commands and errors since the last call."""
         return []
 
-    def close(self) -> None:  # noqa: B027 (optional hook)
+    def close(self) -> None:   # optional hook
         """Release everything; safe to call twice."""
 
     def describe(self) -> str:
