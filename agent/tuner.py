@@ -13,8 +13,9 @@ it costs per workload, is in docs/tuner.md:
   `app:idle`.
 - **Latency**: on generational collectors a very high threshold2 keeps
   automatic full collections (the long pauses) out of busy time; threshold0
-  and threshold1 come down when a young pause exceeds `pause_budget` and drift
-  back to the interpreter's values while pauses stay well under it.
+  comes down while young pauses exceed half of `pause_budget` (a young pause
+  delays every request queued behind it, so their length, not their number,
+  makes the latency tail) and drifts back up while they stay far under it.
 - **Full collections are the tuner's**: once per idle phase when collections
   promoted objects since the last one, and at any time when RSS passes
   `memory_target` of the ceiling having grown since the last full collection.
@@ -49,6 +50,8 @@ FUTILE_OBJECTS = 100       # an idle collection freeing fewer objects (and no RS
 IDLE_BACKOFF_MAX = 300.0
 FREEZE_WAIT = 10           # settle windows to wait for an idle phase before freezing anyway
 CALM_TICKS = 8             # busy ticks with small young pauses before thresholds drift back up
+YOUNG_SHARE = 0.5          # young pauses longer than this share of pause_budget: threshold0 down
+CALM_SHARE = 1.0 / 6       # shorter than this share, CALM_TICKS running: threshold0 up
 
 
 class Reading(record(
@@ -113,6 +116,7 @@ class Tuner(object):
         self._over = 0
         self._inside = False
         self._max0 = MAX_THRESHOLD0
+        self._min0 = MIN_THRESHOLD0
         self._idle_done = False               # one idle collection per idle phase
         self._idle_gap = 0.0                  # back-off between idle collections
         self._promoted = 0                    # gen1 collections since the last full one
@@ -133,6 +137,9 @@ class Tuner(object):
             self.defaults = tuple(r.thresholds)
             self.young = (self.defaults[0], self.defaults[1] if len(self.defaults) > 1 else 10)
             self._max0 = min(MAX_THRESHOLD0, 4 * self.defaults[0])
+            # Lower, young collections promote so much of what is briefly alive that
+            # the old generation's garbage costs more RSS than the pauses buy.
+            self._min0 = max(MIN_THRESHOLD0, self.defaults[0] // 2)
         self._promoted += r.collections[1] if len(r.collections) > 1 else 0
         self._phase(r)
         self._settled_freeze(r, changes)
@@ -207,22 +214,23 @@ class Tuner(object):
         return self.level
 
     def _adapt_young(self, r: Reading) -> None:
-        """threshold0 from the pause budget. Over budget three busy ticks running (one
-        long pause is as often the machine preempting us as the collector): down.
-        Well under it for CALM_TICKS: up, past the interpreter's value if need be,
-        because fewer young collections also promote fewer objects that are only
-        briefly alive (a request in flight) into the old generation, where only
-        a full collection frees them. threshold1 stays the interpreter's: lower,
-        it promotes more."""
+        """threshold0 from the pause budget. Over YOUNG_SHARE of it three busy ticks
+        running (one long pause is as often the machine preempting us as the
+        collector): down. Shorter, more frequent young pauses make a shorter
+        latency tail for the same work (docs/tuner.md, "The young generation"),
+        at the cost of promoting more briefly-alive objects, which the idle full
+        collections free. Far under it (CALM_SHARE) for CALM_TICKS: up, past the
+        interpreter's value if need be, as fewer young collections promote less.
+        threshold1 stays the interpreter's: lower, it promotes more."""
         if not self.busy or sum(r.collections[:2]) == 0:
             return
         t0, t1 = self.young
         young = max(r.pause_ms[0], r.pause_ms[1])
-        if young > self.budget_ms:
+        if young > self.budget_ms * YOUNG_SHARE:
             self._over, self._calm = self._over + 1, 0
-            if self._over >= 3 and t0 > MIN_THRESHOLD0:
-                self.young, self._over = (max(MIN_THRESHOLD0, int(t0 * 0.7)), t1), 0
-        elif young < self.budget_ms / 3.0:
+            if self._over >= 3 and t0 > self._min0:
+                self.young, self._over = (max(self._min0, int(t0 * 0.7)), t1), 0
+        elif young < self.budget_ms * CALM_SHARE:
             self._over, self._calm = 0, self._calm + 1
             if self._calm >= CALM_TICKS and t0 < self._max0:
                 self.young, self._calm = (min(self._max0, int(t0 * 1.25) + 1), t1), 0
@@ -267,8 +275,8 @@ class Tuner(object):
         if level == "target":
             return "RSS %dK past memory_target %d%%" % (r.rss_kb, self.memory_target * 100)
         if self.applied and wanted[:2] < tuple(self.applied[:2]):
-            return "young pauses %.2f/%.2fms over the %gms budget" % (r.pause_ms[0], r.pause_ms[1],
-                                                                     self.budget_ms)
+            return "young pauses %.2f/%.2fms over half the %gms budget" % (
+                r.pause_ms[0], r.pause_ms[1], self.budget_ms)
         return "young pauses well under the %gms budget" % self.budget_ms
 
     # -- full collections -------------------------------------------------------------------

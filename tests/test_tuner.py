@@ -198,7 +198,7 @@ def test_memory_wins_when_the_room_is_really_running_out():
 
 def test_headroom_near_below_brings_thresholds_down():
     dev = Device(tuner(), rss_kb=20 * MB, below_kb=16 * MB)
-    dev.run(8)                                  # calm young pauses: threshold0 rises
+    dev.run(8, pause_ms=(0.1, 0.2, 0.0))        # calm young pauses: threshold0 rises
     raised = dev.thresholds[0]
     assert raised > 700 and dev.thresholds[1:] == (10, HIGH_THRESHOLD2)
     dev.run(6, grow_kb=MB)                      # to 44M: headroom 20M < below + 10%
@@ -221,6 +221,21 @@ def test_young_pauses_over_budget_lower_threshold0_and_calm_raises_it():
     dev.run(30, pause_ms=(0.2, 0.3, 0.0))
     assert dev.thresholds[0] > lowered and dev.thresholds[0] <= 4 * 700
     assert dev.thresholds[1] == 10             # threshold1 is never lowered: it promotes more
+
+
+def test_young_pauses_are_kept_to_half_the_budget_down_to_half_the_interpreters_threshold():
+    # A young pause delays every request queued behind it: under the 2 ms budget but
+    # over half of it is still too long (docs/tuner.md, "The young generation").
+    dev = Device(tuner(pause_budget_ms=2.0))
+    dev.run(1)
+    dev.run(3, pause_ms=(0.2, 1.3, 0.0))
+    assert dev.thresholds[0] < 700
+    change = [c for _, _, c in dev.log if c.what == "thresholds"][-1]
+    assert "over half the 2ms budget" in change.why
+    dev.run(30, pause_ms=(0.2, 1.3, 0.0))      # never below half of 700: promotion costs RSS
+    assert dev.thresholds[0] == 350
+    dev.run(30, pause_ms=(0.2, 0.6, 0.0))      # between a sixth and a half: left alone
+    assert dev.thresholds[0] == 350
 
 
 def test_periodic_collections_in_busy_wait_for_idle():

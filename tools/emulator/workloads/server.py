@@ -183,6 +183,16 @@ def agent_module():
 
 
 
+def _thresholds(text: str) -> "tuple":
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not 1 <= len(values) <= 3 or min(values) < 0:
+        raise argparse.ArgumentTypeError("%r: give one to three whole numbers, e.g. 700,10,10" % text)
+    return values
+
+
 def main(argv=None, name: str = "server", doc: str = "", defaults=None) -> int:
     global PHASE
     parser = argparse.ArgumentParser(description=(doc or __doc__).split("\n\n")[0])
@@ -205,9 +215,16 @@ def main(argv=None, name: str = "server", doc: str = "", defaults=None) -> int:
     parser.add_argument("--keep", type=int, default=0,
                         help="requests kept alive for a while (the last N), as sessions are: they "
                              "die as cycles after reaching the old generation")
+    parser.add_argument("--thresholds", type=_thresholds, metavar="T0,T1,T2",
+                        help="set the collector's thresholds first, as a hand-tuned application "
+                             "would (the young-generation trade-off in docs/tuner.md)")
+    parser.add_argument("--collect-idle", action="store_true",
+                        help="a full collection at the start of each idle phase, as the tuner runs")
     parser.add_argument("--quiet", action="store_true", help="print only the summary lines")
     parser.set_defaults(**(defaults or {}))
     args = parser.parse_args(argv)
+    if args.thresholds:
+        gc.set_threshold(*args.thresholds)
     hint = None if args.hint.lower() in ("", "none", "off") else args.hint
     server = Server(args.objects, max(1, args.heap), args.work / 1000.0, args.entry, args.payload,
                     args.keep)
@@ -243,6 +260,8 @@ def main(argv=None, name: str = "server", doc: str = "", defaults=None) -> int:
         phases["idle"] += 1
         if not args.quiet:
             print("t=%5.1fs idle" % (time.monotonic() - start), flush=True)
+        if args.collect_idle:
+            gc.collect()
         found = agent_module() if hint else None
         if found is not None:
             found.event(hint, phase=phases["idle"])
