@@ -15,7 +15,8 @@ any). Measured:
 
 Emulator: `gc-emulator run` of the `leak` workload (until the emulated limit
 kills it) and of the healthy `bigfree`, `gcoff`, `server` and `cycles` (the
-three `make demo` devices among them), side by side; counted are the agent's
+workloads of `make demo` among them), and `make demo`'s three devices on its
+own profiles for 150 s, side by side; counted are the agent's
 own `leak_suspected` events and the console's verdict on the same recorded
 telemetry (tools/console/leaks.py). For `leak`, the eta and lead against the
 kill time the emulator measured from outside.
@@ -34,6 +35,7 @@ from tools.bench.broker import REPO
 from tools.bench.leakfleet import fleet, series, true_floor
 
 EMULATOR_INI = os.path.join(REPO, "device_profiles", "emulator.ini")
+DEMO_SECONDS = 150   # make demo's healthy server once raised a leak alert after about 90 s
 # name, workload, duration (s), workload args, leaking
 EMULATOR_RUNS = (
     ("leak", "leak", 70, [], True),
@@ -91,10 +93,21 @@ def synthetic(quick: bool) -> Dict[str, Any]:
             "leads": len(leads)}
 
 
-def _emulate(folder: str, name: str, workload: str, duration: int, args: List[str]):
+def _demo_runs(folder: str, quick: bool):
+    """make demo's three devices, on its own profiles, for longer than its false leak
+    alert once took to come (about 90 s): (name, workload, duration, args, profile)."""
+    from tools.demo import FLEET, demo_profile
+    seconds = 40 if quick else DEMO_SECONDS
+    return [("demo-" + workload, workload, seconds, args,
+             demo_profile(folder, device, model, ceiling, batch))
+            for device, model, ceiling, workload, args, batch in FLEET]
+
+
+def _emulate(folder: str, name: str, workload: str, duration: int, args: List[str],
+             profile: str = EMULATOR_INI):
     out = open(os.path.join(folder, name + ".json"), "w")  # noqa: SIM115 (the child writes it)
     argv = [sys.executable, "-m", "tools.emulator", "run", "--json", "--quiet", "--workdir",
-            os.path.join(folder, name), "--profile", EMULATOR_INI, "--workload", workload,
+            os.path.join(folder, name), "--profile", profile, "--workload", workload,
             "--duration", str(duration)]
     if args:
         argv += ["--"] + args
@@ -108,6 +121,8 @@ def emulator(quick: bool) -> Dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="leakeval-") as folder:
         runs = [(name, leaking) + _emulate(folder, name, workload, duration, args)
                 for name, workload, duration, args, leaking in EMULATOR_RUNS]
+        runs += [(name, False) + _emulate(folder, name, workload, duration, args, profile)
+                 for name, workload, duration, args, profile in _demo_runs(folder, quick)]
         for name, leaking, proc, out in runs:
             _, err = proc.communicate(timeout=300)
             out.close()
@@ -121,6 +136,8 @@ def emulator(quick: bool) -> Dict[str, Any]:
             boot = status.get("boot")
             watch = judge_stored(sent, {"boot": boot, "ceiling_kb": status.get("ceiling_kb")})
             first_ts = min(m["ts"] for m in sent)
+            if not any(m["type"] == "telemetry" for m in sent):
+                raise RuntimeError("gc-emulator %s: no telemetry recorded, nothing to judge" % name)
             got = {"leaking": leaking, "agent_leak_events": len(events),
                    "console_leak": watch.verdict.leak or watch.reported is not None,
                    "outcome": device["outcome"]}
@@ -141,7 +158,10 @@ def measure(quick: bool) -> List[dict]:
     syn = synthetic(quick)
     emu = emulator(quick)
     healthy_false = sum(r["agent_leak_events"] + int(r["console_leak"])
-                        for r in emu.values() if not r["leaking"])
+                        for name, r in emu.items() if not r["leaking"] and not name.startswith("demo-"))
+    demo_false = sum(r["agent_leak_events"] + int(r["console_leak"])
+                     for name, r in emu.items() if name.startswith("demo-"))
+    demo_seconds = 40 if quick else DEMO_SECONDS
     leak = emu["leak"]
     command = "python -m tools.bench --only leak"
     rows = [
@@ -163,6 +183,10 @@ def measure(quick: bool) -> List[dict]:
         {"row": "leak verdict: healthy emulator runs (bigfree, gcoff, server, cycles)",
          "value": "%d leak verdicts (agent events + console)" % healthy_false,
          "ratio": float(healthy_false), "goal": "0", "met": healthy_false == 0},
+        {"row": "leak verdict: make demo's fleet (cycles, bigfree, server on its profiles, %d s)"
+         % demo_seconds,
+         "value": "%d leak verdicts (agent events + console)" % demo_false,
+         "ratio": float(demo_false), "goal": "0", "met": demo_false == 0},
         {"row": "leak verdict: emulator leak run (1 MB/s)",
          "value": "agent %s, console %s; rate %s KB/h; eta error %s; %s of time-to-ceiling ahead"
          % ("leak_suspected" if leak["agent_leak_events"] else "nothing",
