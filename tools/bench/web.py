@@ -170,10 +170,12 @@ def fleet_page(devices: int = 1000, probes: int = 10) -> Dict[str, Any]:
             latencies: List[float] = []
             for k in range(probes):
                 name = fleet.names[(k * 97) % devices]
-                fleet.rss[name] = 40000 + k * 1024   # shows as "39M / 64M" ...
                 marker = "%dM / 64M" % round((40000 + k * 1024) / 1024.0)
                 driver.execute_script(WATCH_ROW, name, marker)
+                # Timed from when the new value exists: the fleet's own reporting thread
+                # may publish it before the probe below does (timed after, it read < 0).
                 sent_ms = time.time() * 1000
+                fleet.rss[name] = 40000 + k * 1024   # shows as "39M / 64M" ...
                 fleet.telemetry(name)
                 seen = None
                 limit = time.monotonic() + 10
