@@ -96,7 +96,7 @@ def synthetic(quick: bool) -> Dict[str, Any]:
 def _demo_runs(folder: str, quick: bool):
     """make demo's three devices, on its own profiles, for longer than its false leak
     alert once took to come (about 90 s): (name, workload, duration, args, profile)."""
-    from tools.demo import FLEET, demo_profile
+    from tools.demofleet import FLEET, demo_profile
     seconds = 40 if quick else DEMO_SECONDS
     return [("demo-" + workload, workload, seconds, args,
              demo_profile(folder, device, model, ceiling, batch))
