@@ -89,6 +89,19 @@ def test_server_measures_latency_and_pauses_and_sends_no_hint_alone():
     assert summary["hints_sent"] == 0 and summary["agent_running"] is False
 
 
+def test_server_takes_hand_set_thresholds_and_a_full_collection_at_each_idle_phase():
+    # What docs/tuner.md's young-generation table is measured with.
+    _, off = run_alone("server", "--busy", "0.5", "--idle", "0.5", "--heap", "5000", "--quiet",
+                       "--thresholds", "0")
+    assert off["busy_pauses"]["count"] == 0 and off["collections"] == [0, 0, 0]
+    _, idle = run_alone("server", "--busy", "0.5", "--idle", "0.5", "--heap", "5000", "--quiet",
+                        "--thresholds", "300,10,1000000", "--collect-idle")
+    assert idle["full_collections"]["idle"]["explicit"] == 2     # one per idle phase
+    assert idle["full_collections"]["busy"] == {"automatic": 0, "explicit": 0}
+    done = run_process([sys.executable, path("server"), "--thresholds", "7x"])
+    assert done.returncode == 2 and "give one to three whole numbers" in done.stderr
+
+
 def test_server_idle_hints_reach_a_running_agent_and_trigger_its_rule(tmp_path, env_with_repo):
     with open(EMULATOR_PROFILE) as handle:
         text = handle.read()

@@ -88,7 +88,7 @@ def measure(quick: bool, seconds: Optional[float] = None) -> List[dict]:
     rows = []
     for case, limit, args, profiles, only in CASES:
         workload = "webheap" if case == "webheap-live" else case
-        # relay: bursts are 3 s apart. server: the issue's own measurement (24 s); in
+        # relay: bursts are 3 s apart. server: 24 s, as docs/tuner.md measures it; in
         # 8 s Synapse's manager never reaches its 10 s / 30 s older generations and
         # reads as the floor (docs/tuner.md).
         run_for = seconds * {"relay": 2, "server": 3}.get(case, 1)
