@@ -67,6 +67,7 @@ class Reading(record(
         collections=(0, 0, 0),      # collections per generation since the last tick
         idle_hint=False,            # the application posted app:idle
         gc_ms=0.0,                  # all collection pauses since the last tick
+        pending=0,                  # gc.get_count()[0]: young objects since the last young collection
 )):
     """What the tuner sees each tick. Memory in KB, times in seconds, pauses in ms."""
 
@@ -126,6 +127,7 @@ class Tuner(object):
         self._live_step = 0
         self._owed = False                    # a full collection deferred to the next idle
         self.deferred = 0                     # rule collections held back from busy phases
+        self.skipped = 0                      # rule collections with nothing new to look at
         self.collections = 0                  # full collections the tuner ran
 
     # -- the decision ------------------------------------------------------------------
@@ -298,8 +300,30 @@ class Tuner(object):
                 self.deferred += 1
                 self._owed = True
                 continue
+            if self._quiet(r, d, kind):
+                self.skipped += 1
+                continue
             kept.append(d)
         return kept
+
+    def _quiet(self, r: Reading, d: Decision, kind: str) -> bool:
+        # A timer's or the idle trigger's full collection with nothing new to look at.
+        # Nothing reaches the old generation but through a middle-generation
+        # collection: with none since the last full collection, and fewer young
+        # objects waiting than one young collection takes, a full collection can
+        # find only what the automatic collector would find as soon as the
+        # application allocates again. On an idle application that is pauses for
+        # nothing (docs/tuner.md, "Quiet heaps"). The application's own events,
+        # requests and the low-memory rules are never held back; an application
+        # that disabled gc piles up young objects, so it is never quiet.
+        if not self.flavour.startswith("generational") or self._last_full_at is None:
+            return False
+        if d.action != "collect" or d.generation != 2 or d.rule in REQUESTED:
+            return False
+        trigger = dict(d.fields).get("trigger")
+        if not (kind == "periodic" or (kind != "low_memory" and trigger == "idle")):
+            return False
+        return self._promoted == 0 and r.pending < self.defaults[0]
 
     def _full_collection(self, r: Reading, changes: "List[Change]") -> None:
         target = self.memory_target * r.ceiling_kb
@@ -367,5 +391,5 @@ class Tuner(object):
         return {"phase": "busy" if self.busy else "idle", "level": self.level,
                 "thresholds": list(self.applied) if self.applied else None,
                 "freeze": self.freeze, "live_heap_kb": self._live_rss,
-                "collections": self.collections, "deferred": self.deferred,
+                "collections": self.collections, "deferred": self.deferred, "skipped": self.skipped,
                 "pause_budget_ms": self.budget_ms, "memory_target": self.memory_target}

@@ -280,3 +280,46 @@ def test_past_the_target_a_live_heap_waits_for_idle_unless_room_runs_out():
     dev.tuner.record(2, 0, 90000, dev.rss, dev.now, CEILING)
     dev.run(1, busy=True, grow_kb=2 * MB)       # 64M ceiling, 2M left: memory wins
     assert len(dev.full_collections(busy=True)) >= 2
+
+
+def test_timers_and_idle_get_no_full_collection_when_nothing_new_reached_the_old_generation():
+    dev = Device(tuner())
+    dev.run(3, busy=True)
+    dev.run(2, busy=False, young=0)                       # the tuner's idle collection...
+    dev.tuner.record(2, 2048, 5000, dev.rss, dev.now, CEILING)   # ...and what it gave back
+    periodic = Decision("collect", "periodic", 2)
+    idle = Decision("collect", "idle", 2, fields=(("trigger", "idle"),))
+    checkpoint = Decision("collect", "idle", 2, fields=(("trigger", "app:checkpoint"),))
+    low = Decision("collect", "low-memory", 2)
+    # An idle application: no young collection since, so nothing was promoted.
+    kept, _ = dev.tick(busy=False, young=0, decisions=[periodic, idle, checkpoint, low])
+    assert kept == [checkpoint, low]     # the application's own event and memory still collect
+    assert dev.tuner.state()["skipped"] == 2
+    # Objects reached the old generation again (middle-generation collections): collect.
+    dev.tick(busy=False, young=3)
+    kept, _ = dev.tick(busy=False, young=0, decisions=[periodic, idle])
+    assert kept == [periodic, idle]
+
+
+def test_an_application_that_disabled_gc_is_never_quiet():
+    dev = Device(tuner())
+    dev.run(3, busy=True)
+    dev.run(2, busy=False, young=0)
+    dev.tuner.record(2, 2048, 5000, dev.rss, dev.now, CEILING)
+    periodic = Decision("collect", "periodic", 2)
+    dev.now += TICK
+    # No young collections at all, but young objects pile up past threshold0.
+    reading = Reading(dev.now, dev.rss, CEILING, CEILING - dev.rss, 0, dev.cpu, dev.thresholds,
+                      collections=(0, 0, 0), pending=50000)
+    kept, _ = dev.tuner.decide(reading, [periodic])
+    assert kept == [periodic]
+
+
+def test_quiet_heaps_are_only_judged_on_generational_collectors():
+    for flavour in ("incremental", "free-threaded"):
+        dev = Device(tuner(flavour=flavour))
+        dev.run(2, busy=False, young=0)
+        dev.tuner.record(2, 2048, 5000, dev.rss, dev.now, CEILING)
+        periodic = Decision("collect", "periodic", 2)
+        kept, _ = dev.tick(busy=False, young=0, decisions=[periodic])
+        assert kept == [periodic], flavour
