@@ -1,18 +1,17 @@
-"""gc-agent: keeps long-running Python applications on Digi gateways out of memory trouble.
-
-Embed it::
-
-    import agent
-    agent.start("/etc/config/gcagent/ix20.ini")
-    agent.on_low_memory(lambda info: my_cache.clear())
-    agent.event("client_disconnected")          # feeds rules with on = app:client_disconnected
-
-or wrap a script: ``python -m agent run --profile P -- app.py ARGS``.
-
-No function here raises into the application because of an agent fault;
-mistakes in how they are called are logged on the "gcagent" logger (which,
-with no logging set up, prints warnings to stderr) and ignored.
-"""
+# gc-agent: keeps long-running Python applications on Digi gateways out of memory trouble.
+#
+# Embed it::
+#
+#     import agent
+#     agent.start("/etc/config/gcagent/ix20.ini")
+#     agent.on_low_memory(lambda info: my_cache.clear())
+#     agent.event("client_disconnected")          # feeds rules with on = app:client_disconnected
+#
+# or wrap a script: ``python -m agent run --profile P -- app.py ARGS``.
+#
+# No function here raises into the application because of an agent fault;
+# mistakes in how they are called are logged on the "gcagent" logger (which,
+# with no logging set up, prints warnings to stderr) and ignored.
 
 import gc
 import logging
@@ -40,12 +39,11 @@ _callbacks: "List[Callable[[dict], object]]" = []   # registered before start()
 
 
 def start(profile: "Any", report: "Union[str, Sequence[str], None]" = None) -> bool:
-    """Start the agent thread in this process; True when it is running.
-
-    `profile` is a path to an INI profile (or an `agent.profile.Profile`);
-    `report` overrides the profile's `[report] urls` with one URL or a list.
-    A bad profile or URL is reported on stderr and the agent stays off.
-    """
+    # Start the agent thread in this process; True when it is running.
+    #
+    # `profile` is a path to an INI profile (or an `agent.profile.Profile`);
+    # `report` overrides the profile's `[report] urls` with one URL or a list.
+    # A bad profile or URL is reported on stderr and the agent stays off.
     global _agent
     with _lock:
         if _agent is not None:
@@ -80,7 +78,7 @@ def start(profile: "Any", report: "Union[str, Sequence[str], None]" = None) -> b
 
 
 def stop(timeout: float = 5.0) -> None:
-    """Send final telemetry and status offline, then stop the agent thread."""
+    # Send final telemetry and status offline, then stop the agent thread.
     global _agent
     with _lock:
         current, _agent = _agent, None
@@ -92,11 +90,10 @@ def stop(timeout: float = 5.0) -> None:
 
 
 def event(name: str, **fields: "Any") -> None:
-    """Tell the agent something happened (an `app:NAME` trigger for event rules).
-
-    Returns at once; the event is reported with `fields` (JSON-able values,
-    others by repr) on the agent's next tick.
-    """
+    # Tell the agent something happened (an `app:NAME` trigger for event rules).
+    #
+    # Returns at once; the event is reported with `fields` (JSON-able values,
+    # others by repr) on the agent's next tick.
     if not isinstance(name, str) or not _NAME.match(name):
         log.warning("gc-agent: event(%r): a name is 1-64 letters, digits, '_', '.' or '-'", name)
         return
@@ -109,10 +106,9 @@ def event(name: str, **fields: "Any") -> None:
 
 
 def collect(generation: int = 2, reason: str = "manual") -> int:
-    """Run a measured collection now, in the caller's thread; returns objects collected.
-
-    Works without a running agent too (then it is just gc.collect).
-    """
+    # Run a measured collection now, in the caller's thread; returns objects collected.
+    #
+    # Works without a running agent too (then it is just gc.collect).
     current = _agent
     # After stop() (or before start()) it is a plain gc.collect: say so, not only "using 2".
     idle = "" if current is not None else " (the agent is not running: not measured or reported)"
@@ -138,7 +134,7 @@ def collect(generation: int = 2, reason: str = "manual") -> int:
 
 
 def _shown(value: object) -> str:
-    """repr(value), short, or its type's name when its repr raises."""
+    # repr(value), short, or its type's name when its repr raises.
     try:
         return repr(value)[:40]
     except Exception:
@@ -146,11 +142,10 @@ def _shown(value: object) -> str:
 
 
 def on_low_memory(callback: "Callable[[dict], object]") -> None:
-    """Register `callback(info)` for low-memory rules whose escalation has `callbacks`.
-
-    `info` holds headroom_kb, below_kb and ceiling_kb. Use it to drop caches.
-    A callback that raises is reported and the others still run.
-    """
+    # Register `callback(info)` for low-memory rules whose escalation has `callbacks`.
+    #
+    # `info` holds headroom_kb, below_kb and ceiling_kb. Use it to drop caches.
+    # A callback that raises is reported and the others still run.
     if not callable(callback):
         log.warning("gc-agent: on_low_memory(%r): not callable; ignored", callback)
         return
@@ -162,7 +157,7 @@ def on_low_memory(callback: "Callable[[dict], object]") -> None:
 
 
 def running() -> "Optional[Any]":
-    """The running `agent.runtime.Agent`, or None (for tests and tools)."""
+    # The running `agent.runtime.Agent`, or None (for tests and tools).
     return _agent
 
 

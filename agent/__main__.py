@@ -1,4 +1,4 @@
-"""Command line: python -m agent {check,run,decode} (see `python -m agent --help`)."""
+# Command line: python -m agent {check,run,decode} (see `python -m agent --help`).
 
 import atexit
 import logging
@@ -18,7 +18,7 @@ RUN_FLAGS = ("--profile", "--report", "--log")   # the run options that take a v
 
 
 class RunArgs(object):
-    """A `run` command line, as argparse would give it."""
+    # A `run` command line, as argparse would give it.
 
     command = "run"
 
@@ -30,9 +30,9 @@ class RunArgs(object):
 
 
 def _plain_run(ours: "List[str]") -> "Optional[RunArgs]":
-    """`run --profile P [--report URL]... [--log FILE] [--strict]` without argparse (which
-    the application would pay for in RSS: docs/footprint.md); None for anything else
-    (help, errors, abbreviations), which argparse then reads and answers as ever."""
+    # `run --profile P [--report URL]... [--log FILE] [--strict]` without argparse (which
+    # the application would pay for in RSS: docs/footprint.md); None for anything else
+    # (help, errors, abbreviations), which argparse then reads and answers as ever.
     if not ours or ours[0] != "run":
         return None
     args, rest = RunArgs(), list(ours[1:])
@@ -56,8 +56,8 @@ def _plain_run(ours: "List[str]") -> "Optional[RunArgs]":
 
 
 def main(argv: "Optional[List[str]]" = None, began: "Optional[float]" = None) -> int:
-    """Entry point; returns the exit status. `began`: the thread's CPU clock when the
-    agent's own code started loading (`python -m agent`), else now."""
+    # Entry point; returns the exit status. `began`: the thread's CPU clock when the
+    # agent's own code started loading (`python -m agent`), else now.
     argv = list(sys.argv[1:] if argv is None else argv)
     if began is None:
         began = thread_cpu()   # from here to the script's start, CPU is the agent's (agent_cpu_ms)
@@ -144,7 +144,7 @@ def _run(args: "RunArgs", script: "List[str]", began: float) -> int:
 
 
 def _validated(args: "RunArgs"):
-    """The profile, with its device id resolvable and every --report URL usable."""
+    # The profile, with its device id resolvable and every --report URL usable.
     from .errors import TransportError
     from .profile import load, resolve_device_id
     from .transports import check_url

@@ -1,9 +1,8 @@
-"""Actions on the collector, each measured: what it did, how long it paused
-the application, and RSS before and after.
-
-`Actor.perform(decision)` never raises: a failing action comes back as an
-`ActionResult` with `ok=False` and the error text.
-"""
+# Actions on the collector, each measured: what it did, how long it paused
+# the application, and RSS before and after.
+#
+# `Actor.perform(decision)` never raises: a failing action comes back as an
+# `ActionResult` with `ok=False` and the error text.
 
 import gc
 import threading
@@ -32,18 +31,18 @@ class ActionResult(record(
         rss_after_kb=0,                         # int
         error="",                               # str
 )):
-    """What one action did. Durations in ms, memory in KB."""
+    # What one action did. Durations in ms, memory in KB.
 
     __slots__ = ()
 
     @property
     def reclaimed_kb(self) -> int:
-        """RSS given back (never negative: a collection cannot cost memory in our books)."""
+        # RSS given back (never negative: a collection cannot cost memory in our books).
         return max(0, self.rss_before_kb - self.rss_after_kb)
 
 
 class Actor(object):
-    """Runs decisions against the real collector. Thread-safe: one action at a time."""
+    # Runs decisions against the real collector. Thread-safe: one action at a time.
 
     def __init__(self, rss_kb: "Callable[[], int]",
                  clock: "Callable[[], float]" = time.perf_counter) -> None:
@@ -53,12 +52,12 @@ class Actor(object):
         self._callbacks: List[LowMemoryCallback] = []
 
     def add_callback(self, callback: "LowMemoryCallback") -> None:
-        """Register an application callback for the low-memory `callbacks` step."""
+        # Register an application callback for the low-memory `callbacks` step.
         with self._lock:
             self._callbacks.append(callback)
 
     def perform(self, decision: Decision) -> ActionResult:
-        """Do what the decision says and measure it."""
+        # Do what the decision says and measure it.
         try:
             if decision.action == "collect":
                 return self.collect(decision.generation, decision.rule)
@@ -73,7 +72,7 @@ class Actor(object):
                                 error="%s: %s" % (type(exc).__name__, exc))
 
     def collect(self, generation: int, rule: str) -> ActionResult:
-        """gc.collect(generation), with the pause and RSS change measured."""
+        # gc.collect(generation), with the pause and RSS change measured.
         with self._lock:
             before = self._rss()
             uncollectable_before = len(gc.garbage)
@@ -86,7 +85,7 @@ class Actor(object):
                             round(duration * 1000.0, 3), before, after)
 
     def run_callbacks(self, rule: str, info: dict) -> ActionResult:
-        """Call the application's low-memory callbacks; one failing does not stop the rest."""
+        # Call the application's low-memory callbacks; one failing does not stop the rest.
         with self._lock:
             callbacks = list(self._callbacks)
         before = self._rss()
@@ -103,7 +102,7 @@ class Actor(object):
                             round(duration * 1000.0, 3), before, self._rss(), "; ".join(errors))
 
     def freeze(self, rule: str) -> ActionResult:
-        """gc.freeze(): later full collections skip everything alive now (3.7+)."""
+        # gc.freeze(): later full collections skip everything alive now (3.7+).
         freeze = getattr(gc, "freeze", None)
         if freeze is None:
             return ActionResult("freeze", rule, False, error="gc.freeze needs Python 3.7+")
@@ -114,7 +113,7 @@ class Actor(object):
 
     @staticmethod
     def set_thresholds(thresholds: "Optional[Tuple[int, ...]]") -> "Tuple[Tuple[int, ...], Tuple[int, ...]]":
-        """Apply the profile's thresholds; returns (before, after)."""
+        # Apply the profile's thresholds; returns (before, after).
         before = gc.get_threshold()
         if thresholds is not None:
             gc.set_threshold(*thresholds)

@@ -1,14 +1,13 @@
-"""Building an agent's parts, and taking them apart again when a step fails.
-
-The parts, in the order they are made: the device id and the message
-envelope, the probe (which hooks `gc.callbacks` to time collections), the
-actor, the policy, and one reporter per report URL (its transport and, with
-`[buffer] flash`, its journal). Each step that acquires something (a gc hook,
-a file, a thread) leaves a way to undo it; when a later step raises, what was
-already made is closed, newest first, and the error goes on to the caller. So
-a failed `agent.start()` leaves the application's process as it found it
-(see docs/architecture.md, "Life cycle").
-"""
+# Building an agent's parts, and taking them apart again when a step fails.
+#
+# The parts, in the order they are made: the device id and the message
+# envelope, the probe (which hooks `gc.callbacks` to time collections), the
+# actor, the policy, and one reporter per report URL (its transport and, with
+# `[buffer] flash`, its journal). Each step that acquires something (a gc hook,
+# a file, a thread) leaves a way to undo it; when a later step raises, what was
+# already made is closed, newest first, and the error goes on to the caller. So
+# a failed `agent.start()` leaves the application's process as it found it
+# (see docs/architecture.md, "Life cycle").
 
 import logging
 import sys
@@ -35,12 +34,12 @@ log = logging.getLogger("gcagent")
 
 
 def journal_folder(flash: str, destination: str) -> str:
-    """Each report destination keeps its own journal under [buffer] flash."""
+    # Each report destination keeps its own journal under [buffer] flash.
     return "%s/%s" % (flash, "".join(c if c.isalnum() else "_" for c in destination))
 
 
 def transport_settings(profile: Profile) -> TransportSettings:
-    """The [report] settings a transport may read, typed and complete."""
+    # The [report] settings a transport may read, typed and complete.
     report = profile.report
     return TransportSettings(prefix=report.prefix, keepalive=report.keepalive,
                              compress=report.compress, window=report.window,
@@ -52,8 +51,8 @@ def transport_settings(profile: Profile) -> TransportSettings:
 
 def status_fields(profile: Profile, probe: "Any", uptime_s: float, state: str,
                   version: str, device_id: str = "", problems: "Sequence[str]" = ()) -> "Dict[str, Any]":
-    """The fields of a `status` message (docs/messages.md); `version` is the agent's.
-    A `DEVICE@APP` id adds `host` and `app`; start-up `problems` are listed (docs/field.md)."""
+    # The fields of a `status` message (docs/messages.md); `version` is the agent's.
+    # A `DEVICE@APP` id adds `host` and `app`; start-up `problems` are listed (docs/field.md).
     from .identity import app_fields
     ceiling = probe.ceiling
     fields = dict(state=state, agent=version, python="%d.%d.%d" % sys.version_info[:3],
@@ -78,7 +77,7 @@ def _bundle_field() -> "Dict[str, str]":
 
 
 def report_name(transport) -> str:
-    """A destination as `status` names it: its URL without secrets, and how it delivers now."""
+    # A destination as `status` names it: its URL without secrets, and how it delivers now.
     note = transport.note()
     return "%s (%s)" % (transport.describe(), note) if note else transport.describe()
 
@@ -93,13 +92,13 @@ class Parts(record(
         "reporters",                            # List[Reporter]
         "started_at",                           # float: monotonic seconds
 )):
-    """What a running agent is made of; `close_parts` takes it apart."""
+    # What a running agent is made of; `close_parts` takes it apart.
 
     __slots__ = ()
 
 
 class _Undo(object):
-    """Closers of what was acquired so far, run newest first if a step fails."""
+    # Closers of what was acquired so far, run newest first if a step fails.
 
     def __init__(self) -> None:
         self._closers: List[Callable[[], None]] = []
@@ -119,7 +118,7 @@ class _Undo(object):
 def build_parts(profile: Profile, version: str, reports: "Optional[Sequence[str]]" = None,
                 probe: "Optional[Any]" = None, clock: "Callable[[], float]" = time.time,
                 monotonic: "Callable[[], float]" = time.monotonic) -> Parts:
-    """Make every part; if a step raises, close what was made and re-raise."""
+    # Make every part; if a step raises, close what was made and re-raise.
     undo = _Undo()
     try:
         from .identity import with_app  # DEVICE@APP with `[agent] app` (docs/field.md)
@@ -153,7 +152,7 @@ def build_parts(profile: Profile, version: str, reports: "Optional[Sequence[str]
 
 
 def close_parts(reporters: "Sequence[Reporter]", probe: "Any") -> None:
-    """Close every reporter (spilling what is unacknowledged), then the probe."""
+    # Close every reporter (spilling what is unacknowledged), then the probe.
     for reporter in reporters:
         try:
             reporter.close()
@@ -164,7 +163,7 @@ def close_parts(reporters: "Sequence[Reporter]", probe: "Any") -> None:
 
 def _will(profile: Profile, probe: "Any", envelope: Envelope, clock: "Callable[[], float]",
           version: str) -> bytes:
-    """The retained status "offline" the broker publishes if we vanish (seq 0)."""
+    # The retained status "offline" the broker publishes if we vanish (seq 0).
     will = status_fields(profile, probe, 0.0, "offline", version, envelope.device)
     will.update(v=1, type="status", device=envelope.device, boot=envelope.boot, seq=0,
                 ts=round(clock(), 3), will=True)

@@ -1,25 +1,24 @@
-"""The ranges a schema-v1 message must keep, beyond its types.
-
-`messages.validate` checks types; this checks sizes and ranges, so a reader
-(the console's SQLite store, a dashboard, another JSON parser) can hold every
-value of a message it accepted. What the agent itself sends always fits:
-
-- integers fit in 64 bits signed, anywhere in a message (SQLite's INTEGER;
-  JSON readers built on doubles lose precision long before that);
-- numbers are finite (JSON has no NaN or Infinity; `1e999` parses as inf);
-- nesting is at most MAX_DEPTH deep; strings are valid Unicode (no lone
-  surrogates, which cannot be written as UTF-8);
-- `seq` is 0 or more, times (`ts`, samples' `ts`) are 0 to TS_MAX (year 2286),
-  kilobyte counts are 0 to KB_MAX;
-- `device` and `boot` are 1 to ID_MAX characters (a profile's device id is
-  at most 64, and `DEVICE@APP` adds `@` and an application name of up to 32:
-  docs/field.md), names (`model`, `rule`, `event`, `state`) at most NAME_MAX, the
-  other status strings at most TEXT_MAX;
-- the optional fields a reader keeps (`rule`, `generation`, `rss_before_kb`,
-  `rss_after_kb`, `historical`, `will`) have their types.
-
-See docs/console-robustness.md for what the console does with the rest.
-"""
+# The ranges a schema-v1 message must keep, beyond its types.
+#
+# `messages.validate` checks types; this checks sizes and ranges, so a reader
+# (the console's SQLite store, a dashboard, another JSON parser) can hold every
+# value of a message it accepted. What the agent itself sends always fits:
+#
+# - integers fit in 64 bits signed, anywhere in a message (SQLite's INTEGER;
+#   JSON readers built on doubles lose precision long before that);
+# - numbers are finite (JSON has no NaN or Infinity; `1e999` parses as inf);
+# - nesting is at most MAX_DEPTH deep; strings are valid Unicode (no lone
+#   surrogates, which cannot be written as UTF-8);
+# - `seq` is 0 or more, times (`ts`, samples' `ts`) are 0 to TS_MAX (year 2286),
+#   kilobyte counts are 0 to KB_MAX;
+# - `device` and `boot` are 1 to ID_MAX characters (a profile's device id is
+#   at most 64, and `DEVICE@APP` adds `@` and an application name of up to 32:
+#   docs/field.md), names (`model`, `rule`, `event`, `state`) at most NAME_MAX, the
+#   other status strings at most TEXT_MAX;
+# - the optional fields a reader keeps (`rule`, `generation`, `rss_before_kb`,
+#   `rss_after_kb`, `historical`, `will`) have their types.
+#
+# See docs/console-robustness.md for what the console does with the rest.
 
 
 TYPE_CHECKING = False
@@ -45,7 +44,7 @@ _OPTIONAL = {"rule": str, "generation": int, "rss_before_kb": int, "rss_after_kb
 
 
 def check(message: "Any") -> "List[str]":
-    """Every way a type-valid `message` leaves the ranges above (empty when it keeps them)."""
+    # Every way a type-valid `message` leaves the ranges above (empty when it keeps them).
     problems: List[str] = []
     _walk(message, problems)
     if problems or not isinstance(message, dict):
@@ -98,11 +97,10 @@ def _short(value: "Any") -> str:
 
 
 def _walk(root: "Any", problems: "List[str]") -> None:
-    """Integers, floats, strings and depth anywhere in `root`, without recursion.
-
-    Run on every message the console decodes, so the common case (a container
-    of scalars) costs one type test per value.
-    """
+    # Integers, floats, strings and depth anywhere in `root`, without recursion.
+    #
+    # Run on every message the console decodes, so the common case (a container
+    # of scalars) costs one type test per value.
     stack = [(root, 1, "")]
     while stack and len(problems) < MAX_PROBLEMS:
         container, depth, where = stack.pop()
@@ -140,7 +138,7 @@ def _walk(root: "Any", problems: "List[str]") -> None:
 
 
 def _label(key: "Any", depth: int, where: str) -> str:
-    """Problems name the top-level field they are under."""
+    # Problems name the top-level field they are under.
     return repr(key)[:40] if depth == 1 and isinstance(key, str) else (where or "a")
 
 

@@ -1,19 +1,18 @@
-"""Running from a gc-bundle .pyz: check every file against MANIFEST.json first.
-
-`gc-bundle` writes one zip application per device with a MANIFEST.json that
-lists the SHA-256 of every other file in it. When the agent was imported from
-such an archive, `verify()` re-hashes each file and returns a message naming
-the first file that differs, is missing, or was added; the CLI then refuses to
-start (exit status 2, like a bad profile). This catches a corrupted upload or
-a hand-edited bundle; it is not a signature (whoever can edit the zip can
-edit the manifest too), which is why `status` carries the manifest's hash
-(`bundle`) for the console to compare with what provisioning built.
-
-The archive is read through zipimport, not zipfile (why: `agent.lean`).
-
-Secrets put in with `gc-bundle --include-secrets` are written to the paths the
-manifest names (mode 0600) at the first start, never over an existing file.
-"""
+# Running from a gc-bundle .pyz: check every file against MANIFEST.json first.
+#
+# `gc-bundle` writes one zip application per device with a MANIFEST.json that
+# lists the SHA-256 of every other file in it. When the agent was imported from
+# such an archive, `verify()` re-hashes each file and returns a message naming
+# the first file that differs, is missing, or was added; the CLI then refuses to
+# start (exit status 2, like a bad profile). This catches a corrupted upload or
+# a hand-edited bundle; it is not a signature (whoever can edit the zip can
+# edit the manifest too), which is why `status` carries the manifest's hash
+# (`bundle`) for the console to compare with what provisioning built.
+#
+# The archive is read through zipimport, not zipfile (why: `agent.lean`).
+#
+# Secrets put in with `gc-bundle --include-secrets` are written to the paths the
+# manifest names (mode 0600) at the first start, never over an existing file.
 
 import json
 import os
@@ -33,24 +32,24 @@ _built_for: "Optional[str]" = None  # the manifest's "python" (MAJOR.MINOR the b
 
 
 def archive_of(loader: object = None) -> "Optional[str]":
-    """The .pyz this package was imported from, or None when it came from plain files."""
+    # The .pyz this package was imported from, or None when it came from plain files.
     loader = globals().get("__loader__") if loader is None else loader
     archive = getattr(loader, "archive", None)
     return archive if isinstance(archive, str) and archive else None
 
 
 def verified_hash() -> "Optional[str]":
-    """SHA-256 of the verified bundle's MANIFEST.json; None when not running from a bundle."""
+    # SHA-256 of the verified bundle's MANIFEST.json; None when not running from a bundle.
     return _verified
 
 
 def bundle_field() -> "Dict[str, str]":
-    """`{"bundle": HASH}` for status messages when running from a verified bundle, else {}."""
+    # `{"bundle": HASH}` for status messages when running from a verified bundle, else {}.
     return {} if _verified is None else {"bundle": _verified}
 
 
 def verify(archive: "Optional[str]" = None) -> "Optional[str]":
-    """None when not in a bundle or every file matches; otherwise what is wrong, for people."""
+    # None when not in a bundle or every file matches; otherwise what is wrong, for people.
     global _verified
     archive = archive or archive_of()
     if archive is None:
@@ -80,8 +79,8 @@ def verify(archive: "Optional[str]" = None) -> "Optional[str]":
 
 
 def python_mismatch(version=None) -> "Optional[str]":
-    """What to do when this bundle was built for a newer Python than the one running it
-    (its vendored libraries, paho-mqtt 2.x for 3.10, do not import on 3.6); else None."""
+    # What to do when this bundle was built for a newer Python than the one running it
+    # (its vendored libraries, paho-mqtt 2.x for 3.10, do not import on 3.6); else None.
     if _built_for is None:
         return None
     try:
@@ -113,7 +112,7 @@ def _check_files(archive: str, importer: object, files: "Dict[str, str]") -> "Op
 
 
 def install_secrets(archive: "Optional[str]" = None) -> "List[str]":
-    """Write bundled secrets to their device paths (0600) where absent; the paths written."""
+    # Write bundled secrets to their device paths (0600) where absent; the paths written.
     archive = archive or archive_of()
     if archive is None or _verified is None:
         return []
@@ -132,7 +131,7 @@ def install_secrets(archive: "Optional[str]" = None) -> "List[str]":
 
 
 def refuse_if_tampered() -> "Optional[str]":
-    """The CLI's hook: verify, then install secrets; a message means do not start."""
+    # The CLI's hook: verify, then install secrets; a message means do not start.
     problem = verify()
     if problem is not None:
         return problem

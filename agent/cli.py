@@ -1,10 +1,9 @@
-"""The command line's argparse parser: built only when `agent.__main__` needs it.
-
-argparse (with gettext, and on 3.6 textwrap, copy and locale) costs the
-application's process RSS (docs/footprint.md), so a well-formed
-`python -m agent run` line is read by `agent.__main__` itself and this module
-is imported only for `check`, `decode`, help, and lines it does not recognise.
-"""
+# The command line's argparse parser: built only when `agent.__main__` needs it.
+#
+# argparse (with gettext, and on 3.6 textwrap, copy and locale) costs the
+# application's process RSS (docs/footprint.md), so a well-formed
+# `python -m agent run` line is read by `agent.__main__` itself and this module
+# is imported only for `check`, `decode`, help, and lines it does not recognise.
 
 import argparse
 import os
@@ -31,7 +30,7 @@ script gives the script's own exit status.
 
 
 def _columns() -> int:
-    """What shutil.get_terminal_size() says, without importing shutil."""
+    # What shutil.get_terminal_size() says, without importing shutil.
     try:
         return int(os.environ["COLUMNS"])
     except (KeyError, ValueError):
@@ -43,8 +42,8 @@ def _columns() -> int:
 
 
 class _Help(argparse.HelpFormatter):
-    """argparse sizes its help through shutil, which imports bz2, lzma and fnmatch into
-    the application's process (about 2 MB of RSS) on every start, help or not."""
+    # argparse sizes its help through shutil, which imports bz2, lzma and fnmatch into
+    # the application's process (about 2 MB of RSS) on every start, help or not.
 
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
                  width: "Optional[int]" = None) -> None:
@@ -57,7 +56,7 @@ class _RawHelp(_Help, argparse.RawDescriptionHelpFormatter):
 
 
 def _prog() -> str:
-    """How this was started, for help and errors: a gc-bundle .pyz, or the package."""
+    # How this was started, for help and errors: a gc-bundle .pyz, or the package.
     from .bundle import archive_of
     archive = archive_of()
     return "python3 %s" % os.path.basename(archive) if archive else "python -m agent"

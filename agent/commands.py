@@ -1,14 +1,13 @@
-"""Signed commands to the device: verify, refuse with a reason, or run a handler.
-
-A command is JSON ``{id, cmd, args, ts, sig}`` (plus an optional ``device``);
-``sig`` is hex HMAC-SHA256 with the device's key over `canonical` of the
-other fields. The signature covers the *parsed* fields, re-serialised, so
-what was verified is exactly what runs. Nothing in a command names code or a
-file: ``cmd`` only selects one of the handlers the agent registered.
-
-No hashlib or hmac here (why: `agent.lean`): HMAC is built on the
-interpreter's own SHA-256 module.
-"""
+# Signed commands to the device: verify, refuse with a reason, or run a handler.
+#
+# A command is JSON ``{id, cmd, args, ts, sig}`` (plus an optional ``device``);
+# ``sig`` is hex HMAC-SHA256 with the device's key over `canonical` of the
+# other fields. The signature covers the *parsed* fields, re-serialised, so
+# what was verified is exactly what runs. Nothing in a command names code or a
+# file: ``cmd`` only selects one of the handlers the agent registered.
+#
+# No hashlib or hmac here (why: `agent.lean`): HMAC is built on the
+# interpreter's own SHA-256 module.
 
 import collections
 import json
@@ -37,13 +36,13 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 def canonical(fields: "Dict[str, Any]") -> bytes:
-    """The bytes a signature covers: sorted keys, no spaces, UTF-8."""
+    # The bytes a signature covers: sorted keys, no spaces, UTF-8.
     return json.dumps(fields, sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False).encode("utf-8")
 
 
 def hmac_sha256_hex(key: bytes, data: bytes) -> str:
-    """HMAC-SHA256 (RFC 2104) of `data` under `key`, as lowercase hex."""
+    # HMAC-SHA256 (RFC 2104) of `data` under `key`, as lowercase hex.
     if len(key) > _BLOCK:
         key = _sha256(key).digest()
     key = key.ljust(_BLOCK, b"\x00")
@@ -55,7 +54,7 @@ def hmac_sha256_hex(key: bytes, data: bytes) -> str:
 
 
 def sign(command: "Dict[str, Any]", key: bytes) -> "Dict[str, Any]":
-    """A copy of `command` with `sig` set over its other fields."""
+    # A copy of `command` with `sig` set over its other fields.
     fields = dict((k, v) for k, v in command.items() if k != "sig")
     signed = dict(fields)
     signed["sig"] = hmac_sha256_hex(key, canonical(fields))
@@ -63,11 +62,10 @@ def sign(command: "Dict[str, Any]", key: bytes) -> "Dict[str, Any]":
 
 
 def load_key(path: str) -> bytes:
-    """The key in file `path`: hex (64+ digits) is decoded, anything else used as text.
-
-    Raises AgentError naming the path (never the key) when the file cannot be
-    read or holds fewer than 16 bytes of key.
-    """
+    # The key in file `path`: hex (64+ digits) is decoded, anything else used as text.
+    #
+    # Raises AgentError naming the path (never the key) when the file cannot be
+    # read or holds fewer than 16 bytes of key.
     try:
         with open(path, "rb") as handle:
             text = handle.read().strip()
@@ -87,14 +85,13 @@ def _no_constant(name: str) -> None:
 
 
 class Commands(object):
-    """Verifies commands for one device and runs the matching handler.
-
-    `remember` bounds the ids kept for replay checks; keep it above the number
-    of commands the device may see within `window` seconds, since a forgotten
-    id whose `ts` is still fresh could be replayed. With `ids` (an
-    `agent.replay_guard.ReplayIds`) the accepted ids also survive a restart.
-    `answers` limits how many refusals get an answer (agent/limits.py).
-    """
+    # Verifies commands for one device and runs the matching handler.
+    #
+    # `remember` bounds the ids kept for replay checks; keep it above the number
+    # of commands the device may see within `window` seconds, since a forgotten
+    # id whose `ts` is still fresh could be replayed. With `ids` (an
+    # `agent.replay_guard.ReplayIds`) the accepted ids also survive a restart.
+    # `answers` limits how many refusals get an answer (agent/limits.py).
 
     def __init__(self, key: bytes, device: str, handlers: "Dict[str, Handler]",
                  allow: "Optional[Sequence[str]]" = None, window: float = 300.0,
@@ -122,7 +119,7 @@ class Commands(object):
                 self._seen[ident] = None
 
     def verify(self, payload: bytes) -> "Dict[str, Any]":
-        """The command (without `sig`) if it may run; else raise CommandRefused."""
+        # The command (without `sig`) if it may run; else raise CommandRefused.
         return self._check(self._parse(payload))
 
     def _parse(self, payload: bytes) -> "Dict[str, Any]":
@@ -175,7 +172,7 @@ class Commands(object):
         return command
 
     def handle(self, payload: bytes) -> "Dict[str, Any]":
-        """The `resp` fields for `payload`: verified and run, or refused. Never raises."""
+        # The `resp` fields for `payload`: verified and run, or refused. Never raises.
         ident = ""
         try:
             command = self._parse(payload)
@@ -195,7 +192,7 @@ class Commands(object):
 
 
 def _check_fields(command: "Dict[str, Any]") -> None:
-    """Raise bad_field for the first missing, mistyped or unexpected field."""
+    # Raise bad_field for the first missing, mistyped or unexpected field.
     extra = sorted(set(command) - set(FIELDS))
     if extra:
         raise CommandRefused("bad_field", "unexpected field %r" % extra[0])

@@ -1,28 +1,27 @@
-"""What the remote commands do to a running agent.
-
-The allow-list is fixed here, and no command runs code or names a file:
-
-- ``collect`` {generation}: a measured collection now;
-- ``status``: what the agent sees and how it is doing;
-- ``set`` {rule, key, value}: change one rule setting listed in
-  `[commands] settable`, validated exactly as the profile is; changes
-  accumulate (each starts from the rules the last one left) and last until
-  the next `reload` or restart; `before` is the value in effect;
-- ``snapshot`` {top, seconds}: tracemalloc's top allocation sites over a
-  time-boxed window (at most 30 s), in a thread of its own, one at a time
-  (another is refused `busy` meanwhile); tracing is stopped
-  afterwards (unless the application was already tracing), so it costs
-  nothing later;
-- ``reload``: read the profile again from its own path; an invalid profile
-  is refused and the old one stays. Rules, tick and budget take effect at
-  once; report URLs, buffers and commands at the next start.
-
-Verification (signature, replay window, remembered ids) is `agent.commands`.
-The agent is reached only through its public interface (`emit`, `now`,
-`policy_state`, `replace_policy`, `collect` and its read-only attributes),
-never its private state: see docs/architecture.md.
-Refusals are answered within a rate, the rest counted (docs/hardening.md).
-"""
+# What the remote commands do to a running agent.
+#
+# The allow-list is fixed here, and no command runs code or names a file:
+#
+# - ``collect`` {generation}: a measured collection now;
+# - ``status``: what the agent sees and how it is doing;
+# - ``set`` {rule, key, value}: change one rule setting listed in
+#   `[commands] settable`, validated exactly as the profile is; changes
+#   accumulate (each starts from the rules the last one left) and last until
+#   the next `reload` or restart; `before` is the value in effect;
+# - ``snapshot`` {top, seconds}: tracemalloc's top allocation sites over a
+#   time-boxed window (at most 30 s), in a thread of its own, one at a time
+#   (another is refused `busy` meanwhile); tracing is stopped
+#   afterwards (unless the application was already tracing), so it costs
+#   nothing later;
+# - ``reload``: read the profile again from its own path; an invalid profile
+#   is refused and the old one stays. Rules, tick and budget take effect at
+#   once; report URLs, buffers and commands at the next start.
+#
+# Verification (signature, replay window, remembered ids) is `agent.commands`.
+# The agent is reached only through its public interface (`emit`, `now`,
+# `policy_state`, `replace_policy`, `collect` and its read-only attributes),
+# never its private state: see docs/architecture.md.
+# Refusals are answered within a rate, the rest counted (docs/hardening.md).
 
 import configparser
 import io
@@ -50,7 +49,7 @@ log = logging.getLogger("gcagent")
 
 
 def make_commands(agent) -> Commands:
-    """The verifier and handlers for `agent`, from its profile's [commands]."""
+    # The verifier and handlers for `agent`, from its profile's [commands].
     settings = agent.profile.commands
     handlers = {
         "collect": lambda args: _collect(agent, args),
@@ -83,12 +82,11 @@ def make_commands(agent) -> Commands:
 
 
 def key_file_warning(path: str) -> str:
-    """A sentence when the key file can be read by group or others, else ''.
-
-    Warned about, not refused (docs/hardening.md): refusing would take remote
-    management away from a fleet over a file mode; the warning is on stderr at
-    start, in an `error` event and in `status` until the mode is fixed.
-    """
+    # A sentence when the key file can be read by group or others, else ''.
+    #
+    # Warned about, not refused (docs/hardening.md): refusing would take remote
+    # management away from a fleet over a file mode; the warning is on stderr at
+    # start, in an `error` event and in `status` until the mode is fixed.
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -100,7 +98,7 @@ def key_file_warning(path: str) -> str:
 
 
 def handle_command(agent, payload: bytes) -> None:
-    """Verify, run and answer one command payload (agent thread; never raises)."""
+    # Verify, run and answer one command payload (agent thread; never raises).
     commands = agent.commands
     if _names(payload) == "snapshot":   # seconds long: verified here, run in a thread
         try:
@@ -126,7 +124,7 @@ def handle_command(agent, payload: bytes) -> None:
 
 
 def _answer(agent, resp: "Dict[str, Any]") -> None:
-    """Emit a resp; refusals only within the answer rate (agent/limits.py), the rest counted."""
+    # Emit a resp; refusals only within the answer rate (agent/limits.py), the rest counted.
     if resp.get("ok") or agent.commands.answers.take():
         agent.emit("resp", **resp)
 
@@ -214,7 +212,7 @@ def _set(agent, args: "Dict[str, Any]") -> "Dict[str, Any]":
 
 
 def _live_value(agent, rule: str, key: str) -> "Any":
-    """The running rule's value of `key` (a default), as JSON can carry it."""
+    # The running rule's value of `key` (a default), as JSON can carry it.
     from .rules.table import value
     for settings in agent.profile.rules:
         if settings.name == rule:

@@ -1,17 +1,16 @@
-"""The agent's own CPU time, from thread CPU clocks: what `agent_cpu_ms` reports.
-
-The agent's cost is its thread's CPU clock, plus what other threads spend on
-its behalf: `agent.start()` (imports, the profile, the first status), the
-command line before the script starts, and `stop()` (the final telemetry is
-sent from the application's thread at exit). A telemetry message may be made
-on either thread, so the agent thread leaves its clock's reading after every
-tick and any thread adds that to the spans counted elsewhere (docs/footprint.md).
-
-The calling thread's clock: `time.thread_time` (3.7+), else
-`clock_gettime(CLOCK_THREAD_CPUTIME_ID)` (3.6 on Linux), else the thread's
-utime + stime from /proc/thread-self/stat (10 ms ticks), else the process's
-CPU time (an over-count, but never a silent 0).
-"""
+# The agent's own CPU time, from thread CPU clocks: what `agent_cpu_ms` reports.
+#
+# The agent's cost is its thread's CPU clock, plus what other threads spend on
+# its behalf: `agent.start()` (imports, the profile, the first status), the
+# command line before the script starts, and `stop()` (the final telemetry is
+# sent from the application's thread at exit). A telemetry message may be made
+# on either thread, so the agent thread leaves its clock's reading after every
+# tick and any thread adds that to the spans counted elsewhere (docs/footprint.md).
+#
+# The calling thread's clock: `time.thread_time` (3.7+), else
+# `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` (3.6 on Linux), else the thread's
+# utime + stime from /proc/thread-self/stat (10 ms ticks), else the process's
+# CPU time (an over-count, but never a silent 0).
 
 import os
 import threading
@@ -50,7 +49,7 @@ thread_cpu = _choose()   # seconds of CPU the calling thread has used
 
 
 class CpuAccount(object):
-    """CPU seconds spent by the agent: its own thread's, and spans on other threads."""
+    # CPU seconds spent by the agent: its own thread's, and spans on other threads.
 
     def __init__(self, clock: "Callable[[], float]" = thread_cpu) -> None:
         self._clock = clock
@@ -61,16 +60,16 @@ class CpuAccount(object):
         self._open = {}               # type: Dict[int, float]
 
     def thread_mark(self) -> None:
-        """On the agent thread, after each tick: leave its clock's reading for other threads."""
+        # On the agent thread, after each tick: leave its clock's reading for other threads.
         self._thread_s = self._clock()
 
     def add(self, seconds: float) -> None:
-        """CPU another thread spent for the agent (measured by the caller)."""
+        # CPU another thread spent for the agent (measured by the caller).
         with self._lock:
             self.elsewhere += max(0.0, seconds)
 
     def begin(self) -> None:
-        """The calling thread starts working for the agent (start, stop)."""
+        # The calling thread starts working for the agent (start, stop).
         with self._lock:
             self._open[threading.get_ident()] = self._clock()
 
@@ -81,7 +80,7 @@ class CpuAccount(object):
                 self.elsewhere += max(0.0, self._clock() - began)
 
     def total_ms(self, agent_thread: "Optional[threading.Thread]" = None) -> float:
-        """Milliseconds so far, from whichever thread asks."""
+        # Milliseconds so far, from whichever thread asks.
         if agent_thread is not None and threading.current_thread() is agent_thread:
             self.thread_mark()
         with self._lock:

@@ -1,16 +1,15 @@
-"""`python -m agent decode`: wire captures -> JSON lines, bad frames reported.
-
-Takes what a person can capture: a serial stream (`JSON*CRC` lines, as
-`cat /dev/ttyS1 > capture` or a live port), the JSON lines a `file://` report
-writes, or MQTT payloads (plain JSON, or zlib streams one after another as
-`mosquitto_sub -N` writes them). Every message goes to stdout as one JSON
-line, flushed at once so a live port can be watched; every line that fails
-its check goes to stderr with its line number and why, and a summary ends the
-run (Ctrl-C included). A message seen before (same device, boot and seq: a frame
-the agent sent again after a lost acknowledgement) is printed once and counted
-as a duplicate. Memory stays bounded: a line over `max_line` is skipped as it
-streams by, and duplicates are told by the last `SEEN_KEPT` messages' keys.
-"""
+# `python -m agent decode`: wire captures -> JSON lines, bad frames reported.
+#
+# Takes what a person can capture: a serial stream (`JSON*CRC` lines, as
+# `cat /dev/ttyS1 > capture` or a live port), the JSON lines a `file://` report
+# writes, or MQTT payloads (plain JSON, or zlib streams one after another as
+# `mosquitto_sub -N` writes them). Every message goes to stdout as one JSON
+# line, flushed at once so a live port can be watched; every line that fails
+# its check goes to stderr with its line number and why, and a summary ends the
+# run (Ctrl-C included). A message seen before (same device, boot and seq: a frame
+# the agent sent again after a lost acknowledgement) is printed once and counted
+# as a duplicate. Memory stays bounded: a line over `max_line` is skipped as it
+# streams by, and duplicates are told by the last `SEEN_KEPT` messages' keys.
 
 import collections
 import json
@@ -27,7 +26,7 @@ SEEN_KEPT = 100000   # (device, boot, seq) keys remembered to drop resent frames
 
 
 class Decoder(object):
-    """Writes the messages found in a binary stream; counts what it refuses."""
+    # Writes the messages found in a binary stream; counts what it refuses.
 
     def __init__(self, out: "TextIO", err: "TextIO", max_line: int = framing.MAX_LINE) -> None:
         self.out = out
@@ -40,7 +39,7 @@ class Decoder(object):
         self._seen = collections.OrderedDict()   # (device, boot, seq) -> None, oldest first
 
     def run(self, stream: "BinaryIO") -> int:
-        """Decode `stream` to the end; exit status 0 when nothing was refused, else 1."""
+        # Decode `stream` to the end; exit status 0 when nothing was refused, else 1.
         interrupted = False
         try:
             head = stream.read(1)
@@ -138,7 +137,7 @@ class Decoder(object):
 
 
 def decode_file(path: "Optional[str]", out: "TextIO", err: "TextIO", max_line: int = framing.MAX_LINE) -> int:
-    """Decode the file at `path` (stdin when None or '-'); the exit status."""
+    # Decode the file at `path` (stdin when None or '-'); the exit status.
     import sys
     decoder = Decoder(out, err, max_line)
     if path in (None, "-"):

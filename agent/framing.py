@@ -1,18 +1,17 @@
-"""Serial framing: one message per line, `JSON*CRC\\n` (shared with the tools).
-
-CRC is the CRC-32 (zlib's) of the JSON bytes as 8 lowercase hex digits, the
-same framing both ways. A reader keeps at most `max_line` bytes of a line: a
-longer one is dropped as it streams past, so a megabyte of garbage without a
-newline costs no more memory than a good line. Every dropped line is counted
-by reason, and reading resumes at the next newline, the way NMEA readers
-resync on a damaged sentence.
-
-Acknowledgements travel the same way: `{"type":"ack","boot":B,"seq":[N, ...]}`
-names the messages the far end holds (`seq` may be one number; `boot` may be
-left out for this boot's messages). Naming each message, rather than a
-cumulative high-water mark, is what keeps a frame lost to line noise from
-being acknowledged by the frame after it.
-"""
+# Serial framing: one message per line, `JSON*CRC\n` (shared with the tools).
+#
+# CRC is the CRC-32 (zlib's) of the JSON bytes as 8 lowercase hex digits, the
+# same framing both ways. A reader keeps at most `max_line` bytes of a line: a
+# longer one is dropped as it streams past, so a megabyte of garbage without a
+# newline costs no more memory than a good line. Every dropped line is counted
+# by reason, and reading resumes at the next newline, the way NMEA readers
+# resync on a damaged sentence.
+#
+# Acknowledgements travel the same way: `{"type":"ack","boot":B,"seq":[N, ...]}`
+# names the messages the far end holds (`seq` may be one number; `boot` may be
+# left out for this boot's messages). Naming each message, rather than a
+# cumulative high-water mark, is what keeps a frame lost to line noise from
+# being acknowledged by the frame after it.
 
 import json
 import sys
@@ -32,7 +31,7 @@ _TABLE: "Optional[memoryview]" = None
 
 
 def crc32(body: bytes) -> int:
-    """CRC-32 of `body`, the value zlib.crc32 gives."""
+    # CRC-32 of `body`, the value zlib.crc32 gives.
     zlib = sys.modules.get("zlib")
     if zlib is None and len(body) >= ZLIB_FROM:
         import zlib
@@ -46,9 +45,9 @@ def crc32(body: bytes) -> int:
 
 
 def _crc_table() -> memoryview:
-    """The byte table of CRC-32, made on first use (two threads may both make it: the same
-    table). 1 KB of unsigned ints read through a memoryview, not a list of 256 ints (10 KB
-    on 3.6, docs/footprint.md)."""
+    # The byte table of CRC-32, made on first use (two threads may both make it: the same
+    # table). 1 KB of unsigned ints read through a memoryview, not a list of 256 ints (10 KB
+    # on 3.6, docs/footprint.md).
     global _TABLE
     table = bytearray()
     for n in range(256):
@@ -60,17 +59,17 @@ def _crc_table() -> memoryview:
 
 
 def crc_hex(body: bytes) -> bytes:
-    """The frame check of `body`: CRC-32 as 8 lowercase hex digits."""
+    # The frame check of `body`: CRC-32 as 8 lowercase hex digits.
     return b"%08x" % crc32(body)
 
 
 def frame(body: bytes) -> bytes:
-    """`body` (compact JSON, no newline) as one line on the wire."""
+    # `body` (compact JSON, no newline) as one line on the wire.
     return body + b"*" + crc_hex(body) + b"\n"
 
 
 def unframe(line: bytes) -> "Optional[bytes]":
-    """The JSON body of one line (newline optional), or None when the check fails."""
+    # The JSON body of one line (newline optional), or None when the check fails.
     line = line.rstrip(b"\r\n")
     body, star, check = line.rpartition(b"*")
     if not star or len(check) != 8 or crc_hex(body) != check:
@@ -79,7 +78,7 @@ def unframe(line: bytes) -> "Optional[bytes]":
 
 
 def ack(seqs: "Iterable[int]", boot: "Optional[str]" = None) -> bytes:
-    """An acknowledgement frame for the messages `seqs` (of `boot`)."""
+    # An acknowledgement frame for the messages `seqs` (of `boot`).
     message: Dict[str, object] = {"type": "ack", "seq": sorted(set(seqs))}
     if boot:
         message["boot"] = boot
@@ -87,7 +86,7 @@ def ack(seqs: "Iterable[int]", boot: "Optional[str]" = None) -> bytes:
 
 
 class LineReader(object):
-    """Bytes in, checked frame bodies out; bad and overlong lines counted and skipped."""
+    # Bytes in, checked frame bodies out; bad and overlong lines counted and skipped.
 
     def __init__(self, max_line: int = MAX_LINE) -> None:
         self.max_line = max_line
@@ -98,11 +97,11 @@ class LineReader(object):
 
     @property
     def dropped(self) -> int:
-        """Lines refused so far, whatever the reason."""
+        # Lines refused so far, whatever the reason.
         return sum(self.bad.values())
 
     def feed(self, data: bytes) -> "List[bytes]":
-        """The bodies of every complete, intact line in `data` (after what came before)."""
+        # The bodies of every complete, intact line in `data` (after what came before).
         bodies = []
         start = 0
         while start < len(data):

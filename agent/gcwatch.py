@@ -1,10 +1,9 @@
-"""Collection pauses, measured from inside `gc.callbacks`.
-
-The callback runs inside every collection of the host application, so it does
-the least it can: two clock reads and a few attribute stores, no containers
-grown, no logging, never an exception. Readers take totals since their last
-read with `take()`.
-"""
+# Collection pauses, measured from inside `gc.callbacks`.
+#
+# The callback runs inside every collection of the host application, so it does
+# the least it can: two clock reads and a few attribute stores, no containers
+# grown, no logging, never an exception. Readers take totals since their last
+# read with `take()`.
 
 import gc
 import time
@@ -17,7 +16,7 @@ _clock = time.perf_counter
 
 
 class PauseWatch(object):
-    """Accumulates collection pause time (total and longest) between reads."""
+    # Accumulates collection pause time (total and longest) between reads.
 
     def __init__(self) -> None:
         self._started = 0.0
@@ -53,13 +52,13 @@ class PauseWatch(object):
             pass
 
     def install(self) -> None:
-        """Hook into gc.callbacks (once)."""
+        # Hook into gc.callbacks (once).
         if not self._installed:
             gc.callbacks.append(self._callback)
             self._installed = True
 
     def uninstall(self) -> None:
-        """Remove the hook; safe to call twice."""
+        # Remove the hook; safe to call twice.
         if self._installed:
             try:
                 gc.callbacks.remove(self._callback)
@@ -68,7 +67,7 @@ class PauseWatch(object):
             self._installed = False
 
     def take(self) -> "Tuple[float, float, int]":
-        """(total ms, longest ms, count) since the previous take, and reset."""
+        # (total ms, longest ms, count) since the previous take, and reset.
         # No lock: the callback may run in any thread, even inside this method
         # (an allocation here can trigger a collection), and must never wait.
         total, longest, count = self._total, self._max, self._count
@@ -77,8 +76,8 @@ class PauseWatch(object):
         return total * 1000.0, longest * 1000.0, count
 
     def take_generations(self) -> "Tuple[Tuple[float, ...], Tuple[int, ...], Tuple[int, ...]]":
-        """Per generation since the previous call, and reset: (longest pause ms,
-        collections, objects collected). Independent of `take()`."""
+        # Per generation since the previous call, and reset: (longest pause ms,
+        # collections, objects collected). Independent of `take()`.
         longest = tuple(p * 1000.0 for p in self._gen_max)
         count, collected = tuple(self._gen_count), tuple(self._gen_collected)
         for g in range(3):

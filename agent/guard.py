@@ -1,11 +1,10 @@
-"""Staying alive: each part of the agent loop runs guarded.
-
-A part that raises (the probe, the rules, one transport, ...) is retried
-after a back-off that doubles with each failure in a row (one tick, two,
-four, ... at most `MAX_BACKOFF`), and after `MAX_FAILURES` in a row it is
-disabled; the other parts go on, and the application never sees the error.
-Decisions only: what the runtime says about a fault is its `on_fault`.
-"""
+# Staying alive: each part of the agent loop runs guarded.
+#
+# A part that raises (the probe, the rules, one transport, ...) is retried
+# after a back-off that doubles with each failure in a row (one tick, two,
+# four, ... at most `MAX_BACKOFF`), and after `MAX_FAILURES` in a row it is
+# disabled; the other parts go on, and the application never sees the error.
+# Decisions only: what the runtime says about a fault is its `on_fault`.
 
 
 TYPE_CHECKING = False
@@ -17,7 +16,7 @@ MAX_BACKOFF = 60.0        # seconds
 
 
 class Guard(object):
-    """Runs parts, counts their failures in a row, backs them off, disables them."""
+    # Runs parts, counts their failures in a row, backs them off, disables them.
 
     def __init__(self, tick: "Callable[[], float]", monotonic: "Callable[[], float]",
                  on_fault: "Callable[[str, Exception, int], None]") -> None:
@@ -29,7 +28,7 @@ class Guard(object):
         self.disabled: Set[str] = set()
 
     def run(self, part: str, fn: "Callable", *args: "Any") -> "Any":
-        """fn(*args), or None when the part is disabled, backing off, or just failed."""
+        # fn(*args), or None when the part is disabled, backing off, or just failed.
         if part in self.disabled or self._monotonic() < self.retry_at.get(part, 0.0):
             return None
         try:
@@ -41,7 +40,7 @@ class Guard(object):
         return result
 
     def fault(self, part: str, exc: Exception) -> int:
-        """Count one failure of `part`; its failures in a row so far."""
+        # Count one failure of `part`; its failures in a row so far.
         count = self.failures[part] = self.failures.get(part, 0) + 1
         self.retry_at[part] = self._monotonic() + self.backoff(count)
         if count >= MAX_FAILURES:
@@ -50,5 +49,5 @@ class Guard(object):
         return count
 
     def backoff(self, count: int) -> float:
-        """Seconds to wait after `count` failures in a row."""
+        # Seconds to wait after `count` failures in a row.
         return min(MAX_BACKOFF, self._tick() * 2 ** min(count, 8))

@@ -1,15 +1,14 @@
-"""Which application on which gateway: the identity an agent reports under.
-
-A gateway runs several Python applications (DAL's scheduled scripts), each with
-its own agent, often from one profile. Reporting under the device id alone, two
-agents share an MQTT client id (the broker disconnects one for the other, again
-and again), a retained status topic and a journal folder. With `[agent] app`
-set (the stock profiles say `app = ${script}`), an agent reports as
-`DEVICE@APP`: that is its `device` field, its topics (`PREFIX/DEVICE@APP/...`),
-its MQTT client id (`gcagent-DEVICE@APP`) and its journal folder; status
-messages also carry `host` (DEVICE) and `app` (APP) for grouping. Without
-`app`, nothing changes. See docs/field.md, "Several applications on one gateway".
-"""
+# Which application on which gateway: the identity an agent reports under.
+#
+# A gateway runs several Python applications (DAL's scheduled scripts), each with
+# its own agent, often from one profile. Reporting under the device id alone, two
+# agents share an MQTT client id (the broker disconnects one for the other, again
+# and again), a retained status topic and a journal folder. With `[agent] app`
+# set (the stock profiles say `app = ${script}`), an agent reports as
+# `DEVICE@APP`: that is its `device` field, its topics (`PREFIX/DEVICE@APP/...`),
+# its MQTT client id (`gcagent-DEVICE@APP`) and its journal folder; status
+# messages also carry `host` (DEVICE) and `app` (APP) for grouping. Without
+# `app`, nothing changes. See docs/field.md, "Several applications on one gateway".
 
 import os
 import re
@@ -25,7 +24,7 @@ _script = None   # type: Optional[str]   # set by `python -m agent run -- SCRIPT
 
 
 def check_app(value: str) -> str:
-    """The `[agent] app` value as written (templates unfilled); ValueError says what is wrong."""
+    # The `[agent] app` value as written (templates unfilled); ValueError says what is wrong.
     value = value.strip()
     for name in _TEMPLATE.findall(value):
         if name != "script" and not (name.startswith("env:") and len(name) > 4):
@@ -38,7 +37,7 @@ def check_app(value: str) -> str:
 
 
 def set_script(argv: "List[str]") -> None:
-    """Name the application from the command line the launcher runs (`-m MODULE` or a path)."""
+    # Name the application from the command line the launcher runs (`-m MODULE` or a path).
     global _script
     if not argv:
         _script = None
@@ -51,7 +50,7 @@ def set_script(argv: "List[str]") -> None:
 
 
 def script_name() -> str:
-    """The application's name: what the launcher runs, else this process's main script."""
+    # The application's name: what the launcher runs, else this process's main script.
     if _script:
         return _safe(_script)
     main = getattr(sys.modules.get("__main__"), "__file__", None) or (sys.argv[0] if sys.argv else "")
@@ -60,7 +59,7 @@ def script_name() -> str:
 
 
 def resolve_app(template: str, environ: "Optional[Mapping[str, str]]" = None) -> str:
-    """Fill `${script}` and `${env:NAME}`; '' when there is no app (or it fills to nothing)."""
+    # Fill `${script}` and `${env:NAME}`; '' when there is no app (or it fills to nothing).
     env = os.environ if environ is None else environ
 
     def fill(match: "re.Match") -> str:
@@ -72,7 +71,7 @@ def resolve_app(template: str, environ: "Optional[Mapping[str, str]]" = None) ->
 
 def with_app(device_id: str, template: str,
              environ: "Optional[Mapping[str, str]]" = None) -> "Tuple[str, Dict[str, str]]":
-    """(the id to report under, the status fields naming host and app)."""
+    # (the id to report under, the status fields naming host and app).
     app = resolve_app(template, environ)
     if not app:
         return device_id, {}
@@ -80,7 +79,7 @@ def with_app(device_id: str, template: str,
 
 
 def app_fields(source_id: str) -> "Dict[str, str]":
-    """`{"host", "app"}` of a `DEVICE@APP` id; {} for a bare device id (which has no '@')."""
+    # `{"host", "app"}` of a `DEVICE@APP` id; {} for a bare device id (which has no '@').
     host, sep, app = source_id.rpartition("@")
     return {"host": host, "app": app} if sep and host and app else {}
 

@@ -1,19 +1,18 @@
-"""The journal: messages kept on flash while the uplink is down, or over a restart.
-
-Records go into append-only segment files (`seg-000000000042.log`, numbered in
-write order across restarts), each as an 8-byte header, big-endian length and
-CRC-32 of the payload, then the payload. fsync is batched (every `sync_every`
-seconds, and when a segment is closed) to spare the flash: a power loss may
-lose the last few seconds, never the journal. The total size is bounded: the
-oldest closed segments are removed first and their records counted in
-`dropped`.
-
-Read back after a crash, a torn or damaged record fails its length or CRC check
-and is skipped and counted in `corrupt`; reading then scans forward, byte by
-byte, for the next record whose header and CRC check out. A record of length 0
-is impossible (zeroed blocks after a power loss would otherwise read as empty
-records), so empty payloads are refused. Thread-safe.
-"""
+# The journal: messages kept on flash while the uplink is down, or over a restart.
+#
+# Records go into append-only segment files (`seg-000000000042.log`, numbered in
+# write order across restarts), each as an 8-byte header, big-endian length and
+# CRC-32 of the payload, then the payload. fsync is batched (every `sync_every`
+# seconds, and when a segment is closed) to spare the flash: a power loss may
+# lose the last few seconds, never the journal. The total size is bounded: the
+# oldest closed segments are removed first and their records counted in
+# `dropped`.
+#
+# Read back after a crash, a torn or damaged record fails its length or CRC check
+# and is skipped and counted in `corrupt`; reading then scans forward, byte by
+# byte, for the next record whose header and CRC check out. A record of length 0
+# is impossible (zeroed blocks after a power loss would otherwise read as empty
+# records), so empty payloads are refused. Thread-safe.
 
 import collections
 import os
@@ -34,7 +33,7 @@ _NAME = re.compile(r"^seg-(\d+)\.log$")
 
 
 def _record_at(data: memoryview, pos: int) -> "Optional[bytes]":
-    """The payload of a valid record at `pos`, or None if none starts there."""
+    # The payload of a valid record at `pos`, or None if none starts there.
     if len(data) - pos < _HEADER.size:
         return None
     length, crc = _HEADER.unpack_from(data, pos)
@@ -50,7 +49,7 @@ def _record_at(data: memoryview, pos: int) -> "Optional[bytes]":
 
 
 def _parse(data: bytes) -> "Tuple[List[bytes], int]":
-    """The valid records in `data`, and how many damaged stretches were skipped."""
+    # The valid records in `data`, and how many damaged stretches were skipped.
     view = memoryview(data)
     records: List[bytes] = []
     bad = 0
@@ -71,7 +70,7 @@ def _parse(data: bytes) -> "Tuple[List[bytes], int]":
 
 
 class Journal(object):
-    """Records on flash, delivered a segment at a time, oldest first."""
+    # Records on flash, delivered a segment at a time, oldest first.
 
     def __init__(self, directory: str, max_bytes: int = 2 * 1024 * 1024,
                  segment_bytes: int = 64 * 1024, sync_every: float = 5.0,
@@ -107,7 +106,7 @@ class Journal(object):
         self._next = max(numbers)[0] + 1 if numbers else 1
 
     def append(self, payload: bytes) -> None:
-        """Write one record; rotate, fsync and drop the oldest segments as needed."""
+        # Write one record; rotate, fsync and drop the oldest segments as needed.
         record = _HEADER.pack(len(payload), zlib.crc32(payload) & 0xFFFFFFFF) + payload
         if not payload or len(record) > self._limit:
             raise JournalError("journal %s: a record of %d bytes does not fit (1 to %d)"
@@ -126,7 +125,7 @@ class Journal(object):
             self._bound()
 
     def sync(self) -> None:
-        """fsync the open segment now (writes go straight to the OS, unbuffered)."""
+        # fsync the open segment now (writes go straight to the OS, unbuffered).
         with self._lock:
             if self._fd is not None:
                 try:
@@ -136,7 +135,7 @@ class Journal(object):
             self._last_sync = self._clock()
 
     def oldest(self) -> "Optional[Tuple[str, List[bytes]]]":
-        """The oldest segment's name and valid records (possibly none); None if empty."""
+        # The oldest segment's name and valid records (possibly none); None if empty.
         with self._lock:
             while self._sizes:
                 name = next(iter(self._sizes))
@@ -148,7 +147,7 @@ class Journal(object):
             return None
 
     def remove(self, name: str) -> None:
-        """Delete a segment once delivered (a no-op if it is already gone)."""
+        # Delete a segment once delivered (a no-op if it is already gone).
         with self._lock:
             if name not in self._sizes:
                 return
@@ -163,7 +162,7 @@ class Journal(object):
             self._forget(name)
 
     def pending(self) -> int:
-        """Valid records in all segments (reads each older segment once)."""
+        # Valid records in all segments (reads each older segment once).
         with self._lock:
             for name in list(self._sizes):
                 if name not in self._counts:
@@ -171,7 +170,7 @@ class Journal(object):
             return sum(self._counts.values())
 
     def close(self) -> None:
-        """Sync and close the open segment; safe to call twice."""
+        # Sync and close the open segment; safe to call twice.
         with self._lock:
             try:
                 self._close()
@@ -233,7 +232,7 @@ class Journal(object):
             pass
 
     def _bound(self) -> None:
-        """Remove the oldest closed segments until the total fits in max_bytes."""
+        # Remove the oldest closed segments until the total fits in max_bytes.
         while self.bytes > self._max_bytes:
             name = next(iter(self._sizes))
             if name == self._current:
@@ -245,7 +244,7 @@ class Journal(object):
             self.dropped += count
 
     def _read(self, name: str) -> "Optional[List[bytes]]":
-        """A segment's valid records, counting its damage once; None if it vanished."""
+        # A segment's valid records, counting its damage once; None if it vanished.
         try:
             with open(os.path.join(self._dir, name), "rb") as f:
                 data = f.read()
@@ -269,6 +268,6 @@ class Journal(object):
     # Last in the class: from here on, `bytes` in the class body is this property.
     @property
     def bytes(self) -> int:
-        """Total size of the segment files."""
+        # Total size of the segment files.
         with self._lock:
             return sum(self._sizes.values())

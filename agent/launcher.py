@@ -1,10 +1,9 @@
-"""Run a script as `__main__` in this interpreter, exactly as `python SCRIPT ARGS` would.
-
-Same `sys.argv`, `sys.path[0]` (the script's directory), `__file__`,
-`__name__`, tracebacks without our frames, and exit status: 0, the
-`SystemExit` code, 1 after an uncaught exception, and death by SIGINT after
-an uncaught KeyboardInterrupt (as CPython 3.8+ does).
-"""
+# Run a script as `__main__` in this interpreter, exactly as `python SCRIPT ARGS` would.
+#
+# Same `sys.argv`, `sys.path[0]` (the script's directory), `__file__`,
+# `__name__`, tracebacks without our frames, and exit status: 0, the
+# `SystemExit` code, 1 after an uncaught exception, and death by SIGINT after
+# an uncaught KeyboardInterrupt (as CPython 3.8+ does).
 
 import builtins
 import os
@@ -21,7 +20,7 @@ if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (d
 
 
 def split_at_dashes(argv: "List[str]") -> "Tuple[List[str], List[str]]":
-    """`OURS -- SCRIPT ARGS` -> (OURS, [SCRIPT, ARGS...]): what follows `--` is never ours to parse."""
+    # `OURS -- SCRIPT ARGS` -> (OURS, [SCRIPT, ARGS...]): what follows `--` is never ours to parse.
     if "--" in argv:
         at = argv.index("--")
         return argv[:at], argv[at + 1:]
@@ -29,7 +28,7 @@ def split_at_dashes(argv: "List[str]") -> "Tuple[List[str], List[str]]":
 
 
 def exit_status(code: object) -> int:
-    """The process exit status Python gives for `SystemExit(code)`."""
+    # The process exit status Python gives for `SystemExit(code)`.
     if code is None:
         return 0
     if isinstance(code, int) and not isinstance(code, bool):
@@ -44,7 +43,7 @@ def exit_status(code: object) -> int:
 
 
 class ScriptResult(object):
-    """What running the script came to: an exit status, or a signal to die by."""
+    # What running the script came to: an exit status, or a signal to die by.
 
     def __init__(self, status: int, die_by: "Optional[int]" = None) -> None:
         self.status = status
@@ -52,7 +51,7 @@ class ScriptResult(object):
 
 
 def run_script(argv: "List[str]") -> ScriptResult:
-    """Execute argv[0] as __main__ with sys.argv = argv (`-m MODULE ARGS`: as `python -m`)."""
+    # Execute argv[0] as __main__ with sys.argv = argv (`-m MODULE ARGS`: as `python -m`).
     if argv and argv[0] == "-m":
         return run_module(argv[1:])
     if argv and argv[0].startswith("-m") and len(argv[0]) > 2:
@@ -79,9 +78,9 @@ def run_script(argv: "List[str]") -> ScriptResult:
 
 
 def run_module(argv: "List[str]") -> ScriptResult:
-    """`python -m MODULE ARGS`: runpy finds MODULE (a package runs its __main__),
-    sets sys.argv[0] to the module's file, and sys.path[0] is the working
-    directory ('' on 3.6, the full path from 3.7 on, as each Python does)."""
+    # `python -m MODULE ARGS`: runpy finds MODULE (a package runs its __main__),
+    # sets sys.argv[0] to the module's file, and sys.path[0] is the working
+    # directory ('' on 3.6, the full path from 3.7 on, as each Python does).
     if not argv:
         sys.stderr.write("Argument expected for the -m option\n")
         return ScriptResult(2)
@@ -96,8 +95,8 @@ def run_module(argv: "List[str]") -> ScriptResult:
 
 
 def _run_main_module(argv: "List[str]", full: str) -> ScriptResult:
-    """A directory or zip file (zipapp .pyz) with __main__.py, as Python runs one:
-    the path itself first on sys.path, then runpy's main-module machinery."""
+    # A directory or zip file (zipapp .pyz) with __main__.py, as Python runs one:
+    # the path itself first on sys.path, then runpy's main-module machinery.
     import runpy
     main = types.ModuleType("__main__")
     main.__dict__["__builtins__"] = builtins
@@ -110,7 +109,7 @@ def _run_main_module(argv: "List[str]", full: str) -> ScriptResult:
 
 
 def _outcome(run) -> ScriptResult:
-    """Run the script and turn how it ended into what Python would exit with."""
+    # Run the script and turn how it ended into what Python would exit with.
     try:
         run()
     except SystemExit as exc:
@@ -125,7 +124,7 @@ def _outcome(run) -> ScriptResult:
 
 
 def _print_exception(skip: int) -> None:
-    """Print the current exception through sys.excepthook, minus our own frames."""
+    # Print the current exception through sys.excepthook, minus our own frames.
     kind, value, tb = sys.exc_info()
     for _ in range(skip):
         if tb is not None and tb.tb_next is not None:
@@ -139,7 +138,7 @@ def _print_exception(skip: int) -> None:
 
 
 def die_by(signum: int) -> None:
-    """End the process by `signum` with its default action, as Python does after ^C."""
+    # End the process by `signum` with its default action, as Python does after ^C.
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -1,42 +1,41 @@
-"""The leak verdict: is the memory floor rising steadily, how fast, and how long to the ceiling.
-
-One definition, shared: the agent judges the samples it reports (`leak_suspected`,
-`leak_cleared`) and the console judges the same samples from its records
-(`leak_kb_per_hour`, `ceiling_eta_s`, the `leak` alert), so both say the same
-thing about the same series. How it works and where it is blind: docs/leaks.md.
-
-A single collection that gives back no RSS says nothing (pymalloc keeps arenas
-that still hold one live object; the freed room is reused, so a healthy process
-stops growing without shrinking). What a leak changes is the *floor*: the
-lowest memory after collections. So:
-
-1. `Floors` keeps the minimum of each time window, in a fixed number of windows
-   (`CAPACITY`); when they are all used, neighbours merge and windows double,
-   so a whole boot fits in bounded memory at a coarser grain as it ages. It
-   also learns the time between full collections (a sawtooth's tooth).
-2. `judge` merges windows to at least one tooth each (a shorter one holds a
-   garbage ramp, not a floor), then reads the floor as seen from now: the
-   suffix minimum (the lowest memory from each window to the end), so memory
-   that came back later (a collection, the end of a busy day) pulls the
-   earlier floor down with it.
-3. A leak is a floor that rose steadily over the span judged: each quarter of
-   the span carries a share of the rise (a one-time step or a warm-up that
-   levelled off does not), the second half rose nearly as much as the first
-   (a warm-up slows down), the rise is a straight line (r^2), it lasted at
-   least `MIN_POINTS` report periods and `MIN_WINDOWS` teeth, and it already
-   used up `SHARE_OF_ROOM` of the room that was left (half of it when the
-   span is shorter than a day). That last test is what keeps a load cycle's
-   rising side from being called a leak unless the cycle itself would
-   approach the ceiling, and what fixes how early the verdict comes: with a
-   third of the room gone the leak has three quarters of its life ahead.
-   Spans judged: the whole history and its last 48, 32, 24, 16, 12, 8 and 6
-   windows, so a leak that starts after a warm-up or a long healthy time is
-   found too.
-4. A reported leak is cleared when the floor over the most recent span rose
-   less than a quarter of what the reported rate would have added.
-
-Pure: time and memory come in as numbers; nothing here reads a clock or /proc.
-"""
+# The leak verdict: is the memory floor rising steadily, how fast, and how long to the ceiling.
+#
+# One definition, shared: the agent judges the samples it reports (`leak_suspected`,
+# `leak_cleared`) and the console judges the same samples from its records
+# (`leak_kb_per_hour`, `ceiling_eta_s`, the `leak` alert), so both say the same
+# thing about the same series. How it works and where it is blind: docs/leaks.md.
+#
+# A single collection that gives back no RSS says nothing (pymalloc keeps arenas
+# that still hold one live object; the freed room is reused, so a healthy process
+# stops growing without shrinking). What a leak changes is the *floor*: the
+# lowest memory after collections. So:
+#
+# 1. `Floors` keeps the minimum of each time window, in a fixed number of windows
+#    (`CAPACITY`); when they are all used, neighbours merge and windows double,
+#    so a whole boot fits in bounded memory at a coarser grain as it ages. It
+#    also learns the time between full collections (a sawtooth's tooth).
+# 2. `judge` merges windows to at least one tooth each (a shorter one holds a
+#    garbage ramp, not a floor), then reads the floor as seen from now: the
+#    suffix minimum (the lowest memory from each window to the end), so memory
+#    that came back later (a collection, the end of a busy day) pulls the
+#    earlier floor down with it.
+# 3. A leak is a floor that rose steadily over the span judged: each quarter of
+#    the span carries a share of the rise (a one-time step or a warm-up that
+#    levelled off does not), the second half rose nearly as much as the first
+#    (a warm-up slows down), the rise is a straight line (r^2), it lasted at
+#    least `MIN_POINTS` report periods and `MIN_WINDOWS` teeth, and it already
+#    used up `SHARE_OF_ROOM` of the room that was left (half of it when the
+#    span is shorter than a day). That last test is what keeps a load cycle's
+#    rising side from being called a leak unless the cycle itself would
+#    approach the ceiling, and what fixes how early the verdict comes: with a
+#    third of the room gone the leak has three quarters of its life ahead.
+#    Spans judged: the whole history and its last 48, 32, 24, 16, 12, 8 and 6
+#    windows, so a leak that starts after a warm-up or a long healthy time is
+#    found too.
+# 4. A reported leak is cleared when the floor over the most recent span rose
+#    less than a quarter of what the reported rate would have added.
+#
+# Pure: time and memory come in as numbers; nothing here reads a clock or /proc.
 
 import collections
 
@@ -61,8 +60,8 @@ GAPS_KEPT = 16         # report spacings kept to learn the period (median: robus
 
 
 def _bisect_right(values: "Sequence[float]", x: float) -> int:
-    """bisect.bisect_right, here because the bisect module loads a C extension that costs
-    the application about 30 KB of RSS (docs/footprint.md) for a search of <= CAPACITY items."""
+    # bisect.bisect_right, here because the bisect module loads a C extension that costs
+    # the application about 30 KB of RSS (docs/footprint.md) for a search of <= CAPACITY items.
     lo, hi = 0, len(values)
     while lo < hi:
         mid = (lo + hi) // 2
@@ -83,13 +82,13 @@ class Verdict(record(
         span_s=0.0,                             # float: how long a stretch the verdict rests on
         why="",                                 # str
 )):
-    """What the floor says now. `leak` False: rate and eta are None."""
+    # What the floor says now. `leak` False: rate and eta are None.
 
     __slots__ = ()
 
 
 class Floors(object):
-    """The minimum memory of each time window, in at most `capacity` windows."""
+    # The minimum memory of each time window, in at most `capacity` windows.
 
     def __init__(self, capacity: int = CAPACITY) -> None:
         self.capacity = max(8, capacity - capacity % 2)
@@ -114,19 +113,18 @@ class Floors(object):
         self.last_collection = None
 
     def period(self) -> float:
-        """Median spacing of the samples (0 until two arrived)."""
+        # Median spacing of the samples (0 until two arrived).
         return _median(self.gaps)
 
     def cycle(self) -> float:
-        """Median time between full collections (0 until two were seen)."""
+        # Median time between full collections (0 until two were seen).
         return _median(self.cycles)
 
     def add(self, t: float, kb: int, collected: bool = False) -> bool:
-        """One sample; late ones (a replay) land in their own window. True: a new window.
-
-        `collected`: a full collection ran since the previous sample (its
-        gc_collections[2] went up), which tells how long the sawtooth's teeth are.
-        """
+        # One sample; late ones (a replay) land in their own window. True: a new window.
+        #
+        # `collected`: a full collection ran since the previous sample (its
+        # gc_collections[2] went up), which tells how long the sawtooth's teeth are.
         if collected:
             if self.last_collection is not None and t > self.last_collection:
                 self.cycles.append(t - self.last_collection)
@@ -173,7 +171,7 @@ class Floors(object):
         self.width = max(self.width * 2, span / float(len(self.low)))
 
     def points(self) -> "List[Tuple[float, int]]":
-        """(time, floor) per window, oldest first."""
+        # (time, floor) per window, oldest first.
         return list(zip(self.low_t, self.low))
 
 
@@ -185,11 +183,10 @@ def _median(values: "Sequence[float]") -> float:
 
 
 def rebin(points: "Sequence[Tuple[float, int]]", width: float) -> "List[Tuple[float, int]]":
-    """Windows merged so each spans `width` (a collection cycle), so each holds a floor.
-
-    The newest window, when it spans less than `width`, may hold no collection
-    (a garbage ramp, not a floor): it is left out.
-    """
+    # Windows merged so each spans `width` (a collection cycle), so each holds a floor.
+    #
+    # The newest window, when it spans less than `width`, may hold no collection
+    # (a garbage ramp, not a floor): it is left out.
     if width <= 0 or len(points) < 2:
         return list(points)
     out: List[Tuple[float, int]] = []
@@ -207,7 +204,7 @@ def rebin(points: "Sequence[Tuple[float, int]]", width: float) -> "List[Tuple[fl
 
 
 def suffix_minima(values: "Sequence[int]") -> "List[int]":
-    """out[i] = min(values[i:]): the floor at i as seen from the end."""
+    # out[i] = min(values[i:]): the floor at i as seen from the end.
     out = list(values)
     for i in range(len(out) - 2, -1, -1):
         if out[i + 1] < out[i]:
@@ -216,7 +213,7 @@ def suffix_minima(values: "Sequence[int]") -> "List[int]":
 
 
 def _fit(ts: "Sequence[float]", ys: "Sequence[float]") -> "Tuple[float, float]":
-    """Least-squares slope (per second) and r^2."""
+    # Least-squares slope (per second) and r^2.
     n = float(len(ts))
     mt, my = sum(ts) / n, sum(ys) / n
     stt = sum((t - mt) ** 2 for t in ts)
@@ -259,13 +256,12 @@ def _judge_span(ts: "Sequence[float]", floor: "Sequence[int]", ceiling_kb: int,
 
 def judge(points: "Sequence[Tuple[float, int]]", ceiling_kb: int, period: float,
           cycle: float = 0.0) -> Verdict:
-    """The verdict on (time, floor) windows, oldest first.
-
-    `period`: seconds between samples; `cycle`: seconds between full
-    collections (0: unknown), the length of a sawtooth tooth: windows shorter
-    than that hold a garbage ramp, not a floor, so they are merged first.
-    `ceiling_kb` 0 means unknown: a leak is judged without the room test and has no eta.
-    """
+    # The verdict on (time, floor) windows, oldest first.
+    #
+    # `period`: seconds between samples; `cycle`: seconds between full
+    # collections (0: unknown), the length of a sawtooth tooth: windows shorter
+    # than that hold a garbage ramp, not a floor, so they are merged first.
+    # `ceiling_kb` 0 means unknown: a leak is judged without the room test and has no eta.
     min_span = max(MIN_POINTS * period, MIN_WINDOWS * cycle)
     if len(points) < MIN_WINDOWS or points[-1][0] - points[0][0] < min_span:
         return Verdict(False, why="too short")
@@ -289,7 +285,7 @@ def judge(points: "Sequence[Tuple[float, int]]", ceiling_kb: int, period: float,
 
 
 def recent_rise_kb(points: "Sequence[Tuple[float, int]]", seconds: float) -> "Tuple[float, float]":
-    """(rise of the floor, span) over the last `seconds` of windows."""
+    # (rise of the floor, span) over the last `seconds` of windows.
     if not points:
         return 0.0, 0.0
     t_end = points[-1][0]
@@ -301,11 +297,10 @@ def recent_rise_kb(points: "Sequence[Tuple[float, int]]", seconds: float) -> "Tu
 
 
 class LeakWatch(object):
-    """Feed it samples of one boot; it says when a leak starts and when it stops.
-
-    `feed` returns ("leak_suspected" | "leak_cleared", fields) on a change, else
-    None; `verdict` is the latest judgement (while a leak is held, its rate and eta).
-    """
+    # Feed it samples of one boot; it says when a leak starts and when it stops.
+    #
+    # `feed` returns ("leak_suspected" | "leak_cleared", fields) on a change, else
+    # None; `verdict` is the latest judgement (while a leak is held, its rate and eta).
 
     def __init__(self, capacity: int = CAPACITY) -> None:
         self.floors = Floors(capacity)
@@ -316,7 +311,7 @@ class LeakWatch(object):
         self._new_windows = 0
 
     def reset(self) -> None:
-        """A new boot: the old baseline says nothing about the new process."""
+        # A new boot: the old baseline says nothing about the new process.
         self._full = None
         self._new_windows = 0
         self.floors.clear()
@@ -325,11 +320,10 @@ class LeakWatch(object):
 
     def observe(self, t: float, rss_kb: int, ceiling_kb: int,
                 gc_collections: "Sequence[int]") -> "Optional[Tuple[str, dict]]":
-        """One telemetry sample as reported (ts, rss_kb, ceiling, gc_collections).
-
-        The agent and the console both call this with the same samples, so they
-        reach the same verdict.
-        """
+        # One telemetry sample as reported (ts, rss_kb, ceiling, gc_collections).
+        #
+        # The agent and the console both call this with the same samples, so they
+        # reach the same verdict.
         full = gc_collections[-1] if gc_collections else 0
         collected = self._full is not None and full > self._full
         self._full = full
@@ -337,8 +331,8 @@ class LeakWatch(object):
 
     def feed(self, t: float, kb: int, ceiling_kb: int = 0,
              collected: bool = False) -> "Optional[Tuple[str, dict]]":
-        """One sample (time, RSS), the ceiling then, and whether a full collection ran since
-        the previous sample; judged each time the windows grew by a sixteenth."""
+        # One sample (time, RSS), the ceiling then, and whether a full collection ran since
+        # the previous sample; judged each time the windows grew by a sixteenth.
         if ceiling_kb:
             self.ceiling_kb = ceiling_kb
         if not self.floors.add(t, kb, collected):

@@ -1,25 +1,24 @@
-"""Standard-library stand-ins that keep the agent light inside the application's process.
-
-The agent is a guest in someone else's process on a 256 MB device, so a few
-heavy standard modules are avoided on every path that runs there:
-
-- ``hashlib`` maps OpenSSL: ~4 MB of RSS. SHA-256 comes from the interpreter's
-  own module (``_sha256`` on CPython 3.6-3.11, ``_sha2`` on 3.12+), and
-  ``hmac`` (which imports hashlib) is replaced by ``_operator._compare_digest``
-  (what ``hmac.compare_digest`` is) plus an HMAC built on that SHA-256
-  (`agent.commands`). hashlib is only the fallback of an unusual build.
-- ``zipfile`` costs 49 modules and ~2.8 MB of RSS on Python 3.6. Files inside
-  a gc-bundle .pyz are read through ``zipimport``, which the interpreter has
-  already loaded to import the agent from that archive.
-- ``urllib.parse`` (with ``ipaddress`` on 3.11) costs 0.3-0.5 MB: the report
-  URLs the agent reads are plain, so `split_url`, `query_items` and
-  `encode_query` split and join them
-  by hand and hand anything unusual (escapes, brackets, spaces, non-ASCII) to
-  urllib.parse, so the result is always urllib.parse's.
-- ``typing`` costs 0.5-0.6 MB (docs/footprint.md). Modules import it only under
-  ``if TYPE_CHECKING:`` (always False when running) and annotations that name
-  it are strings; records are tuples with named fields through `record`.
-"""
+# Standard-library stand-ins that keep the agent light inside the application's process.
+#
+# The agent is a guest in someone else's process on a 256 MB device, so a few
+# heavy standard modules are avoided on every path that runs there:
+#
+# - ``hashlib`` maps OpenSSL: ~4 MB of RSS. SHA-256 comes from the interpreter's
+#   own module (``_sha256`` on CPython 3.6-3.11, ``_sha2`` on 3.12+), and
+#   ``hmac`` (which imports hashlib) is replaced by ``_operator._compare_digest``
+#   (what ``hmac.compare_digest`` is) plus an HMAC built on that SHA-256
+#   (`agent.commands`). hashlib is only the fallback of an unusual build.
+# - ``zipfile`` costs 49 modules and ~2.8 MB of RSS on Python 3.6. Files inside
+#   a gc-bundle .pyz are read through ``zipimport``, which the interpreter has
+#   already loaded to import the agent from that archive.
+# - ``urllib.parse`` (with ``ipaddress`` on 3.11) costs 0.3-0.5 MB: the report
+#   URLs the agent reads are plain, so `split_url`, `query_items` and
+#   `encode_query` split and join them
+#   by hand and hand anything unusual (escapes, brackets, spaces, non-ASCII) to
+#   urllib.parse, so the result is always urllib.parse's.
+# - ``typing`` costs 0.5-0.6 MB (docs/footprint.md). Modules import it only under
+#   ``if TYPE_CHECKING:`` (always False when running) and annotations that name
+#   it are strings; records are tuples with named fields through `record`.
 
 import os
 
@@ -58,8 +57,8 @@ _QUERY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 
 class Record(tuple):
-    """What `record` classes share: namedtuple's behaviour (fields by name and by index,
-    defaults, keywords, `_replace`, `_fields`, a repr), with one class object per record."""
+    # What `record` classes share: namedtuple's behaviour (fields by name and by index,
+    # defaults, keywords, `_replace`, `_fields`, a repr), with one class object per record.
 
     __slots__ = ()
     _fields = ()              # type: Tuple[str, ...]
@@ -98,7 +97,7 @@ class Record(tuple):
         return tuple.__new__(cls, values)
 
     def _replace(self, **changes: "Any") -> "Any":
-        """A copy with some fields changed (as namedtuple's)."""
+        # A copy with some fields changed (as namedtuple's).
         values = [changes.pop(field, value) for field, value in zip(self._fields, self)]
         if changes:
             raise ValueError("Got unexpected field names: %r" % sorted(changes))
@@ -116,12 +115,12 @@ class Record(tuple):
 
 
 def record(name: str, *required: str, **defaults: "Any") -> type:
-    """A namedtuple-like class: the `required` fields, then the fields of `defaults`
-    with their default values, in the order written (what typing.NamedTuple gives,
-    without importing typing). Subclass it with ``__slots__ = ()`` to add methods.
-
-    Not collections.namedtuple: on 3.6 that compiles a class's worth of source per
-    record, about 15 KB each, 0.3 MB over the agent's records (docs/footprint.md)."""
+    # A namedtuple-like class: the `required` fields, then the fields of `defaults`
+    # with their default values, in the order written (what typing.NamedTuple gives,
+    # without importing typing). Subclass it with ``__slots__ = ()`` to add methods.
+    #
+    # Not collections.namedtuple: on 3.6 that compiles a class's worth of source per
+    # record, about 15 KB each, 0.3 MB over the agent's records (docs/footprint.md).
     fields = required + tuple(defaults)
     namespace = {"__slots__": (), "_fields": fields, "_field_defaults": defaults}
     for index, field in enumerate(fields):
@@ -140,8 +139,8 @@ def _field_getter(index: int) -> "Any":
 
 
 def split_url(url: str) -> "Tuple[str, str, str, str]":
-    """(scheme, netloc, path, query) as urllib.parse.urlsplit gives them (scheme lower-cased;
-    the fragment is dropped)."""
+    # (scheme, netloc, path, query) as urllib.parse.urlsplit gives them (scheme lower-cased;
+    # the fragment is dropped).
     scheme, colon, rest = url.partition(":")
     if not (set(url) <= _PLAIN_URL and colon and scheme.isalpha() and not rest.isdigit()):
         from urllib.parse import urlsplit
@@ -157,7 +156,7 @@ def split_url(url: str) -> "Tuple[str, str, str, str]":
 
 
 def query_items(query: str) -> "List[Tuple[str, str]]":
-    """urllib.parse.parse_qsl(query, keep_blank_values=True): (name, value) pairs in order."""
+    # urllib.parse.parse_qsl(query, keep_blank_values=True): (name, value) pairs in order.
     if not set(query) <= _PLAIN_URL:
         from urllib.parse import parse_qsl
         return parse_qsl(query, keep_blank_values=True)
@@ -170,7 +169,7 @@ def query_items(query: str) -> "List[Tuple[str, str]]":
 
 
 def encode_query(pairs: "List[Tuple[str, str]]") -> str:
-    """urllib.parse.urlencode(pairs): plain names and values joined by hand, the rest by urllib."""
+    # urllib.parse.urlencode(pairs): plain names and values joined by hand, the rest by urllib.
     if all(set(name + value) <= _QUERY_SAFE for name, value in pairs):
         return "&".join("%s=%s" % pair for pair in pairs)
     from urllib.parse import urlencode
@@ -178,18 +177,18 @@ def encode_query(pairs: "List[Tuple[str, str]]") -> str:
 
 
 def sha256_hex(data: bytes) -> str:
-    """Hex SHA-256 of `data`, without hashlib."""
+    # Hex SHA-256 of `data`, without hashlib.
     return sha256(data).hexdigest()
 
 
 def zip_importer(archive: str):
-    """A zipimporter over `archive`: `get_data(member)` reads one file of it."""
+    # A zipimporter over `archive`: `get_data(member)` reads one file of it.
     import zipimport
     return zipimport.zipimporter(archive)
 
 
 def is_zip(path: str) -> bool:
-    """A zip archive (a zipapp, shebang line or not)?"""
+    # A zip archive (a zipapp, shebang line or not)?
     import zipimport
     try:
         zipimport.zipimporter(path)
@@ -199,8 +198,8 @@ def is_zip(path: str) -> bool:
 
 
 def read_from_zip(path: str) -> "Optional[bytes]":
-    """The bytes at `path` when it runs through a zip archive (ARCHIVE.pyz/member);
-    None when no archive is on the path; FileNotFoundError when the member is missing."""
+    # The bytes at `path` when it runs through a zip archive (ARCHIVE.pyz/member);
+    # None when no archive is on the path; FileNotFoundError when the member is missing.
     archive = os.path.dirname(path)
     while archive and not os.path.isfile(archive) and os.path.dirname(archive) != archive:
         archive = os.path.dirname(archive)
@@ -219,7 +218,7 @@ def read_from_zip(path: str) -> "Optional[bytes]":
 
 
 def zip_names(archive: str) -> "List[str]":
-    """Every member of the archive, from zipimport's own table of contents."""
+    # Every member of the archive, from zipimport's own table of contents.
     try:
         table = zip_importer(archive)._files   # present on CPython 3.6 to 3.14
         return [name.replace(os.sep, "/") for name in table]

@@ -1,11 +1,10 @@
-"""Message schema v1: building, encoding and decoding (shared with the tools).
-
-Every message has `v`, `type`, `device`, `boot`, `seq` and `ts`; see
-docs/messages.md for each type's fields. Payloads are compact
-UTF-8 JSON, or zlib-compressed JSON where a transport asks; `decode` tells
-them apart by the first byte ('{' against zlib's 0x78) and caps what it
-inflates, so a zlib bomb costs at most `max_bytes`.
-"""
+# Message schema v1: building, encoding and decoding (shared with the tools).
+#
+# Every message has `v`, `type`, `device`, `boot`, `seq` and `ts`; see
+# docs/messages.md for each type's fields. Payloads are compact
+# UTF-8 JSON, or zlib-compressed JSON where a transport asks; `decode` tells
+# them apart by the first byte ('{' against zlib's 0x78) and caps what it
+# inflates, so a zlib bomb costs at most `max_bytes`.
 
 import itertools
 import json
@@ -42,12 +41,12 @@ _SAMPLE_TYPES = {"ts": _NUMBER, "mem_free_kb": int, "mem_total_kb": int, "rss_kb
 
 
 def new_boot_id() -> str:
-    """A random id for this agent start (12 hex digits)."""
+    # A random id for this agent start (12 hex digits).
     return os.urandom(6).hex()
 
 
 class Envelope(object):
-    """Stamps messages for one device and one boot; `seq` rises by one per message."""
+    # Stamps messages for one device and one boot; `seq` rises by one per message.
 
     def __init__(self, device: str, boot: "Optional[str]" = None,
                  clock: "Callable[[], float]" = time.time) -> None:
@@ -57,7 +56,7 @@ class Envelope(object):
         self._clock = clock
 
     def make(self, type_: str, **fields: "Any") -> "Dict[str, Any]":
-        """A new message of `type_` with the envelope filled in."""
+        # A new message of `type_` with the envelope filled in.
         message = {"v": VERSION, "type": type_, "device": self.device, "boot": self.boot,
                    "seq": next(self._seq), "ts": round(self._clock(), 3)}
         message.update(fields)
@@ -65,7 +64,7 @@ class Envelope(object):
 
 
 def encode(message: "Dict[str, Any]", compress: bool = False) -> bytes:
-    """Compact UTF-8 JSON, zlib-compressed when asked."""
+    # Compact UTF-8 JSON, zlib-compressed when asked.
     body = json.dumps(message, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False).encode("utf-8")
     if not compress:
@@ -75,7 +74,7 @@ def encode(message: "Dict[str, Any]", compress: bool = False) -> bytes:
 
 
 def decode(payload: bytes, max_bytes: int = MAX_BYTES) -> "Dict[str, Any]":
-    """Payload -> validated message; MessageError says what is wrong (`reason`: a code)."""
+    # Payload -> validated message; MessageError says what is wrong (`reason`: a code).
     if len(payload) > max_bytes:
         raise MessageError("too_large", "payload of %d bytes is over the %d-byte cap"
                            % (len(payload), max_bytes))
@@ -112,7 +111,7 @@ def _is(value: "Any", types: "Any") -> bool:
 
 
 def validate(message: "Any") -> "List[str]":
-    """Every way `message` departs from schema v1 (empty when it is valid)."""
+    # Every way `message` departs from schema v1 (empty when it is valid).
     if not isinstance(message, dict):
         return ["a message is a JSON object, not %s" % type(message).__name__]
     problems = []

@@ -1,11 +1,10 @@
-"""The agent's outgoing side: status, events and telemetry, stamped and queued.
-
-A part of `agent.runtime.Agent` (its base class), kept apart so the loop reads
-on its own: every message is made here, from whichever thread, in seq order
-under one lock, and queued for every report destination (docs/architecture.md).
-It uses the Agent's `version`, `envelope`, `reporters`, `profile`, `probe`, `cpu`,
-`tuner`, `leaks`, `problems`, `errors` and guard, which `Agent.__init__` sets.
-"""
+# The agent's outgoing side: status, events and telemetry, stamped and queued.
+#
+# A part of `agent.runtime.Agent` (its base class), kept apart so the loop reads
+# on its own: every message is made here, from whichever thread, in seq order
+# under one lock, and queued for every report destination (docs/architecture.md).
+# It uses the Agent's `version`, `envelope`, `reporters`, `profile`, `probe`, `cpu`,
+# `tuner`, `leaks`, `problems`, `errors` and guard, which `Agent.__init__` sets.
 
 import logging
 
@@ -23,7 +22,7 @@ log = logging.getLogger("gcagent")
 
 
 class Messaging(object):
-    """Status, events and telemetry batches of one agent."""
+    # Status, events and telemetry batches of one agent.
 
     def _telemetry(self, sample: "Sample", now: float) -> None:
         batch = self._telemetry_batch
@@ -62,7 +61,7 @@ class Messaging(object):
         self.emit("event", event=event, **fields)
 
     def emit(self, type_: str, **fields: "Any") -> None:
-        """Stamp a message (seq, boot, ts) and queue it for every report destination."""
+        # Stamp a message (seq, boot, ts) and queue it for every report destination.
         # One lock from seq to outbox, so messages made on two threads (the
         # agent's, and the application's through collect()) queue in seq order.
         with self._emit_lock:
@@ -71,7 +70,7 @@ class Messaging(object):
                 reporter.outbox.put(item)
 
     def _on_fault(self, part: str, exc: Exception, count: int) -> None:
-        """What agent/guard.py calls when a part fails: count it, say it."""
+        # What agent/guard.py calls when a part fails: count it, say it.
         self.errors += 1
         log.info("gc-agent: %s failed (%d in a row): %s: %s", part, count, type(exc).__name__, exc)
         try:

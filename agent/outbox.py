@@ -1,9 +1,8 @@
-"""The outbox: messages waiting for a transport, bounded in bytes.
-
-Oldest messages are dropped first when a new one would not fit, and every
-drop is counted: telemetry reports `buffered` and `dropped` so an operator
-sees the loss. Thread-safe: the application's threads add events too.
-"""
+# The outbox: messages waiting for a transport, bounded in bytes.
+#
+# Oldest messages are dropped first when a new one would not fit, and every
+# drop is counted: telemetry reports `buffered` and `dropped` so an operator
+# sees the loss. Thread-safe: the application's threads add events too.
 
 import collections
 import threading
@@ -24,21 +23,21 @@ class Outgoing(record(
         boot="",                                # str
         historical=False,                       # bool
 )):
-    """One encoded message: its `seq`, `type` and compact JSON `body`, plus the
-    envelope facts a transport needs without parsing the body: its `boot`, and
-    whether it is `historical` (replayed from the journal)."""
+    # One encoded message: its `seq`, `type` and compact JSON `body`, plus the
+    # envelope facts a transport needs without parsing the body: its `boot`, and
+    # whether it is `historical` (replayed from the journal).
 
     __slots__ = ()
 
 
 def outgoing(message: "Dict[str, Any]", historical: bool = False) -> Outgoing:
-    """Encode a message once; every transport's outbox shares the result."""
+    # Encode a message once; every transport's outbox shares the result.
     return Outgoing(message["seq"], message["type"], messages.encode(message),
                     str(message.get("boot", "")), historical)
 
 
 class Outbox(object):
-    """A FIFO of `Outgoing` bounded by the total size of the bodies."""
+    # A FIFO of `Outgoing` bounded by the total size of the bodies.
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -50,7 +49,7 @@ class Outbox(object):
         self._lock = threading.RLock()
 
     def put(self, item: Outgoing) -> None:
-        """Queue a message, dropping the oldest ones if it would not fit."""
+        # Queue a message, dropping the oldest ones if it would not fit.
         with self._lock:
             if len(item.body) > self.max_bytes:
                 self.dropped += 1
@@ -62,12 +61,12 @@ class Outbox(object):
             self._bytes += len(item.body)
 
     def peek(self) -> "Optional[Outgoing]":
-        """The oldest message, left in place until `pop`."""
+        # The oldest message, left in place until `pop`.
         with self._lock:
             return self._items[0] if self._items else None
 
     def pop(self, item: Outgoing) -> None:
-        """Remove `item` once delivered (a no-op if it was dropped meanwhile)."""
+        # Remove `item` once delivered (a no-op if it was dropped meanwhile).
         with self._lock:
             if self._items and self._items[0] is item:
                 self._items.popleft()
@@ -78,5 +77,5 @@ class Outbox(object):
 
     @property
     def bytes(self) -> int:
-        """Total size of the queued bodies."""
+        # Total size of the queued bodies.
         return self._bytes

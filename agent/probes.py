@@ -1,18 +1,17 @@
-"""Readings -> `Sample`: the agent's view of memory and the collector.
-
-`Probe` is the facade; the memory backend is chosen once, at construction:
-
-- ``proc``: `/proc/meminfo` and `/proc/self/statm`, both kept open and read
-  with `os.pread` (about 1 us a read, against ~11 us to open each time); first
-  wherever it works (every Linux, DAL included: exact, documented units, no daemon);
-- ``digidevice``: `digidevice.runt` ("system.ram.available"), as on a Digi device
-  without a usable /proc, or when a profile asks for it (`probe = digidevice`);
-- ``psutil``: on desktops without /proc;
-- ``none``: RSS from getrusage's peak only, when nothing better exists.
-
-RSS always comes from /proc/self/statm where it exists, whatever the backend.
-`proc_root` and `sys_root` point elsewhere for tests (tests/fixtures/).
-"""
+# Readings -> `Sample`: the agent's view of memory and the collector.
+#
+# `Probe` is the facade; the memory backend is chosen once, at construction:
+#
+# - ``proc``: `/proc/meminfo` and `/proc/self/statm`, both kept open and read
+#   with `os.pread` (about 1 us a read, against ~11 us to open each time); first
+#   wherever it works (every Linux, DAL included: exact, documented units, no daemon);
+# - ``digidevice``: `digidevice.runt` ("system.ram.available"), as on a Digi device
+#   without a usable /proc, or when a profile asks for it (`probe = digidevice`);
+# - ``psutil``: on desktops without /proc;
+# - ``none``: RSS from getrusage's peak only, when nothing better exists.
+#
+# RSS always comes from /proc/self/statm where it exists, whatever the backend.
+# `proc_root` and `sys_root` point elsewhere for tests (tests/fixtures/).
 
 import gc
 import os
@@ -46,7 +45,7 @@ class Sample(record(
         "gc_pause_ms_total",                    # float: since the previous sample
         "gc_pause_ms_max",                      # float
 )):
-    """One reading. Memory in KB; times in seconds unless named _ms."""
+    # One reading. Memory in KB; times in seconds unless named _ms.
 
     __slots__ = ()
 
@@ -57,13 +56,13 @@ class Ceiling(record(
         "source",                               # str: profile, cgroup-v2, cgroup-v1, rlimit-as, ram
         "candidates",                           # Tuple[Tuple[str, int], ...]
 )):
-    """The memory ceiling and where each candidate limit came from."""
+    # The memory ceiling and where each candidate limit came from.
 
     __slots__ = ()
 
 
 def gc_flavour() -> str:
-    """Which collector this interpreter runs; see docs/field-facts.md, "CPython's collector"."""
+    # Which collector this interpreter runs; see docs/field-facts.md, "CPython's collector".
     free_threaded = False
     if sys.version_info >= (3, 13):   # no free-threaded builds before; sysconfig costs RSS
         try:
@@ -84,7 +83,7 @@ def gc_flavour() -> str:
 # --- /proc readers -------------------------------------------------------------
 
 class _PreadFile(object):
-    """A file kept open and re-read from offset 0 on each call."""
+    # A file kept open and re-read from offset 0 on each call.
 
     def __init__(self, path: str, size: int) -> None:
         self.path = path
@@ -175,10 +174,10 @@ _UNITS = {"": 0, "b": 1, "bytes": 1, "k": 1024, "kb": 1024, "m": 1 << 20, "mb": 
 
 
 def runt_ram_kb(value: object) -> int:
-    """runt's `system.ram.available` in KB. Its unit is undocumented: Digi's own sample
-    reads it with float() and labels it MB, the emulator has published bytes. A unit
-    written after the number wins; a bare number under 2**20 is MB (as bytes it would
-    be under 1 MB free), a larger one bytes. Raises ValueError for anything else."""
+    # runt's `system.ram.available` in KB. Its unit is undocumented: Digi's own sample
+    # reads it with float() and labels it MB, the emulator has published bytes. A unit
+    # written after the number wins; a bare number under 2**20 is MB (as bytes it would
+    # be under 1 MB free), a larger one bytes. Raises ValueError for anything else.
     text = str(value).strip().lower().replace(" ", "")
     number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
     unit = text[len(number):]
@@ -235,7 +234,7 @@ def _choose_memory(wanted: str, proc_root: str):
 
 
 class _Rss(object):
-    """Resident set size of this process, in KB."""
+    # Resident set size of this process, in KB.
 
     def __init__(self, proc_root: str) -> None:
         self._page_kb = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") else 4
@@ -278,7 +277,7 @@ def _read_int(path: str) -> "Optional[int]":
 
 
 def _cgroup_limits(proc_root: str, sys_root: str):
-    """Yield (source, bytes) for the memory limits of our cgroup, v2 and v1."""
+    # Yield (source, bytes) for the memory limits of our cgroup, v2 and v1.
     try:
         with open(os.path.join(proc_root, "self", "cgroup")) as handle:
             lines = handle.read(8192).splitlines()
@@ -310,7 +309,7 @@ def _cgroup_limits(proc_root: str, sys_root: str):
 
 def find_ceiling(profile_limit_kb: "Optional[int]", mem_total_kb: int,
                  proc_root: str = "/proc", sys_root: str = "/sys") -> Ceiling:
-    """The smallest of the profile's limit, cgroup v1/v2, RLIMIT_AS and physical RAM."""
+    # The smallest of the profile's limit, cgroup v1/v2, RLIMIT_AS and physical RAM.
     candidates = []
     if profile_limit_kb:
         candidates.append(("profile", profile_limit_kb))
@@ -334,7 +333,7 @@ def find_ceiling(profile_limit_kb: "Optional[int]", mem_total_kb: int,
 # --- the facade --------------------------------------------------------------------
 
 class Probe(object):
-    """Takes `Sample`s. Construct once at start; `sample()` is the hot path."""
+    # Takes `Sample`s. Construct once at start; `sample()` is the hot path.
 
     def __init__(self, memory_limit_kb: "Optional[int]" = None, backend: str = "auto",
                  proc_root: str = "/proc", sys_root: str = "/sys",
@@ -352,11 +351,11 @@ class Probe(object):
         self.backend = self._memory.name
 
     def rss_kb(self) -> int:
-        """Current RSS only: what actions read before and after a collection."""
+        # Current RSS only: what actions read before and after a collection.
         return self._rss.read()
 
     def sample(self) -> Sample:
-        """Read everything once. Pause totals are since the previous sample."""
+        # Read everything once. Pause totals are since the previous sample.
         free, total = self._memory.read()
         stats = gc.get_stats()
         pause_total, pause_max, _ = self.pauses.take()
@@ -368,7 +367,7 @@ class Probe(object):
             pause_total, pause_max)
 
     def close(self) -> None:
-        """Release the open files and the gc hook."""
+        # Release the open files and the gc hook.
         self.pauses.uninstall()
         self._memory.close()
         self._rss.close()

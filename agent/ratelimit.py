@@ -1,9 +1,8 @@
-"""A token bucket: `burst` at once, then one every `every` seconds.
-
-Pure apart from the clock it is given, so tests drive it with a fake one.
-Thread-safe: refusals may be answered from the agent thread and from a
-snapshot's thread.
-"""
+# A token bucket: `burst` at once, then one every `every` seconds.
+#
+# Pure apart from the clock it is given, so tests drive it with a fake one.
+# Thread-safe: refusals may be answered from the agent thread and from a
+# snapshot's thread.
 
 import threading
 import time
@@ -14,7 +13,7 @@ if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (d
 
 
 class TokenBucket(object):
-    """`take()` is True while tokens last; the refusals past them are counted in `denied`."""
+    # `take()` is True while tokens last; the refusals past them are counted in `denied`.
 
     def __init__(self, burst: int, every: float,
                  clock: "Callable[[], float]" = time.monotonic) -> None:
@@ -27,7 +26,7 @@ class TokenBucket(object):
         self._lock = threading.Lock()
 
     def take(self) -> bool:
-        """Spend one token if there is one; otherwise count the denial."""
+        # Spend one token if there is one; otherwise count the denial.
         with self._lock:
             now = self._clock()
             if self.every > 0:

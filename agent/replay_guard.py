@@ -1,17 +1,16 @@
-"""Command ids already run, kept on flash so a restart does not forget them.
-
-A captured signed command stays valid for its `window` (its `ts` must be
-within that of the device's clock). Ids kept only in memory would let it run
-again after the agent restarts inside that window; this file, beside the
-journal under `[buffer] flash`, remembers them across restarts.
-
-One line per accepted command: `TS ID-AS-JSON`, appended and fsynced before
-the command runs (only signed, verified commands are written, so nobody
-without the key can make the agent write flash). The file is bounded: when
-it holds twice `remember` lines, it is rewritten with the newest `remember`
-still inside the window (a temporary file renamed over it). Read back, it is
-size-checked first and every line validated; a damaged line is skipped.
-"""
+# Command ids already run, kept on flash so a restart does not forget them.
+#
+# A captured signed command stays valid for its `window` (its `ts` must be
+# within that of the device's clock). Ids kept only in memory would let it run
+# again after the agent restarts inside that window; this file, beside the
+# journal under `[buffer] flash`, remembers them across restarts.
+#
+# One line per accepted command: `TS ID-AS-JSON`, appended and fsynced before
+# the command runs (only signed, verified commands are written, so nobody
+# without the key can make the agent write flash). The file is bounded: when
+# it holds twice `remember` lines, it is rewritten with the newest `remember`
+# still inside the window (a temporary file renamed over it). Read back, it is
+# size-checked first and every line validated; a damaged line is skipped.
 
 import json
 import os
@@ -24,7 +23,7 @@ _LINE_MAX = 320   # bytes: a ts, a space, and a JSON string of at most 64 charac
 
 
 class ReplayIds(object):
-    """The file of accepted command ids; never raises, counts its failures in `errors`."""
+    # The file of accepted command ids; never raises, counts its failures in `errors`.
 
     def __init__(self, path: str, remember: int, window: float) -> None:
         self.path = path
@@ -35,7 +34,7 @@ class ReplayIds(object):
         self._kept: List[Tuple[float, str]] = []
 
     def load(self, now: float) -> "List[str]":
-        """The ids accepted within `window` of `now`, oldest first, at most `remember`."""
+        # The ids accepted within `window` of `now`, oldest first, at most `remember`.
         kept: List[Tuple[float, str]] = []
         try:
             with open(self.path, "rb") as handle:
@@ -58,7 +57,7 @@ class ReplayIds(object):
         return [ident for _, ident in self._kept]
 
     def add(self, ident: str, ts: float, now: float) -> None:
-        """Remember one accepted id, on flash before the command runs."""
+        # Remember one accepted id, on flash before the command runs.
         self._kept.append((ts, ident))
         self._kept = self._kept[-self.remember:]
         if self._lines + 1 >= 2 * self.remember:
@@ -97,7 +96,7 @@ def _line(ts: float, ident: str) -> bytes:
 
 
 def _parse(line: bytes):
-    """(ts, id) from one line, or None when it is not a valid entry."""
+    # (ts, id) from one line, or None when it is not a valid entry.
     if not line or len(line) > _LINE_MAX:
         return None
     try:

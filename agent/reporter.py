@@ -1,15 +1,14 @@
-"""One report destination: a transport, its outbox, and store-and-forward.
-
-Messages wait in the RAM outbox (bounded in bytes, oldest dropped and
-counted). A transport with acknowledgements (MQTT) takes a message in flight
-and the message leaves us only on its ack. When the link has been down for
-`spill_after`, the RAM backlog goes to the journal on flash, at most once per
-`spill_after` so the flash sees few, batched writes; at shutdown everything
-not yet acknowledged goes there too. After reconnecting (or at the next start)
-the journal is replayed first, oldest segment first, at `replay_rate`
-messages a second, each marked `historical: true`; a segment is removed only
-when every record in it was acknowledged.
-"""
+# One report destination: a transport, its outbox, and store-and-forward.
+#
+# Messages wait in the RAM outbox (bounded in bytes, oldest dropped and
+# counted). A transport with acknowledgements (MQTT) takes a message in flight
+# and the message leaves us only on its ack. When the link has been down for
+# `spill_after`, the RAM backlog goes to the journal on flash, at most once per
+# `spill_after` so the flash sees few, batched writes; at shutdown everything
+# not yet acknowledged goes there too. After reconnecting (or at the next start)
+# the journal is replayed first, oldest segment first, at `replay_rate`
+# messages a second, each marked `historical: true`; a segment is removed only
+# when every record in it was acknowledged.
 
 import json
 import os
@@ -28,13 +27,13 @@ JOURNAL_ERROR_EVERY = 60.0   # seconds between two error events about the journa
 
 
 def _jitter() -> float:
-    """0.8 to 1.2, so a fleet that lost its broker together does not retry in step
-    (os.urandom: `random` would add about 1 MB of imports to the process)."""
+    # 0.8 to 1.2, so a fleet that lost its broker together does not retry in step
+    # (os.urandom: `random` would add about 1 MB of imports to the process).
     return 0.8 + 0.4 * int.from_bytes(os.urandom(2), "big") / 65535.0
 
 
 class _Replay(object):
-    """The journal segment being replayed and what of it is still unacknowledged."""
+    # The journal segment being replayed and what of it is still unacknowledged.
 
     def __init__(self, name: str, records: "List[bytes]") -> None:
         self.name = name
@@ -44,7 +43,7 @@ class _Replay(object):
 
 
 def historical(body: bytes) -> "Optional[Outgoing]":
-    """A journal record as a replayable message flagged historical (None if unusable)."""
+    # A journal record as a replayable message flagged historical (None if unusable).
     try:
         message = json.loads(body.decode("utf-8"))
         message["historical"] = True
@@ -55,7 +54,7 @@ def historical(body: bytes) -> "Optional[Outgoing]":
 
 
 class Reporter(object):
-    """Moves messages from the outbox (and journal) to one transport."""
+    # Moves messages from the outbox (and journal) to one transport.
 
     def __init__(self, transport: Transport, outbox: Outbox, journal=None,
                  spill_after: float = 60.0, replay_rate: float = 20.0) -> None:
@@ -90,25 +89,24 @@ class Reporter(object):
 
     @property
     def buffered(self) -> int:
-        """Messages not yet acknowledged: in RAM, in flight, and on flash."""
+        # Messages not yet acknowledged: in RAM, in flight, and on flash.
         return len(self.outbox) + len(self._inflight) + self.journal_records
 
     @property
     def dropped(self) -> int:
-        """Messages lost to a full outbox or a full journal since start."""
+        # Messages lost to a full outbox or a full journal since start.
         return self.outbox.dropped + self.lost + (self.journal.dropped if self.journal is not None else 0)
 
     # -- the tick -------------------------------------------------------------------------
 
     def pump(self, now: float, hurry: bool = False, ungated: bool = False) -> "List[TransportEvent]":
-        """Open, drain the transport's events, spill or replay, send. Returns link/command/error events.
-
-        TransportError becomes an "error" event (first of a streak) and a back-off;
-        any other exception is a bug and propagates to the runtime's guard. At
-        shutdown `hurry` lifts the replay rate, and `ungated` lets new messages
-        (the final status offline) pass a replay still in progress: a clean
-        disconnect cancels the Will, so "offline" must get out.
-        """
+        # Open, drain the transport's events, spill or replay, send. Returns link/command/error events.
+        #
+        # TransportError becomes an "error" event (first of a streak) and a back-off;
+        # any other exception is a bug and propagates to the runtime's guard. At
+        # shutdown `hurry` lifts the replay rate, and `ungated` lets new messages
+        # (the final status offline) pass a replay still in progress: a clean
+        # disconnect cancels the Will, so "offline" must get out.
         if now < self.next_try:
             return []
         out: List[TransportEvent] = []
@@ -149,16 +147,16 @@ class Reporter(object):
         return out
 
     def open(self) -> None:
-        """Open the transport if it is not open yet; TransportError says why it cannot be."""
+        # Open the transport if it is not open yet; TransportError says why it cannot be.
         if not self.opened:
             self.transport.open()
             self.opened = True
 
     def retry_now(self) -> None:
-        """Forget the back-off: the next `pump` tries at once (the last try at shutdown)."""
+        # Forget the back-off: the next `pump` tries at once (the last try at shutdown).
         self.next_try = 0.0
     def _report_journal_errors(self, now: float, out: "List[TransportEvent]") -> None:
-        """A full or failing flash is said as an error event, at most once a minute."""
+        # A full or failing flash is said as an error event, at most once a minute.
         if self.journal_errors > self._journal_errors_said and (
                 self._journal_said_at is None or now - self._journal_said_at >= JOURNAL_ERROR_EVERY):
             self._journal_said_at = now
@@ -184,7 +182,7 @@ class Reporter(object):
                 self._inflight[id(item)] = item
 
     def _send_replay(self, now: float, hurry: bool = False) -> bool:
-        """Replay journal records within the rate; True while the journal is not done."""
+        # Replay journal records within the rate; True while the journal is not done.
         if self.journal is None:
             return False
         if self._tokens_at is None:
@@ -247,7 +245,7 @@ class Reporter(object):
     # -- store-and-forward ----------------------------------------------------------------
 
     def spill(self, include_inflight: bool) -> int:
-        """Move the RAM backlog (and, at shutdown, what is in flight) to the journal."""
+        # Move the RAM backlog (and, at shutdown, what is in flight) to the journal.
         if self.journal is None:
             return 0
         written = 0
@@ -292,11 +290,11 @@ class Reporter(object):
             return False
 
     def settled(self) -> bool:
-        """Nothing left to send or to wait for (the journal aside)."""
+        # Nothing left to send or to wait for (the journal aside).
         return not len(self.outbox) and not self._inflight
 
     def close(self) -> None:
-        """Spill what is unacknowledged, then close the transport and the journal."""
+        # Spill what is unacknowledged, then close the transport and the journal.
         self.spill(include_inflight=True)
         try:
             self.transport.close()

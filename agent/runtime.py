@@ -1,17 +1,16 @@
-"""The agent thread: sample -> decide -> act -> report, once per tick.
-
-The agent is a guest in the application's process, so this module's first
-duty is to stay out of the way:
-
-- nothing here raises into the application: every step runs guarded
-  (agent/guard.py): an unexpected exception is counted and reported as an
-  `error` event, that part backs off, and after `MAX_FAILURES` in a row it is
-  disabled, never the application;
-- the application's calls (`event`, `collect`) only append to bounded queues
-  or run one measured collection in the caller's thread;
-- transports are written from this thread only, each behind its own outbox
-  and back-off, so one dead link does not hold up another.
-"""
+# The agent thread: sample -> decide -> act -> report, once per tick.
+#
+# The agent is a guest in the application's process, so this module's first
+# duty is to stay out of the way:
+#
+# - nothing here raises into the application: every step runs guarded
+#   (agent/guard.py): an unexpected exception is counted and reported as an
+#   `error` event, that part backs off, and after `MAX_FAILURES` in a row it is
+#   disabled, never the application;
+# - the application's calls (`event`, `collect`) only append to bounded queues
+#   or run one measured collection in the caller's thread;
+# - transports are written from this thread only, each behind its own outbox
+#   and back-off, so one dead link does not hold up another.
 
 import collections
 import logging
@@ -46,7 +45,7 @@ EVENT_QUEUE = 256         # application events waiting for the next tick
 
 
 class Agent(Messaging):
-    """One running agent. Use `agent.start()`, or `Agent.build(...)`, rather than this class directly."""
+    # One running agent. Use `agent.start()`, or `Agent.build(...)`, rather than this class directly.
 
     version = __version__   # what status says (agent/messaging.py)
 
@@ -54,7 +53,7 @@ class Agent(Messaging):
     def build(cls, profile: Profile, reports: "Optional[Sequence[str]]" = None,
               probe: "Optional[Any]" = None, clock: "Callable[[], float]" = time.time,
               monotonic: "Callable[[], float]" = time.monotonic) -> "Agent":
-        """An agent made from its parts (agent.assembly); nothing is left behind if a step fails."""
+        # An agent made from its parts (agent.assembly); nothing is left behind if a step fails.
         parts = build_parts(profile, __version__, reports, probe, clock, monotonic)
         try:
             return cls(profile, parts, clock, monotonic)
@@ -110,18 +109,18 @@ class Agent(Messaging):
     # -- the interface agent.control uses -------------------------------------------
 
     def now(self) -> float:
-        """The agent's monotonic clock, in seconds."""
+        # The agent's monotonic clock, in seconds.
         return self._monotonic()
 
     def policy_state(self) -> "Dict[str, Any]":
-        """The policy's rule names and state (low memory, budget), read under its lock."""
+        # The policy's rule names and state (low memory, budget), read under its lock.
         with self._policy_lock:
             state = dict(self._policy.state())
             state["rules"] = [r.name for r in self._policy.rules]
         return state
 
     def replace_policy(self, profile: Profile) -> None:
-        """Take `profile`'s rules, [agent] and [gc] now (report URLs, buffers, commands stay)."""
+        # Take `profile`'s rules, [agent] and [gc] now (report URLs, buffers, commands stay).
         with self._policy_lock:
             self.profile = self.profile._replace(rules=profile.rules, agent=profile.agent,
                                                  gc=profile.gc, sha256=profile.sha256,
@@ -134,18 +133,17 @@ class Agent(Messaging):
 
     @property
     def policy(self) -> Policy:
-        """The policy deciding now (read-only: change it with `replace_policy`)."""
+        # The policy deciding now (read-only: change it with `replace_policy`).
         return self._policy
 
     # -- life cycle ---------------------------------------------------------------
 
     def start(self) -> None:
-        """Apply start-up settings, announce ourselves, start the thread.
-
-        If a step raises, all this agent holds is closed (reporters, transport
-        threads, journals, the gc hook), gc thresholds are put back, and the
-        error goes on: a failed start leaves nothing behind.
-        """
+        # Apply start-up settings, announce ourselves, start the thread.
+        #
+        # If a step raises, all this agent holds is closed (reporters, transport
+        # threads, journals, the gc hook), gc thresholds are put back, and the
+        # error goes on: a failed start leaves nothing behind.
         before = None
         try:
             before, after = self.actor.set_thresholds(
@@ -181,15 +179,14 @@ class Agent(Messaging):
             raise
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Final telemetry, status offline, flush the outboxes, close. Safe to call twice.
-
-        One thread at a time drives the reporters: if the agent thread has not
-        ended within `timeout / 2` (slow, or wedged in a transport, probe or
-        callback), the shutdown is handed to it, to run when it comes back,
-        and this call waits for that until `timeout` at most, never touching
-        the reporters itself. If the process exits first, the broker publishes
-        the Will, as after a crash (docs/architecture.md).
-        """
+        # Final telemetry, status offline, flush the outboxes, close. Safe to call twice.
+        #
+        # One thread at a time drives the reporters: if the agent thread has not
+        # ended within `timeout / 2` (slow, or wedged in a transport, probe or
+        # callback), the shutdown is handed to it, to run when it comes back,
+        # and this call waits for that until `timeout` at most, never touching
+        # the reporters itself. If the process exits first, the broker publishes
+        # the Will, as after a crash (docs/architecture.md).
         if self._stopped:
             return
         self.cpu.begin()   # the final telemetry, made below, counts this call so far
@@ -220,7 +217,7 @@ class Agent(Messaging):
         self._finish(deadline)
 
     def _finish(self, deadline: float) -> None:
-        """The shutdown sequence, run by the one thread that owns the reporters."""
+        # The shutdown sequence, run by the one thread that owns the reporters.
         self._guard.run("events", self._drain_events)   # the application's last words
         self._guard.run("telemetry", self._final_telemetry)
         self._guard.run("status", self._emit_status, "offline")
@@ -246,13 +243,13 @@ class Agent(Messaging):
 
     @property
     def running(self) -> bool:
-        """True while the agent thread is alive."""
+        # True while the agent thread is alive.
         return self._thread is not None and self._thread.is_alive()
 
     # -- what the application and signal handlers call --------------------------------
 
     def post(self, trigger: str, fields: "Optional[Dict[str, Any]]" = None, wake: bool = False) -> None:
-        """Queue a trigger (app:NAME, signal, link_down...) for the next tick. Never blocks."""
+        # Queue a trigger (app:NAME, signal, link_down...) for the next tick. Never blocks.
         if len(self._events) == self._events.maxlen:
             self.events_dropped += 1
         self._events.append((trigger, fields or {}))
@@ -260,13 +257,13 @@ class Agent(Messaging):
             self._wake.set()
 
     def collect(self, generation: int, reason: str) -> ActionResult:
-        """A collection asked for by the application or an operator, in the caller's thread."""
+        # A collection asked for by the application or an operator, in the caller's thread.
         result = self.actor.collect(generation, reason)
         self._after_action(Decision("collect", reason, generation), result)
         return result
 
     def add_low_memory_callback(self, callback: "Callable[[dict], object]") -> None:
-        """Register a callback for the low-memory `callbacks` step."""
+        # Register a callback for the low-memory `callbacks` step.
         self.actor.add_callback(callback)
 
     # -- the loop ----------------------------------------------------------------------
@@ -350,7 +347,7 @@ class Agent(Messaging):
 
     def _tune(self, sample: Sample, triggers: "List[str]", decisions: "List[Decision]",
               now: float) -> "List[Decision]":
-        """The tuner's changes, each a `tune` event; returns the rule decisions it keeps."""
+        # The tuner's changes, each a `tune` event; returns the rule decisions it keeps.
         kept, changes = self.tuner.step(sample, triggers, decisions, now)
         for change in changes:
             if change.what == "collect":

@@ -1,12 +1,11 @@
-"""Telemetry batching: which samples go into `telemetry` messages, and when.
-
-One sample every `[report] interval`, sent `[report] batch` at a time; the
-first sample goes at once (with the cellular profiles' 12 samples of 5
-minutes the first telemetry would otherwise come an hour after start).
-Collection pauses between two reported samples are summed (and their
-longest kept), so a report covers every pause since the previous one.
-Pure: the caller passes the samples and the clock.
-"""
+# Telemetry batching: which samples go into `telemetry` messages, and when.
+#
+# One sample every `[report] interval`, sent `[report] batch` at a time; the
+# first sample goes at once (with the cellular profiles' 12 samples of 5
+# minutes the first telemetry would otherwise come an hour after start).
+# Collection pauses between two reported samples are summed (and their
+# longest kept), so a report covers every pause since the previous one.
+# Pure: the caller passes the samples and the clock.
 
 from .probes import Sample
 
@@ -16,7 +15,7 @@ if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (d
 
 
 class TelemetryBatch(object):
-    """Samples waiting to be sent, and the pause totals since the last one reported."""
+    # Samples waiting to be sent, and the pause totals since the last one reported.
 
     def __init__(self, interval: float, size: int, start: float) -> None:
         self.interval = interval
@@ -29,7 +28,7 @@ class TelemetryBatch(object):
         self._sent_ts = 0.0   # the newest sample sent (not sent again at stop)
 
     def add(self, sample: Sample, now: float) -> bool:
-        """Count the sample's pauses; True when it is due and joins the batch."""
+        # Count the sample's pauses; True when it is due and joins the batch.
         self._pause_total += sample.gc_pause_ms_total
         self._pause_max = max(self._pause_max, sample.gc_pause_ms_max)
         if now < self._next:
@@ -40,11 +39,11 @@ class TelemetryBatch(object):
         return True
 
     def full(self) -> bool:
-        """Whether the batch holds `[report] batch` samples: time to send it."""
+        # Whether the batch holds `[report] batch` samples: time to send it.
         return len(self._samples) >= self.size or (bool(self._samples) and not self._sent)
 
     def final(self, sample: "Optional[Sample]") -> "Optional[List[Dict[str, Any]]]":
-        """What is left at stop, the newest sample included (None when nothing is)."""
+        # What is left at stop, the newest sample included (None when nothing is).
         # The newest sample goes in unless it is already the batch's last: pauses and
         # collections since the previous report must not be lost at stop.
         newest = self._samples[-1]["ts"] if self._samples else self._sent_ts
@@ -53,7 +52,7 @@ class TelemetryBatch(object):
         return self.take() if self._samples else None
 
     def take(self) -> "List[Dict[str, Any]]":
-        """The samples waiting, which leave the batch."""
+        # The samples waiting, which leave the batch.
         batch, self._samples = self._samples, []
         if batch:
             self._sent, self._sent_ts = True, batch[-1]["ts"]

@@ -1,37 +1,36 @@
-"""The self-tuning collector (`[gc] tune = auto`): pure decisions, like agent/rules/.
-
-Nothing here reads a clock, calls gc or does I/O. Each tick the agent passes a
-`Reading` (the time, memory, the process's CPU time, the collector's thresholds,
-the longest pause per generation since the last tick from agent/gcwatch.py) and
-the rules' decisions; it gets back the rule decisions to carry out and the
-tuner's own `Change`s (new thresholds, gc.freeze(), a full collection), and
-reports each collection's outcome through `record()`. How it decides, and what
-it costs per workload, is in docs/tuner.md:
-
-- **Phase**: busy while the process used at least IDLE_CPU of a core over the
-  last window; idle below that, or at once when the application posts
-  `app:idle`.
-- **Latency**: on generational collectors a very high threshold2 keeps
-  automatic full collections (the long pauses) out of busy time; threshold0
-  comes down while young pauses exceed half of `pause_budget` (a young pause
-  delays every request queued behind it, so their length, not their number,
-  makes the latency tail) and drifts back up while they stay far under it.
-- **Full collections are the tuner's**: once per idle phase when collections
-  promoted objects since the last one, and at any time when RSS passes
-  `memory_target` of the ceiling having grown since the last full collection.
-- **Freeze** (3.7+): once RSS has stopped growing after start-up (flat over a
-  settle window), not at a fixed delay: right after the next idle full
-  collection, or after a young one if no idle phase comes.
-- **Memory wins**: as headroom nears the low-memory `below`, threshold0 and
-  threshold1 come back down (threshold2 stays high: full collections are the
-  tuner's and the rules' to time); the low-memory rules' escalation is never
-  held back while it still reclaims.
-- **Futility**: a full collection that gives back less than `min_reclaim`
-  marks the heap as live at that RSS. Then the low-memory rules' full
-  collections in busy phases wait for idle until half of `below` is all that
-  is left, the tuner's own wait until RSS grows a step past it, and idle ones
-  back off, doubling: collecting a live heap only costs pauses.
-"""
+# The self-tuning collector (`[gc] tune = auto`): pure decisions, like agent/rules/.
+#
+# Nothing here reads a clock, calls gc or does I/O. Each tick the agent passes a
+# `Reading` (the time, memory, the process's CPU time, the collector's thresholds,
+# the longest pause per generation since the last tick from agent/gcwatch.py) and
+# the rules' decisions; it gets back the rule decisions to carry out and the
+# tuner's own `Change`s (new thresholds, gc.freeze(), a full collection), and
+# reports each collection's outcome through `record()`. How it decides, and what
+# it costs per workload, is in docs/tuner.md:
+#
+# - **Phase**: busy while the process used at least IDLE_CPU of a core over the
+#   last window; idle below that, or at once when the application posts
+#   `app:idle`.
+# - **Latency**: on generational collectors a very high threshold2 keeps
+#   automatic full collections (the long pauses) out of busy time; threshold0
+#   comes down while young pauses exceed half of `pause_budget` (a young pause
+#   delays every request queued behind it, so their length, not their number,
+#   makes the latency tail) and drifts back up while they stay far under it.
+# - **Full collections are the tuner's**: once per idle phase when collections
+#   promoted objects since the last one, and at any time when RSS passes
+#   `memory_target` of the ceiling having grown since the last full collection.
+# - **Freeze** (3.7+): once RSS has stopped growing after start-up (flat over a
+#   settle window), not at a fixed delay: right after the next idle full
+#   collection, or after a young one if no idle phase comes.
+# - **Memory wins**: as headroom nears the low-memory `below`, threshold0 and
+#   threshold1 come back down (threshold2 stays high: full collections are the
+#   tuner's and the rules' to time); the low-memory rules' escalation is never
+#   held back while it still reclaims.
+# - **Futility**: a full collection that gives back less than `min_reclaim`
+#   marks the heap as live at that RSS. Then the low-memory rules' full
+#   collections in busy phases wait for idle until half of `below` is all that
+#   is left, the tuner's own wait until RSS grows a step past it, and idle ones
+#   back off, doubling: collecting a live heap only costs pauses.
 
 import collections
 
@@ -68,7 +67,7 @@ class Reading(record(
         idle_hint=False,            # the application posted app:idle
         gc_ms=0.0,                  # all collection pauses since the last tick
 )):
-    """What the tuner sees each tick. Memory in KB, times in seconds, pauses in ms."""
+    # What the tuner sees each tick. Memory in KB, times in seconds, pauses in ms.
 
     __slots__ = ()
 
@@ -81,13 +80,13 @@ class Change(record(
         after=None,
         generation=2,               # int: for collect
 )):
-    """One thing the tuner does: `thresholds`, `freeze` or `collect` (generation)."""
+    # One thing the tuner does: `thresholds`, `freeze` or `collect` (generation).
 
     __slots__ = ()
 
 
 class Tuner(object):
-    """Decides thresholds, freeze and full collections from readings; see the module text."""
+    # Decides thresholds, freeze and full collections from readings; see the module text.
 
     def __init__(self, start: float, pause_budget_ms: float = 2.0, memory_target: float = 0.70,
                  flavour: str = "generational-700", can_freeze: bool = True, tick: float = 1.0,
@@ -131,7 +130,7 @@ class Tuner(object):
     # -- the decision ------------------------------------------------------------------
 
     def decide(self, r: Reading, decisions: "Sequence[Decision]") -> "Tuple[List[Decision], List[Change]]":
-        """The rule decisions to carry out, and the tuner's own changes, at `r.now`."""
+        # The rule decisions to carry out, and the tuner's own changes, at `r.now`.
         changes: List[Change] = []
         if self.defaults is None:
             self.defaults = tuple(r.thresholds)
@@ -214,14 +213,14 @@ class Tuner(object):
         return self.level
 
     def _adapt_young(self, r: Reading) -> None:
-        """threshold0 from the pause budget. Over YOUNG_SHARE of it three busy ticks
-        running (one long pause is as often the machine preempting us as the
-        collector): down. Shorter, more frequent young pauses make a shorter
-        latency tail for the same work (docs/tuner.md, "The young generation"),
-        at the cost of promoting more briefly-alive objects, which the idle full
-        collections free. Far under it (CALM_SHARE) for CALM_TICKS: up, past the
-        interpreter's value if need be, as fewer young collections promote less.
-        threshold1 stays the interpreter's: lower, it promotes more."""
+        # threshold0 from the pause budget. Over YOUNG_SHARE of it three busy ticks
+        # running (one long pause is as often the machine preempting us as the
+        # collector): down. Shorter, more frequent young pauses make a shorter
+        # latency tail for the same work (docs/tuner.md, "The young generation"),
+        # at the cost of promoting more briefly-alive objects, which the idle full
+        # collections free. Far under it (CALM_SHARE) for CALM_TICKS: up, past the
+        # interpreter's value if need be, as fewer young collections promote less.
+        # threshold1 stays the interpreter's: lower, it promotes more.
         if not self.busy or sum(r.collections[:2]) == 0:
             return
         t0, t1 = self.young
@@ -285,7 +284,7 @@ class Tuner(object):
         return self._live_rss is not None and rss_kb < self._live_rss + self._live_step
 
     def _gate(self, r: Reading, decisions: "Sequence[Decision]") -> "List[Decision]":
-        """Hold rule-driven full collections out of busy phases when they cannot help."""
+        # Hold rule-driven full collections out of busy phases when they cannot help.
         kept = []
         for d in decisions:
             kind = self.rule_types.get(d.rule, "")
@@ -344,7 +343,7 @@ class Tuner(object):
 
     def record(self, generation: int, reclaimed_kb: int, collected: int, rss_after_kb: int,
                now: float, ceiling_kb: int = 0) -> None:
-        """What a full collection (anyone's) did; young ones teach the tuner nothing here."""
+        # What a full collection (anyone's) did; young ones teach the tuner nothing here.
         if generation < 2:
             return
         self._last_full_at = now
@@ -363,7 +362,7 @@ class Tuner(object):
             self._idle_gap = 0.0
 
     def state(self) -> "Dict[str, object]":
-        """For status: what the tuner is doing and why."""
+        # For status: what the tuner is doing and why.
         return {"phase": "busy" if self.busy else "idle", "level": self.level,
                 "thresholds": list(self.applied) if self.applied else None,
                 "freeze": self.freeze, "live_heap_kb": self._live_rss,

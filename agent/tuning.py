@@ -1,11 +1,10 @@
-"""The tuner at the edges: readings from the probe, its changes applied to the collector.
-
-agent/tuner.py decides; this module is the only place `[gc] tune = auto` touches
-gc: it builds each tick's `Reading` (per-generation pauses from the probe's
-gc.callbacks hook, the interpreter's thresholds) and carries out `thresholds`
-and `freeze` changes. Collections go through the agent's Actor like every other
-collection, so they are measured and reported the same way.
-"""
+# The tuner at the edges: readings from the probe, its changes applied to the collector.
+#
+# agent/tuner.py decides; this module is the only place `[gc] tune = auto` touches
+# gc: it builds each tick's `Reading` (per-generation pauses from the probe's
+# gc.callbacks hook, the interpreter's thresholds) and carries out `thresholds`
+# and `freeze` changes. Collections go through the agent's Actor like every other
+# collection, so they are measured and reported the same way.
 
 import gc
 
@@ -20,12 +19,12 @@ if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (d
 
 
 def can_freeze() -> bool:
-    """gc.freeze() exists from Python 3.7 on."""
+    # gc.freeze() exists from Python 3.7 on.
     return hasattr(gc, "freeze")
 
 
 class TunerDriver(object):
-    """One Tuner, fed from the probe; `step()` each tick, `record()` after each collection."""
+    # One Tuner, fed from the probe; `step()` each tick, `record()` after each collection.
 
     def __init__(self, profile: Profile, probe: Probe, start: float) -> None:
         self.probe = probe
@@ -36,10 +35,10 @@ class TunerDriver(object):
         self.probe.pauses.take_generations()   # start counting from now
 
     def take_rules(self, profile: Profile) -> None:
-        """What the tuner reads of the rules; again whenever `set` or `reload` changes them.
-
-        Rules by what they do (agent.rules.table is the only switch on a rule's type):
-        a `below` makes a low-memory rule, an `every` a periodic one."""
+        # What the tuner reads of the rules; again whenever `set` or `reload` changes them.
+        #
+        # Rules by what they do (agent.rules.table is the only switch on a rule's type):
+        # a `below` makes a low-memory rule, an `every` a periodic one.
         enabled = [r for r in profile.rules if r.enabled]
         self._belows = [table.value(r, "below") for r in enabled
                         if table.value(r, "below") is not None]
@@ -51,7 +50,7 @@ class TunerDriver(object):
 
     def step(self, sample: Sample, triggers: "Sequence[str]", decisions: "Sequence[Decision]",
              now: float) -> "Tuple[List[Decision], List[Change]]":
-        """The rule decisions to keep and the tuner's changes for this tick."""
+        # The rule decisions to keep and the tuner's changes for this tick.
         ceiling = sample.ceiling_kb or sample.mem_total_kb
         below = max([b.resolve(ceiling) for b in self._belows] or [0])
         pauses, counts, _ = self.probe.pauses.take_generations()
@@ -61,7 +60,7 @@ class TunerDriver(object):
         return self.tuner.decide(reading, decisions)
 
     def apply(self, change: Change) -> "Optional[Dict[str, Any]]":
-        """Carry out a thresholds or freeze change; the fields of its `tune` event."""
+        # Carry out a thresholds or freeze change; the fields of its `tune` event.
         if change.what == "thresholds":
             before = list(gc.get_threshold())
             gc.set_threshold(*change.after)

@@ -1,9 +1,8 @@
-"""Value parsers for profile keys: text -> value, or ValueError with a user's message.
-
-Shared by the section schema (`agent.profile.schema`) and by each rule type's
-schema (`agent.rules.*`): the same words mean the same thing in every section.
-Sizes, shares and durations themselves are `agent.units`.
-"""
+# Value parsers for profile keys: text -> value, or ValueError with a user's message.
+#
+# Shared by the section schema (`agent.profile.schema`) and by each rule type's
+# schema (`agent.rules.*`): the same words mean the same thing in every section.
+# Sizes, shares and durations themselves are `agent.units`.
 
 import re
 
@@ -15,7 +14,7 @@ if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (d
 
 
 def text(value: str) -> str:
-    """Any text but blank, stripped."""
+    # Any text but blank, stripped.
     if not value.strip():
         raise ValueError("is empty")
     return value.strip()
@@ -31,7 +30,7 @@ def boolean(value: str) -> bool:
 
 
 def int_range(lo: int, hi: int) -> "Callable[[str], int]":
-    """A parser for whole numbers from `lo` to `hi`."""
+    # A parser for whole numbers from `lo` to `hi`.
     def parse(value: str) -> int:
         try:
             number = int(value.strip())
@@ -55,7 +54,7 @@ def duration_or_off(value: str) -> "Optional[float]":
 
 
 def kb(value: str) -> int:
-    """A size in kilobytes."""
+    # A size in kilobytes.
     return parse_size(value) // 1024
 
 
@@ -71,7 +70,7 @@ def percent(value: str) -> float:
 
 
 def choice(choices: "Tuple[str, ...]") -> "Callable[[str], str]":
-    """A parser for one of `choices` (case-insensitive), with a did-you-mean hint."""
+    # A parser for one of `choices` (case-insensitive), with a did-you-mean hint.
     def parse(value: str) -> str:
         low = value.strip().lower()
         if low not in choices:
@@ -81,18 +80,18 @@ def choice(choices: "Tuple[str, ...]") -> "Callable[[str], str]":
 
 
 def word_list(value: str) -> "Tuple[str, ...]":
-    """Words separated by commas and/or blanks."""
+    # Words separated by commas and/or blanks.
     return tuple(p for p in re.split(r"[\s,]+", value.strip()) if p)
 
 
 def closest(word: str, choices) -> str:
-    """The closest of `choices` to `word`, or ''."""
+    # The closest of `choices` to `word`, or ''.
     import difflib  # only on the error path: it costs RSS on every device otherwise
     close = difflib.get_close_matches(word, list(choices), n=1)
     return close[0] if close else ""
 
 
 def hint(word: str, choices) -> str:
-    """'; did you mean X?' for the closest of `choices`, or ''."""
+    # '; did you mean X?' for the closest of `choices`, or ''.
     close = closest(word, choices)
     return "; did you mean %s?" % close if close else ""

@@ -1,10 +1,9 @@
-"""Validating profiles: layered values -> a `Profile`, every problem collected at once.
-
-Problems read ``PATH:LINE: [section] key: what is wrong``; a profile either
-loads completely or raises `ProfileError` with all its problems. Rule
-sections are checked, built and described through the rule types' table
-(`agent.rules.table`), never by switching on a type here.
-"""
+# Validating profiles: layered values -> a `Profile`, every problem collected at once.
+#
+# Problems read ``PATH:LINE: [section] key: what is wrong``; a profile either
+# loads completely or raises `ProfileError` with all its problems. Rule
+# sections are checked, built and described through the rule types' table
+# (`agent.rules.table`), never by switching on a type here.
 
 import os
 
@@ -35,7 +34,7 @@ RULE_PREFIX = rule_table.PREFIX
 
 
 def load(path: str) -> Profile:
-    """Read and validate the profile at `path`; raise ProfileError listing every problem."""
+    # Read and validate the profile at `path`; raise ProfileError listing every problem.
     problems: List[Problem] = []
     layer = read(path, problems, ())
     profile = None if problems else _build(layer, path, problems)
@@ -45,7 +44,7 @@ def load(path: str) -> Profile:
 
 
 def loads(text: str, path: str = "<profile>") -> Profile:
-    """Validate profile text; `extends` is resolved relative to `path`."""
+    # Validate profile text; `extends` is resolved relative to `path`.
     problems: List[Problem] = []
     layer = layer_text(text, path, problems, (os.path.realpath(path),))
     profile = None if problems else _build(layer, path, problems)
@@ -55,7 +54,7 @@ def loads(text: str, path: str = "<profile>") -> Profile:
 
 
 def describe(profile: Profile) -> str:
-    """A short human summary, used by `check -v` and the README's examples."""
+    # A short human summary, used by `check -v` and the README's examples.
     lines = ["device %s (model %s), %d rule(s)" % (profile.device.id, profile.device.model,
                                                     len(profile.rules))]
     if profile.device.exit_action != "none":
@@ -133,8 +132,8 @@ def _rule(section: str, given: "Dict[str, Value]", header: "Tuple[str, int]",
 
 def _check_rules(rules: "List", device: "Dict[str, object]", layer: Layered,
                  problems: "List[Problem]") -> None:
-    """Rules that validate key by key yet can never act, asked of each rule's type with
-    the memory the profile names (memory_limit, else ram) when it names one."""
+    # Rules that validate key by key yet can never act, asked of each rule's type with
+    # the memory the profile names (memory_limit, else ram) when it names one.
     ceiling = device.get("memory_limit_kb") or device.get("ram_kb")
     for rule in rules:
         section = RULE_PREFIX + rule.name

@@ -1,5 +1,5 @@
-"""The device id: what a profile may write (`${hostname}`, `${serial}`, `${env:NAME}`)
-and what it becomes on the device."""
+# The device id: what a profile may write (`${hostname}`, `${serial}`, `${env:NAME}`)
+# and what it becomes on the device.
 
 import os
 import re
@@ -16,7 +16,7 @@ ID_CHARS = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def parse_device_id(value: str) -> str:
-    """[device] id as written: known templates only, and safe characters around them."""
+    # [device] id as written: known templates only, and safe characters around them.
     text = values.text(value)
     for name in TEMPLATE.findall(text):
         if name not in ("hostname", "serial") and not name.startswith("env:"):
@@ -29,7 +29,7 @@ def parse_device_id(value: str) -> str:
 
 
 def resolve_device_id(profile, environ: "Optional[Dict[str, str]]" = None) -> str:
-    """Fill `${hostname}`, `${serial}` and `${env:NAME}` in the device id."""
+    # Fill `${hostname}`, `${serial}` and `${env:NAME}` in the device id.
     env = os.environ if environ is None else environ
 
     def fill(match: "re.Match") -> str:

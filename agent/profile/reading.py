@@ -1,13 +1,12 @@
-"""Reading profiles: INI text -> sections of values that remember where they were written.
-
-configparser without interpolation (so `${hostname}` stays as written), plus
-a line index configparser does not keep, so every problem can name its line.
-Plain text (most profiles) is read by `agent.profile.ini` instead, to the
-same result, so configparser is imported only for the rest.
-`[profile] extends = base.ini` layers a profile on another (path relative to
-the file naming it); keys set later win, key by key, rules included. A path
-inside a gc-bundle .pyz is read through zipimport (`agent.lean`).
-"""
+# Reading profiles: INI text -> sections of values that remember where they were written.
+#
+# configparser without interpolation (so `${hostname}` stays as written), plus
+# a line index configparser does not keep, so every problem can name its line.
+# Plain text (most profiles) is read by `agent.profile.ini` instead, to the
+# same result, so configparser is imported only for the rest.
+# `[profile] extends = base.ini` layers a profile on another (path relative to
+# the file naming it); keys set later win, key by key, rules included. A path
+# inside a gc-bundle .pyz is read through zipimport (`agent.lean`).
 
 import io
 import os
@@ -30,13 +29,13 @@ class Value(record(
         "path",                                 # str
         "line",                                 # int
 )):
-    """One value as written, and where."""
+    # One value as written, and where.
 
     __slots__ = ()
 
 
 class Layered(object):
-    """Sections and keys merged across `extends`, each value with its location."""
+    # Sections and keys merged across `extends`, each value with its location.
 
     def __init__(self) -> None:
         self.sections: Dict[str, Dict[str, Value]] = {}
@@ -49,7 +48,7 @@ class Layered(object):
 
 
 def _index_lines(text: str) -> "Tuple[Dict[str, int], Dict[Tuple[str, str], int]]":
-    """Where each section header and key stands; configparser does not say."""
+    # Where each section header and key stands; configparser does not say.
     headers, keys = {}, {}
     section = None
     for number, raw in enumerate(io.StringIO(text), 1):
@@ -146,7 +145,7 @@ def read(path: str, problems: "List[Problem]", seen: "Tuple[str, ...]") -> Layer
 
 
 def _read_bytes(path: str, limit: int) -> bytes:
-    """A file's bytes; a path inside a zip (a gc-bundle .pyz) is read through zipimport."""
+    # A file's bytes; a path inside a zip (a gc-bundle .pyz) is read through zipimport.
     try:
         with open(path, "rb") as handle:
             return handle.read(limit)
@@ -174,7 +173,7 @@ def layer_text(text: str, path: str, problems: "List[Problem]", seen: "Tuple[str
 
 
 def flatten(layer: Layered) -> str:
-    """One INI text with extends resolved: what the profile hash covers."""
+    # One INI text with extends resolved: what the profile hash covers.
     out = []
     for section, values in layer.sections.items():
         keys = [(k, v) for k, v in values.items() if not (section == "profile" and k == "extends")]

@@ -1,9 +1,8 @@
-"""The profile's sections and keys: section -> key -> (field, parser, required).
-
-Parsers shared with the rule types are `agent.values`; the ones here belong to
-one section each. Rule sections (`[rule:NAME]`) are not here: each rule type
-owns its keys (`agent.rules.table`).
-"""
+# The profile's sections and keys: section -> key -> (field, parser, required).
+#
+# Parsers shared with the rule types are `agent.values`; the ones here belong to
+# one section each. Rule sections (`[rule:NAME]`) are not here: each rule type
+# owns its keys (`agent.rules.table`).
 
 from .. import bounds, values
 from ..rules import table as rule_table

@@ -1,10 +1,9 @@
-"""``event``: a collection when a trigger arrives, at most once per `cooldown`.
-
-Triggers: `app:NAME` (or `app:*`) from the application, `link_down`,
-`link_up`, `signal`, and two this rule derives from samples itself: `idle`
-(CPU below `idle_cpu` over `idle_for`, on the edge into idleness) and
-`large_free` (RSS fell by at least `large_free` since the last sample).
-"""
+# ``event``: a collection when a trigger arrives, at most once per `cooldown`.
+#
+# Triggers: `app:NAME` (or `app:*`) from the application, `link_down`,
+# `link_up`, `signal`, and two this rule derives from samples itself: `idle`
+# (CPU below `idle_cpu` over `idle_for`, on the edge into idleness) and
+# `large_free` (RSS fell by at least `large_free` since the last sample).
 
 from .. import values
 from ..lean import record
@@ -31,7 +30,7 @@ class Settings(record(
         idle_for=30.0,                          # float
         large_free_kb=8192,                     # int
 )):
-    """[rule:NAME] type = event."""
+    # [rule:NAME] type = event.
 
     __slots__ = ()
 
@@ -71,7 +70,7 @@ SCHEMA = {
 
 
 def check(rule: Settings, given: "Collection[str]", ceiling_kb: "Optional[int]") -> "List[Tuple[str, str]]":
-    """(key, message) for settings that validate one by one yet can never act."""
+    # (key, message) for settings that validate one by one yet can never act.
     out = []
     if "idle" in rule.on and rule.idle_cpu <= 0:
         out.append(("idle_cpu", "0% can never be reached; idle would never fire"))
@@ -86,7 +85,7 @@ def describe(rule: Settings) -> str:
 
 
 class Rule(base.Rule):
-    """Cooldown, and the idle edge, of one event rule."""
+    # Cooldown, and the idle edge, of one event rule.
 
     def __init__(self, settings: Settings, start: float) -> None:
         super(Rule, self).__init__(settings, start)

@@ -1,15 +1,14 @@
-"""``low_memory``: act before headroom runs out, and back off rather than thrash.
-
-When headroom (ceiling - RSS, or device free memory if smaller) drops below
-`below`, or will by the next sample if it keeps shrinking as fast as it did
-since the last one (`ahead` samples), announce `low_memory` and walk the
-`escalate` steps, one per `step_every` (sooner when the room would be gone by
-the next sample and collections still work). A collection that reclaims at
-least `min_reclaim` resets the walk; one that does not moves on and doubles
-the back-off (up to `backoff_max`), so a real leak is not thrashed (it is
-reported from the memory floor: agent/leak.py, docs/leaks.md). Headroom above
-`rearm_above` ends the episode (`recovered`).
-"""
+# ``low_memory``: act before headroom runs out, and back off rather than thrash.
+#
+# When headroom (ceiling - RSS, or device free memory if smaller) drops below
+# `below`, or will by the next sample if it keeps shrinking as fast as it did
+# since the last one (`ahead` samples), announce `low_memory` and walk the
+# `escalate` steps, one per `step_every` (sooner when the room would be gone by
+# the next sample and collections still work). A collection that reclaims at
+# least `min_reclaim` resets the walk; one that does not moves on and doubles
+# the back-off (up to `backoff_max`), so a real leak is not thrashed (it is
+# reported from the memory floor: agent/leak.py, docs/leaks.md). Headroom above
+# `rearm_above` ends the episode (`recovered`).
 
 from .. import values
 from ..lean import record
@@ -39,7 +38,7 @@ class Settings(record(
         backoff_max=600.0,                      # float
         ahead=1,                                # int: samples of growth to anticipate
 )):
-    """[rule:NAME] type = low_memory."""
+    # [rule:NAME] type = low_memory.
 
     __slots__ = ()
 
@@ -78,7 +77,7 @@ SCHEMA = {
 
 
 def check(rule: Settings, given: "Collection[str]", ceiling_kb: "Optional[int]") -> "List[Tuple[str, str]]":
-    """(key, message) for thresholds that validate one by one yet can never act."""
+    # (key, message) for thresholds that validate one by one yet can never act.
     out = []
     below, rearm = rule.below, rule.rearm_above
     if below.resolve(1 << 30) == 0 and below.resolve(1) == 0:
@@ -109,7 +108,7 @@ def describe(rule: Settings) -> str:
 
 
 class _Episode(object):
-    """Where the rule is in one episode of low memory."""
+    # Where the rule is in one episode of low memory.
 
     def __init__(self, step_every: float) -> None:
         self.low = False
@@ -122,7 +121,7 @@ class _Episode(object):
 
 
 class Rule(base.Rule):
-    """The escalation walk through one episode, and what collections in it reclaimed."""
+    # The escalation walk through one episode, and what collections in it reclaimed.
 
     def __init__(self, settings: Settings, start: float) -> None:
         super(Rule, self).__init__(settings, start)

@@ -1,10 +1,9 @@
-"""``periodic``: a collection every `every` seconds.
-
-    [rule:NAME]
-    type = periodic
-    every = 10m          (required)
-    generation = 2
-"""
+# ``periodic``: a collection every `every` seconds.
+#
+# [rule:NAME]
+# type = periodic
+# every = 10m          (required)
+# generation = 2
 
 from .. import values
 from ..lean import record
@@ -26,7 +25,7 @@ class Settings(record(
         every=0.0,                              # float
         generation=2,                           # int
 )):
-    """[rule:NAME] type = periodic."""
+    # [rule:NAME] type = periodic.
 
     __slots__ = ()
 
@@ -43,7 +42,7 @@ SCHEMA = {
 
 
 def check(rule: Settings, given: "Collection[str]", ceiling_kb: "Optional[int]") -> "List[Tuple[str, str]]":
-    """(key, message) for settings that validate one by one yet can never act: none here."""
+    # (key, message) for settings that validate one by one yet can never act: none here.
     return []
 
 
@@ -52,7 +51,7 @@ def describe(rule: Settings) -> str:
 
 
 class Rule(base.Rule):
-    """When the next collection is due."""
+    # When the next collection is due.
 
     def __init__(self, settings: Settings, start: float) -> None:
         super(Rule, self).__init__(settings, start)

@@ -1,12 +1,11 @@
-"""The policy: every rule's decisions for one tick, within the collection budget.
-
-`Policy` derives once per tick what every rule reads (headroom, how fast it
-shrinks, how much RSS fell, CPU history) and the collector's own events
-(`gc_disabled` / `gc_enabled`), asks each rule (built through `table.make`),
-then drops rule collections once their share of wall time is spent. What a
-rule type decides is its own module's business; this file never looks at a
-rule's type.
-"""
+# The policy: every rule's decisions for one tick, within the collection budget.
+#
+# `Policy` derives once per tick what every rule reads (headroom, how fast it
+# shrinks, how much RSS fell, CPU history) and the collector's own events
+# (`gc_disabled` / `gc_enabled`), asks each rule (built through `table.make`),
+# then drops rule collections once their share of wall time is spent. What a
+# rule type decides is its own module's business; this file never looks at a
+# rule's type.
 
 import collections
 
@@ -20,7 +19,7 @@ if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (d
 
 
 class Policy(object):
-    """Decides, tick by tick, which collections and events the rules call for."""
+    # Decides, tick by tick, which collections and events the rules call for.
 
     def __init__(self, rules: "Sequence", start: float, budget: float = 0.02,
                  budget_window: float = 60.0, freeze_after: "Optional[float]" = None) -> None:
@@ -42,7 +41,7 @@ class Policy(object):
     # -- the decision ------------------------------------------------------------
 
     def decide(self, sample: Sample, events: "Sequence[str]", now: float) -> "List[Decision]":
-        """Everything the rules call for at `now`, given this sample and these events."""
+        # Everything the rules call for at `now`, given this sample and these events.
         out: List[Decision] = []
         # A collector already off at our first look (the application, or a library it
         # imported, disabled it before the agent started) is reported like a change.
@@ -94,14 +93,14 @@ class Policy(object):
 
     def record(self, decision: Decision, reclaimed_kb: int, duration_s: float,
                now: float) -> "List[Decision]":
-        """Learn what a collection did (back-off); returns follow-up events, if any."""
+        # Learn what a collection did (back-off); returns follow-up events, if any.
         if decision.action == "collect":
             self._spent.append((now, duration_s))
         rule = self._by_name.get(decision.rule)
         return [] if rule is None else rule.record(decision, reclaimed_kb, now)
 
     def state(self) -> "Dict[str, object]":
-        """A summary for status and the `status` command."""
+        # A summary for status and the `status` command.
         return {
             "low": sorted(r.name for r in self._rules if r.alarmed()),
             "budget_skipped": self.skipped_for_budget,

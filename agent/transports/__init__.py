@@ -1,10 +1,9 @@
-"""Report URLs -> transports, through one explicit scheme table.
-
-Adding a transport is one module (a `Transport` subclass that checks its own
-URLs in `check_url`) plus one line here: docs/adding-a-transport.md. Third-party libraries
-(paho-mqtt, pyserial) are imported only inside their own transport module,
-and only when a URL asks for it.
-"""
+# Report URLs -> transports, through one explicit scheme table.
+#
+# Adding a transport is one module (a `Transport` subclass that checks its own
+# URLs in `check_url`) plus one line here: docs/adding-a-transport.md. Third-party libraries
+# (paho-mqtt, pyserial) are imported only inside their own transport module,
+# and only when a URL asks for it.
 
 import sys
 
@@ -34,7 +33,7 @@ SERIAL_PATH = "/dev/"   # a bare device path (/dev/ttyS1?baud=115200) is a seria
 
 
 def scheme_of(url: str) -> str:
-    """The scheme of a report URL ('' when it has none)."""
+    # The scheme of a report URL ('' when it has none).
     if url.startswith(SERIAL_PATH):
         return "serial"
     head, sep, _ = url.partition(":")
@@ -42,7 +41,7 @@ def scheme_of(url: str) -> str:
 
 
 def transport_class(url: str) -> "Type[Transport]":
-    """The transport class for `url`'s scheme; ValueError for a scheme not in SCHEMES."""
+    # The transport class for `url`'s scheme; ValueError for a scheme not in SCHEMES.
     scheme = scheme_of(url)
     if scheme not in SCHEMES:
         raise ValueError("%r: unknown report URL scheme %r (known: %s)"
@@ -53,15 +52,14 @@ def transport_class(url: str) -> "Type[Transport]":
 
 
 def check_url(url: str) -> None:
-    """Raise ValueError saying what is wrong with a report URL; None when it is usable.
-
-    Each transport checks its own URLs (`Transport.check_url`).
-    """
+    # Raise ValueError saying what is wrong with a report URL; None when it is usable.
+    #
+    # Each transport checks its own URLs (`Transport.check_url`).
     transport_class(url).check_url(url)
 
 
 def open_transport(url: str, context: "Optional[Context]" = None) -> Transport:
-    """A transport for `url`, constructed but not yet opened."""
+    # A transport for `url`, constructed but not yet opened.
     try:
         cls = transport_class(url)
         cls.check_url(url)

@@ -1,18 +1,17 @@
-"""The transport seam: one small interface every report URL implements.
-
-A transport delivers encoded messages upstream and never calls back into the
-agent from its own threads: everything it has to say (acknowledgements, the
-link going down or up, commands received, errors) waits in `poll()`, which
-the agent thread drains once a tick. That keeps library callbacks (paho's
-network thread) free of locks the agent holds, the classic deadlock.
-
-    check_url(url)  (class method) ValueError saying what is wrong with a URL
-    open()      acquire sockets or files; TransportError when that fails
-    ready()     whether send() may be called now (connected, window not full)
-    send(item)  True: delivered; False: accepted, an "ack" event follows
-    poll()      TransportEvents since the last call
-    close()     release everything; safe twice
-"""
+# The transport seam: one small interface every report URL implements.
+#
+# A transport delivers encoded messages upstream and never calls back into the
+# agent from its own threads: everything it has to say (acknowledgements, the
+# link going down or up, commands received, errors) waits in `poll()`, which
+# the agent thread drains once a tick. That keeps library callbacks (paho's
+# network thread) free of locks the agent holds, the classic deadlock.
+#
+#     check_url(url)  (class method) ValueError saying what is wrong with a URL
+#     open()      acquire sockets or files; TransportError when that fails
+#     ready()     whether send() may be called now (connected, window not full)
+#     send(item)  True: delivered; False: accepted, an "ack" event follows
+#     poll()      TransportEvents since the last call
+#     close()     release everything; safe twice
 
 from ..lean import record
 from ..outbox import Outgoing
@@ -35,11 +34,10 @@ class TransportSettings(record(
         password_file="",                       # str: read at open(), never logged
         password_env="",                        # str
 )):
-    """The [report] settings a transport may read (docs/adding-a-transport.md).
-
-    The defaults are the profile's own, so a transport built without a profile
-    (tests, tools) behaves as one built from an empty [report].
-    """
+    # The [report] settings a transport may read (docs/adding-a-transport.md).
+    #
+    # The defaults are the profile's own, so a transport built without a profile
+    # (tests, tools) behaves as one built from an empty [report].
 
     __slots__ = ()
 
@@ -51,7 +49,7 @@ class Context(record(
                                                 # (MQTT Last Will)
         settings=TransportSettings(),           # TransportSettings
 )):
-    """What a transport may need besides its URL."""
+    # What a transport may need besides its URL.
 
     __slots__ = ()
 
@@ -61,14 +59,14 @@ class TransportEvent(record(
         "kind",                                 # str
         "value",                                # Any
 )):
-    """kind: "ack" (value: the Outgoing), "link" (True/False), "command" (bytes), "error" (str),
-    "mode" (str: how delivery works now changed; the agent re-sends its status)."""
+    # kind: "ack" (value: the Outgoing), "link" (True/False), "command" (bytes), "error" (str),
+    # "mode" (str: how delivery works now changed; the agent re-sends its status).
 
     __slots__ = ()
 
 
 class Transport(object):
-    """Base class: implement `send`; the rest have working defaults."""
+    # Base class: implement `send`; the rest have working defaults.
 
     scheme = ""
     has_link = False   # True when link_down / link_up can happen
@@ -87,32 +85,35 @@ class Transport(object):
 
     @classmethod   # optional hook: stdout: and memory: take any URL
     def check_url(cls, url: str) -> None:
-        """Raise ValueError saying what is wrong with `url`; profiles are checked with this."""
+        # Raise ValueError saying what is wrong with `url`; profiles are checked with this.
+        pass
 
     def open(self) -> None:   # optional hook: most transports need nothing
-        """Acquire what `send` needs (files, sockets)."""
+        # Acquire what `send` needs (files, sockets).
+        pass
 
     def ready(self) -> bool:
-        """Whether `send` may be called now."""
+        # Whether `send` may be called now.
         return True
 
     def send(self, item: Outgoing) -> bool:
-        """Deliver one message (True), accept it for a later "ack" (False), or raise TransportError."""
+        # Deliver one message (True), accept it for a later "ack" (False), or raise TransportError.
         raise NotImplementedError   # every transport has its own (checked in __new__)
 
     def poll(self) -> "List[TransportEvent]":
-        """Acknowledgements, link changes, commands and errors since the last call."""
+        # Acknowledgements, link changes, commands and errors since the last call.
         return []
 
     def close(self) -> None:   # optional hook
-        """Release everything; safe to call twice."""
+        # Release everything; safe to call twice.
+        pass
 
     def describe(self) -> str:
-        """The URL, with any secret removed, for status and logs."""
+        # The URL, with any secret removed, for status and logs.
         return self.url
 
     def note(self) -> str:
-        """A word on how delivery works now (for status), or ''."""
+        # A word on how delivery works now (for status), or ''.
         return ""
 
     def __enter__(self) -> "Transport":

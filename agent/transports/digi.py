@@ -1,35 +1,34 @@
-"""`drm:` : reports to Digi Remote Manager as data points, through `digidevice.datapoint`.
-
-Each message becomes one data point of type JSON on the stream
-`PREFIX/TYPE` (`gcagent/status`, `gcagent/telemetry`, `gcagent/event`,
-`gcagent/resp`; Remote Manager prepends the device id itself), stamped
-with the message's own `ts`. Each telemetry sample also becomes numeric
-points on `PREFIX/rss_kb` and `PREFIX/mem_free_kb`, so Remote Manager can
-chart memory without parsing JSON.
-
-Points are sent in batches with `upload_multiple`, the call a device makes
-over its one management connection: a batch goes when it holds `batch`
-messages, when its oldest has waited `flush` seconds, or at once with a
-status message (online at start, offline at stop). A message leaves the
-agent's outbox only when its batch uploaded (the same acknowledgement path
-as MQTT's PUBACK); a failed upload marks the link down, keeps the batch,
-and retries with a doubling delay, while new messages wait in the outbox and
-spill to the journal as with any other link.
-
-`upload_multiple` blocks for as long as the management connection takes (up
-to its 20 s timeout on a stalled cellular link), so it runs on an uploader
-thread of this transport's own, one batch at a time: the agent thread only
-hands batches over and collects results in `poll()`, and keeps sampling and
-collecting meanwhile.
-
-Remote Manager's limits (250 points and 2 MB an upload, `rate` uploads a
-minute, one at a time) are kept by agent/drmlimits.py: a message too big for
-one upload goes up in parts, uploads are spaced, and a throttled or refused
-upload backs off without counting as a lost link.
-
-URL: `drm:` or `drm:?batch=20&flush=5s&stream=gcagent&rate=60` (`rate=12` for
-Developer accounts).
-"""
+# `drm:` : reports to Digi Remote Manager as data points, through `digidevice.datapoint`.
+#
+# Each message becomes one data point of type JSON on the stream
+# `PREFIX/TYPE` (`gcagent/status`, `gcagent/telemetry`, `gcagent/event`,
+# `gcagent/resp`; Remote Manager prepends the device id itself), stamped
+# with the message's own `ts`. Each telemetry sample also becomes numeric
+# points on `PREFIX/rss_kb` and `PREFIX/mem_free_kb`, so Remote Manager can
+# chart memory without parsing JSON.
+#
+# Points are sent in batches with `upload_multiple`, the call a device makes
+# over its one management connection: a batch goes when it holds `batch`
+# messages, when its oldest has waited `flush` seconds, or at once with a
+# status message (online at start, offline at stop). A message leaves the
+# agent's outbox only when its batch uploaded (the same acknowledgement path
+# as MQTT's PUBACK); a failed upload marks the link down, keeps the batch,
+# and retries with a doubling delay, while new messages wait in the outbox and
+# spill to the journal as with any other link.
+#
+# `upload_multiple` blocks for as long as the management connection takes (up
+# to its 20 s timeout on a stalled cellular link), so it runs on an uploader
+# thread of this transport's own, one batch at a time: the agent thread only
+# hands batches over and collects results in `poll()`, and keeps sampling and
+# collecting meanwhile.
+#
+# Remote Manager's limits (250 points and 2 MB an upload, `rate` uploads a
+# minute, one at a time) are kept by agent/drmlimits.py: a message too big for
+# one upload goes up in parts, uploads are spaced, and a throttled or refused
+# upload backs off without counting as a lost link.
+#
+# URL: `drm:` or `drm:?batch=20&flush=5s&stream=gcagent&rate=60` (`rate=12` for
+# Developer accounts).
 
 import json
 import threading
@@ -52,7 +51,7 @@ _NUMERIC = ("rss_kb", "mem_free_kb")
 
 
 def parse_drm_url(url: str):
-    """drm:[?batch=N&flush=S&stream=PREFIX] -> (batch, flush_s, prefix or None)."""
+    # drm:[?batch=N&flush=S&stream=PREFIX] -> (batch, flush_s, prefix or None).
     rest = url.partition(":")[2]
     if rest.startswith("//"):
         raise ValueError("%r: write drm: (no host: the device's own Remote Manager connection "
@@ -82,7 +81,7 @@ def parse_drm_url(url: str):
 
 
 def drm_rate(url: str) -> int:
-    """Uploads a minute the URL allows (`rate=`, 1..60; 60 by default, 12 for Developer accounts)."""
+    # Uploads a minute the URL allows (`rate=`, 1..60; 60 by default, 12 for Developer accounts).
     values = [value for name, value in query_items(url.partition("?")[2]) if name == "rate" and value]
     if not values:
         return 60
@@ -97,7 +96,7 @@ def drm_rate(url: str) -> int:
 
 
 class DigiTransport(Transport):
-    """Status, telemetry and events as Remote Manager data points."""
+    # Status, telemetry and events as Remote Manager data points.
 
     scheme = "drm"
     has_link = True
@@ -200,7 +199,7 @@ class DigiTransport(Transport):
     # -- the uploader thread ---------------------------------------------------------
 
     def _hand_over(self) -> None:
-        """Give the pending messages to the uploader, unless a batch is on its way already."""
+        # Give the pending messages to the uploader, unless a batch is on its way already.
         if self._inflight or not self._pending:
             return
         per_message = [self._points([item]) for item in self._pending]
@@ -238,7 +237,7 @@ class DigiTransport(Transport):
                 self._cond.notify_all()
 
     def _collect(self) -> None:
-        """Take the uploader's result, if it has one."""
+        # Take the uploader's result, if it has one.
         if not self._inflight:
             return
         with self._cond:
@@ -285,9 +284,9 @@ class DigiTransport(Transport):
             self._events.append(TransportEvent("link", up))
 
     def close(self) -> None:
-        """Let the uploader thread end once it is idle; never waits for it. The agent's
-        stop pumps until its deadline first, so the final status has had its chance;
-        whatever is still unacknowledged has gone to the journal by now."""
+        # Let the uploader thread end once it is idle; never waits for it. The agent's
+        # stop pumps until its deadline first, so the final status has had its chance;
+        # whatever is still unacknowledged has gone to the journal by now.
         with self._cond:
             self._closes += 1
             self._cond.notify_all()

@@ -1,12 +1,11 @@
-"""`stdout:` and `file:///path` transports: schema-v1 JSON, one message a line.
-
-`stdout:` writes whole lines straight to file descriptor 1, never through
-`sys.stdout`: the application's own writes hold that object's lock, and the
-agent must not wait on it (nor make the application wait on ours).
-
-`file:///path?max=10M&keep=1` appends to a file and rotates it to PATH.1 ...
-PATH.KEEP when it passes `max`, so a device's flash never fills up.
-"""
+# `stdout:` and `file:///path` transports: schema-v1 JSON, one message a line.
+#
+# `stdout:` writes whole lines straight to file descriptor 1, never through
+# `sys.stdout`: the application's own writes hold that object's lock, and the
+# agent must not wait on it (nor make the application wait on ours).
+#
+# `file:///path?max=10M&keep=1` appends to a file and rotates it to PATH.1 ...
+# PATH.KEEP when it passes `max`, so a device's flash never fills up.
 
 import os
 
@@ -27,7 +26,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class StdoutTransport(Transport):
-    """JSON lines on the process's standard output."""
+    # JSON lines on the process's standard output.
 
     scheme = "stdout"
 
@@ -40,7 +39,7 @@ class StdoutTransport(Transport):
 
 
 def parse_file_url(url: str):
-    """file:///path?max=10M&keep=1 -> (path, max_bytes, keep); ValueError says what is wrong."""
+    # file:///path?max=10M&keep=1 -> (path, max_bytes, keep); ValueError says what is wrong.
     _, netloc, path, query = split_url(url)
     if netloc or not path.startswith("/"):
         raise ValueError("%r: a file URL needs three slashes and an absolute path: file:///path"
@@ -61,7 +60,7 @@ def parse_file_url(url: str):
 
 
 class FileTransport(Transport):
-    """JSON lines appended to a file, rotated at a size bound."""
+    # JSON lines appended to a file, rotated at a size bound.
 
     scheme = "file"
 
@@ -120,8 +119,8 @@ class FileTransport(Transport):
 
 
 def _why(path: str, exc: OSError) -> str:
-    """What is wrong with `path`, for people: "File exists" from makedirs means a file
-    sits where a directory of the path should be."""
+    # What is wrong with `path`, for people: "File exists" from makedirs means a file
+    # sits where a directory of the path should be.
     parent = os.path.dirname(path)
     while parent and parent != os.path.dirname(parent):
         if os.path.exists(parent) and not os.path.isdir(parent):

@@ -1,8 +1,7 @@
-"""`memory:NAME`: an in-process transport for tests, the console and the emulator.
-
-Messages land in `MemoryTransport.sent` (bounded); `fail_with` makes `send`
-raise, to rehearse a broken link without a network.
-"""
+# `memory:NAME`: an in-process transport for tests, the console and the emulator.
+#
+# Messages land in `MemoryTransport.sent` (bounded); `fail_with` makes `send`
+# raise, to rehearse a broken link without a network.
 
 import collections
 import threading
@@ -20,7 +19,7 @@ _LOCK = threading.Lock()
 
 
 class MemoryTransport(Transport):
-    """Keeps the last `limit` messages in memory; look it up with `get(name)`."""
+    # Keeps the last `limit` messages in memory; look it up with `get(name)`.
 
     scheme = "memory"
 
@@ -40,6 +39,6 @@ class MemoryTransport(Transport):
 
 
 def get(name: str) -> MemoryTransport:
-    """The memory transport most recently opened under `name`."""
+    # The memory transport most recently opened under `name`.
     with _LOCK:
         return _REGISTRY[name]

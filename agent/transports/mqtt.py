@@ -1,25 +1,24 @@
-"""`mqtt://[user@]host[:port]` and `mqtts://...` (TLS): reports to a broker.
-
-Built on paho-mqtt, with the 1.6 client API (what a Python 3.6 device can
-run) and the 2.x one (`CallbackAPIVersion.VERSION2`), imported only here and
-only when a URL asks for MQTT. The rules we keep, from paho's issue tracker:
-
-- paho owns one network thread (`loop_start`); we never wait on the network:
-  `connect_async`, and publishing only while connected and under `window`
-  messages in flight (`max_inflight_messages_set`, `max_queued_messages_set`,
-  so paho's own queue is bounded too: #158);
-- callbacks only append to bounded deques (or set plain attributes) and never raise: paho calls `on_publish`
-  holding its outbox mutex, and a lock of ours there deadlocks against
-  `publish()` (#354, #177); the agent thread drains them in `poll()`;
-- QoS 1 everywhere. A message leaves our outbox on its PUBACK. paho itself
-  resends in-flight messages after a reconnect (with DUP), so we publish each
-  message once per process; a crash leaves it in our outbox or journal, and
-  it is sent again after the restart (a duplicate only where an ack was lost).
-
-Session shape: retained `status` online is the agent's first message; the Last
-Will is the retained `status` offline of this boot (seq 0); a clean stop
-publishes `offline` itself before disconnecting.
-"""
+# `mqtt://[user@]host[:port]` and `mqtts://...` (TLS): reports to a broker.
+#
+# Built on paho-mqtt, with the 1.6 client API (what a Python 3.6 device can
+# run) and the 2.x one (`CallbackAPIVersion.VERSION2`), imported only here and
+# only when a URL asks for MQTT. The rules we keep, from paho's issue tracker:
+#
+# - paho owns one network thread (`loop_start`); we never wait on the network:
+#   `connect_async`, and publishing only while connected and under `window`
+#   messages in flight (`max_inflight_messages_set`, `max_queued_messages_set`,
+#   so paho's own queue is bounded too: #158);
+# - callbacks only append to bounded deques (or set plain attributes) and never raise: paho calls `on_publish`
+#   holding its outbox mutex, and a lock of ours there deadlocks against
+#   `publish()` (#354, #177); the agent thread drains them in `poll()`;
+# - QoS 1 everywhere. A message leaves our outbox on its PUBACK. paho itself
+#   resends in-flight messages after a reconnect (with DUP), so we publish each
+#   message once per process; a crash leaves it in our outbox or journal, and
+#   it is sent again after the restart (a duplicate only where an ack was lost).
+#
+# Session shape: retained `status` online is the agent's first message; the Last
+# Will is the retained `status` offline of this boot (seq 0); a clean stop
+# publishes `offline` itself before disconnecting.
 
 import collections
 import os
@@ -44,7 +43,7 @@ DIAGNOSE_EVERY = 300.0   # seconds between two diagnoses of a failing connection
 
 
 def parse_mqtt_url(url: str):
-    """mqtt://[user@]host[:port] -> (tls, host, port, user); ValueError says what is wrong."""
+    # mqtt://[user@]host[:port] -> (tls, host, port, user); ValueError says what is wrong.
     parts = urlsplit(url)
     if parts.scheme.lower() not in DEFAULT_PORTS:
         raise ValueError("%r is not an MQTT URL: mqtt://host[:port] or mqtts://host[:port]" % url)
@@ -77,7 +76,7 @@ def _paho():
 
 
 class MqttTransport(Transport):
-    """One MQTT session per agent start, kept alive across reconnects."""
+    # One MQTT session per agent start, kept alive across reconnects.
 
     has_link = True
 
@@ -267,7 +266,7 @@ class MqttTransport(Transport):
         return out
 
     def _link_events(self) -> "List[TransportEvent]":
-        """Link changes since the last poll, from state rather than a queue."""
+        # Link changes since the last poll, from state rather than a queue.
         out = []
         up = self._connected          # first: a connection is counted before it is up
         connects = self._connects
@@ -282,7 +281,7 @@ class MqttTransport(Transport):
         return out
 
     def _diagnose(self) -> None:
-        """One connection attempt of our own, to say why paho's keep failing."""
+        # One connection attempt of our own, to say why paho's keep failing.
         try:
             sock = socket.create_connection((self.host, self.port), timeout=10)
             try:

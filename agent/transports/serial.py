@@ -1,31 +1,30 @@
-"""Serial reporting: `JSON*CRC` lines over RS-232/USB, or any pyserial URL.
-
-    serial:///dev/ttyS1?baud=115200        a real port (or a pty)
-    /dev/ttyUSB0?baud=9600                 the same, scheme left out
-    loop://  socket://host:port  rfc2217://host:port  spy://...   pyserial URLs
-
-Our query keys (`baud`, `ack`, `max`, `resend`) are taken out; the rest of
-the URL goes to pyserial as it is. A device path at a standard baud is opened
-with the standard library (agent/transports/ttyport.py: termios), which
-saves the application pyserial's memory (docs/footprint.md); pyserial opens
-its own URLs and any baud termios has no constant for.
-
-One I/O thread owns the port: it opens it (again, with back-off, after a USB
-unplug or a pty closing), writes queued frames under a write timeout, and
-reads frames. The agent thread never touches the port, so a stalled line can
-never block the agent loop; the two sides meet only in deques.
-
-Delivery (`ack=`):
-- `on`: a message leaves the outbox when the far end acknowledges it
-  (`{"type":"ack","boot":B,"seq":[N,...]}`, see agent/framing.py);
-  unacknowledged messages are written again every `resend` seconds and after
-  the port comes back, so a pulled cable loses nothing within the outbox bound.
-- `off`: fire-and-forget; a message counts as delivered once written.
-- `auto` (default): acknowledged delivery until `ackwait` (10s) passes with
-  written messages and no acknowledgement ever seen on this opening of the
-  port (a plain terminal), then fire-and-forget; an acknowledgement switches
-  back. The mode is shown in `status` (`reports`).
-"""
+# Serial reporting: `JSON*CRC` lines over RS-232/USB, or any pyserial URL.
+#
+#     serial:///dev/ttyS1?baud=115200        a real port (or a pty)
+#     /dev/ttyUSB0?baud=9600                 the same, scheme left out
+#     loop://  socket://host:port  rfc2217://host:port  spy://...   pyserial URLs
+#
+# Our query keys (`baud`, `ack`, `max`, `resend`) are taken out; the rest of
+# the URL goes to pyserial as it is. A device path at a standard baud is opened
+# with the standard library (agent/transports/ttyport.py: termios), which
+# saves the application pyserial's memory (docs/footprint.md); pyserial opens
+# its own URLs and any baud termios has no constant for.
+#
+# One I/O thread owns the port: it opens it (again, with back-off, after a USB
+# unplug or a pty closing), writes queued frames under a write timeout, and
+# reads frames. The agent thread never touches the port, so a stalled line can
+# never block the agent loop; the two sides meet only in deques.
+#
+# Delivery (`ack=`):
+# - `on`: a message leaves the outbox when the far end acknowledges it
+#   (`{"type":"ack","boot":B,"seq":[N,...]}`, see agent/framing.py);
+#   unacknowledged messages are written again every `resend` seconds and after
+#   the port comes back, so a pulled cable loses nothing within the outbox bound.
+# - `off`: fire-and-forget; a message counts as delivered once written.
+# - `auto` (default): acknowledged delivery until `ackwait` (10s) passes with
+#   written messages and no acknowledgement ever seen on this opening of the
+#   port (a plain terminal), then fire-and-forget; an acknowledgement switches
+#   back. The mode is shown in `status` (`reports`).
 
 import collections
 import json
@@ -53,7 +52,7 @@ _OUR_KEYS = ("baud", "ack", "max", "resend", "ackwait")
 
 
 class SerialSettings(object):
-    """A serial report URL, parsed: the pyserial port plus our options."""
+    # A serial report URL, parsed: the pyserial port plus our options.
 
     def __init__(self, port: str, baud: int, ack: str, max_line: int, resend: float,
                  ack_wait: float) -> None:
@@ -66,7 +65,7 @@ class SerialSettings(object):
 
 
 def parse_serial_url(url: str) -> SerialSettings:
-    """Split a serial report URL; ValueError says what is wrong."""
+    # Split a serial report URL; ValueError says what is wrong.
     head, _, query = url.partition("?")
     ours: Dict[str, str] = {}
     rest = []
@@ -113,7 +112,7 @@ def parse_serial_url(url: str) -> SerialSettings:
 
 
 def _pyserial():
-    """pyserial, or TransportError saying how to get it."""
+    # pyserial, or TransportError saying how to get it.
     try:
         import serial
     except ImportError as exc:
@@ -123,7 +122,7 @@ def _pyserial():
 
 
 class _Pending(object):
-    """A message written (or waiting to be) whose fate is not known yet."""
+    # A message written (or waiting to be) whose fate is not known yet.
 
     __slots__ = ("item", "key", "sent_at", "written")
 
@@ -135,7 +134,7 @@ class _Pending(object):
 
 
 class SerialTransport(Transport):
-    """Frames to and from a serial port, from one I/O thread."""
+    # Frames to and from a serial port, from one I/O thread.
 
     scheme = "serial"
     has_link = True
@@ -293,8 +292,8 @@ class SerialTransport(Transport):
     # -- I/O thread ----------------------------------------------------------------
 
     def _library(self):
-        """What opens the port: agent.transports.ttyport for a device path at a standard
-        baud (it offers the few names of pyserial's used here), else pyserial."""
+        # What opens the port: agent.transports.ttyport for a device path at a standard
+        # baud (it offers the few names of pyserial's used here), else pyserial.
         from . import ttyport
         if ttyport.supports(self.settings.port, self.settings.baud):
             return ttyport
@@ -336,7 +335,7 @@ class SerialTransport(Transport):
                 self._stop.wait(delay)
 
     def _serve(self, port, serial) -> "Optional[str]":
-        """Read and write until stopped (None) or the port fails (the reason)."""
+        # Read and write until stopped (None) or the port fails (the reason).
         broken = False   # a timed-out write may have left half a line on the wire
         while not self._stop.is_set():
             try:

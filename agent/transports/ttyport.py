@@ -1,19 +1,18 @@
-"""A serial port from the standard library: termios, a non-blocking descriptor, poll.
-
-For plain device paths (`serial:///dev/ttyS1?baud=115200`, `/dev/ttyUSB0`),
-the serial transport opens the port with this module instead of pyserial,
-which costs the application a third of a megabyte of RSS (docs/footprint.md).
-It offers the few names of pyserial's that agent/transports/serial.py uses
-(`serial_for_url`, `SerialException`, `SerialTimeoutException`, and a port's
-`read`, `write`, `in_waiting` and `close`), with pyserial's behaviour for
-them: raw 8N1, no flow control, the baud from the URL, reads that wait up to
-`timeout` for data, writes that give up after `write_timeout`, and an error
-(so the transport reopens the port) when the device vanishes.
-
-pyserial stays the backend for its own URLs (`loop://`, `socket://`,
-`rfc2217://`, `spy://`) and for a baud termios has no constant for
-(`supports`), which needs pyserial's Linux-specific ioctls.
-"""
+# A serial port from the standard library: termios, a non-blocking descriptor, poll.
+#
+# For plain device paths (`serial:///dev/ttyS1?baud=115200`, `/dev/ttyUSB0`),
+# the serial transport opens the port with this module instead of pyserial,
+# which costs the application a third of a megabyte of RSS (docs/footprint.md).
+# It offers the few names of pyserial's that agent/transports/serial.py uses
+# (`serial_for_url`, `SerialException`, `SerialTimeoutException`, and a port's
+# `read`, `write`, `in_waiting` and `close`), with pyserial's behaviour for
+# them: raw 8N1, no flow control, the baud from the URL, reads that wait up to
+# `timeout` for data, writes that give up after `write_timeout`, and an error
+# (so the transport reopens the port) when the device vanishes.
+#
+# pyserial stays the backend for its own URLs (`loop://`, `socket://`,
+# `rfc2217://`, `spy://`) and for a baud termios has no constant for
+# (`supports`), which needs pyserial's Linux-specific ioctls.
 
 import errno
 import os
@@ -34,22 +33,24 @@ _AGAIN = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
 
 
 class SerialException(IOError):
-    """The port failed (as pyserial's exception of the same name)."""
+    # The port failed (as pyserial's exception of the same name).
+    pass
 
 
 class SerialTimeoutException(SerialException):
-    """A write did not finish within the write timeout."""
+    # A write did not finish within the write timeout.
+    pass
 
 
 def speed(baud: int) -> "Optional[int]":
-    """termios's constant for `baud` (B115200 for 115200), or None when there is none."""
+    # termios's constant for `baud` (B115200 for 115200), or None when there is none.
     if termios is None:
         return None
     return getattr(termios, "B%d" % baud, None)
 
 
 def supports(port: str, baud: int) -> bool:
-    """Whether this module can open `port` at `baud`: a device path and a standard baud."""
+    # Whether this module can open `port` at `baud`: a device path and a standard baud.
     return port.startswith("/") and "?" not in port and speed(baud) is not None
 
 
@@ -58,8 +59,8 @@ def _flag(name: str) -> int:
 
 
 def raw_mode(fd: int, baud: int) -> None:
-    """Raw bytes both ways at `baud`, 8 data bits, no parity, one stop bit, no flow
-    control, no echo, no line editing or signals: what pyserial's defaults set."""
+    # Raw bytes both ways at `baud`, 8 data bits, no parity, one stop bit, no flow
+    # control, no echo, no line editing or signals: what pyserial's defaults set.
     iflag, oflag, cflag, lflag, _, _, cc = termios.tcgetattr(fd)
     iflag &= ~(termios.INLCR | termios.IGNCR | termios.ICRNL | termios.IGNBRK | _flag("IUCLC")
                | _flag("PARMRK") | termios.INPCK | termios.ISTRIP
@@ -79,7 +80,7 @@ def raw_mode(fd: int, baud: int) -> None:
 
 
 class TtyPort(object):
-    """One open device: non-blocking, raw, timeouts done with poll."""
+    # One open device: non-blocking, raw, timeouts done with poll.
 
     in_waiting = 0   # the transport asks; read() takes whatever has arrived anyway
 
@@ -102,7 +103,7 @@ class TtyPort(object):
             raise
 
     def read(self, size: int = 1) -> bytes:
-        """What has arrived (up to 64 KB), after waiting up to `timeout` for the first byte."""
+        # What has arrived (up to 64 KB), after waiting up to `timeout` for the first byte.
         fd = self._fd()
         if not _wait(fd, select.POLLIN, self.timeout):
             return b""
@@ -118,7 +119,7 @@ class TtyPort(object):
         return data
 
     def write(self, data: bytes) -> int:
-        """All of `data`, or SerialTimeoutException once `write_timeout` has passed."""
+        # All of `data`, or SerialTimeoutException once `write_timeout` has passed.
         fd = self._fd()
         view = memoryview(data)
         deadline = time.monotonic() + self.write_timeout
@@ -147,13 +148,13 @@ class TtyPort(object):
 
 
 def serial_for_url(url: str, baudrate: int, timeout: float, write_timeout: float) -> TtyPort:
-    """The port at device path `url`, open and configured (pyserial's call, for paths)."""
+    # The port at device path `url`, open and configured (pyserial's call, for paths).
     return TtyPort(url, baudrate, timeout, write_timeout)
 
 
 def _wait(fd: int, events: int, timeout: float) -> bool:
-    """Whether `fd` is ready for `events` within `timeout` seconds. poll, not select:
-    select refuses a descriptor of 1024 or more, which a busy application can give us."""
+    # Whether `fd` is ready for `events` within `timeout` seconds. poll, not select:
+    # select refuses a descriptor of 1024 or more, which a busy application can give us.
     poller = select.poll()
     poller.register(fd, events | select.POLLERR | select.POLLHUP)
     return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000))))
