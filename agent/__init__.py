@@ -25,8 +25,8 @@ from .cputime import thread_cpu as _thread_cpu
 _IMPORT_CPU = _thread_cpu()
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Any, Callable, List, Optional, Sequence, Union
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, List, Optional, Sequence, Union  # noqa: F401 (type comments)
 
 __version__ = "0.1.0"
 __all__ = ["start", "stop", "event", "collect", "on_low_memory", "__version__"]
@@ -35,10 +35,10 @@ log = logging.getLogger("gcagent")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _lock = threading.RLock()
 _agent = None          # the running Agent, if any
-_callbacks: "List[Callable[[dict], object]]" = []   # registered before start()
+_callbacks = []  # type: List[Callable[[dict], object]]  # registered before start()
 
 
-def start(profile: "Any", report: "Union[str, Sequence[str], None]" = None) -> bool:
+def start(profile, report=None):  # type: (Any, Union[str, Sequence[str], None]) -> bool
     # Start the agent thread in this process; True when it is running.
     #
     # `profile` is a path to an INI profile (or an `agent.profile.Profile`);
@@ -77,7 +77,7 @@ def start(profile: "Any", report: "Union[str, Sequence[str], None]" = None) -> b
         return True
 
 
-def stop(timeout: float = 5.0) -> None:
+def stop(timeout=5.0):  # type: (float) -> None
     # Send final telemetry and status offline, then stop the agent thread.
     global _agent
     with _lock:
@@ -89,7 +89,7 @@ def stop(timeout: float = 5.0) -> None:
             log.info("gc-agent: stop: %s: %s", type(exc).__name__, exc)
 
 
-def event(name: str, **fields: "Any") -> None:
+def event(name, **fields):  # type: (str, **Any) -> None
     # Tell the agent something happened (an `app:NAME` trigger for event rules).
     #
     # Returns at once; the event is reported with `fields` (JSON-able values,
@@ -105,7 +105,7 @@ def event(name: str, **fields: "Any") -> None:
             log.info("gc-agent: event: %s: %s", type(exc).__name__, exc)
 
 
-def collect(generation: int = 2, reason: str = "manual") -> int:
+def collect(generation=2, reason="manual"):  # type: (int, str) -> int
     # Run a measured collection now, in the caller's thread; returns objects collected.
     #
     # Works without a running agent too (then it is just gc.collect).
@@ -133,7 +133,7 @@ def collect(generation: int = 2, reason: str = "manual") -> int:
         return 0
 
 
-def _shown(value: object) -> str:
+def _shown(value):  # type: (object) -> str
     # repr(value), short, or its type's name when its repr raises.
     try:
         return repr(value)[:40]
@@ -141,7 +141,7 @@ def _shown(value: object) -> str:
         return "<%s>" % type(value).__name__
 
 
-def on_low_memory(callback: "Callable[[dict], object]") -> None:
+def on_low_memory(callback):  # type: (Callable[[dict], object]) -> None
     # Register `callback(info)` for low-memory rules whose escalation has `callbacks`.
     #
     # `info` holds headroom_kb, below_kb and ceiling_kb. Use it to drop caches.
@@ -156,12 +156,12 @@ def on_low_memory(callback: "Callable[[dict], object]") -> None:
         current.add_low_memory_callback(callback)
 
 
-def running() -> "Optional[Any]":
+def running():  # type: () -> Optional[Any]
     # The running `agent.runtime.Agent`, or None (for tests and tools).
     return _agent
 
 
-def _jsonable(fields: dict) -> dict:
+def _jsonable(fields):  # type: (dict) -> dict
     import json
     try:
         text = json.dumps(fields, default=repr, allow_nan=False)

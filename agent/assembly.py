@@ -19,7 +19,7 @@ from .lean import record
 from .messages import Envelope, encode
 from .outbox import Outbox
 from .probes import Probe, gc_flavour
-from .profile import Profile, resolve_device_id
+from .profile import resolve_device_id
 from .reporter import Reporter
 from .rules import Policy
 from .transports import open_transport
@@ -27,18 +27,20 @@ from .transports.base import Context, TransportSettings
 from .tuning import can_freeze
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Any, Callable, Dict, List, Optional, Sequence
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, Dict, List, Optional, Sequence  # noqa: F401 (type comments)
+
+    from .profile import Profile  # noqa: F401 (type comments)
 
 log = logging.getLogger("gcagent")
 
 
-def journal_folder(flash: str, destination: str) -> str:
+def journal_folder(flash, destination):  # type: (str, str) -> str
     # Each report destination keeps its own journal under [buffer] flash.
     return "%s/%s" % (flash, "".join(c if c.isalnum() else "_" for c in destination))
 
 
-def transport_settings(profile: Profile) -> TransportSettings:
+def transport_settings(profile):  # type: (Profile) -> TransportSettings
     # The [report] settings a transport may read, typed and complete.
     report = profile.report
     return TransportSettings(prefix=report.prefix, keepalive=report.keepalive,
@@ -49,8 +51,8 @@ def transport_settings(profile: Profile) -> TransportSettings:
                              password_env=report.password_env)
 
 
-def status_fields(profile: Profile, probe: "Any", uptime_s: float, state: str,
-                  version: str, device_id: str = "", problems: "Sequence[str]" = ()) -> "Dict[str, Any]":
+def status_fields(profile, probe, uptime_s, state, version, device_id="", problems=()):
+    # type: (Profile, Any, float, str, str, str, Sequence[str]) -> Dict[str, Any]
     # The fields of a `status` message (docs/messages.md); `version` is the agent's.
     # A `DEVICE@APP` id adds `host` and `app`; start-up `problems` are listed (docs/field.md).
     from .identity import app_fields
@@ -68,7 +70,7 @@ def status_fields(profile: Profile, probe: "Any", uptime_s: float, state: str,
     return fields
 
 
-def _bundle_field() -> "Dict[str, str]":
+def _bundle_field():  # type: () -> Dict[str, str]
     # Only a bundle's own start (agent.__main__) verifies a bundle, importing
     # agent.bundle to do it: an application starting the agent from plain files
     # does not load that module at all (docs/footprint.md).
@@ -76,7 +78,7 @@ def _bundle_field() -> "Dict[str, str]":
     return bundle.bundle_field() if bundle is not None else {}
 
 
-def report_name(transport) -> str:
+def report_name(transport):  # type: (Any) -> str
     # A destination as `status` names it: its URL without secrets, and how it delivers now.
     note = transport.note()
     return "%s (%s)" % (transport.describe(), note) if note else transport.describe()
@@ -100,13 +102,13 @@ class Parts(record(
 class _Undo(object):
     # Closers of what was acquired so far, run newest first if a step fails.
 
-    def __init__(self) -> None:
-        self._closers: List[Callable[[], None]] = []
+    def __init__(self):  # type: () -> None
+        self._closers = []  # type: List[Callable[[], None]]
 
-    def push(self, closer: "Callable[[], None]") -> None:
+    def push(self, closer):  # type: (Callable[[], None]) -> None
         self._closers.append(closer)
 
-    def run(self) -> None:
+    def run(self):  # type: () -> None
         while self._closers:
             closer = self._closers.pop()
             try:
@@ -115,9 +117,8 @@ class _Undo(object):
                 log.info("gc-agent: undoing a failed start: %s: %s", type(exc).__name__, exc)
 
 
-def build_parts(profile: Profile, version: str, reports: "Optional[Sequence[str]]" = None,
-                probe: "Optional[Any]" = None, clock: "Callable[[], float]" = time.time,
-                monotonic: "Callable[[], float]" = time.monotonic) -> Parts:
+def build_parts(profile, version, reports=None, probe=None, clock=time.time, monotonic=time.monotonic):
+    # type: (Profile, str, Optional[Sequence[str]], Optional[Any], Callable[[], float], Callable[[], float]) -> Parts
     # Make every part; if a step raises, close what was made and re-raise.
     undo = _Undo()
     try:
@@ -139,7 +140,7 @@ def build_parts(profile: Profile, version: str, reports: "Optional[Sequence[str]
         context = Context(device_id, will, transport_settings(profile))
         # The same URL twice would mean two writers on one file: keep one.
         urls = list(dict.fromkeys(reports if reports else profile.report.urls))
-        reporters: List[Reporter] = []
+        reporters = []  # type: List[Reporter]
         for url in urls:
             # Transports' modules are imported now, before a launched script changes sys.path.
             reporter = _reporter(profile, open_transport(url, context))
@@ -151,7 +152,7 @@ def build_parts(profile: Profile, version: str, reports: "Optional[Sequence[str]
     return Parts(device_id, envelope, probe, actor, policy, reporters, started_at)
 
 
-def close_parts(reporters: "Sequence[Reporter]", probe: "Any") -> None:
+def close_parts(reporters, probe):  # type: (Sequence[Reporter], Any) -> None
     # Close every reporter (spilling what is unacknowledged), then the probe.
     for reporter in reporters:
         try:
@@ -161,8 +162,8 @@ def close_parts(reporters: "Sequence[Reporter]", probe: "Any") -> None:
     probe.close()
 
 
-def _will(profile: Profile, probe: "Any", envelope: Envelope, clock: "Callable[[], float]",
-          version: str) -> bytes:
+def _will(profile, probe, envelope, clock, version):
+    # type: (Profile, Any, Envelope, Callable[[], float], str) -> bytes
     # The retained status "offline" the broker publishes if we vanish (seq 0).
     will = status_fields(profile, probe, 0.0, "offline", version, envelope.device)
     will.update(v=1, type="status", device=envelope.device, boot=envelope.boot, seq=0,
@@ -170,7 +171,7 @@ def _will(profile: Profile, probe: "Any", envelope: Envelope, clock: "Callable[[
     return encode(will, profile.report.compress)
 
 
-def _reporter(profile: Profile, transport) -> Reporter:
+def _reporter(profile, transport):  # type: (Profile, Any) -> Reporter
     journal = None
     buffer = profile.buffer
     if buffer.flash and transport.has_link:

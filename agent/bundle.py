@@ -21,34 +21,34 @@ import sys
 from .lean import sha256_hex, zip_importer, zip_names
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Dict, List, Optional
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Dict, List, Optional  # noqa: F401 (type comments)
 
 MANIFEST = "MANIFEST.json"
 FORMAT = 1
 
-_verified: "Optional[str]" = None   # the manifest hash, once verify() passed
-_built_for: "Optional[str]" = None  # the manifest's "python" (MAJOR.MINOR the bundle targets)
+_verified = None  # type: Optional[str]  # the manifest hash, once verify() passed
+_built_for = None  # type: Optional[str]  # the manifest's "python" (MAJOR.MINOR the bundle targets)
 
 
-def archive_of(loader: object = None) -> "Optional[str]":
+def archive_of(loader=None):  # type: (object) -> Optional[str]
     # The .pyz this package was imported from, or None when it came from plain files.
     loader = globals().get("__loader__") if loader is None else loader
     archive = getattr(loader, "archive", None)
     return archive if isinstance(archive, str) and archive else None
 
 
-def verified_hash() -> "Optional[str]":
+def verified_hash():  # type: () -> Optional[str]
     # SHA-256 of the verified bundle's MANIFEST.json; None when not running from a bundle.
     return _verified
 
 
-def bundle_field() -> "Dict[str, str]":
+def bundle_field():  # type: () -> Dict[str, str]
     # `{"bundle": HASH}` for status messages when running from a verified bundle, else {}.
     return {} if _verified is None else {"bundle": _verified}
 
 
-def verify(archive: "Optional[str]" = None) -> "Optional[str]":
+def verify(archive=None):  # type: (Optional[str]) -> Optional[str]
     # None when not in a bundle or every file matches; otherwise what is wrong, for people.
     global _verified
     archive = archive or archive_of()
@@ -78,7 +78,7 @@ def verify(archive: "Optional[str]" = None) -> "Optional[str]":
     return None
 
 
-def python_mismatch(version=None) -> "Optional[str]":
+def python_mismatch(version=None):  # type: (Any) -> Optional[str]
     # What to do when this bundle was built for a newer Python than the one running it
     # (its vendored libraries, paho-mqtt 2.x for 3.10, do not import on 3.6); else None.
     if _built_for is None:
@@ -95,7 +95,7 @@ def python_mismatch(version=None) -> "Optional[str]":
             % (_built_for, running[0], running[1], running[0], running[1]))
 
 
-def _check_files(archive: str, importer: object, files: "Dict[str, str]") -> "Optional[str]":
+def _check_files(archive, importer, files):  # type: (str, object, Dict[str, str]) -> Optional[str]
     for name in sorted(files):
         try:
             data = importer.get_data(name)
@@ -111,7 +111,7 @@ def _check_files(archive: str, importer: object, files: "Dict[str, str]") -> "Op
     return None
 
 
-def install_secrets(archive: "Optional[str]" = None) -> "List[str]":
+def install_secrets(archive=None):  # type: (Optional[str]) -> List[str]
     # Write bundled secrets to their device paths (0600) where absent; the paths written.
     archive = archive or archive_of()
     if archive is None or _verified is None:
@@ -130,7 +130,7 @@ def install_secrets(archive: "Optional[str]" = None) -> "List[str]":
     return written
 
 
-def refuse_if_tampered() -> "Optional[str]":
+def refuse_if_tampered():  # type: () -> Optional[str]
     # The CLI's hook: verify, then install secrets; a message means do not start.
     problem = verify()
     if problem is not None:

@@ -17,17 +17,17 @@ import threading
 import time
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Callable, Optional
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Callable, Optional  # noqa: F401 (type comments)
 
 
-def _proc_thread_stat() -> float:
+def _proc_thread_stat():  # type: () -> float
     with open("/proc/thread-self/stat", "rb") as handle:
         fields = handle.read().rsplit(b")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
 
 
-def _choose() -> "Callable[[], float]":
+def _choose():  # type: () -> Callable[[], float]
     clock = getattr(time, "thread_time", None)
     if clock is not None:
         return clock
@@ -51,7 +51,7 @@ thread_cpu = _choose()   # seconds of CPU the calling thread has used
 class CpuAccount(object):
     # CPU seconds spent by the agent: its own thread's, and spans on other threads.
 
-    def __init__(self, clock: "Callable[[], float]" = thread_cpu) -> None:
+    def __init__(self, clock=thread_cpu):  # type: (Callable[[], float]) -> None
         self._clock = clock
         # Re-entrant: stop() may run from a signal handler on a thread inside add().
         self._lock = threading.RLock()
@@ -59,27 +59,27 @@ class CpuAccount(object):
         self._thread_s = 0.0          # the agent thread's clock at its last reading
         self._open = {}               # type: Dict[int, float]
 
-    def thread_mark(self) -> None:
+    def thread_mark(self):  # type: () -> None
         # On the agent thread, after each tick: leave its clock's reading for other threads.
         self._thread_s = self._clock()
 
-    def add(self, seconds: float) -> None:
+    def add(self, seconds):  # type: (float) -> None
         # CPU another thread spent for the agent (measured by the caller).
         with self._lock:
             self.elsewhere += max(0.0, seconds)
 
-    def begin(self) -> None:
+    def begin(self):  # type: () -> None
         # The calling thread starts working for the agent (start, stop).
         with self._lock:
             self._open[threading.get_ident()] = self._clock()
 
-    def end(self) -> None:
+    def end(self):  # type: () -> None
         with self._lock:
             began = self._open.pop(threading.get_ident(), None)
             if began is not None:
                 self.elsewhere += max(0.0, self._clock() - began)
 
-    def total_ms(self, agent_thread: "Optional[threading.Thread]" = None) -> float:
+    def total_ms(self, agent_thread=None):  # type: (Optional[threading.Thread]) -> float
         # Milliseconds so far, from whichever thread asks.
         if agent_thread is not None and threading.current_thread() is agent_thread:
             self.thread_mark()

@@ -19,8 +19,8 @@ import collections
 from .lean import record
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Deque, List, Sequence
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Deque, List, Sequence  # noqa: F401 (type comments)
 
 MAX_POINTS = 250
 MAX_BYTES = 2 * 1024 * 1024
@@ -29,7 +29,7 @@ WINDOW = 60.0
 POINT_OVERHEAD = 96   # bytes a point costs besides its stream name and value (timestamp, type, units, commas)
 
 
-def point_bytes(stream_id: str, data: object) -> int:
+def point_bytes(stream_id, data):  # type: (str, object) -> int
     # What one point adds to an upload, generously counted.
     return len(stream_id.encode("utf-8")) + len(str(data).encode("utf-8")) + POINT_OVERHEAD
 
@@ -41,8 +41,8 @@ class Plan(record("Plan", "points", "complete", "partial")):   # ints
     __slots__ = ()
 
 
-def plan(per_message: "Sequence[Sequence[int]]", already: int = 0, max_points: int = MAX_POINTS,
-         max_bytes: int = MAX_BYTES) -> Plan:
+def plan(per_message, already=0, max_points=MAX_POINTS, max_bytes=MAX_BYTES):
+    # type: (Sequence[Sequence[int]], int, int, int) -> Plan
     # Plan the next upload from each waiting message's point sizes (bytes per point);
     # the first message's first `already` points went up before. Always at least one
     # point, so a queue never wedges.
@@ -64,11 +64,11 @@ def plan(per_message: "Sequence[Sequence[int]]", already: int = 0, max_points: i
 class RateLimit(object):
     # At most `per_minute` uploads in any rolling minute (`clock` is monotonic seconds).
 
-    def __init__(self, per_minute: int = PER_MINUTE) -> None:
+    def __init__(self, per_minute=PER_MINUTE):  # type: (int) -> None
         self.per_minute = max(1, int(per_minute))
-        self._starts: Deque[float] = collections.deque()
+        self._starts = collections.deque()  # type: Deque[float]
 
-    def next_at(self, now: float) -> float:
+    def next_at(self, now):  # type: (float) -> float
         # When the next upload may start (`now` or later).
         while self._starts and self._starts[0] <= now - WINDOW:
             self._starts.popleft()
@@ -76,7 +76,7 @@ class RateLimit(object):
             return now
         return self._starts[0] + WINDOW
 
-    def started(self, now: float) -> None:
+    def started(self, now):  # type: (float) -> None
         self._starts.append(now)
 
 
@@ -85,7 +85,7 @@ _THROTTLED = ("throttl", "too many requests", "rate limit", "429", "too many upl
 _REFUSED = ("too many data points", "too large", "payload", "at most", "exceeds", "413")
 
 
-def classify(error: BaseException) -> str:
+def classify(error):  # type: (BaseException) -> str
     # 'throttled' (wait, then send the same), 'refused' (too big: send less), or 'link'.
     text = str(error).lower()
     if any(word in text for word in _THROTTLED):
@@ -95,6 +95,6 @@ def classify(error: BaseException) -> str:
     return "link"
 
 
-def sizes_of(points: "List[object]") -> "List[int]":
+def sizes_of(points):  # type: (List[object]) -> List[int]
     # Byte sizes of digidevice DataPoints (stream_id and data attributes).
     return [point_bytes(getattr(p, "stream_id", ""), getattr(p, "data", "")) for p in points]

@@ -21,8 +21,8 @@
 from .lean import record
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import List
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import List  # noqa: F401 (type comments)
 
 # MessageError.reason: why a payload was refused by agent.messages.decode.
 MESSAGE_REASONS = ("too_large", "zlib", "not_json", "schema", "range")   # range: agent/bounds.py
@@ -50,7 +50,7 @@ class Problem(record(
 
     __slots__ = ()
 
-    def __str__(self) -> str:
+    def __str__(self):  # type: () -> str
         where = "[%s]" % self.section if self.section else ""
         if self.key:
             where = "%s %s" % (where, self.key) if where else self.key
@@ -62,7 +62,7 @@ class Problem(record(
 class ProfileError(AgentError):
     # A profile that cannot be used; `problems` lists every problem found.
 
-    def __init__(self, problems: "List[Problem]") -> None:
+    def __init__(self, problems):  # type: (List[Problem]) -> None
         self.problems = list(problems)
         super(ProfileError, self).__init__("\n".join(str(p) for p in self.problems))
 
@@ -77,7 +77,7 @@ class _Coded(AgentError):
 
     REASONS = ()   # type: tuple
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason, message):  # type: (str, str) -> None
         if reason not in self.REASONS:
             raise ValueError("unknown %s reason %r" % (type(self).__name__, reason))
         self.reason = reason

@@ -9,8 +9,8 @@ import gc
 import time
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Tuple  # noqa: F401 (type comments)
 
 _clock = time.perf_counter
 
@@ -18,7 +18,7 @@ _clock = time.perf_counter
 class PauseWatch(object):
     # Accumulates collection pause time (total and longest) between reads.
 
-    def __init__(self) -> None:
+    def __init__(self):  # type: () -> None
         self._started = 0.0
         self._total = 0.0
         self._max = 0.0
@@ -51,13 +51,13 @@ class PauseWatch(object):
         except Exception:   # never disturb a collection
             pass
 
-    def install(self) -> None:
+    def install(self):  # type: () -> None
         # Hook into gc.callbacks (once).
         if not self._installed:
             gc.callbacks.append(self._callback)
             self._installed = True
 
-    def uninstall(self) -> None:
+    def uninstall(self):  # type: () -> None
         # Remove the hook; safe to call twice.
         if self._installed:
             try:
@@ -66,7 +66,7 @@ class PauseWatch(object):
                 pass
             self._installed = False
 
-    def take(self) -> "Tuple[float, float, int]":
+    def take(self):  # type: () -> Tuple[float, float, int]
         # (total ms, longest ms, count) since the previous take, and reset.
         # No lock: the callback may run in any thread, even inside this method
         # (an allocation here can trigger a collection), and must never wait.
@@ -75,7 +75,7 @@ class PauseWatch(object):
         self._count = 0
         return total * 1000.0, longest * 1000.0, count
 
-    def take_generations(self) -> "Tuple[Tuple[float, ...], Tuple[int, ...], Tuple[int, ...]]":
+    def take_generations(self):  # type: () -> Tuple[Tuple[float, ...], Tuple[int, ...], Tuple[int, ...]]
         # Per generation since the previous call, and reset: (longest pause ms,
         # collections, objects collected). Independent of `take()`.
         longest = tuple(p * 1000.0 for p in self._gen_max)

@@ -8,8 +8,8 @@
 
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Any, Callable, Dict, Set
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, Dict, Set  # noqa: F401 (type comments)
 
 MAX_FAILURES = 5          # unexpected errors in a row before a part is disabled
 MAX_BACKOFF = 60.0        # seconds
@@ -18,16 +18,16 @@ MAX_BACKOFF = 60.0        # seconds
 class Guard(object):
     # Runs parts, counts their failures in a row, backs them off, disables them.
 
-    def __init__(self, tick: "Callable[[], float]", monotonic: "Callable[[], float]",
-                 on_fault: "Callable[[str, Exception, int], None]") -> None:
+    def __init__(self, tick, monotonic, on_fault):
+        # type: (Callable[[], float], Callable[[], float], Callable[[str, Exception, int], None]) -> None
         self._tick = tick
         self._monotonic = monotonic
         self._on_fault = on_fault
-        self.failures: Dict[str, int] = {}
-        self.retry_at: Dict[str, float] = {}
-        self.disabled: Set[str] = set()
+        self.failures = {}  # type: Dict[str, int]
+        self.retry_at = {}  # type: Dict[str, float]
+        self.disabled = set()  # type: Set[str]
 
-    def run(self, part: str, fn: "Callable", *args: "Any") -> "Any":
+    def run(self, part, fn, *args):  # type: (str, Callable, *Any) -> Any
         # fn(*args), or None when the part is disabled, backing off, or just failed.
         if part in self.disabled or self._monotonic() < self.retry_at.get(part, 0.0):
             return None
@@ -39,7 +39,7 @@ class Guard(object):
         self.failures[part] = 0
         return result
 
-    def fault(self, part: str, exc: Exception) -> int:
+    def fault(self, part, exc):  # type: (str, Exception) -> int
         # Count one failure of `part`; its failures in a row so far.
         count = self.failures[part] = self.failures.get(part, 0) + 1
         self.retry_at[part] = self._monotonic() + self.backoff(count)
@@ -48,6 +48,6 @@ class Guard(object):
         self._on_fault(part, exc, count)
         return count
 
-    def backoff(self, count: int) -> float:
+    def backoff(self, count):  # type: (int) -> float
         # Seconds to wait after `count` failures in a row.
         return min(MAX_BACKOFF, self._tick() * 2 ** min(count, 8))

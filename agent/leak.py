@@ -42,8 +42,8 @@ import collections
 from .lean import record
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Deque, List, Optional, Sequence, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Deque, List, Optional, Sequence, Tuple  # noqa: F401 (type comments)
 
 CAPACITY = 64          # floor windows kept (x 4 numbers): bounded whatever the uptime
 MIN_POINTS = 10        # a rise must last this many report periods to be judged
@@ -59,7 +59,7 @@ CLEAR_SHARE = 0.25     # cleared when the recent floor rose < 1/4 of the reporte
 GAPS_KEPT = 16         # report spacings kept to learn the period (median: robust to outages)
 
 
-def _bisect_right(values: "Sequence[float]", x: float) -> int:
+def _bisect_right(values, x):  # type: (Sequence[float], float) -> int
     # bisect.bisect_right, here because the bisect module loads a C extension that costs
     # the application about 30 KB of RSS (docs/footprint.md) for a search of <= CAPACITY items.
     lo, hi = 0, len(values)
@@ -90,37 +90,37 @@ class Verdict(record(
 class Floors(object):
     # The minimum memory of each time window, in at most `capacity` windows.
 
-    def __init__(self, capacity: int = CAPACITY) -> None:
+    def __init__(self, capacity=CAPACITY):  # type: (int) -> None
         self.capacity = max(8, capacity - capacity % 2)
         self.width = 0.0            # seconds a window spans; 0: one sample each
-        self.start: List[float] = []   # window start times (sorted)
-        self.end: List[float] = []
-        self.low_t: List[float] = []   # when the window's minimum was seen
-        self.low: List[int] = []
-        self.gaps: Deque[float] = collections.deque(maxlen=GAPS_KEPT)
-        self.cycles: Deque[float] = collections.deque(maxlen=GAPS_KEPT)
-        self.last_collection: Optional[float] = None
+        self.start = []  # type: List[float]  # window start times (sorted)
+        self.end = []  # type: List[float]
+        self.low_t = []  # type: List[float]  # when the window's minimum was seen
+        self.low = []  # type: List[int]
+        self.gaps = collections.deque(maxlen=GAPS_KEPT)  # type: Deque[float]
+        self.cycles = collections.deque(maxlen=GAPS_KEPT)  # type: Deque[float]
+        self.last_collection = None  # type: Optional[float]
         self.ignored = 0            # samples older than the oldest window (counted, not kept)
 
-    def __len__(self) -> int:
+    def __len__(self):  # type: () -> int
         return len(self.low)
 
-    def clear(self) -> None:
+    def clear(self):  # type: () -> None
         self.width = 0.0
         self.start, self.end, self.low_t, self.low = [], [], [], []
         self.gaps.clear()
         self.cycles.clear()
         self.last_collection = None
 
-    def period(self) -> float:
+    def period(self):  # type: () -> float
         # Median spacing of the samples (0 until two arrived).
         return _median(self.gaps)
 
-    def cycle(self) -> float:
+    def cycle(self):  # type: () -> float
         # Median time between full collections (0 until two were seen).
         return _median(self.cycles)
 
-    def add(self, t: float, kb: int, collected: bool = False) -> bool:
+    def add(self, t, kb, collected=False):  # type: (float, int, bool) -> bool
         # One sample; late ones (a replay) land in their own window. True: a new window.
         #
         # `collected`: a full collection ran since the previous sample (its
@@ -153,7 +153,7 @@ class Floors(object):
             self._merge()
         return True
 
-    def _merge(self) -> None:
+    def _merge(self):  # type: () -> None
         start, end, low_t, low = [], [], [], []
         for i in range(0, len(self.low) - 1, 2):
             j = i if self.low[i] <= self.low[i + 1] else i + 1
@@ -170,26 +170,26 @@ class Floors(object):
         span = self.end[-1] - self.start[0]
         self.width = max(self.width * 2, span / float(len(self.low)))
 
-    def points(self) -> "List[Tuple[float, int]]":
+    def points(self):  # type: () -> List[Tuple[float, int]]
         # (time, floor) per window, oldest first.
         return list(zip(self.low_t, self.low))
 
 
-def _median(values: "Sequence[float]") -> float:
+def _median(values):  # type: (Sequence[float]) -> float
     if not values:
         return 0.0
     ordered = sorted(values)
     return ordered[len(ordered) // 2]
 
 
-def rebin(points: "Sequence[Tuple[float, int]]", width: float) -> "List[Tuple[float, int]]":
+def rebin(points, width):  # type: (Sequence[Tuple[float, int]], float) -> List[Tuple[float, int]]
     # Windows merged so each spans `width` (a collection cycle), so each holds a floor.
     #
     # The newest window, when it spans less than `width`, may hold no collection
     # (a garbage ramp, not a floor): it is left out.
     if width <= 0 or len(points) < 2:
         return list(points)
-    out: List[Tuple[float, int]] = []
+    out = []  # type: List[Tuple[float, int]]
     begin = points[0][0]
     low = points[0]
     for t, kb in points[1:]:
@@ -203,7 +203,7 @@ def rebin(points: "Sequence[Tuple[float, int]]", width: float) -> "List[Tuple[fl
     return out
 
 
-def suffix_minima(values: "Sequence[int]") -> "List[int]":
+def suffix_minima(values):  # type: (Sequence[int]) -> List[int]
     # out[i] = min(values[i:]): the floor at i as seen from the end.
     out = list(values)
     for i in range(len(out) - 2, -1, -1):
@@ -212,7 +212,7 @@ def suffix_minima(values: "Sequence[int]") -> "List[int]":
     return out
 
 
-def _fit(ts: "Sequence[float]", ys: "Sequence[float]") -> "Tuple[float, float]":
+def _fit(ts, ys):  # type: (Sequence[float], Sequence[float]) -> Tuple[float, float]
     # Least-squares slope (per second) and r^2.
     n = float(len(ts))
     mt, my = sum(ts) / n, sum(ys) / n
@@ -224,8 +224,8 @@ def _fit(ts: "Sequence[float]", ys: "Sequence[float]") -> "Tuple[float, float]":
     return sty / stt, sty * sty / (stt * syy)
 
 
-def _judge_span(ts: "Sequence[float]", floor: "Sequence[int]", ceiling_kb: int,
-                min_span: float) -> Verdict:
+def _judge_span(ts, floor, ceiling_kb, min_span):
+    # type: (Sequence[float], Sequence[int], int, float) -> Verdict
     span = ts[-1] - ts[0]
     if len(ts) < MIN_WINDOWS or span < min_span or span <= 0:
         return Verdict(False, span_s=span, why="too short")
@@ -254,8 +254,8 @@ def _judge_span(ts: "Sequence[float]", floor: "Sequence[int]", ceiling_kb: int,
                    "floor rose %d KB in %d s" % (rise, span))
 
 
-def judge(points: "Sequence[Tuple[float, int]]", ceiling_kb: int, period: float,
-          cycle: float = 0.0) -> Verdict:
+def judge(points, ceiling_kb, period, cycle=0.0):
+    # type: (Sequence[Tuple[float, int]], int, float, float) -> Verdict
     # The verdict on (time, floor) windows, oldest first.
     #
     # `period`: seconds between samples; `cycle`: seconds between full
@@ -284,7 +284,7 @@ def judge(points: "Sequence[Tuple[float, int]]", ceiling_kb: int, period: float,
     return best
 
 
-def recent_rise_kb(points: "Sequence[Tuple[float, int]]", seconds: float) -> "Tuple[float, float]":
+def recent_rise_kb(points, seconds):  # type: (Sequence[Tuple[float, int]], float) -> Tuple[float, float]
     # (rise of the floor, span) over the last `seconds` of windows.
     if not points:
         return 0.0, 0.0
@@ -302,15 +302,15 @@ class LeakWatch(object):
     # `feed` returns ("leak_suspected" | "leak_cleared", fields) on a change, else
     # None; `verdict` is the latest judgement (while a leak is held, its rate and eta).
 
-    def __init__(self, capacity: int = CAPACITY) -> None:
+    def __init__(self, capacity=CAPACITY):  # type: (int) -> None
         self.floors = Floors(capacity)
-        self.reported: Optional[Verdict] = None
+        self.reported = None  # type: Optional[Verdict]
         self.verdict = Verdict(False, why="no samples")
         self.ceiling_kb = 0
         self._full = None   # last cumulative count of full collections seen
         self._new_windows = 0
 
-    def reset(self) -> None:
+    def reset(self):  # type: () -> None
         # A new boot: the old baseline says nothing about the new process.
         self._full = None
         self._new_windows = 0
@@ -318,8 +318,8 @@ class LeakWatch(object):
         self.reported = None
         self.verdict = Verdict(False, why="new boot")
 
-    def observe(self, t: float, rss_kb: int, ceiling_kb: int,
-                gc_collections: "Sequence[int]") -> "Optional[Tuple[str, dict]]":
+    def observe(self, t, rss_kb, ceiling_kb, gc_collections):
+        # type: (float, int, int, Sequence[int]) -> Optional[Tuple[str, dict]]
         # One telemetry sample as reported (ts, rss_kb, ceiling, gc_collections).
         #
         # The agent and the console both call this with the same samples, so they
@@ -329,8 +329,8 @@ class LeakWatch(object):
         self._full = full
         return self.feed(t, rss_kb, ceiling_kb, collected)
 
-    def feed(self, t: float, kb: int, ceiling_kb: int = 0,
-             collected: bool = False) -> "Optional[Tuple[str, dict]]":
+    def feed(self, t, kb, ceiling_kb=0, collected=False):
+        # type: (float, int, int, bool) -> Optional[Tuple[str, dict]]
         # One sample (time, RSS), the ceiling then, and whether a full collection ran since
         # the previous sample; judged each time the windows grew by a sixteenth.
         if ceiling_kb:
@@ -376,7 +376,7 @@ class LeakWatch(object):
         return None
 
 
-def _fields(verdict: Verdict) -> dict:
+def _fields(verdict):  # type: (Verdict) -> dict
     return {"rate_kb_per_hour": verdict.rate_kb_per_hour, "confidence": verdict.confidence,
             "ceiling_eta_s": verdict.ceiling_eta_s, "floor_kb": verdict.floor_kb,
             "span_s": round(verdict.span_s, 1)}

@@ -14,8 +14,8 @@ import time
 from .errors import MessageError
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Any, Callable, Dict, List, Optional
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, Dict, List, Optional  # noqa: F401 (type comments)
 
 VERSION = 1
 TYPES = ("status", "telemetry", "event", "resp")
@@ -40,7 +40,7 @@ _SAMPLE_TYPES = {"ts": _NUMBER, "mem_free_kb": int, "mem_total_kb": int, "rss_kb
                  "gc_uncollectable": int, "gc_pause_ms_total": _NUMBER, "gc_pause_ms_max": _NUMBER}
 
 
-def new_boot_id() -> str:
+def new_boot_id():  # type: () -> str
     # A random id for this agent start (12 hex digits).
     return os.urandom(6).hex()
 
@@ -48,14 +48,14 @@ def new_boot_id() -> str:
 class Envelope(object):
     # Stamps messages for one device and one boot; `seq` rises by one per message.
 
-    def __init__(self, device: str, boot: "Optional[str]" = None,
-                 clock: "Callable[[], float]" = time.time) -> None:
+    def __init__(self, device, boot=None, clock=time.time):
+        # type: (str, Optional[str], Callable[[], float]) -> None
         self.device = device
         self.boot = boot or new_boot_id()
         self._seq = itertools.count(1)   # next() on a count is atomic under the GIL
         self._clock = clock
 
-    def make(self, type_: str, **fields: "Any") -> "Dict[str, Any]":
+    def make(self, type_, **fields):  # type: (str, **Any) -> Dict[str, Any]
         # A new message of `type_` with the envelope filled in.
         message = {"v": VERSION, "type": type_, "device": self.device, "boot": self.boot,
                    "seq": next(self._seq), "ts": round(self._clock(), 3)}
@@ -63,7 +63,7 @@ class Envelope(object):
         return message
 
 
-def encode(message: "Dict[str, Any]", compress: bool = False) -> bytes:
+def encode(message, compress=False):  # type: (Dict[str, Any], bool) -> bytes
     # Compact UTF-8 JSON, zlib-compressed when asked.
     body = json.dumps(message, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False).encode("utf-8")
@@ -73,7 +73,7 @@ def encode(message: "Dict[str, Any]", compress: bool = False) -> bytes:
     return zlib.compress(body, 9)
 
 
-def decode(payload: bytes, max_bytes: int = MAX_BYTES) -> "Dict[str, Any]":
+def decode(payload, max_bytes=MAX_BYTES):  # type: (bytes, int) -> Dict[str, Any]
     # Payload -> validated message; MessageError says what is wrong (`reason`: a code).
     if len(payload) > max_bytes:
         raise MessageError("too_large", "payload of %d bytes is over the %d-byte cap"
@@ -100,17 +100,17 @@ def decode(payload: bytes, max_bytes: int = MAX_BYTES) -> "Dict[str, Any]":
     return message
 
 
-def _no_constant(name: str) -> None:
+def _no_constant(name):  # type: (str) -> None
     raise ValueError("%s is not JSON" % name)
 
 
-def _is(value: "Any", types: "Any") -> bool:
+def _is(value, types):  # type: (Any, Any) -> bool
     if isinstance(value, bool) and types is not bool:
         return False   # True is an int to Python, not to a schema
     return isinstance(value, types)
 
 
-def validate(message: "Any") -> "List[str]":
+def validate(message):  # type: (Any) -> List[str]
     # Every way `message` departs from schema v1 (empty when it is valid).
     if not isinstance(message, dict):
         return ["a message is a JSON object, not %s" % type(message).__name__]

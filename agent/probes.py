@@ -22,8 +22,8 @@ from .gcwatch import PauseWatch
 from .lean import record
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Callable, Optional, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, Optional, Tuple  # noqa: F401 (type comments)
 
 _UNLIMITED = 1 << 60   # cgroup "no limit" values are near 2**63
 
@@ -61,7 +61,7 @@ class Ceiling(record(
     __slots__ = ()
 
 
-def gc_flavour() -> str:
+def gc_flavour():  # type: () -> str
     # Which collector this interpreter runs; see docs/field-facts.md, "CPython's collector".
     free_threaded = False
     if sys.version_info >= (3, 13):   # no free-threaded builds before; sysconfig costs RSS
@@ -85,21 +85,21 @@ def gc_flavour() -> str:
 class _PreadFile(object):
     # A file kept open and re-read from offset 0 on each call.
 
-    def __init__(self, path: str, size: int) -> None:
+    def __init__(self, path, size):  # type: (str, int) -> None
         self.path = path
         self._size = size
         self._fd = os.open(path, os.O_RDONLY)
 
-    def read(self) -> bytes:
+    def read(self):  # type: () -> bytes
         return os.pread(self._fd, self._size, 0)
 
-    def close(self) -> None:
+    def close(self):  # type: () -> None
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
 
 
-def _meminfo_kb(data: bytes, *names: bytes) -> "Tuple[int, ...]":
+def _meminfo_kb(data, *names):  # type: (bytes, *bytes) -> Tuple[int, ...]
     found = dict.fromkeys(names, 0)
     # MemTotal, MemFree, MemAvailable are the first three lines (Linux 3.14+):
     # look there first and walk the other fifty lines only when one is missing.
@@ -120,23 +120,23 @@ def _meminfo_kb(data: bytes, *names: bytes) -> "Tuple[int, ...]":
 class _ProcMemory(object):
     name = "proc"
 
-    def __init__(self, proc_root: str) -> None:
+    def __init__(self, proc_root):  # type: (str) -> None
         self._meminfo = _PreadFile(os.path.join(proc_root, "meminfo"), 4096)
         self.read()   # fail now, at start, if the format is unusable
 
-    def read(self) -> "Tuple[int, int]":
+    def read(self):  # type: () -> Tuple[int, int]
         data = self._meminfo.read()
         available, total, free = _meminfo_kb(data, b"MemAvailable", b"MemTotal", b"MemFree")
         return (available or free), total   # MemAvailable: Linux 3.14+
 
-    def close(self) -> None:
+    def close(self):  # type: () -> None
         self._meminfo.close()
 
 
 class _DigiMemory(object):
     name = "digidevice"
 
-    def __init__(self, proc_root: str) -> None:
+    def __init__(self, proc_root):  # type: (str) -> None
         from digidevice import runt  # the Digi way; present on DAL devices only
         start = getattr(runt, "start", None)
         if start is not None:   # Digi's stubs: start() before any get(); stop() when done
@@ -154,13 +154,13 @@ class _DigiMemory(object):
             self.close()   # falling back to another backend: leave runtd as we found it
             raise
 
-    def read(self) -> "Tuple[int, int]":
+    def read(self):  # type: () -> Tuple[int, int]
         value = self._runt.get("system.ram.available")
         if value is None:   # "None if the path is not populated" (Digi's stubs)
             raise ValueError("runt has no system.ram.available")
         return runt_ram_kb(value), self._total
 
-    def close(self) -> None:
+    def close(self):  # type: () -> None
         stop = getattr(self._runt, "stop", None)
         if stop is not None:
             try:
@@ -173,7 +173,7 @@ _UNITS = {"": 0, "b": 1, "bytes": 1, "k": 1024, "kb": 1024, "m": 1 << 20, "mb": 
           "g": 1 << 30, "gb": 1 << 30}
 
 
-def runt_ram_kb(value: object) -> int:
+def runt_ram_kb(value):  # type: (object) -> int
     # runt's `system.ram.available` in KB. Its unit is undocumented: Digi's own sample
     # reads it with float() and labels it MB, the emulator has published bytes. A unit
     # written after the number wins; a bare number under 2**20 is MB (as bytes it would
@@ -193,36 +193,36 @@ def runt_ram_kb(value: object) -> int:
 class _PsutilMemory(object):
     name = "psutil"
 
-    def __init__(self, proc_root: str) -> None:
+    def __init__(self, proc_root):  # type: (str) -> None
         import psutil
         self._vm = psutil.virtual_memory
         self.read()
 
-    def read(self) -> "Tuple[int, int]":
+    def read(self):  # type: () -> Tuple[int, int]
         vm = self._vm()
         return vm.available // 1024, vm.total // 1024
 
-    def close(self) -> None:
+    def close(self):  # type: () -> None
         pass
 
 
 class _NoMemory(object):
     name = "none"
 
-    def __init__(self, proc_root: str) -> None:
+    def __init__(self, proc_root):  # type: (str) -> None
         pass
 
-    def read(self) -> "Tuple[int, int]":
+    def read(self):  # type: () -> Tuple[int, int]
         return 0, 0
 
-    def close(self) -> None:
+    def close(self):  # type: () -> None
         pass
 
 
 _BACKENDS = (("proc", _ProcMemory), ("digidevice", _DigiMemory), ("psutil", _PsutilMemory))
 
 
-def _choose_memory(wanted: str, proc_root: str):
+def _choose_memory(wanted, proc_root):  # type: (str, str) -> Any
     if wanted != "auto":
         return dict(_BACKENDS)[wanted](proc_root)   # asked for by name: let it fail loudly
     for _, backend in _BACKENDS:
@@ -236,7 +236,7 @@ def _choose_memory(wanted: str, proc_root: str):
 class _Rss(object):
     # Resident set size of this process, in KB.
 
-    def __init__(self, proc_root: str) -> None:
+    def __init__(self, proc_root):  # type: (str) -> None
         self._page_kb = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") else 4
         try:
             self._statm = _PreadFile(os.path.join(proc_root, "self", "statm"), 128)
@@ -246,22 +246,22 @@ class _Rss(object):
             self._statm = None
             self.read = self._read_rusage
 
-    def _read_statm(self) -> int:
+    def _read_statm(self):  # type: () -> int
         return int(self._statm.read().split()[1]) * self._page_kb
 
-    def _read_rusage(self) -> int:
+    def _read_rusage(self):  # type: () -> int
         import resource  # peak, not current: the best a platform without /proc offers
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak // 1024 if sys.platform == "darwin" else peak
 
-    def close(self) -> None:
+    def close(self):  # type: () -> None
         if self._statm is not None:
             self._statm.close()
 
 
 # --- the ceiling ------------------------------------------------------------------
 
-def _read_int(path: str) -> "Optional[int]":
+def _read_int(path):  # type: (str) -> Optional[int]
     try:
         with open(path) as handle:
             text = handle.read(64).strip()
@@ -276,7 +276,7 @@ def _read_int(path: str) -> "Optional[int]":
     return value if 0 < value < _UNLIMITED else None
 
 
-def _cgroup_limits(proc_root: str, sys_root: str):
+def _cgroup_limits(proc_root, sys_root):  # type: (str, str) -> Any
     # Yield (source, bytes) for the memory limits of our cgroup, v2 and v1.
     try:
         with open(os.path.join(proc_root, "self", "cgroup")) as handle:
@@ -307,8 +307,8 @@ def _cgroup_limits(proc_root: str, sys_root: str):
                 break
 
 
-def find_ceiling(profile_limit_kb: "Optional[int]", mem_total_kb: int,
-                 proc_root: str = "/proc", sys_root: str = "/sys") -> Ceiling:
+def find_ceiling(profile_limit_kb, mem_total_kb, proc_root="/proc", sys_root="/sys"):
+    # type: (Optional[int], int, str, str) -> Ceiling
     # The smallest of the profile's limit, cgroup v1/v2, RLIMIT_AS and physical RAM.
     candidates = []
     if profile_limit_kb:
@@ -335,10 +335,9 @@ def find_ceiling(profile_limit_kb: "Optional[int]", mem_total_kb: int,
 class Probe(object):
     # Takes `Sample`s. Construct once at start; `sample()` is the hot path.
 
-    def __init__(self, memory_limit_kb: "Optional[int]" = None, backend: str = "auto",
-                 proc_root: str = "/proc", sys_root: str = "/sys",
-                 clock: "Callable[[], float]" = time.time,
-                 monotonic: "Callable[[], float]" = time.monotonic) -> None:
+    def __init__(self, memory_limit_kb=None, backend="auto", proc_root="/proc", sys_root="/sys",
+                 clock=time.time, monotonic=time.monotonic):
+        # type: (Optional[int], str, str, str, Callable[[], float], Callable[[], float]) -> None
         self._memory = _choose_memory(backend, proc_root)
         self._rss = _Rss(proc_root)
         self._clock = clock
@@ -350,11 +349,11 @@ class Probe(object):
         self.ceiling = find_ceiling(memory_limit_kb, total, proc_root, sys_root)
         self.backend = self._memory.name
 
-    def rss_kb(self) -> int:
+    def rss_kb(self):  # type: () -> int
         # Current RSS only: what actions read before and after a collection.
         return self._rss.read()
 
-    def sample(self) -> Sample:
+    def sample(self):  # type: () -> Sample
         # Read everything once. Pause totals are since the previous sample.
         free, total = self._memory.read()
         stats = gc.get_stats()
@@ -366,7 +365,7 @@ class Probe(object):
             sum(s["collected"] for s in stats), sum(s["uncollectable"] for s in stats),
             pause_total, pause_max)
 
-    def close(self) -> None:
+    def close(self):  # type: () -> None
         # Release the open files and the gc hook.
         self.pauses.uninstall()
         self._memory.close()

@@ -8,15 +8,14 @@ import threading
 import time
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Callable
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Callable  # noqa: F401 (type comments)
 
 
 class TokenBucket(object):
     # `take()` is True while tokens last; the refusals past them are counted in `denied`.
 
-    def __init__(self, burst: int, every: float,
-                 clock: "Callable[[], float]" = time.monotonic) -> None:
+    def __init__(self, burst, every, clock=time.monotonic):  # type: (int, float, Callable[[], float]) -> None
         self.burst = max(1, int(burst))
         self.every = float(every)
         self.denied = 0
@@ -25,7 +24,7 @@ class TokenBucket(object):
         self._at = clock()
         self._lock = threading.Lock()
 
-    def take(self) -> bool:
+    def take(self):  # type: () -> bool
         # Spend one token if there is one; otherwise count the denial.
         with self._lock:
             now = self._clock()

@@ -8,17 +8,21 @@
 
 import gc
 
-from .probes import Probe, Sample, gc_flavour
-from .profile import Profile
-from .rules import Decision, headroom_kb, table
-from .tuner import Change, Reading, Tuner
+from .probes import gc_flavour
+from .rules import headroom_kb, table
+from .tuner import Reading, Tuner
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Any, Dict, List, Optional, Sequence, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Dict, List, Optional, Sequence, Tuple  # noqa: F401 (type comments)
+
+    from .probes import Probe, Sample  # noqa: F401 (type comments)
+    from .profile import Profile  # noqa: F401 (type comments)
+    from .rules import Decision  # noqa: F401 (type comments)
+    from .tuner import Change  # noqa: F401 (type comments)
 
 
-def can_freeze() -> bool:
+def can_freeze():  # type: () -> bool
     # gc.freeze() exists from Python 3.7 on.
     return hasattr(gc, "freeze")
 
@@ -26,7 +30,7 @@ def can_freeze() -> bool:
 class TunerDriver(object):
     # One Tuner, fed from the probe; `step()` each tick, `record()` after each collection.
 
-    def __init__(self, profile: Profile, probe: Probe, start: float) -> None:
+    def __init__(self, profile, probe, start):  # type: (Profile, Probe, float) -> None
         self.probe = probe
         self.tuner = Tuner(start, pause_budget_ms=profile.gc.pause_budget * 1000.0,
                            memory_target=profile.gc.memory_target, flavour=gc_flavour(),
@@ -34,7 +38,7 @@ class TunerDriver(object):
         self.take_rules(profile)
         self.probe.pauses.take_generations()   # start counting from now
 
-    def take_rules(self, profile: Profile) -> None:
+    def take_rules(self, profile):  # type: (Profile) -> None
         # What the tuner reads of the rules; again whenever `set` or `reload` changes them.
         #
         # Rules by what they do (agent.rules.table is the only switch on a rule's type):
@@ -48,8 +52,8 @@ class TunerDriver(object):
                                  else "periodic" if table.value(r, "every") is not None
                                  else "other" for r in profile.rules}
 
-    def step(self, sample: Sample, triggers: "Sequence[str]", decisions: "Sequence[Decision]",
-             now: float) -> "Tuple[List[Decision], List[Change]]":
+    def step(self, sample, triggers, decisions, now):
+        # type: (Sample, Sequence[str], Sequence[Decision], float) -> Tuple[List[Decision], List[Change]]
         # The rule decisions to keep and the tuner's changes for this tick.
         ceiling = sample.ceiling_kb or sample.mem_total_kb
         below = max([b.resolve(ceiling) for b in self._belows] or [0])
@@ -59,7 +63,7 @@ class TunerDriver(object):
                           sample.gc_pause_ms_total)
         return self.tuner.decide(reading, decisions)
 
-    def apply(self, change: Change) -> "Optional[Dict[str, Any]]":
+    def apply(self, change):  # type: (Change) -> Optional[Dict[str, Any]]
         # Carry out a thresholds or freeze change; the fields of its `tune` event.
         if change.what == "thresholds":
             before = list(gc.get_threshold())
@@ -73,10 +77,10 @@ class TunerDriver(object):
                     "after": gc.get_freeze_count(), "why": change.why}   # novm: 3.7+
         return None
 
-    def record(self, generation: int, reclaimed_kb: int, collected: int, rss_after_kb: int,
-               now: float) -> None:
+    def record(self, generation, reclaimed_kb, collected, rss_after_kb, now):
+        # type: (int, int, int, int, float) -> None
         self.tuner.record(generation, reclaimed_kb, collected, rss_after_kb, now,
                           self.probe.ceiling.kb)
 
-    def state(self) -> "Dict[str, Any]":
+    def state(self):  # type: () -> Dict[str, Any]
         return self.tuner.state()

@@ -25,19 +25,19 @@ class Amount(record(
 
     __slots__ = ()
 
-    def resolve(self, ceiling_kb: int) -> int:
+    def resolve(self, ceiling_kb):  # type: (int) -> int
         # Kilobytes this amount means under a ceiling of `ceiling_kb`.
         if self.fraction is not None:
             return int(self.fraction * ceiling_kb)
         return int(self.kb or 0)
 
-    def __str__(self) -> str:
+    def __str__(self):  # type: () -> str
         if self.fraction is not None:
             return "%g%%" % (self.fraction * 100)
         return format_kb(self.kb or 0)
 
 
-def parse_size(text: str) -> int:
+def parse_size(text):  # type: (str) -> int
     # '40M' -> bytes. Raises ValueError with a message fit for a user.
     m = _SIZE.match(text)
     if not m:
@@ -48,7 +48,7 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
-def parse_amount(text: str, allow_percent: bool = True) -> Amount:
+def parse_amount(text, allow_percent=True):  # type: (str, bool) -> Amount
     # '24M' or '15%' -> Amount. Raises ValueError with a message fit for a user.
     m = _PERCENT.match(text)
     if m:
@@ -64,7 +64,7 @@ def parse_amount(text: str, allow_percent: bool = True) -> Amount:
         raise ValueError("%r is not a size or a percentage (examples: 24M, 15%%)" % text) from exc
 
 
-def parse_percent(text: str) -> float:
+def parse_percent(text):  # type: (str) -> float
     # '5%' -> 0.05. Raises ValueError with a message fit for a user.
     m = _PERCENT.match(text)
     if not m or float(m.group(1)) > 100:
@@ -72,7 +72,7 @@ def parse_percent(text: str) -> float:
     return float(m.group(1)) / 100.0
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text):  # type: (str) -> float
     # '15m' -> 900.0 seconds; a bare number is seconds.
     m = _DURATION.match(text)
     if not m:
@@ -83,12 +83,12 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def is_off(text: str) -> bool:
+def is_off(text):  # type: (str) -> bool
     # True for the words that switch an optional setting off.
     return text.strip().lower() in OFF_WORDS
 
 
-def format_kb(kb: float) -> str:
+def format_kb(kb):  # type: (float) -> str
     # 1536 -> '1.5M': short, for messages people read.
     for unit, size in (("G", 1 << 20), ("M", 1 << 10)):
         if abs(kb) >= size:
@@ -96,7 +96,7 @@ def format_kb(kb: float) -> str:
     return "%dK" % kb
 
 
-def format_duration(seconds: float) -> str:
+def format_duration(seconds):  # type: (float) -> str
     # 900.0 -> '15m'.
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:

@@ -12,17 +12,17 @@ import threading
 class Wakeup(object):
     # `wait(seconds)` returns early once `set()` has been called (since the last wait).
 
-    def __init__(self) -> None:
+    def __init__(self):  # type: () -> None
         self._lock = threading.Lock()
         self._lock.acquire()   # held: a wait blocks until set() releases it
 
-    def set(self) -> None:
+    def set(self):  # type: () -> None
         # Wake the sleeper, or make its next wait return at once. Never blocks.
         try:
             self._lock.release()
         except RuntimeError:   # already released: a wake-up is pending
             pass
 
-    def wait(self, seconds: float) -> None:
+    def wait(self, seconds):  # type: (float) -> None
         # Sleep up to `seconds`; the lock is held again afterwards, ready for the next wait.
         self._lock.acquire(True, max(0.0, seconds))

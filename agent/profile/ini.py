@@ -12,14 +12,14 @@
 import re
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Dict, Optional
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Dict, Optional  # noqa: F401 (type comments)
 
 _HEADER = re.compile(r"\[([^\[\]]+)\]$")
 _OPTION = re.compile(r"(.*?)\s*([=:])\s*(.*)$")   # configparser's OPTCRE
 
 
-def _cut_comment(line: str) -> str:
+def _cut_comment(line):  # type: (str) -> str
     # The line before an inline comment: a prefix at the start or after whitespace.
     for prefix in ";#":
         at = line.find(prefix)
@@ -30,7 +30,7 @@ def _cut_comment(line: str) -> str:
     return line
 
 
-def parse_plain(text: str) -> "Optional[Dict[str, Dict[str, str]]]":
+def parse_plain(text):  # type: (str) -> Optional[Dict[str, Dict[str, str]]]
     # section -> key -> value, in the order written; None when configparser must read it.
     sections = {}   # type: Dict[str, Dict[str, str]]
     current = None

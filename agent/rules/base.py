@@ -6,11 +6,12 @@
 # does I/O.
 
 from ..lean import record
-from ..probes import Sample
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import List
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, List  # noqa: F401 (type comments)
+
+    from ..probes import Sample  # noqa: F401 (type comments)
 
 # Rules the budget does not limit: somebody asked for these explicitly.
 REQUESTED = ("signal", "manual", "command")
@@ -44,7 +45,7 @@ class Tick(record(
     __slots__ = ()
 
 
-def headroom_kb(sample: Sample) -> int:
+def headroom_kb(sample):  # type: (Sample) -> int
     # How much more this process may grow: ceiling - RSS, or device free memory if less.
     room = sample.ceiling_kb - sample.rss_kb if sample.ceiling_kb else sample.mem_free_kb
     if sample.mem_free_kb and sample.mem_free_kb < room:
@@ -59,18 +60,18 @@ class Rule(object):
     # keeps the longest any rule asks for, and none when every rule says 0.
     cpu_window = 0.0
 
-    def __init__(self, settings, start: float) -> None:
+    def __init__(self, settings, start):  # type: (Any, float) -> None
         self.settings = settings
         self.name = settings.name
 
-    def decide(self, tick: Tick, now: float) -> "List[Decision]":
+    def decide(self, tick, now):  # type: (Tick, float) -> List[Decision]
         # What this rule calls for at `now`.
         raise NotImplementedError
 
-    def record(self, decision: Decision, reclaimed_kb: int, now: float) -> "List[Decision]":
+    def record(self, decision, reclaimed_kb, now):  # type: (Decision, int, float) -> List[Decision]
         # Learn what one of this rule's collections did; follow-up events, if any.
         return []
 
-    def alarmed(self) -> bool:
+    def alarmed(self):  # type: () -> bool
         # True while the rule is in an episode (a low_memory rule below its threshold).
         return False

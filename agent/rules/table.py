@@ -25,8 +25,8 @@ from .. import values
 from . import event, low_memory, periodic
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Dict, List, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Dict, List, Tuple  # noqa: F401 (type comments)
 
 PREFIX = "rule:"   # profile sections [rule:NAME]
 
@@ -46,14 +46,14 @@ COMMON_SCHEMA = {
 class UnknownRuleType(ValueError):
     # A rule names a type the table does not have.
 
-    def __init__(self, rule_type: str, rule: str = "") -> None:
+    def __init__(self, rule_type, rule=""):  # type: (str, str) -> None
         self.rule_type = rule_type
         super(UnknownRuleType, self).__init__(
             "%s%r is not one of %s%s" % ("rule %s: type " % rule if rule else "", rule_type,
                                         ", ".join(TYPES), values.hint(rule_type, TYPES)))
 
 
-def kind(rule_type: str):
+def kind(rule_type):  # type: (str) -> Any
     # The module implementing `rule_type`; UnknownRuleType if there is none.
     module = TYPES.get(rule_type)
     if module is None:
@@ -69,14 +69,14 @@ def of(rule):
     return module
 
 
-def schema(rule_type: str) -> "Dict[str, Tuple]":
+def schema(rule_type):  # type: (str) -> Dict[str, Tuple]
     # Every key a rule of `rule_type` may have: the common keys and its own.
     keys = dict(COMMON_SCHEMA)
     keys.update(kind(rule_type).SCHEMA)
     return keys
 
 
-def any_schema() -> "Dict[str, Tuple]":
+def any_schema():  # type: () -> Dict[str, Tuple]
     # Every key of every type, none required: to check a rule whose type is unknown.
     keys = {}
     for module in reversed(list(TYPES.values())):   # a shared key parses as the first type's
@@ -85,38 +85,38 @@ def any_schema() -> "Dict[str, Tuple]":
     return {key: (field, parse, False) for key, (field, parse, _) in keys.items()}
 
 
-def value(rule, key: str):
+def value(rule, key):  # type: (Any, str) -> Any
     # The value `rule` (a rule type's Settings) runs with for profile key `key`, or None.
     keys = schema(rule.type)
     return getattr(rule, keys[key][0], None) if key in keys else None
 
 
-def all_keys() -> "List[str]":
+def all_keys():  # type: () -> List[str]
     # Every key some rule type knows, sorted.
     return sorted(set(COMMON_SCHEMA).union(*(m.SCHEMA for m in TYPES.values())))
 
 
-def owners(key: str) -> "List[str]":
+def owners(key):  # type: (str) -> List[str]
     # The rule types that have `key`, in table order.
     return [name for name, module in TYPES.items() if key in module.SCHEMA]
 
 
-def settings(rule_type: str, name: str, fields: "Dict[str, object]"):
+def settings(rule_type, name, fields):  # type: (str, str, Dict[str, object]) -> Any
     # `rule_type`'s Settings from parsed fields (the `type` field is the module's own).
     fields = dict(fields, name=name)
     fields.pop("type", None)
     return kind(rule_type).Settings(**fields)
 
 
-def check(rule, given, ceiling_kb) -> "List[Tuple[str, str]]":
+def check(rule, given, ceiling_kb):  # type: (Any, Any, Any) -> List[Tuple[str, str]]
     # (key, message) for a rule that can never act; see the module docstring.
     return of(rule).check(rule, given, ceiling_kb)
 
 
-def describe(rule) -> str:
+def describe(rule):  # type: (Any) -> str
     return of(rule).describe(rule)
 
 
-def make(rule, start: float):
+def make(rule, start):  # type: (Any, float) -> Any
     # The decide/record state for one rule (a `base.Rule`).
     return of(rule).Rule(rule, start)

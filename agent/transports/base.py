@@ -14,11 +14,12 @@
 #     close()     release everything; safe twice
 
 from ..lean import record
-from ..outbox import Outgoing
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Any, List, Optional
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, List, Optional  # noqa: F401 (type comments)
+
+    from ..outbox import Outgoing  # noqa: F401 (type comments)
 
 
 class TransportSettings(record(
@@ -71,7 +72,7 @@ class Transport(object):
     scheme = ""
     has_link = False   # True when link_down / link_up can happen
 
-    def __new__(cls, *args: "Any", **kwargs: "Any") -> "Transport":
+    def __new__(cls, *args, **kwargs):  # type: (*Any, **Any) -> Transport
         # What abc.ABC with an abstract `send` would check, without abc's registries
         # per subclass (RSS on 3.6, docs/footprint.md).
         if cls.send is Transport.send:
@@ -79,46 +80,46 @@ class Transport(object):
                             % cls.__name__)
         return super().__new__(cls)
 
-    def __init__(self, url: str, context: "Optional[Context]" = None) -> None:
+    def __init__(self, url, context=None):  # type: (str, Optional[Context]) -> None
         self.url = url
         self.context = context or Context()
 
     @classmethod   # optional hook: stdout: and memory: take any URL
-    def check_url(cls, url: str) -> None:
+    def check_url(cls, url):  # type: (str) -> None
         # Raise ValueError saying what is wrong with `url`; profiles are checked with this.
         pass
 
-    def open(self) -> None:   # optional hook: most transports need nothing
-        # Acquire what `send` needs (files, sockets).
+    def open(self):  # type: () -> None
+        # Acquire what `send` needs (files, sockets). An optional hook: most transports need nothing.
         pass
 
-    def ready(self) -> bool:
+    def ready(self):  # type: () -> bool
         # Whether `send` may be called now.
         return True
 
-    def send(self, item: Outgoing) -> bool:
+    def send(self, item):  # type: (Outgoing) -> bool
         # Deliver one message (True), accept it for a later "ack" (False), or raise TransportError.
         raise NotImplementedError   # every transport has its own (checked in __new__)
 
-    def poll(self) -> "List[TransportEvent]":
+    def poll(self):  # type: () -> List[TransportEvent]
         # Acknowledgements, link changes, commands and errors since the last call.
         return []
 
-    def close(self) -> None:   # optional hook
-        # Release everything; safe to call twice.
+    def close(self):  # type: () -> None
+        # Release everything; safe to call twice. An optional hook.
         pass
 
-    def describe(self) -> str:
+    def describe(self):  # type: () -> str
         # The URL, with any secret removed, for status and logs.
         return self.url
 
-    def note(self) -> str:
+    def note(self):  # type: () -> str
         # A word on how delivery works now (for status), or ''.
         return ""
 
-    def __enter__(self) -> "Transport":
+    def __enter__(self):  # type: () -> Transport
         self.open()
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info):  # type: (*Any) -> None
         self.close()

@@ -37,20 +37,22 @@ import time
 from ..drmlimits import MAX_BYTES, MAX_POINTS, RateLimit, classify, plan, sizes_of
 from ..errors import TransportError
 from ..lean import query_items
-from ..outbox import Outgoing
 from ..units import parse_duration
-from .base import Context, Transport, TransportEvent
+from .base import Transport, TransportEvent
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import List, Optional, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, List, Optional, Tuple  # noqa: F401 (type comments)
+
+    from ..outbox import Outgoing  # noqa: F401 (type comments)
+    from .base import Context  # noqa: F401 (type comments)
 
 UPLOAD_TIMEOUT = 20.0
 MAX_RETRY = 60.0
 _NUMERIC = ("rss_kb", "mem_free_kb")
 
 
-def parse_drm_url(url: str):
+def parse_drm_url(url):  # type: (str) -> Any
     # drm:[?batch=N&flush=S&stream=PREFIX] -> (batch, flush_s, prefix or None).
     rest = url.partition(":")[2]
     if rest.startswith("//"):
@@ -80,7 +82,7 @@ def parse_drm_url(url: str):
     return batch, flush, stream
 
 
-def drm_rate(url: str) -> int:
+def drm_rate(url):  # type: (str) -> int
     # Uploads a minute the URL allows (`rate=`, 1..60; 60 by default, 12 for Developer accounts).
     values = [value for name, value in query_items(url.partition("?")[2]) if name == "rate" and value]
     if not values:
@@ -102,20 +104,20 @@ class DigiTransport(Transport):
     has_link = True
 
     @classmethod
-    def check_url(cls, url: str) -> None:
+    def check_url(cls, url):  # type: (str) -> None
         parse_drm_url(url)
 
-    def __init__(self, url: str, context: "Optional[Context]" = None,
-                 clock=time.monotonic) -> None:
+    def __init__(self, url, context=None, clock=time.monotonic):
+        # type: (str, Optional[Context], Any) -> None
         super(DigiTransport, self).__init__(url, context)
         self.batch, self.flush, stream = parse_drm_url(url)
         self.prefix = stream or self.context.settings.prefix
         self._clock = clock
         self._datapoint = None
-        self._pending: List[Outgoing] = []   # in flight first, then waiting
+        self._pending = []  # type: List[Outgoing]  # in flight first, then waiting
         self._oldest = 0.0
-        self._events: List[TransportEvent] = []
-        self._up: Optional[bool] = None
+        self._events = []  # type: List[TransportEvent]
+        self._up = None  # type: Optional[bool]
         self._failures = 0
         self._retry_at = 0.0
         self.uploads = 0
@@ -126,13 +128,13 @@ class DigiTransport(Transport):
         self.throttled = 0              # uploads Remote Manager throttled or refused
         # The hand-over to the uploader thread: one batch at a time.
         self._cond = threading.Condition()
-        self._job: Optional[Tuple[int, list]] = None           # (messages, points) to upload
-        self._done: Optional[Tuple[int, Optional[BaseException]]] = None
+        self._job = None  # type: Optional[Tuple[int, list]]  # (messages, points) to upload
+        self._done = None  # type: Optional[Tuple[int, Optional[BaseException]]]
         self._inflight = 0                                     # messages handed over, not yet done
-        self._thread: Optional[threading.Thread] = None
+        self._thread = None  # type: Optional[threading.Thread]
         self._closes = 0                                       # an uploader ends when this moves on
 
-    def open(self) -> None:
+    def open(self):  # type: () -> None
         if self._datapoint is not None:
             return
         try:
@@ -143,11 +145,11 @@ class DigiTransport(Transport):
         self._datapoint = datapoint
         self._set_link(True)
 
-    def ready(self) -> bool:
+    def ready(self):  # type: () -> bool
         # A full batch waits for its upload before more are taken.
         return self._up is True and len(self._pending) < self.batch
 
-    def send(self, item: Outgoing) -> bool:
+    def send(self, item):  # type: (Outgoing) -> bool
         if self._datapoint is None:
             self.open()
         if not self._pending:
@@ -161,7 +163,7 @@ class DigiTransport(Transport):
             self._hand_over()
         return False   # acknowledged from poll() once its batch is uploaded
 
-    def poll(self) -> "List[TransportEvent]":
+    def poll(self):  # type: () -> List[TransportEvent]
         self._collect()
         if self._pending and self._datapoint is not None and not self._inflight:
             now = self._clock()
@@ -174,10 +176,10 @@ class DigiTransport(Transport):
         out, self._events = self._events, []
         return out
 
-    def _urgent(self) -> bool:
+    def _urgent(self):  # type: () -> bool
         return len(self._pending) >= self.batch or any(i.type == "status" for i in self._pending)
 
-    def _points(self, items: "List[Outgoing]") -> list:
+    def _points(self, items):  # type: (List[Outgoing]) -> list
         dp = self._datapoint
         points = []
         for item in items:
@@ -198,7 +200,7 @@ class DigiTransport(Transport):
 
     # -- the uploader thread ---------------------------------------------------------
 
-    def _hand_over(self) -> None:
+    def _hand_over(self):  # type: () -> None
         # Give the pending messages to the uploader, unless a batch is on its way already.
         if self._inflight or not self._pending:
             return
@@ -217,7 +219,7 @@ class DigiTransport(Transport):
                                             name="gc-agent drm upload", daemon=True)
             self._thread.start()
 
-    def _uploader(self, datapoint, closes: int) -> None:
+    def _uploader(self, datapoint, closes):  # type: (Any, int) -> None
         while True:
             with self._cond:
                 while self._job is None and self._closes == closes:
@@ -226,7 +228,7 @@ class DigiTransport(Transport):
                     return
                 count, points = self._job
                 self._job = None
-            error: Optional[BaseException] = None
+            error = None  # type: Optional[BaseException]
             try:
                 if points:
                     datapoint.upload_multiple(points, timeout=UPLOAD_TIMEOUT)
@@ -236,7 +238,7 @@ class DigiTransport(Transport):
                 self._done = (count, error)
                 self._cond.notify_all()
 
-    def _collect(self) -> None:
+    def _collect(self):  # type: () -> None
         # Take the uploader's result, if it has one.
         if not self._inflight:
             return
@@ -278,12 +280,12 @@ class DigiTransport(Transport):
         self._set_link(True)
         self._events.extend(TransportEvent("ack", item) for item in batch)
 
-    def _set_link(self, up: bool) -> None:
+    def _set_link(self, up):  # type: (bool) -> None
         if self._up is not up:
             self._up = up
             self._events.append(TransportEvent("link", up))
 
-    def close(self) -> None:
+    def close(self):  # type: () -> None
         # Let the uploader thread end once it is idle; never waits for it. The agent's
         # stop pumps until its deadline first, so the final status has had its chance;
         # whatever is still unacknowledged has gone to the journal by now.
@@ -293,5 +295,5 @@ class DigiTransport(Transport):
         self._thread = None
         self._datapoint = None
 
-    def describe(self) -> str:
+    def describe(self):  # type: () -> str
         return "drm:"
