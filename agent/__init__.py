@@ -1,18 +1,17 @@
-"""gc-agent: keeps long-running Python applications on Digi gateways out of memory trouble.
-
-Embed it::
-
-    import agent
-    agent.start("/etc/config/gcagent/ix20.ini")
-    agent.on_low_memory(lambda info: my_cache.clear())
-    agent.event("client_disconnected")          # feeds rules with on = app:client_disconnected
-
-or wrap a script: ``python -m agent run --profile P -- app.py ARGS``.
-
-No function here raises into the application because of an agent fault;
-mistakes in how they are called are logged on the "gcagent" logger (which,
-with no logging set up, prints warnings to stderr) and ignored.
-"""
+# gc-agent: keeps long-running Python applications on Digi gateways out of memory trouble.
+#
+# Embed it::
+#
+#     import agent
+#     agent.start("/etc/config/gcagent/ix20.ini")
+#     agent.on_low_memory(lambda info: my_cache.clear())
+#     agent.event("client_disconnected")          # feeds rules with on = app:client_disconnected
+#
+# or wrap a script: ``python -m agent run --profile P -- app.py ARGS``.
+#
+# No function here raises into the application because of an agent fault;
+# mistakes in how they are called are logged on the "gcagent" logger (which,
+# with no logging set up, prints warnings to stderr) and ignored.
 
 import gc
 import logging
@@ -26,8 +25,8 @@ from .cputime import thread_cpu as _thread_cpu
 _IMPORT_CPU = _thread_cpu()
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Any, Callable, List, Optional, Sequence, Union
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, List, Optional, Sequence, Union  # noqa: F401 (type comments)
 
 __version__ = "0.1.0"
 __all__ = ["start", "stop", "event", "collect", "on_low_memory", "__version__"]
@@ -36,16 +35,15 @@ log = logging.getLogger("gcagent")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _lock = threading.RLock()
 _agent = None          # the running Agent, if any
-_callbacks: "List[Callable[[dict], object]]" = []   # registered before start()
+_callbacks = []  # type: List[Callable[[dict], object]]  # registered before start()
 
 
-def start(profile: "Any", report: "Union[str, Sequence[str], None]" = None) -> bool:
-    """Start the agent thread in this process; True when it is running.
-
-    `profile` is a path to an INI profile (or an `agent.profile.Profile`);
-    `report` overrides the profile's `[report] urls` with one URL or a list.
-    A bad profile or URL is reported on stderr and the agent stays off.
-    """
+def start(profile, report=None):  # type: (Any, Union[str, Sequence[str], None]) -> bool
+    # Start the agent thread in this process; True when it is running.
+    #
+    # `profile` is a path to an INI profile (or an `agent.profile.Profile`);
+    # `report` overrides the profile's `[report] urls` with one URL or a list.
+    # A bad profile or URL is reported on stderr and the agent stays off.
     global _agent
     with _lock:
         if _agent is not None:
@@ -79,8 +77,8 @@ def start(profile: "Any", report: "Union[str, Sequence[str], None]" = None) -> b
         return True
 
 
-def stop(timeout: float = 5.0) -> None:
-    """Send final telemetry and status offline, then stop the agent thread."""
+def stop(timeout=5.0):  # type: (float) -> None
+    # Send final telemetry and status offline, then stop the agent thread.
     global _agent
     with _lock:
         current, _agent = _agent, None
@@ -91,12 +89,11 @@ def stop(timeout: float = 5.0) -> None:
             log.info("gc-agent: stop: %s: %s", type(exc).__name__, exc)
 
 
-def event(name: str, **fields: "Any") -> None:
-    """Tell the agent something happened (an `app:NAME` trigger for event rules).
-
-    Returns at once; the event is reported with `fields` (JSON-able values,
-    others by repr) on the agent's next tick.
-    """
+def event(name, **fields):  # type: (str, **Any) -> None
+    # Tell the agent something happened (an `app:NAME` trigger for event rules).
+    #
+    # Returns at once; the event is reported with `fields` (JSON-able values,
+    # others by repr) on the agent's next tick.
     if not isinstance(name, str) or not _NAME.match(name):
         log.warning("gc-agent: event(%r): a name is 1-64 letters, digits, '_', '.' or '-'", name)
         return
@@ -108,11 +105,10 @@ def event(name: str, **fields: "Any") -> None:
             log.info("gc-agent: event: %s: %s", type(exc).__name__, exc)
 
 
-def collect(generation: int = 2, reason: str = "manual") -> int:
-    """Run a measured collection now, in the caller's thread; returns objects collected.
-
-    Works without a running agent too (then it is just gc.collect).
-    """
+def collect(generation=2, reason="manual"):  # type: (int, str) -> int
+    # Run a measured collection now, in the caller's thread; returns objects collected.
+    #
+    # Works without a running agent too (then it is just gc.collect).
     current = _agent
     # After stop() (or before start()) it is a plain gc.collect: say so, not only "using 2".
     idle = "" if current is not None else " (the agent is not running: not measured or reported)"
@@ -137,20 +133,19 @@ def collect(generation: int = 2, reason: str = "manual") -> int:
         return 0
 
 
-def _shown(value: object) -> str:
-    """repr(value), short, or its type's name when its repr raises."""
+def _shown(value):  # type: (object) -> str
+    # repr(value), short, or its type's name when its repr raises.
     try:
         return repr(value)[:40]
     except Exception:
         return "<%s>" % type(value).__name__
 
 
-def on_low_memory(callback: "Callable[[dict], object]") -> None:
-    """Register `callback(info)` for low-memory rules whose escalation has `callbacks`.
-
-    `info` holds headroom_kb, below_kb and ceiling_kb. Use it to drop caches.
-    A callback that raises is reported and the others still run.
-    """
+def on_low_memory(callback):  # type: (Callable[[dict], object]) -> None
+    # Register `callback(info)` for low-memory rules whose escalation has `callbacks`.
+    #
+    # `info` holds headroom_kb, below_kb and ceiling_kb. Use it to drop caches.
+    # A callback that raises is reported and the others still run.
     if not callable(callback):
         log.warning("gc-agent: on_low_memory(%r): not callable; ignored", callback)
         return
@@ -161,12 +156,12 @@ def on_low_memory(callback: "Callable[[dict], object]") -> None:
         current.add_low_memory_callback(callback)
 
 
-def running() -> "Optional[Any]":
-    """The running `agent.runtime.Agent`, or None (for tests and tools)."""
+def running():  # type: () -> Optional[Any]
+    # The running `agent.runtime.Agent`, or None (for tests and tools).
     return _agent
 
 
-def _jsonable(fields: dict) -> dict:
+def _jsonable(fields):  # type: (dict) -> dict
     import json
     try:
         text = json.dumps(fields, default=repr, allow_nan=False)

@@ -1,4 +1,4 @@
-"""Command line: python -m agent {check,run,decode} (see `python -m agent --help`)."""
+# Command line: python -m agent {check,run,decode} (see `python -m agent --help`).
 
 import atexit
 import logging
@@ -11,28 +11,28 @@ from .cputime import thread_cpu
 from .launcher import split_at_dashes
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import List, Optional
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, List, Optional  # noqa: F401 (type comments)
 
 RUN_FLAGS = ("--profile", "--report", "--log")   # the run options that take a value
 
 
 class RunArgs(object):
-    """A `run` command line, as argparse would give it."""
+    # A `run` command line, as argparse would give it.
 
     command = "run"
 
-    def __init__(self) -> None:
+    def __init__(self):  # type: () -> None
         self.profile = None   # type: Optional[str]
         self.report = None    # type: Optional[List[str]]
         self.log = None       # type: Optional[str]
         self.strict = False
 
 
-def _plain_run(ours: "List[str]") -> "Optional[RunArgs]":
-    """`run --profile P [--report URL]... [--log FILE] [--strict]` without argparse (which
-    the application would pay for in RSS: docs/footprint.md); None for anything else
-    (help, errors, abbreviations), which argparse then reads and answers as ever."""
+def _plain_run(ours):  # type: (List[str]) -> Optional[RunArgs]
+    # `run --profile P [--report URL]... [--log FILE] [--strict]` without argparse (which
+    # the application would pay for in RSS: docs/footprint.md); None for anything else
+    # (help, errors, abbreviations), which argparse then reads and answers as ever.
     if not ours or ours[0] != "run":
         return None
     args, rest = RunArgs(), list(ours[1:])
@@ -55,9 +55,9 @@ def _plain_run(ours: "List[str]") -> "Optional[RunArgs]":
     return args if args.profile is not None else None
 
 
-def main(argv: "Optional[List[str]]" = None, began: "Optional[float]" = None) -> int:
-    """Entry point; returns the exit status. `began`: the thread's CPU clock when the
-    agent's own code started loading (`python -m agent`), else now."""
+def main(argv=None, began=None):  # type: (Optional[List[str]], Optional[float]) -> int
+    # Entry point; returns the exit status. `began`: the thread's CPU clock when the
+    # agent's own code started loading (`python -m agent`), else now.
     argv = list(sys.argv[1:] if argv is None else argv)
     if began is None:
         began = thread_cpu()   # from here to the script's start, CPU is the agent's (agent_cpu_ms)
@@ -88,7 +88,7 @@ def main(argv: "Optional[List[str]]" = None, began: "Optional[float]" = None) ->
     return 2
 
 
-def _check(paths: "List[str]", verbose: bool) -> int:
+def _check(paths, verbose):  # type: (List[str], bool) -> int
     from .errors import ProfileError
     from .profile import describe, load
     status = 0
@@ -105,7 +105,7 @@ def _check(paths: "List[str]", verbose: bool) -> int:
     return status
 
 
-def _run(args: "RunArgs", script: "List[str]", began: float) -> int:
+def _run(args, script, began):  # type: (RunArgs, List[str], float) -> int
     from . import running, start, stop
     from .errors import AgentError
     if args.log:
@@ -143,8 +143,8 @@ def _run(args: "RunArgs", script: "List[str]", began: float) -> int:
     return result.status
 
 
-def _validated(args: "RunArgs"):
-    """The profile, with its device id resolvable and every --report URL usable."""
+def _validated(args):  # type: (RunArgs) -> Any
+    # The profile, with its device id resolvable and every --report URL usable.
     from .errors import TransportError
     from .profile import load, resolve_device_id
     from .transports import check_url
@@ -158,7 +158,7 @@ def _validated(args: "RunArgs"):
     return profile
 
 
-def _log_to(path: str) -> None:
+def _log_to(path):  # type: (str) -> None
     try:
         handler = logging.FileHandler(path)
     except OSError as exc:
@@ -173,7 +173,7 @@ def _log_to(path: str) -> None:
 _stop_requested = threading.Event()
 
 
-def _install_signals(with_script: bool) -> None:
+def _install_signals(with_script):  # type: (bool) -> None
     from . import running
 
     def on_usr1(signum, frame):
@@ -199,7 +199,7 @@ def _install_signals(with_script: bool) -> None:
         signal.signal(signal.SIGINT, on_term)
 
 
-def _wait_for_signal(stop) -> int:
+def _wait_for_signal(stop):  # type: (Any) -> int
     try:
         while not _stop_requested.wait(3600):
             pass

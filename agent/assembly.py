@@ -1,14 +1,13 @@
-"""Building an agent's parts, and taking them apart again when a step fails.
-
-The parts, in the order they are made: the device id and the message
-envelope, the probe (which hooks `gc.callbacks` to time collections), the
-actor, the policy, and one reporter per report URL (its transport and, with
-`[buffer] flash`, its journal). Each step that acquires something (a gc hook,
-a file, a thread) leaves a way to undo it; when a later step raises, what was
-already made is closed, newest first, and the error goes on to the caller. So
-a failed `agent.start()` leaves the application's process as it found it
-(see docs/architecture.md, "Life cycle").
-"""
+# Building an agent's parts, and taking them apart again when a step fails.
+#
+# The parts, in the order they are made: the device id and the message
+# envelope, the probe (which hooks `gc.callbacks` to time collections), the
+# actor, the policy, and one reporter per report URL (its transport and, with
+# `[buffer] flash`, its journal). Each step that acquires something (a gc hook,
+# a file, a thread) leaves a way to undo it; when a later step raises, what was
+# already made is closed, newest first, and the error goes on to the caller. So
+# a failed `agent.start()` leaves the application's process as it found it
+# (see docs/architecture.md, "Life cycle").
 
 import logging
 import sys
@@ -20,7 +19,7 @@ from .lean import record
 from .messages import Envelope, encode
 from .outbox import Outbox
 from .probes import Probe, gc_flavour
-from .profile import Profile, resolve_device_id
+from .profile import resolve_device_id
 from .reporter import Reporter
 from .rules import Policy
 from .transports import open_transport
@@ -28,19 +27,21 @@ from .transports.base import Context, TransportSettings
 from .tuning import can_freeze
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Any, Callable, Dict, List, Optional, Sequence
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, Dict, List, Optional, Sequence  # noqa: F401 (type comments)
+
+    from .profile import Profile  # noqa: F401 (type comments)
 
 log = logging.getLogger("gcagent")
 
 
-def journal_folder(flash: str, destination: str) -> str:
-    """Each report destination keeps its own journal under [buffer] flash."""
+def journal_folder(flash, destination):  # type: (str, str) -> str
+    # Each report destination keeps its own journal under [buffer] flash.
     return "%s/%s" % (flash, "".join(c if c.isalnum() else "_" for c in destination))
 
 
-def transport_settings(profile: Profile) -> TransportSettings:
-    """The [report] settings a transport may read, typed and complete."""
+def transport_settings(profile):  # type: (Profile) -> TransportSettings
+    # The [report] settings a transport may read, typed and complete.
     report = profile.report
     return TransportSettings(prefix=report.prefix, keepalive=report.keepalive,
                              compress=report.compress, window=report.window,
@@ -50,10 +51,10 @@ def transport_settings(profile: Profile) -> TransportSettings:
                              password_env=report.password_env)
 
 
-def status_fields(profile: Profile, probe: "Any", uptime_s: float, state: str,
-                  version: str, device_id: str = "", problems: "Sequence[str]" = ()) -> "Dict[str, Any]":
-    """The fields of a `status` message (docs/messages.md); `version` is the agent's.
-    A `DEVICE@APP` id adds `host` and `app`; start-up `problems` are listed (docs/field.md)."""
+def status_fields(profile, probe, uptime_s, state, version, device_id="", problems=()):
+    # type: (Profile, Any, float, str, str, str, Sequence[str]) -> Dict[str, Any]
+    # The fields of a `status` message (docs/messages.md); `version` is the agent's.
+    # A `DEVICE@APP` id adds `host` and `app`; start-up `problems` are listed (docs/field.md).
     from .identity import app_fields
     ceiling = probe.ceiling
     fields = dict(state=state, agent=version, python="%d.%d.%d" % sys.version_info[:3],
@@ -69,7 +70,7 @@ def status_fields(profile: Profile, probe: "Any", uptime_s: float, state: str,
     return fields
 
 
-def _bundle_field() -> "Dict[str, str]":
+def _bundle_field():  # type: () -> Dict[str, str]
     # Only a bundle's own start (agent.__main__) verifies a bundle, importing
     # agent.bundle to do it: an application starting the agent from plain files
     # does not load that module at all (docs/footprint.md).
@@ -77,8 +78,8 @@ def _bundle_field() -> "Dict[str, str]":
     return bundle.bundle_field() if bundle is not None else {}
 
 
-def report_name(transport) -> str:
-    """A destination as `status` names it: its URL without secrets, and how it delivers now."""
+def report_name(transport):  # type: (Any) -> str
+    # A destination as `status` names it: its URL without secrets, and how it delivers now.
     note = transport.note()
     return "%s (%s)" % (transport.describe(), note) if note else transport.describe()
 
@@ -93,21 +94,21 @@ class Parts(record(
         "reporters",                            # List[Reporter]
         "started_at",                           # float: monotonic seconds
 )):
-    """What a running agent is made of; `close_parts` takes it apart."""
+    # What a running agent is made of; `close_parts` takes it apart.
 
     __slots__ = ()
 
 
 class _Undo(object):
-    """Closers of what was acquired so far, run newest first if a step fails."""
+    # Closers of what was acquired so far, run newest first if a step fails.
 
-    def __init__(self) -> None:
-        self._closers: List[Callable[[], None]] = []
+    def __init__(self):  # type: () -> None
+        self._closers = []  # type: List[Callable[[], None]]
 
-    def push(self, closer: "Callable[[], None]") -> None:
+    def push(self, closer):  # type: (Callable[[], None]) -> None
         self._closers.append(closer)
 
-    def run(self) -> None:
+    def run(self):  # type: () -> None
         while self._closers:
             closer = self._closers.pop()
             try:
@@ -116,10 +117,9 @@ class _Undo(object):
                 log.info("gc-agent: undoing a failed start: %s: %s", type(exc).__name__, exc)
 
 
-def build_parts(profile: Profile, version: str, reports: "Optional[Sequence[str]]" = None,
-                probe: "Optional[Any]" = None, clock: "Callable[[], float]" = time.time,
-                monotonic: "Callable[[], float]" = time.monotonic) -> Parts:
-    """Make every part; if a step raises, close what was made and re-raise."""
+def build_parts(profile, version, reports=None, probe=None, clock=time.time, monotonic=time.monotonic):
+    # type: (Profile, str, Optional[Sequence[str]], Optional[Any], Callable[[], float], Callable[[], float]) -> Parts
+    # Make every part; if a step raises, close what was made and re-raise.
     undo = _Undo()
     try:
         from .identity import with_app  # DEVICE@APP with `[agent] app` (docs/field.md)
@@ -140,7 +140,7 @@ def build_parts(profile: Profile, version: str, reports: "Optional[Sequence[str]
         context = Context(device_id, will, transport_settings(profile))
         # The same URL twice would mean two writers on one file: keep one.
         urls = list(dict.fromkeys(reports if reports else profile.report.urls))
-        reporters: List[Reporter] = []
+        reporters = []  # type: List[Reporter]
         for url in urls:
             # Transports' modules are imported now, before a launched script changes sys.path.
             reporter = _reporter(profile, open_transport(url, context))
@@ -152,8 +152,8 @@ def build_parts(profile: Profile, version: str, reports: "Optional[Sequence[str]
     return Parts(device_id, envelope, probe, actor, policy, reporters, started_at)
 
 
-def close_parts(reporters: "Sequence[Reporter]", probe: "Any") -> None:
-    """Close every reporter (spilling what is unacknowledged), then the probe."""
+def close_parts(reporters, probe):  # type: (Sequence[Reporter], Any) -> None
+    # Close every reporter (spilling what is unacknowledged), then the probe.
     for reporter in reporters:
         try:
             reporter.close()
@@ -162,16 +162,16 @@ def close_parts(reporters: "Sequence[Reporter]", probe: "Any") -> None:
     probe.close()
 
 
-def _will(profile: Profile, probe: "Any", envelope: Envelope, clock: "Callable[[], float]",
-          version: str) -> bytes:
-    """The retained status "offline" the broker publishes if we vanish (seq 0)."""
+def _will(profile, probe, envelope, clock, version):
+    # type: (Profile, Any, Envelope, Callable[[], float], str) -> bytes
+    # The retained status "offline" the broker publishes if we vanish (seq 0).
     will = status_fields(profile, probe, 0.0, "offline", version, envelope.device)
     will.update(v=1, type="status", device=envelope.device, boot=envelope.boot, seq=0,
                 ts=round(clock(), 3), will=True)
     return encode(will, profile.report.compress)
 
 
-def _reporter(profile: Profile, transport) -> Reporter:
+def _reporter(profile, transport):  # type: (Profile, Any) -> Reporter
     journal = None
     buffer = profile.buffer
     if buffer.flash and transport.has_link:

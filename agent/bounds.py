@@ -1,30 +1,29 @@
-"""The ranges a schema-v1 message must keep, beyond its types.
-
-`messages.validate` checks types; this checks sizes and ranges, so a reader
-(the console's SQLite store, a dashboard, another JSON parser) can hold every
-value of a message it accepted. What the agent itself sends always fits:
-
-- integers fit in 64 bits signed, anywhere in a message (SQLite's INTEGER;
-  JSON readers built on doubles lose precision long before that);
-- numbers are finite (JSON has no NaN or Infinity; `1e999` parses as inf);
-- nesting is at most MAX_DEPTH deep; strings are valid Unicode (no lone
-  surrogates, which cannot be written as UTF-8);
-- `seq` is 0 or more, times (`ts`, samples' `ts`) are 0 to TS_MAX (year 2286),
-  kilobyte counts are 0 to KB_MAX;
-- `device` and `boot` are 1 to ID_MAX characters (a profile's device id is
-  at most 64, and `DEVICE@APP` adds `@` and an application name of up to 32:
-  docs/field.md), names (`model`, `rule`, `event`, `state`) at most NAME_MAX, the
-  other status strings at most TEXT_MAX;
-- the optional fields a reader keeps (`rule`, `generation`, `rss_before_kb`,
-  `rss_after_kb`, `historical`, `will`) have their types.
-
-See docs/console-robustness.md for what the console does with the rest.
-"""
+# The ranges a schema-v1 message must keep, beyond its types.
+#
+# `messages.validate` checks types; this checks sizes and ranges, so a reader
+# (the console's SQLite store, a dashboard, another JSON parser) can hold every
+# value of a message it accepted. What the agent itself sends always fits:
+#
+# - integers fit in 64 bits signed, anywhere in a message (SQLite's INTEGER;
+#   JSON readers built on doubles lose precision long before that);
+# - numbers are finite (JSON has no NaN or Infinity; `1e999` parses as inf);
+# - nesting is at most MAX_DEPTH deep; strings are valid Unicode (no lone
+#   surrogates, which cannot be written as UTF-8);
+# - `seq` is 0 or more, times (`ts`, samples' `ts`) are 0 to TS_MAX (year 2286),
+#   kilobyte counts are 0 to KB_MAX;
+# - `device` and `boot` are 1 to ID_MAX characters (a profile's device id is
+#   at most 64, and `DEVICE@APP` adds `@` and an application name of up to 32:
+#   docs/field.md), names (`model`, `rule`, `event`, `state`) at most NAME_MAX, the
+#   other status strings at most TEXT_MAX;
+# - the optional fields a reader keeps (`rule`, `generation`, `rss_before_kb`,
+#   `rss_after_kb`, `historical`, `will`) have their types.
+#
+# See docs/console-robustness.md for what the console does with the rest.
 
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Any, List
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, List  # noqa: F401 (type comments)
 
 INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
 TS_MAX = 1e10
@@ -44,9 +43,9 @@ _OPTIONAL = {"rule": str, "generation": int, "rss_before_kb": int, "rss_after_kb
              "historical": bool, "will": bool}
 
 
-def check(message: "Any") -> "List[str]":
-    """Every way a type-valid `message` leaves the ranges above (empty when it keeps them)."""
-    problems: List[str] = []
+def check(message):  # type: (Any) -> List[str]
+    # Every way a type-valid `message` leaves the ranges above (empty when it keeps them).
+    problems = []  # type: List[str]
     _walk(message, problems)
     if problems or not isinstance(message, dict):
         return problems[:MAX_PROBLEMS]
@@ -81,28 +80,27 @@ def check(message: "Any") -> "List[str]":
     return problems[:MAX_PROBLEMS]
 
 
-def _number(problems: "List[str]", field: str, value: "Any", low: float, high: float) -> None:
+def _number(problems, field, value, low, high):  # type: (List[str], str, Any, float, float) -> None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and not low <= value <= high:
         problems.append("%s %s is out of range (%s to %s)" % (field, _short(value), low, high))
 
 
-def _text(problems: "List[str]", field: str, value: "Any", most: int, least: int = 0) -> None:
+def _text(problems, field, value, most, least=0):  # type: (List[str], str, Any, int, int) -> None
     if isinstance(value, str) and not least <= len(value) <= most:
         problems.append("%s of %d characters is out of range (%d to %d)" % (field, len(value),
                                                                            least, most))
 
 
-def _short(value: "Any") -> str:
+def _short(value):  # type: (Any) -> str
     text = repr(value)
     return text if len(text) <= 24 else text[:21] + "..."
 
 
-def _walk(root: "Any", problems: "List[str]") -> None:
-    """Integers, floats, strings and depth anywhere in `root`, without recursion.
-
-    Run on every message the console decodes, so the common case (a container
-    of scalars) costs one type test per value.
-    """
+def _walk(root, problems):  # type: (Any, List[str]) -> None
+    # Integers, floats, strings and depth anywhere in `root`, without recursion.
+    #
+    # Run on every message the console decodes, so the common case (a container
+    # of scalars) costs one type test per value.
     stack = [(root, 1, "")]
     while stack and len(problems) < MAX_PROBLEMS:
         container, depth, where = stack.pop()
@@ -139,12 +137,12 @@ def _walk(root: "Any", problems: "List[str]") -> None:
                 stack.append((value, depth + 1, _label(key, depth, where)))
 
 
-def _label(key: "Any", depth: int, where: str) -> str:
-    """Problems name the top-level field they are under."""
+def _label(key, depth, where):  # type: (Any, int, str) -> str
+    # Problems name the top-level field they are under.
     return repr(key)[:40] if depth == 1 and isinstance(key, str) else (where or "a")
 
 
-def _unicode(text: str) -> bool:
+def _unicode(text):  # type: (str) -> bool
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -1,19 +1,18 @@
-"""Running from a gc-bundle .pyz: check every file against MANIFEST.json first.
-
-`gc-bundle` writes one zip application per device with a MANIFEST.json that
-lists the SHA-256 of every other file in it. When the agent was imported from
-such an archive, `verify()` re-hashes each file and returns a message naming
-the first file that differs, is missing, or was added; the CLI then refuses to
-start (exit status 2, like a bad profile). This catches a corrupted upload or
-a hand-edited bundle; it is not a signature (whoever can edit the zip can
-edit the manifest too), which is why `status` carries the manifest's hash
-(`bundle`) for the console to compare with what provisioning built.
-
-The archive is read through zipimport, not zipfile (why: `agent.lean`).
-
-Secrets put in with `gc-bundle --include-secrets` are written to the paths the
-manifest names (mode 0600) at the first start, never over an existing file.
-"""
+# Running from a gc-bundle .pyz: check every file against MANIFEST.json first.
+#
+# `gc-bundle` writes one zip application per device with a MANIFEST.json that
+# lists the SHA-256 of every other file in it. When the agent was imported from
+# such an archive, `verify()` re-hashes each file and returns a message naming
+# the first file that differs, is missing, or was added; the CLI then refuses to
+# start (exit status 2, like a bad profile). This catches a corrupted upload or
+# a hand-edited bundle; it is not a signature (whoever can edit the zip can
+# edit the manifest too), which is why `status` carries the manifest's hash
+# (`bundle`) for the console to compare with what provisioning built.
+#
+# The archive is read through zipimport, not zipfile (why: `agent.lean`).
+#
+# Secrets put in with `gc-bundle --include-secrets` are written to the paths the
+# manifest names (mode 0600) at the first start, never over an existing file.
 
 import json
 import os
@@ -22,35 +21,35 @@ import sys
 from .lean import sha256_hex, zip_importer, zip_names
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Dict, List, Optional
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Dict, List, Optional  # noqa: F401 (type comments)
 
 MANIFEST = "MANIFEST.json"
 FORMAT = 1
 
-_verified: "Optional[str]" = None   # the manifest hash, once verify() passed
-_built_for: "Optional[str]" = None  # the manifest's "python" (MAJOR.MINOR the bundle targets)
+_verified = None  # type: Optional[str]  # the manifest hash, once verify() passed
+_built_for = None  # type: Optional[str]  # the manifest's "python" (MAJOR.MINOR the bundle targets)
 
 
-def archive_of(loader: object = None) -> "Optional[str]":
-    """The .pyz this package was imported from, or None when it came from plain files."""
+def archive_of(loader=None):  # type: (object) -> Optional[str]
+    # The .pyz this package was imported from, or None when it came from plain files.
     loader = globals().get("__loader__") if loader is None else loader
     archive = getattr(loader, "archive", None)
     return archive if isinstance(archive, str) and archive else None
 
 
-def verified_hash() -> "Optional[str]":
-    """SHA-256 of the verified bundle's MANIFEST.json; None when not running from a bundle."""
+def verified_hash():  # type: () -> Optional[str]
+    # SHA-256 of the verified bundle's MANIFEST.json; None when not running from a bundle.
     return _verified
 
 
-def bundle_field() -> "Dict[str, str]":
-    """`{"bundle": HASH}` for status messages when running from a verified bundle, else {}."""
+def bundle_field():  # type: () -> Dict[str, str]
+    # `{"bundle": HASH}` for status messages when running from a verified bundle, else {}.
     return {} if _verified is None else {"bundle": _verified}
 
 
-def verify(archive: "Optional[str]" = None) -> "Optional[str]":
-    """None when not in a bundle or every file matches; otherwise what is wrong, for people."""
+def verify(archive=None):  # type: (Optional[str]) -> Optional[str]
+    # None when not in a bundle or every file matches; otherwise what is wrong, for people.
     global _verified
     archive = archive or archive_of()
     if archive is None:
@@ -79,9 +78,9 @@ def verify(archive: "Optional[str]" = None) -> "Optional[str]":
     return None
 
 
-def python_mismatch(version=None) -> "Optional[str]":
-    """What to do when this bundle was built for a newer Python than the one running it
-    (its vendored libraries, paho-mqtt 2.x for 3.10, do not import on 3.6); else None."""
+def python_mismatch(version=None):  # type: (Any) -> Optional[str]
+    # What to do when this bundle was built for a newer Python than the one running it
+    # (its vendored libraries, paho-mqtt 2.x for 3.10, do not import on 3.6); else None.
     if _built_for is None:
         return None
     try:
@@ -96,7 +95,7 @@ def python_mismatch(version=None) -> "Optional[str]":
             % (_built_for, running[0], running[1], running[0], running[1]))
 
 
-def _check_files(archive: str, importer: object, files: "Dict[str, str]") -> "Optional[str]":
+def _check_files(archive, importer, files):  # type: (str, object, Dict[str, str]) -> Optional[str]
     for name in sorted(files):
         try:
             data = importer.get_data(name)
@@ -112,8 +111,8 @@ def _check_files(archive: str, importer: object, files: "Dict[str, str]") -> "Op
     return None
 
 
-def install_secrets(archive: "Optional[str]" = None) -> "List[str]":
-    """Write bundled secrets to their device paths (0600) where absent; the paths written."""
+def install_secrets(archive=None):  # type: (Optional[str]) -> List[str]
+    # Write bundled secrets to their device paths (0600) where absent; the paths written.
     archive = archive or archive_of()
     if archive is None or _verified is None:
         return []
@@ -131,8 +130,8 @@ def install_secrets(archive: "Optional[str]" = None) -> "List[str]":
     return written
 
 
-def refuse_if_tampered() -> "Optional[str]":
-    """The CLI's hook: verify, then install secrets; a message means do not start."""
+def refuse_if_tampered():  # type: () -> Optional[str]
+    # The CLI's hook: verify, then install secrets; a message means do not start.
     problem = verify()
     if problem is not None:
         return problem

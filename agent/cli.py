@@ -1,10 +1,9 @@
-"""The command line's argparse parser: built only when `agent.__main__` needs it.
-
-argparse (with gettext, and on 3.6 textwrap, copy and locale) costs the
-application's process RSS (docs/footprint.md), so a well-formed
-`python -m agent run` line is read by `agent.__main__` itself and this module
-is imported only for `check`, `decode`, help, and lines it does not recognise.
-"""
+# The command line's argparse parser: built only when `agent.__main__` needs it.
+#
+# argparse (with gettext, and on 3.6 textwrap, copy and locale) costs the
+# application's process RSS (docs/footprint.md), so a well-formed
+# `python -m agent run` line is read by `agent.__main__` itself and this module
+# is imported only for `check`, `decode`, help, and lines it does not recognise.
 
 import argparse
 import os
@@ -13,8 +12,8 @@ import sys
 from . import __version__
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Optional
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Optional  # noqa: F401 (type comments)
 
 EPILOG = """examples:
   python -m agent check device_profiles/*.ini
@@ -30,8 +29,8 @@ script gives the script's own exit status.
 """
 
 
-def _columns() -> int:
-    """What shutil.get_terminal_size() says, without importing shutil."""
+def _columns():  # type: () -> int
+    # What shutil.get_terminal_size() says, without importing shutil.
     try:
         return int(os.environ["COLUMNS"])
     except (KeyError, ValueError):
@@ -43,11 +42,11 @@ def _columns() -> int:
 
 
 class _Help(argparse.HelpFormatter):
-    """argparse sizes its help through shutil, which imports bz2, lzma and fnmatch into
-    the application's process (about 2 MB of RSS) on every start, help or not."""
+    # argparse sizes its help through shutil, which imports bz2, lzma and fnmatch into
+    # the application's process (about 2 MB of RSS) on every start, help or not.
 
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: "Optional[int]" = None) -> None:
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        # type: (str, int, int, Optional[int]) -> None
         super().__init__(prog, indent_increment, max_help_position,
                          _columns() - 2 if width is None else width)
 
@@ -56,14 +55,14 @@ class _RawHelp(_Help, argparse.RawDescriptionHelpFormatter):
     pass
 
 
-def _prog() -> str:
-    """How this was started, for help and errors: a gc-bundle .pyz, or the package."""
+def _prog():  # type: () -> str
+    # How this was started, for help and errors: a gc-bundle .pyz, or the package.
     from .bundle import archive_of
     archive = archive_of()
     return "python3 %s" % os.path.basename(archive) if archive else "python -m agent"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser():  # type: () -> argparse.ArgumentParser
     prog = _prog()
     parser = argparse.ArgumentParser(
         prog=prog, epilog=EPILOG.replace("python -m agent", prog), formatter_class=_RawHelp,

@@ -1,14 +1,13 @@
-"""Signed commands to the device: verify, refuse with a reason, or run a handler.
-
-A command is JSON ``{id, cmd, args, ts, sig}`` (plus an optional ``device``);
-``sig`` is hex HMAC-SHA256 with the device's key over `canonical` of the
-other fields. The signature covers the *parsed* fields, re-serialised, so
-what was verified is exactly what runs. Nothing in a command names code or a
-file: ``cmd`` only selects one of the handlers the agent registered.
-
-No hashlib or hmac here (why: `agent.lean`): HMAC is built on the
-interpreter's own SHA-256 module.
-"""
+# Signed commands to the device: verify, refuse with a reason, or run a handler.
+#
+# A command is JSON ``{id, cmd, args, ts, sig}`` (plus an optional ``device``);
+# ``sig`` is hex HMAC-SHA256 with the device's key over `canonical` of the
+# other fields. The signature covers the *parsed* fields, re-serialised, so
+# what was verified is exactly what runs. Nothing in a command names code or a
+# file: ``cmd`` only selects one of the handlers the agent registered.
+#
+# No hashlib or hmac here (why: `agent.lean`): HMAC is built on the
+# interpreter's own SHA-256 module.
 
 import collections
 import json
@@ -23,8 +22,8 @@ from .limits import MAX_COMMAND_BYTES, MAX_ERROR_CHARS, REFUSAL_BURST, REFUSAL_E
 from .ratelimit import TokenBucket
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Any, Callable, Dict, Optional, Sequence
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, Dict, Optional, Sequence  # noqa: F401 (type comments)
 
     Handler = Callable[[Dict[str, Any]], Any]
 
@@ -36,14 +35,14 @@ _OPAD = bytes(b ^ 0x5C for b in range(256))
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
-def canonical(fields: "Dict[str, Any]") -> bytes:
-    """The bytes a signature covers: sorted keys, no spaces, UTF-8."""
+def canonical(fields):  # type: (Dict[str, Any]) -> bytes
+    # The bytes a signature covers: sorted keys, no spaces, UTF-8.
     return json.dumps(fields, sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False).encode("utf-8")
 
 
-def hmac_sha256_hex(key: bytes, data: bytes) -> str:
-    """HMAC-SHA256 (RFC 2104) of `data` under `key`, as lowercase hex."""
+def hmac_sha256_hex(key, data):  # type: (bytes, bytes) -> str
+    # HMAC-SHA256 (RFC 2104) of `data` under `key`, as lowercase hex.
     if len(key) > _BLOCK:
         key = _sha256(key).digest()
     key = key.ljust(_BLOCK, b"\x00")
@@ -54,20 +53,19 @@ def hmac_sha256_hex(key: bytes, data: bytes) -> str:
     return outer.hexdigest()
 
 
-def sign(command: "Dict[str, Any]", key: bytes) -> "Dict[str, Any]":
-    """A copy of `command` with `sig` set over its other fields."""
+def sign(command, key):  # type: (Dict[str, Any], bytes) -> Dict[str, Any]
+    # A copy of `command` with `sig` set over its other fields.
     fields = dict((k, v) for k, v in command.items() if k != "sig")
     signed = dict(fields)
     signed["sig"] = hmac_sha256_hex(key, canonical(fields))
     return signed
 
 
-def load_key(path: str) -> bytes:
-    """The key in file `path`: hex (64+ digits) is decoded, anything else used as text.
-
-    Raises AgentError naming the path (never the key) when the file cannot be
-    read or holds fewer than 16 bytes of key.
-    """
+def load_key(path):  # type: (str) -> bytes
+    # The key in file `path`: hex (64+ digits) is decoded, anything else used as text.
+    #
+    # Raises AgentError naming the path (never the key) when the file cannot be
+    # read or holds fewer than 16 bytes of key.
     try:
         with open(path, "rb") as handle:
             text = handle.read().strip()
@@ -82,25 +80,22 @@ def load_key(path: str) -> bytes:
     return text
 
 
-def _no_constant(name: str) -> None:
+def _no_constant(name):  # type: (str) -> None
     raise ValueError("%s is not JSON" % name)
 
 
 class Commands(object):
-    """Verifies commands for one device and runs the matching handler.
+    # Verifies commands for one device and runs the matching handler.
+    #
+    # `remember` bounds the ids kept for replay checks; keep it above the number
+    # of commands the device may see within `window` seconds, since a forgotten
+    # id whose `ts` is still fresh could be replayed. With `ids` (an
+    # `agent.replay_guard.ReplayIds`) the accepted ids also survive a restart.
+    # `answers` limits how many refusals get an answer (agent/limits.py).
 
-    `remember` bounds the ids kept for replay checks; keep it above the number
-    of commands the device may see within `window` seconds, since a forgotten
-    id whose `ts` is still fresh could be replayed. With `ids` (an
-    `agent.replay_guard.ReplayIds`) the accepted ids also survive a restart.
-    `answers` limits how many refusals get an answer (agent/limits.py).
-    """
-
-    def __init__(self, key: bytes, device: str, handlers: "Dict[str, Handler]",
-                 allow: "Optional[Sequence[str]]" = None, window: float = 300.0,
-                 remember: int = 1024, max_bytes: int = MAX_COMMAND_BYTES,
-                 clock: "Callable[[], float]" = time.time, ids=None,
-                 monotonic: "Callable[[], float]" = time.monotonic) -> None:
+    def __init__(self, key, device, handlers, allow=None, window=300.0, remember=1024,
+                 max_bytes=MAX_COMMAND_BYTES, clock=time.time, ids=None, monotonic=time.monotonic):
+        # type: (bytes, str, Dict[str, Handler], Optional[Sequence[str]], float, int, int, Callable[[], float], Any, Callable[[], float]) -> None
         self._key = bytes(key)
         self.device = device
         self.handlers = dict(handlers)
@@ -109,9 +104,9 @@ class Commands(object):
         self.remember = max(1, int(remember))
         self.max_bytes = max_bytes
         self._clock = clock
-        self._seen: Dict[str, None] = collections.OrderedDict()   # oldest first
+        self._seen = collections.OrderedDict()  # type: Dict[str, None]  # oldest first
         self._lock = threading.Lock()   # transports may deliver from more than one thread
-        self.refused: Dict[str, int] = {}
+        self.refused = {}  # type: Dict[str, int]
         self.answers = TokenBucket(REFUSAL_BURST, REFUSAL_EVERY, monotonic)
         # One snapshot at a time: tracemalloc is one per process (agent/control.py).
         self.snapshot_lock = threading.Lock()
@@ -121,11 +116,11 @@ class Commands(object):
             for ident in ids.load(clock()):
                 self._seen[ident] = None
 
-    def verify(self, payload: bytes) -> "Dict[str, Any]":
-        """The command (without `sig`) if it may run; else raise CommandRefused."""
+    def verify(self, payload):  # type: (bytes) -> Dict[str, Any]
+        # The command (without `sig`) if it may run; else raise CommandRefused.
         return self._check(self._parse(payload))
 
-    def _parse(self, payload: bytes) -> "Dict[str, Any]":
+    def _parse(self, payload):  # type: (bytes) -> Dict[str, Any]
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
         if len(payload) > self.max_bytes:
@@ -140,7 +135,7 @@ class Commands(object):
                                  % type(command).__name__)
         return command
 
-    def _check(self, command: "Dict[str, Any]") -> "Dict[str, Any]":
+    def _check(self, command):  # type: (Dict[str, Any]) -> Dict[str, Any]
         _check_fields(command)
         command = dict(command)
         sig = command.pop("sig", None)
@@ -174,8 +169,8 @@ class Commands(object):
         command.setdefault("args", {})
         return command
 
-    def handle(self, payload: bytes) -> "Dict[str, Any]":
-        """The `resp` fields for `payload`: verified and run, or refused. Never raises."""
+    def handle(self, payload):  # type: (bytes) -> Dict[str, Any]
+        # The `resp` fields for `payload`: verified and run, or refused. Never raises.
         ident = ""
         try:
             command = self._parse(payload)
@@ -194,8 +189,8 @@ class Commands(object):
         return {"id": ident, "ok": False, "error": ("%s: %s" % (reason, sentence))[:MAX_ERROR_CHARS]}
 
 
-def _check_fields(command: "Dict[str, Any]") -> None:
-    """Raise bad_field for the first missing, mistyped or unexpected field."""
+def _check_fields(command):  # type: (Dict[str, Any]) -> None
+    # Raise bad_field for the first missing, mistyped or unexpected field.
     extra = sorted(set(command) - set(FIELDS))
     if extra:
         raise CommandRefused("bad_field", "unexpected field %r" % extra[0])
@@ -215,7 +210,7 @@ def _check_fields(command: "Dict[str, Any]") -> None:
         raise CommandRefused("bad_field", "sig must be a hex string")
 
 
-def _finite(number: float) -> bool:
+def _finite(number):  # type: (float) -> bool
     try:
         return math.isfinite(number)   # a 400-digit int overflows here rather than in `age`
     except OverflowError:

@@ -1,28 +1,27 @@
-"""What the remote commands do to a running agent.
-
-The allow-list is fixed here, and no command runs code or names a file:
-
-- ``collect`` {generation}: a measured collection now;
-- ``status``: what the agent sees and how it is doing;
-- ``set`` {rule, key, value}: change one rule setting listed in
-  `[commands] settable`, validated exactly as the profile is; changes
-  accumulate (each starts from the rules the last one left) and last until
-  the next `reload` or restart; `before` is the value in effect;
-- ``snapshot`` {top, seconds}: tracemalloc's top allocation sites over a
-  time-boxed window (at most 30 s), in a thread of its own, one at a time
-  (another is refused `busy` meanwhile); tracing is stopped
-  afterwards (unless the application was already tracing), so it costs
-  nothing later;
-- ``reload``: read the profile again from its own path; an invalid profile
-  is refused and the old one stays. Rules, tick and budget take effect at
-  once; report URLs, buffers and commands at the next start.
-
-Verification (signature, replay window, remembered ids) is `agent.commands`.
-The agent is reached only through its public interface (`emit`, `now`,
-`policy_state`, `replace_policy`, `collect` and its read-only attributes),
-never its private state: see docs/architecture.md.
-Refusals are answered within a rate, the rest counted (docs/hardening.md).
-"""
+# What the remote commands do to a running agent.
+#
+# The allow-list is fixed here, and no command runs code or names a file:
+#
+# - ``collect`` {generation}: a measured collection now;
+# - ``status``: what the agent sees and how it is doing;
+# - ``set`` {rule, key, value}: change one rule setting listed in
+#   `[commands] settable`, validated exactly as the profile is; changes
+#   accumulate (each starts from the rules the last one left) and last until
+#   the next `reload` or restart; `before` is the value in effect;
+# - ``snapshot`` {top, seconds}: tracemalloc's top allocation sites over a
+#   time-boxed window (at most 30 s), in a thread of its own, one at a time
+#   (another is refused `busy` meanwhile); tracing is stopped
+#   afterwards (unless the application was already tracing), so it costs
+#   nothing later;
+# - ``reload``: read the profile again from its own path; an invalid profile
+#   is refused and the old one stays. Rules, tick and budget take effect at
+#   once; report URLs, buffers and commands at the next start.
+#
+# Verification (signature, replay window, remembered ids) is `agent.commands`.
+# The agent is reached only through its public interface (`emit`, `now`,
+# `policy_state`, `replace_policy`, `collect` and its read-only attributes),
+# never its private state: see docs/architecture.md.
+# Refusals are answered within a rate, the rest counted (docs/hardening.md).
 
 import configparser
 import io
@@ -39,8 +38,8 @@ from .profile import load, loads
 from .rules import headroom_kb
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Any, Dict
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Dict  # noqa: F401 (type comments)
 
 SNAPSHOT_MAX_SECONDS = 30.0
 SNAPSHOT_MAX_TOP = 50
@@ -49,8 +48,8 @@ REPLAY_IDS_FILE = "replay-ids"   # beside the journals under [buffer] flash
 log = logging.getLogger("gcagent")
 
 
-def make_commands(agent) -> Commands:
-    """The verifier and handlers for `agent`, from its profile's [commands]."""
+def make_commands(agent):  # type: (Any) -> Commands
+    # The verifier and handlers for `agent`, from its profile's [commands].
     settings = agent.profile.commands
     handlers = {
         "collect": lambda args: _collect(agent, args),
@@ -82,13 +81,12 @@ def make_commands(agent) -> Commands:
     return out
 
 
-def key_file_warning(path: str) -> str:
-    """A sentence when the key file can be read by group or others, else ''.
-
-    Warned about, not refused (docs/hardening.md): refusing would take remote
-    management away from a fleet over a file mode; the warning is on stderr at
-    start, in an `error` event and in `status` until the mode is fixed.
-    """
+def key_file_warning(path):  # type: (str) -> str
+    # A sentence when the key file can be read by group or others, else ''.
+    #
+    # Warned about, not refused (docs/hardening.md): refusing would take remote
+    # management away from a fleet over a file mode; the warning is on stderr at
+    # start, in an `error` event and in `status` until the mode is fixed.
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -99,8 +97,8 @@ def key_file_warning(path: str) -> str:
     return ""
 
 
-def handle_command(agent, payload: bytes) -> None:
-    """Verify, run and answer one command payload (agent thread; never raises)."""
+def handle_command(agent, payload):  # type: (Any, bytes) -> None
+    # Verify, run and answer one command payload (agent thread; never raises).
     commands = agent.commands
     if _names(payload) == "snapshot":   # seconds long: verified here, run in a thread
         try:
@@ -125,32 +123,32 @@ def handle_command(agent, payload: bytes) -> None:
     _answer(agent, commands.handle(payload))
 
 
-def _answer(agent, resp: "Dict[str, Any]") -> None:
-    """Emit a resp; refusals only within the answer rate (agent/limits.py), the rest counted."""
+def _answer(agent, resp):  # type: (Any, Dict[str, Any]) -> None
+    # Emit a resp; refusals only within the answer rate (agent/limits.py), the rest counted.
     if resp.get("ok") or agent.commands.answers.take():
         agent.emit("resp", **resp)
 
 
-def _count(agent, reason: str) -> None:
+def _count(agent, reason):  # type: (Any, str) -> None
     refused = agent.commands.refused
     refused[reason] = refused.get(reason, 0) + 1
 
 
-def _names(payload: bytes) -> str:
+def _names(payload):  # type: (bytes) -> str
     try:
         return str(json.loads(payload.decode("utf-8")).get("cmd", ""))
     except Exception:
         return ""
 
 
-def _int_arg(args: "Dict[str, Any]", name: str, default: int, low: int, high: int) -> int:
+def _int_arg(args, name, default, low, high):  # type: (Dict[str, Any], str, int, int, int) -> int
     value = args.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise CommandRefused("bad_args", "%s must be a whole number from %d to %d" % (name, low, high))
     return value
 
 
-def _collect(agent, args: "Dict[str, Any]") -> "Dict[str, Any]":
+def _collect(agent, args):  # type: (Any, Dict[str, Any]) -> Dict[str, Any]
     generation = _int_arg(args, "generation", 2, 0, 2)
     result = agent.collect(generation, "command")
     return {"generation": generation, "collected": result.collected,
@@ -158,7 +156,7 @@ def _collect(agent, args: "Dict[str, Any]") -> "Dict[str, Any]":
             "rss_after_kb": result.rss_after_kb}
 
 
-def _status(agent) -> "Dict[str, Any]":
+def _status(agent):  # type: (Any) -> Dict[str, Any]
     sample = agent.last_sample
     policy = agent.policy_state()
     return {
@@ -185,7 +183,7 @@ def _status(agent) -> "Dict[str, Any]":
     }
 
 
-def _set(agent, args: "Dict[str, Any]") -> "Dict[str, Any]":
+def _set(agent, args):  # type: (Any, Dict[str, Any]) -> Dict[str, Any]
     rule, key, value = args.get("rule"), args.get("key"), args.get("value")
     if not all(isinstance(x, str) for x in (rule, key)) or not isinstance(value, (str, int, float)) \
             or isinstance(value, bool):
@@ -213,8 +211,8 @@ def _set(agent, args: "Dict[str, Any]") -> "Dict[str, Any]":
     return {"rule": rule, "key": key, "before": before, "after": str(value)}
 
 
-def _live_value(agent, rule: str, key: str) -> "Any":
-    """The running rule's value of `key` (a default), as JSON can carry it."""
+def _live_value(agent, rule, key):  # type: (Any, str, str) -> Any
+    # The running rule's value of `key` (a default), as JSON can carry it.
     from .rules.table import value
     for settings in agent.profile.rules:
         if settings.name == rule:
@@ -223,7 +221,7 @@ def _live_value(agent, rule: str, key: str) -> "Any":
     return None
 
 
-def _reload(agent) -> "Dict[str, Any]":
+def _reload(agent):  # type: (Any) -> Dict[str, Any]
     try:
         fresh = load(agent.profile.path)
     except ProfileError as exc:
@@ -235,8 +233,8 @@ def _reload(agent) -> "Dict[str, Any]":
             "note": "rules, tick and budget now; report URLs, buffers, commands at next start"}
 
 
-def _snapshot_and_answer(agent, command: "Dict[str, Any]") -> None:
-    def snapshot(args: "Dict[str, Any]") -> "Dict[str, Any]":
+def _snapshot_and_answer(agent, command):  # type: (Any, Dict[str, Any]) -> None
+    def snapshot(args):  # type: (Dict[str, Any]) -> Dict[str, Any]
         import tracemalloc
         top = _int_arg(args, "top", 10, 1, SNAPSHOT_MAX_TOP)
         seconds = args.get("seconds", 5)

@@ -1,16 +1,15 @@
-"""`python -m agent decode`: wire captures -> JSON lines, bad frames reported.
-
-Takes what a person can capture: a serial stream (`JSON*CRC` lines, as
-`cat /dev/ttyS1 > capture` or a live port), the JSON lines a `file://` report
-writes, or MQTT payloads (plain JSON, or zlib streams one after another as
-`mosquitto_sub -N` writes them). Every message goes to stdout as one JSON
-line, flushed at once so a live port can be watched; every line that fails
-its check goes to stderr with its line number and why, and a summary ends the
-run (Ctrl-C included). A message seen before (same device, boot and seq: a frame
-the agent sent again after a lost acknowledgement) is printed once and counted
-as a duplicate. Memory stays bounded: a line over `max_line` is skipped as it
-streams by, and duplicates are told by the last `SEEN_KEPT` messages' keys.
-"""
+# `python -m agent decode`: wire captures -> JSON lines, bad frames reported.
+#
+# Takes what a person can capture: a serial stream (`JSON*CRC` lines, as
+# `cat /dev/ttyS1 > capture` or a live port), the JSON lines a `file://` report
+# writes, or MQTT payloads (plain JSON, or zlib streams one after another as
+# `mosquitto_sub -N` writes them). Every message goes to stdout as one JSON
+# line, flushed at once so a live port can be watched; every line that fails
+# its check goes to stderr with its line number and why, and a summary ends the
+# run (Ctrl-C included). A message seen before (same device, boot and seq: a frame
+# the agent sent again after a lost acknowledgement) is printed once and counted
+# as a duplicate. Memory stays bounded: a line over `max_line` is skipped as it
+# streams by, and duplicates are told by the last `SEEN_KEPT` messages' keys.
 
 import collections
 import json
@@ -19,28 +18,28 @@ import zlib
 from . import framing, messages
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import BinaryIO, Dict, Optional, TextIO
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import BinaryIO, Dict, Optional, TextIO  # noqa: F401 (type comments)
 
 MAX_DETAILS = 20   # bad lines described one by one; the rest are only counted
 SEEN_KEPT = 100000   # (device, boot, seq) keys remembered to drop resent frames
 
 
 class Decoder(object):
-    """Writes the messages found in a binary stream; counts what it refuses."""
+    # Writes the messages found in a binary stream; counts what it refuses.
 
-    def __init__(self, out: "TextIO", err: "TextIO", max_line: int = framing.MAX_LINE) -> None:
+    def __init__(self, out, err, max_line=framing.MAX_LINE):  # type: (TextIO, TextIO, int) -> None
         self.out = out
         self.err = err
         self.max_line = max_line
         self.good = 0
-        self.bad: Dict[str, int] = {}
+        self.bad = {}  # type: Dict[str, int]
         self.line = 0
         self.duplicates = 0
         self._seen = collections.OrderedDict()   # (device, boot, seq) -> None, oldest first
 
-    def run(self, stream: "BinaryIO") -> int:
-        """Decode `stream` to the end; exit status 0 when nothing was refused, else 1."""
+    def run(self, stream):  # type: (BinaryIO) -> int
+        # Decode `stream` to the end; exit status 0 when nothing was refused, else 1.
         interrupted = False
         try:
             head = stream.read(1)
@@ -60,7 +59,7 @@ class Decoder(object):
             return 130
         return 1 if refused else 0
 
-    def _lines(self, stream: "BinaryIO", head: bytes) -> None:
+    def _lines(self, stream, head):  # type: (BinaryIO, bytes) -> None
         pending = head
         while True:
             line = pending + stream.readline(self.max_line + 1 - len(pending))
@@ -77,7 +76,7 @@ class Decoder(object):
                 continue
             self._one(line.rstrip(b"\r\n"))
 
-    def _one(self, line: bytes) -> None:
+    def _one(self, line):  # type: (bytes) -> None
         if not line.strip():
             return
         body = framing.unframe(line)
@@ -90,7 +89,7 @@ class Decoder(object):
             body = line   # a plain JSON line (file:// output, an MQTT payload)
         self._emit(body)
 
-    def _emit(self, body: bytes) -> None:
+    def _emit(self, body):  # type: (bytes) -> None
         try:
             message = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
@@ -113,7 +112,7 @@ class Decoder(object):
         self.out.write(json.dumps(message, ensure_ascii=False, separators=(",", ":")) + "\n")
         self.out.flush()
 
-    def _zlib(self, data: bytes) -> None:
+    def _zlib(self, data):  # type: (bytes) -> None
         while data:
             self.line += 1
             inflater = zlib.decompressobj()
@@ -128,7 +127,7 @@ class Decoder(object):
             self._emit(body)
             data = inflater.unused_data.lstrip(b"\n")
 
-    def _refuse(self, reason: str, why: str) -> None:
+    def _refuse(self, reason, why):  # type: (str, str) -> None
         self.bad[reason] = self.bad.get(reason, 0) + 1
         count = sum(self.bad.values())
         if count <= MAX_DETAILS:
@@ -137,8 +136,9 @@ class Decoder(object):
             self.err.write("decode: more refused lines are only counted\n")
 
 
-def decode_file(path: "Optional[str]", out: "TextIO", err: "TextIO", max_line: int = framing.MAX_LINE) -> int:
-    """Decode the file at `path` (stdin when None or '-'); the exit status."""
+def decode_file(path, out, err, max_line=framing.MAX_LINE):
+    # type: (Optional[str], TextIO, TextIO, int) -> int
+    # Decode the file at `path` (stdin when None or '-'); the exit status.
     import sys
     decoder = Decoder(out, err, max_line)
     if path in (None, "-"):

@@ -1,27 +1,26 @@
-"""Digi Remote Manager's limits on device uploads, as pure decisions.
-
-Remote Manager takes at most 250 data points and 2 MB in one upload, at most
-60 uploads a minute (12 on Developer accounts), one at a time; over a limit it
-answers with an error. The `drm:` transport stays inside them:
-
-- `plan()` picks the points of the next upload: whole messages while they fit,
-  and a message with more points than one upload takes (a telemetry message is
-  1 + 2 x samples points) is split over several uploads; it leaves the outbox
-  when its last point is up;
-- `RateLimit` spaces uploads so no rolling minute holds more than `per_minute`;
-- `classify()` tells a throttled or refused upload (back off, shrink; the link
-  is fine) from a lost link (journal, reconnect).
-
-See docs/field.md, "Remote Manager's limits".
-"""
+# Digi Remote Manager's limits on device uploads, as pure decisions.
+#
+# Remote Manager takes at most 250 data points and 2 MB in one upload, at most
+# 60 uploads a minute (12 on Developer accounts), one at a time; over a limit it
+# answers with an error. The `drm:` transport stays inside them:
+#
+# - `plan()` picks the points of the next upload: whole messages while they fit,
+#   and a message with more points than one upload takes (a telemetry message is
+#   1 + 2 x samples points) is split over several uploads; it leaves the outbox
+#   when its last point is up;
+# - `RateLimit` spaces uploads so no rolling minute holds more than `per_minute`;
+# - `classify()` tells a throttled or refused upload (back off, shrink; the link
+#   is fine) from a lost link (journal, reconnect).
+#
+# See docs/field.md, "Remote Manager's limits".
 
 import collections
 
 from .lean import record
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Deque, List, Sequence
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Deque, List, Sequence  # noqa: F401 (type comments)
 
 MAX_POINTS = 250
 MAX_BYTES = 2 * 1024 * 1024
@@ -30,23 +29,23 @@ WINDOW = 60.0
 POINT_OVERHEAD = 96   # bytes a point costs besides its stream name and value (timestamp, type, units, commas)
 
 
-def point_bytes(stream_id: str, data: object) -> int:
-    """What one point adds to an upload, generously counted."""
+def point_bytes(stream_id, data):  # type: (str, object) -> int
+    # What one point adds to an upload, generously counted.
     return len(stream_id.encode("utf-8")) + len(str(data).encode("utf-8")) + POINT_OVERHEAD
 
 
 class Plan(record("Plan", "points", "complete", "partial")):   # ints
-    """The next upload: `points` points from the flattened queue, which completes
-    `complete` whole messages and leaves `partial` points of the next one sent."""
+    # The next upload: `points` points from the flattened queue, which completes
+    # `complete` whole messages and leaves `partial` points of the next one sent.
 
     __slots__ = ()
 
 
-def plan(per_message: "Sequence[Sequence[int]]", already: int = 0, max_points: int = MAX_POINTS,
-         max_bytes: int = MAX_BYTES) -> Plan:
-    """Plan the next upload from each waiting message's point sizes (bytes per point);
-    the first message's first `already` points went up before. Always at least one
-    point, so a queue never wedges."""
+def plan(per_message, already=0, max_points=MAX_POINTS, max_bytes=MAX_BYTES):
+    # type: (Sequence[Sequence[int]], int, int, int) -> Plan
+    # Plan the next upload from each waiting message's point sizes (bytes per point);
+    # the first message's first `already` points went up before. Always at least one
+    # point, so a queue never wedges.
     taken = size = complete = 0
     partial = already
     for index, sizes in enumerate(per_message):
@@ -63,21 +62,21 @@ def plan(per_message: "Sequence[Sequence[int]]", already: int = 0, max_points: i
 
 
 class RateLimit(object):
-    """At most `per_minute` uploads in any rolling minute (`clock` is monotonic seconds)."""
+    # At most `per_minute` uploads in any rolling minute (`clock` is monotonic seconds).
 
-    def __init__(self, per_minute: int = PER_MINUTE) -> None:
+    def __init__(self, per_minute=PER_MINUTE):  # type: (int) -> None
         self.per_minute = max(1, int(per_minute))
-        self._starts: Deque[float] = collections.deque()
+        self._starts = collections.deque()  # type: Deque[float]
 
-    def next_at(self, now: float) -> float:
-        """When the next upload may start (`now` or later)."""
+    def next_at(self, now):  # type: (float) -> float
+        # When the next upload may start (`now` or later).
         while self._starts and self._starts[0] <= now - WINDOW:
             self._starts.popleft()
         if len(self._starts) < self.per_minute:
             return now
         return self._starts[0] + WINDOW
 
-    def started(self, now: float) -> None:
+    def started(self, now):  # type: (float) -> None
         self._starts.append(now)
 
 
@@ -86,8 +85,8 @@ _THROTTLED = ("throttl", "too many requests", "rate limit", "429", "too many upl
 _REFUSED = ("too many data points", "too large", "payload", "at most", "exceeds", "413")
 
 
-def classify(error: BaseException) -> str:
-    """'throttled' (wait, then send the same), 'refused' (too big: send less), or 'link'."""
+def classify(error):  # type: (BaseException) -> str
+    # 'throttled' (wait, then send the same), 'refused' (too big: send less), or 'link'.
     text = str(error).lower()
     if any(word in text for word in _THROTTLED):
         return "throttled"
@@ -96,6 +95,6 @@ def classify(error: BaseException) -> str:
     return "link"
 
 
-def sizes_of(points: "List[object]") -> "List[int]":
-    """Byte sizes of digidevice DataPoints (stream_id and data attributes)."""
+def sizes_of(points):  # type: (List[object]) -> List[int]
+    # Byte sizes of digidevice DataPoints (stream_id and data attributes).
     return [point_bytes(getattr(p, "stream_id", ""), getattr(p, "data", "")) for p in points]

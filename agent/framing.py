@@ -1,25 +1,24 @@
-"""Serial framing: one message per line, `JSON*CRC\\n` (shared with the tools).
-
-CRC is the CRC-32 (zlib's) of the JSON bytes as 8 lowercase hex digits, the
-same framing both ways. A reader keeps at most `max_line` bytes of a line: a
-longer one is dropped as it streams past, so a megabyte of garbage without a
-newline costs no more memory than a good line. Every dropped line is counted
-by reason, and reading resumes at the next newline, the way NMEA readers
-resync on a damaged sentence.
-
-Acknowledgements travel the same way: `{"type":"ack","boot":B,"seq":[N, ...]}`
-names the messages the far end holds (`seq` may be one number; `boot` may be
-left out for this boot's messages). Naming each message, rather than a
-cumulative high-water mark, is what keeps a frame lost to line noise from
-being acknowledged by the frame after it.
-"""
+# Serial framing: one message per line, `JSON*CRC\n` (shared with the tools).
+#
+# CRC is the CRC-32 (zlib's) of the JSON bytes as 8 lowercase hex digits, the
+# same framing both ways. A reader keeps at most `max_line` bytes of a line: a
+# longer one is dropped as it streams past, so a megabyte of garbage without a
+# newline costs no more memory than a good line. Every dropped line is counted
+# by reason, and reading resumes at the next newline, the way NMEA readers
+# resync on a damaged sentence.
+#
+# Acknowledgements travel the same way: `{"type":"ack","boot":B,"seq":[N, ...]}`
+# names the messages the far end holds (`seq` may be one number; `boot` may be
+# left out for this boot's messages). Naming each message, rather than a
+# cumulative high-water mark, is what keeps a frame lost to line noise from
+# being acknowledged by the frame after it.
 
 import json
 import sys
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Dict, Iterable, List, Optional
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Dict, Iterable, List, Optional  # noqa: F401 (type comments)
 
 MAX_LINE = 64 * 1024
 REASONS = ("crc", "too_long", "malformed")
@@ -28,11 +27,11 @@ REASONS = ("crc", "too_long", "malformed")
 # while a telemetry frame costs a few hundred microseconds here. Longer lines (rare,
 # or a flood) load zlib, so the CPU a line costs stays bounded.
 ZLIB_FROM = 4096
-_TABLE: "Optional[memoryview]" = None
+_TABLE = None  # type: Optional[memoryview]
 
 
-def crc32(body: bytes) -> int:
-    """CRC-32 of `body`, the value zlib.crc32 gives."""
+def crc32(body):  # type: (bytes) -> int
+    # CRC-32 of `body`, the value zlib.crc32 gives.
     zlib = sys.modules.get("zlib")
     if zlib is None and len(body) >= ZLIB_FROM:
         import zlib
@@ -45,10 +44,10 @@ def crc32(body: bytes) -> int:
     return crc ^ 0xFFFFFFFF
 
 
-def _crc_table() -> memoryview:
-    """The byte table of CRC-32, made on first use (two threads may both make it: the same
-    table). 1 KB of unsigned ints read through a memoryview, not a list of 256 ints (10 KB
-    on 3.6, docs/footprint.md)."""
+def _crc_table():  # type: () -> memoryview
+    # The byte table of CRC-32, made on first use (two threads may both make it: the same
+    # table). 1 KB of unsigned ints read through a memoryview, not a list of 256 ints (10 KB
+    # on 3.6, docs/footprint.md).
     global _TABLE
     table = bytearray()
     for n in range(256):
@@ -59,18 +58,18 @@ def _crc_table() -> memoryview:
     return _TABLE
 
 
-def crc_hex(body: bytes) -> bytes:
-    """The frame check of `body`: CRC-32 as 8 lowercase hex digits."""
+def crc_hex(body):  # type: (bytes) -> bytes
+    # The frame check of `body`: CRC-32 as 8 lowercase hex digits.
     return b"%08x" % crc32(body)
 
 
-def frame(body: bytes) -> bytes:
-    """`body` (compact JSON, no newline) as one line on the wire."""
+def frame(body):  # type: (bytes) -> bytes
+    # `body` (compact JSON, no newline) as one line on the wire.
     return body + b"*" + crc_hex(body) + b"\n"
 
 
-def unframe(line: bytes) -> "Optional[bytes]":
-    """The JSON body of one line (newline optional), or None when the check fails."""
+def unframe(line):  # type: (bytes) -> Optional[bytes]
+    # The JSON body of one line (newline optional), or None when the check fails.
     line = line.rstrip(b"\r\n")
     body, star, check = line.rpartition(b"*")
     if not star or len(check) != 8 or crc_hex(body) != check:
@@ -78,31 +77,31 @@ def unframe(line: bytes) -> "Optional[bytes]":
     return body
 
 
-def ack(seqs: "Iterable[int]", boot: "Optional[str]" = None) -> bytes:
-    """An acknowledgement frame for the messages `seqs` (of `boot`)."""
-    message: Dict[str, object] = {"type": "ack", "seq": sorted(set(seqs))}
+def ack(seqs, boot=None):  # type: (Iterable[int], Optional[str]) -> bytes
+    # An acknowledgement frame for the messages `seqs` (of `boot`).
+    message = {"type": "ack", "seq": sorted(set(seqs))}  # type: Dict[str, object]
     if boot:
         message["boot"] = boot
     return frame(json.dumps(message, separators=(",", ":")).encode("ascii"))
 
 
 class LineReader(object):
-    """Bytes in, checked frame bodies out; bad and overlong lines counted and skipped."""
+    # Bytes in, checked frame bodies out; bad and overlong lines counted and skipped.
 
-    def __init__(self, max_line: int = MAX_LINE) -> None:
+    def __init__(self, max_line=MAX_LINE):  # type: (int) -> None
         self.max_line = max_line
-        self.bad: Dict[str, int] = dict.fromkeys(REASONS, 0)
+        self.bad = dict.fromkeys(REASONS, 0)  # type: Dict[str, int]
         self.good = 0
         self._buffer = bytearray()
         self._skipping = False   # inside an overlong line: discard up to its newline
 
     @property
-    def dropped(self) -> int:
-        """Lines refused so far, whatever the reason."""
+    def dropped(self):  # type: () -> int
+        # Lines refused so far, whatever the reason.
         return sum(self.bad.values())
 
-    def feed(self, data: bytes) -> "List[bytes]":
-        """The bodies of every complete, intact line in `data` (after what came before)."""
+    def feed(self, data):  # type: (bytes) -> List[bytes]
+        # The bodies of every complete, intact line in `data` (after what came before).
         bodies = []
         start = 0
         while start < len(data):
@@ -128,7 +127,7 @@ class LineReader(object):
             bodies.append(body)
         return bodies
 
-    def _keep(self, chunk: bytes) -> None:
+    def _keep(self, chunk):  # type: (bytes) -> None
         if self._skipping:
             return
         if len(self._buffer) + len(chunk) > self.max_line:

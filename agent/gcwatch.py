@@ -1,25 +1,24 @@
-"""Collection pauses, measured from inside `gc.callbacks`.
-
-The callback runs inside every collection of the host application, so it does
-the least it can: two clock reads and a few attribute stores, no containers
-grown, no logging, never an exception. Readers take totals since their last
-read with `take()`.
-"""
+# Collection pauses, measured from inside `gc.callbacks`.
+#
+# The callback runs inside every collection of the host application, so it does
+# the least it can: two clock reads and a few attribute stores, no containers
+# grown, no logging, never an exception. Readers take totals since their last
+# read with `take()`.
 
 import gc
 import time
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Tuple  # noqa: F401 (type comments)
 
 _clock = time.perf_counter
 
 
 class PauseWatch(object):
-    """Accumulates collection pause time (total and longest) between reads."""
+    # Accumulates collection pause time (total and longest) between reads.
 
-    def __init__(self) -> None:
+    def __init__(self):  # type: () -> None
         self._started = 0.0
         self._total = 0.0
         self._max = 0.0
@@ -52,14 +51,14 @@ class PauseWatch(object):
         except Exception:   # never disturb a collection
             pass
 
-    def install(self) -> None:
-        """Hook into gc.callbacks (once)."""
+    def install(self):  # type: () -> None
+        # Hook into gc.callbacks (once).
         if not self._installed:
             gc.callbacks.append(self._callback)
             self._installed = True
 
-    def uninstall(self) -> None:
-        """Remove the hook; safe to call twice."""
+    def uninstall(self):  # type: () -> None
+        # Remove the hook; safe to call twice.
         if self._installed:
             try:
                 gc.callbacks.remove(self._callback)
@@ -67,8 +66,8 @@ class PauseWatch(object):
                 pass
             self._installed = False
 
-    def take(self) -> "Tuple[float, float, int]":
-        """(total ms, longest ms, count) since the previous take, and reset."""
+    def take(self):  # type: () -> Tuple[float, float, int]
+        # (total ms, longest ms, count) since the previous take, and reset.
         # No lock: the callback may run in any thread, even inside this method
         # (an allocation here can trigger a collection), and must never wait.
         total, longest, count = self._total, self._max, self._count
@@ -76,9 +75,9 @@ class PauseWatch(object):
         self._count = 0
         return total * 1000.0, longest * 1000.0, count
 
-    def take_generations(self) -> "Tuple[Tuple[float, ...], Tuple[int, ...], Tuple[int, ...]]":
-        """Per generation since the previous call, and reset: (longest pause ms,
-        collections, objects collected). Independent of `take()`."""
+    def take_generations(self):  # type: () -> Tuple[Tuple[float, ...], Tuple[int, ...], Tuple[int, ...]]
+        # Per generation since the previous call, and reset: (longest pause ms,
+        # collections, objects collected). Independent of `take()`.
         longest = tuple(p * 1000.0 for p in self._gen_max)
         count, collected = tuple(self._gen_count), tuple(self._gen_collected)
         for g in range(3):

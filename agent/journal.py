@@ -1,19 +1,18 @@
-"""The journal: messages kept on flash while the uplink is down, or over a restart.
-
-Records go into append-only segment files (`seg-000000000042.log`, numbered in
-write order across restarts), each as an 8-byte header, big-endian length and
-CRC-32 of the payload, then the payload. fsync is batched (every `sync_every`
-seconds, and when a segment is closed) to spare the flash: a power loss may
-lose the last few seconds, never the journal. The total size is bounded: the
-oldest closed segments are removed first and their records counted in
-`dropped`.
-
-Read back after a crash, a torn or damaged record fails its length or CRC check
-and is skipped and counted in `corrupt`; reading then scans forward, byte by
-byte, for the next record whose header and CRC check out. A record of length 0
-is impossible (zeroed blocks after a power loss would otherwise read as empty
-records), so empty payloads are refused. Thread-safe.
-"""
+# The journal: messages kept on flash while the uplink is down, or over a restart.
+#
+# Records go into append-only segment files (`seg-000000000042.log`, numbered in
+# write order across restarts), each as an 8-byte header, big-endian length and
+# CRC-32 of the payload, then the payload. fsync is batched (every `sync_every`
+# seconds, and when a segment is closed) to spare the flash: a power loss may
+# lose the last few seconds, never the journal. The total size is bounded: the
+# oldest closed segments are removed first and their records counted in
+# `dropped`.
+#
+# Read back after a crash, a torn or damaged record fails its length or CRC check
+# and is skipped and counted in `corrupt`; reading then scans forward, byte by
+# byte, for the next record whose header and CRC check out. A record of length 0
+# is impossible (zeroed blocks after a power loss would otherwise read as empty
+# records), so empty payloads are refused. Thread-safe.
 
 import collections
 import os
@@ -26,15 +25,15 @@ import zlib
 from .errors import JournalError
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Callable, Dict, List, Optional, Set, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Callable, Dict, List, Optional, Set, Tuple  # noqa: F401 (type comments)
 
 _HEADER = struct.Struct(">II")
 _NAME = re.compile(r"^seg-(\d+)\.log$")
 
 
-def _record_at(data: memoryview, pos: int) -> "Optional[bytes]":
-    """The payload of a valid record at `pos`, or None if none starts there."""
+def _record_at(data, pos):  # type: (memoryview, int) -> Optional[bytes]
+    # The payload of a valid record at `pos`, or None if none starts there.
     if len(data) - pos < _HEADER.size:
         return None
     length, crc = _HEADER.unpack_from(data, pos)
@@ -49,10 +48,10 @@ def _record_at(data: memoryview, pos: int) -> "Optional[bytes]":
     return bytes(payload)
 
 
-def _parse(data: bytes) -> "Tuple[List[bytes], int]":
-    """The valid records in `data`, and how many damaged stretches were skipped."""
+def _parse(data):  # type: (bytes) -> Tuple[List[bytes], int]
+    # The valid records in `data`, and how many damaged stretches were skipped.
     view = memoryview(data)
-    records: List[bytes] = []
+    records = []  # type: List[bytes]
     bad = 0
     pos = 0
     resyncing = False
@@ -71,11 +70,10 @@ def _parse(data: bytes) -> "Tuple[List[bytes], int]":
 
 
 class Journal(object):
-    """Records on flash, delivered a segment at a time, oldest first."""
+    # Records on flash, delivered a segment at a time, oldest first.
 
-    def __init__(self, directory: str, max_bytes: int = 2 * 1024 * 1024,
-                 segment_bytes: int = 64 * 1024, sync_every: float = 5.0,
-                 clock: "Callable[[], float]" = time.monotonic) -> None:
+    def __init__(self, directory, max_bytes=2 * 1024 * 1024, segment_bytes=64 * 1024, sync_every=5.0,
+                 clock=time.monotonic):  # type: (str, int, int, float, Callable[[], float]) -> None
         self._dir = directory
         self._max_bytes = max_bytes
         # At least two segments fit under max_bytes, so the bound never forces
@@ -86,11 +84,11 @@ class Journal(object):
         self.corrupt = 0
         self._clock = clock
         self._lock = threading.RLock()
-        self._sizes: Dict[str, int] = collections.OrderedDict()   # every segment, in write order
-        self._counts: Dict[str, int] = {}     # valid records, once known
-        self._checked: Set[str] = set()       # corruption already counted
-        self._fd: Optional[int] = None
-        self._current: Optional[str] = None
+        self._sizes = collections.OrderedDict()  # type: Dict[str, int]  # every segment, in write order
+        self._counts = {}  # type: Dict[str, int]  # valid records, once known
+        self._checked = set()  # type: Set[str]  # corruption already counted
+        self._fd = None  # type: Optional[int]
+        self._current = None  # type: Optional[str]
         self._last_sync = clock()
         numbers = []
         try:
@@ -106,8 +104,8 @@ class Journal(object):
         # Never append to an old segment: its tail may be torn.
         self._next = max(numbers)[0] + 1 if numbers else 1
 
-    def append(self, payload: bytes) -> None:
-        """Write one record; rotate, fsync and drop the oldest segments as needed."""
+    def append(self, payload):  # type: (bytes) -> None
+        # Write one record; rotate, fsync and drop the oldest segments as needed.
         record = _HEADER.pack(len(payload), zlib.crc32(payload) & 0xFFFFFFFF) + payload
         if not payload or len(record) > self._limit:
             raise JournalError("journal %s: a record of %d bytes does not fit (1 to %d)"
@@ -125,8 +123,8 @@ class Journal(object):
                 raise JournalError("journal %s: %s" % (self._dir, e)) from e
             self._bound()
 
-    def sync(self) -> None:
-        """fsync the open segment now (writes go straight to the OS, unbuffered)."""
+    def sync(self):  # type: () -> None
+        # fsync the open segment now (writes go straight to the OS, unbuffered).
         with self._lock:
             if self._fd is not None:
                 try:
@@ -135,8 +133,8 @@ class Journal(object):
                     raise JournalError("journal %s: %s" % (self._dir, e)) from e
             self._last_sync = self._clock()
 
-    def oldest(self) -> "Optional[Tuple[str, List[bytes]]]":
-        """The oldest segment's name and valid records (possibly none); None if empty."""
+    def oldest(self):  # type: () -> Optional[Tuple[str, List[bytes]]]
+        # The oldest segment's name and valid records (possibly none); None if empty.
         with self._lock:
             while self._sizes:
                 name = next(iter(self._sizes))
@@ -147,8 +145,8 @@ class Journal(object):
                     return name, records
             return None
 
-    def remove(self, name: str) -> None:
-        """Delete a segment once delivered (a no-op if it is already gone)."""
+    def remove(self, name):  # type: (str) -> None
+        # Delete a segment once delivered (a no-op if it is already gone).
         with self._lock:
             if name not in self._sizes:
                 return
@@ -162,23 +160,23 @@ class Journal(object):
                 raise JournalError("journal %s: %s" % (self._dir, e)) from e
             self._forget(name)
 
-    def pending(self) -> int:
-        """Valid records in all segments (reads each older segment once)."""
+    def pending(self):  # type: () -> int
+        # Valid records in all segments (reads each older segment once).
         with self._lock:
             for name in list(self._sizes):
                 if name not in self._counts:
                     self._read(name)
             return sum(self._counts.values())
 
-    def close(self) -> None:
-        """Sync and close the open segment; safe to call twice."""
+    def close(self):  # type: () -> None
+        # Sync and close the open segment; safe to call twice.
         with self._lock:
             try:
                 self._close()
             except OSError as e:
                 raise JournalError("journal %s: %s" % (self._dir, e)) from e
 
-    def _open(self) -> None:
+    def _open(self):  # type: () -> None
         name = "seg-%012d.log" % self._next
         self._fd = os.open(os.path.join(self._dir, name),
                            os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -198,7 +196,7 @@ class Journal(object):
         except OSError:
             pass
 
-    def _write(self, record: bytes) -> None:
+    def _write(self, record):  # type: (bytes) -> None
         name = self._current
         done = 0
         try:
@@ -216,7 +214,7 @@ class Journal(object):
         self._sizes[name] += len(record)
         self._counts[name] += 1
 
-    def _close(self) -> None:
+    def _close(self):  # type: () -> None
         if self._fd is None:
             return
         try:
@@ -225,15 +223,15 @@ class Journal(object):
         finally:
             self._abandon()
 
-    def _abandon(self) -> None:
+    def _abandon(self):  # type: () -> None
         fd, self._fd, self._current = self._fd, None, None
         try:
             os.close(fd)
         except OSError:
             pass
 
-    def _bound(self) -> None:
-        """Remove the oldest closed segments until the total fits in max_bytes."""
+    def _bound(self):  # type: () -> None
+        # Remove the oldest closed segments until the total fits in max_bytes.
         while self.bytes > self._max_bytes:
             name = next(iter(self._sizes))
             if name == self._current:
@@ -244,8 +242,8 @@ class Journal(object):
             self.remove(name)
             self.dropped += count
 
-    def _read(self, name: str) -> "Optional[List[bytes]]":
-        """A segment's valid records, counting its damage once; None if it vanished."""
+    def _read(self, name):  # type: (str) -> Optional[List[bytes]]
+        # A segment's valid records, counting its damage once; None if it vanished.
         try:
             with open(os.path.join(self._dir, name), "rb") as f:
                 data = f.read()
@@ -261,14 +259,14 @@ class Journal(object):
         self._counts[name] = len(records)
         return records
 
-    def _forget(self, name: str) -> None:
+    def _forget(self, name):  # type: (str) -> None
         self._sizes.pop(name, None)
         self._counts.pop(name, None)
         self._checked.discard(name)
 
     # Last in the class: from here on, `bytes` in the class body is this property.
     @property
-    def bytes(self) -> int:
-        """Total size of the segment files."""
+    def bytes(self):  # type: () -> int
+        # Total size of the segment files.
         with self._lock:
             return sum(self._sizes.values())

@@ -1,10 +1,9 @@
-"""Run a script as `__main__` in this interpreter, exactly as `python SCRIPT ARGS` would.
-
-Same `sys.argv`, `sys.path[0]` (the script's directory), `__file__`,
-`__name__`, tracebacks without our frames, and exit status: 0, the
-`SystemExit` code, 1 after an uncaught exception, and death by SIGINT after
-an uncaught KeyboardInterrupt (as CPython 3.8+ does).
-"""
+# Run a script as `__main__` in this interpreter, exactly as `python SCRIPT ARGS` would.
+#
+# Same `sys.argv`, `sys.path[0]` (the script's directory), `__file__`,
+# `__name__`, tracebacks without our frames, and exit status: 0, the
+# `SystemExit` code, 1 after an uncaught exception, and death by SIGINT after
+# an uncaught KeyboardInterrupt (as CPython 3.8+ does).
 
 import builtins
 import os
@@ -16,20 +15,20 @@ from importlib.machinery import SourceFileLoader
 from .lean import is_zip
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import List, Optional, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, List, Optional, Tuple  # noqa: F401 (type comments)
 
 
-def split_at_dashes(argv: "List[str]") -> "Tuple[List[str], List[str]]":
-    """`OURS -- SCRIPT ARGS` -> (OURS, [SCRIPT, ARGS...]): what follows `--` is never ours to parse."""
+def split_at_dashes(argv):  # type: (List[str]) -> Tuple[List[str], List[str]]
+    # `OURS -- SCRIPT ARGS` -> (OURS, [SCRIPT, ARGS...]): what follows `--` is never ours to parse.
     if "--" in argv:
         at = argv.index("--")
         return argv[:at], argv[at + 1:]
     return argv, []
 
 
-def exit_status(code: object) -> int:
-    """The process exit status Python gives for `SystemExit(code)`."""
+def exit_status(code):  # type: (object) -> int
+    # The process exit status Python gives for `SystemExit(code)`.
     if code is None:
         return 0
     if isinstance(code, int) and not isinstance(code, bool):
@@ -44,15 +43,15 @@ def exit_status(code: object) -> int:
 
 
 class ScriptResult(object):
-    """What running the script came to: an exit status, or a signal to die by."""
+    # What running the script came to: an exit status, or a signal to die by.
 
-    def __init__(self, status: int, die_by: "Optional[int]" = None) -> None:
+    def __init__(self, status, die_by=None):  # type: (int, Optional[int]) -> None
         self.status = status
         self.die_by = die_by
 
 
-def run_script(argv: "List[str]") -> ScriptResult:
-    """Execute argv[0] as __main__ with sys.argv = argv (`-m MODULE ARGS`: as `python -m`)."""
+def run_script(argv):  # type: (List[str]) -> ScriptResult
+    # Execute argv[0] as __main__ with sys.argv = argv (`-m MODULE ARGS`: as `python -m`).
     if argv and argv[0] == "-m":
         return run_module(argv[1:])
     if argv and argv[0].startswith("-m") and len(argv[0]) > 2:
@@ -78,10 +77,10 @@ def run_script(argv: "List[str]") -> ScriptResult:
     return _outcome(lambda: exec(compile(source, full, "exec", dont_inherit=True), main.__dict__))
 
 
-def run_module(argv: "List[str]") -> ScriptResult:
-    """`python -m MODULE ARGS`: runpy finds MODULE (a package runs its __main__),
-    sets sys.argv[0] to the module's file, and sys.path[0] is the working
-    directory ('' on 3.6, the full path from 3.7 on, as each Python does)."""
+def run_module(argv):  # type: (List[str]) -> ScriptResult
+    # `python -m MODULE ARGS`: runpy finds MODULE (a package runs its __main__),
+    # sets sys.argv[0] to the module's file, and sys.path[0] is the working
+    # directory ('' on 3.6, the full path from 3.7 on, as each Python does).
     if not argv:
         sys.stderr.write("Argument expected for the -m option\n")
         return ScriptResult(2)
@@ -95,9 +94,9 @@ def run_module(argv: "List[str]") -> ScriptResult:
     return _outcome(lambda: runpy._run_module_as_main(name, alter_argv=True))
 
 
-def _run_main_module(argv: "List[str]", full: str) -> ScriptResult:
-    """A directory or zip file (zipapp .pyz) with __main__.py, as Python runs one:
-    the path itself first on sys.path, then runpy's main-module machinery."""
+def _run_main_module(argv, full):  # type: (List[str], str) -> ScriptResult
+    # A directory or zip file (zipapp .pyz) with __main__.py, as Python runs one:
+    # the path itself first on sys.path, then runpy's main-module machinery.
     import runpy
     main = types.ModuleType("__main__")
     main.__dict__["__builtins__"] = builtins
@@ -109,8 +108,8 @@ def _run_main_module(argv: "List[str]", full: str) -> ScriptResult:
     return _outcome(lambda: runpy._run_module_as_main("__main__", alter_argv=False))
 
 
-def _outcome(run) -> ScriptResult:
-    """Run the script and turn how it ended into what Python would exit with."""
+def _outcome(run):  # type: (Any) -> ScriptResult
+    # Run the script and turn how it ended into what Python would exit with.
     try:
         run()
     except SystemExit as exc:
@@ -124,8 +123,8 @@ def _outcome(run) -> ScriptResult:
     return ScriptResult(0)
 
 
-def _print_exception(skip: int) -> None:
-    """Print the current exception through sys.excepthook, minus our own frames."""
+def _print_exception(skip):  # type: (int) -> None
+    # Print the current exception through sys.excepthook, minus our own frames.
     kind, value, tb = sys.exc_info()
     for _ in range(skip):
         if tb is not None and tb.tb_next is not None:
@@ -138,8 +137,8 @@ def _print_exception(skip: int) -> None:
         pass
 
 
-def die_by(signum: int) -> None:
-    """End the process by `signum` with its default action, as Python does after ^C."""
+def die_by(signum):  # type: (int) -> None
+    # End the process by `signum` with its default action, as Python does after ^C.
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -1,50 +1,49 @@
-"""The leak verdict: is the memory floor rising steadily, how fast, and how long to the ceiling.
-
-One definition, shared: the agent judges the samples it reports (`leak_suspected`,
-`leak_cleared`) and the console judges the same samples from its records
-(`leak_kb_per_hour`, `ceiling_eta_s`, the `leak` alert), so both say the same
-thing about the same series. How it works and where it is blind: docs/leaks.md.
-
-A single collection that gives back no RSS says nothing (pymalloc keeps arenas
-that still hold one live object; the freed room is reused, so a healthy process
-stops growing without shrinking). What a leak changes is the *floor*: the
-lowest memory after collections. So:
-
-1. `Floors` keeps the minimum of each time window, in a fixed number of windows
-   (`CAPACITY`); when they are all used, neighbours merge and windows double,
-   so a whole boot fits in bounded memory at a coarser grain as it ages. It
-   also learns the time between full collections (a sawtooth's tooth).
-2. `judge` merges windows to at least one tooth each (a shorter one holds a
-   garbage ramp, not a floor), then reads the floor as seen from now: the
-   suffix minimum (the lowest memory from each window to the end), so memory
-   that came back later (a collection, the end of a busy day) pulls the
-   earlier floor down with it.
-3. A leak is a floor that rose steadily over the span judged: each quarter of
-   the span carries a share of the rise (a one-time step or a warm-up that
-   levelled off does not), the second half rose nearly as much as the first
-   (a warm-up slows down), the rise is a straight line (r^2), it lasted at
-   least `MIN_POINTS` report periods and `MIN_WINDOWS` teeth, and it already
-   used up `SHARE_OF_ROOM` of the room that was left (half of it when the
-   span is shorter than a day). That last test is what keeps a load cycle's
-   rising side from being called a leak unless the cycle itself would
-   approach the ceiling, and what fixes how early the verdict comes: with a
-   third of the room gone the leak has three quarters of its life ahead.
-   Spans judged: the whole history and its last 48, 32, 24, 16, 12, 8 and 6
-   windows, so a leak that starts after a warm-up or a long healthy time is
-   found too.
-4. A reported leak is cleared when the floor over the most recent span rose
-   less than a quarter of what the reported rate would have added.
-
-Pure: time and memory come in as numbers; nothing here reads a clock or /proc.
-"""
+# The leak verdict: is the memory floor rising steadily, how fast, and how long to the ceiling.
+#
+# One definition, shared: the agent judges the samples it reports (`leak_suspected`,
+# `leak_cleared`) and the console judges the same samples from its records
+# (`leak_kb_per_hour`, `ceiling_eta_s`, the `leak` alert), so both say the same
+# thing about the same series. How it works and where it is blind: docs/leaks.md.
+#
+# A single collection that gives back no RSS says nothing (pymalloc keeps arenas
+# that still hold one live object; the freed room is reused, so a healthy process
+# stops growing without shrinking). What a leak changes is the *floor*: the
+# lowest memory after collections. So:
+#
+# 1. `Floors` keeps the minimum of each time window, in a fixed number of windows
+#    (`CAPACITY`); when they are all used, neighbours merge and windows double,
+#    so a whole boot fits in bounded memory at a coarser grain as it ages. It
+#    also learns the time between full collections (a sawtooth's tooth).
+# 2. `judge` merges windows to at least one tooth each (a shorter one holds a
+#    garbage ramp, not a floor), then reads the floor as seen from now: the
+#    suffix minimum (the lowest memory from each window to the end), so memory
+#    that came back later (a collection, the end of a busy day) pulls the
+#    earlier floor down with it.
+# 3. A leak is a floor that rose steadily over the span judged: each quarter of
+#    the span carries a share of the rise (a one-time step or a warm-up that
+#    levelled off does not), the second half rose nearly as much as the first
+#    (a warm-up slows down), the rise is a straight line (r^2), it lasted at
+#    least `MIN_POINTS` report periods and `MIN_WINDOWS` teeth, and it already
+#    used up `SHARE_OF_ROOM` of the room that was left (half of it when the
+#    span is shorter than a day). That last test is what keeps a load cycle's
+#    rising side from being called a leak unless the cycle itself would
+#    approach the ceiling, and what fixes how early the verdict comes: with a
+#    third of the room gone the leak has three quarters of its life ahead.
+#    Spans judged: the whole history and its last 48, 32, 24, 16, 12, 8 and 6
+#    windows, so a leak that starts after a warm-up or a long healthy time is
+#    found too.
+# 4. A reported leak is cleared when the floor over the most recent span rose
+#    less than a quarter of what the reported rate would have added.
+#
+# Pure: time and memory come in as numbers; nothing here reads a clock or /proc.
 
 import collections
 
 from .lean import record
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Deque, List, Optional, Sequence, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Deque, List, Optional, Sequence, Tuple  # noqa: F401 (type comments)
 
 CAPACITY = 64          # floor windows kept (x 4 numbers): bounded whatever the uptime
 MIN_POINTS = 10        # a rise must last this many report periods to be judged
@@ -60,9 +59,9 @@ CLEAR_SHARE = 0.25     # cleared when the recent floor rose < 1/4 of the reporte
 GAPS_KEPT = 16         # report spacings kept to learn the period (median: robust to outages)
 
 
-def _bisect_right(values: "Sequence[float]", x: float) -> int:
-    """bisect.bisect_right, here because the bisect module loads a C extension that costs
-    the application about 30 KB of RSS (docs/footprint.md) for a search of <= CAPACITY items."""
+def _bisect_right(values, x):  # type: (Sequence[float], float) -> int
+    # bisect.bisect_right, here because the bisect module loads a C extension that costs
+    # the application about 30 KB of RSS (docs/footprint.md) for a search of <= CAPACITY items.
     lo, hi = 0, len(values)
     while lo < hi:
         mid = (lo + hi) // 2
@@ -83,50 +82,49 @@ class Verdict(record(
         span_s=0.0,                             # float: how long a stretch the verdict rests on
         why="",                                 # str
 )):
-    """What the floor says now. `leak` False: rate and eta are None."""
+    # What the floor says now. `leak` False: rate and eta are None.
 
     __slots__ = ()
 
 
 class Floors(object):
-    """The minimum memory of each time window, in at most `capacity` windows."""
+    # The minimum memory of each time window, in at most `capacity` windows.
 
-    def __init__(self, capacity: int = CAPACITY) -> None:
+    def __init__(self, capacity=CAPACITY):  # type: (int) -> None
         self.capacity = max(8, capacity - capacity % 2)
         self.width = 0.0            # seconds a window spans; 0: one sample each
-        self.start: List[float] = []   # window start times (sorted)
-        self.end: List[float] = []
-        self.low_t: List[float] = []   # when the window's minimum was seen
-        self.low: List[int] = []
-        self.gaps: Deque[float] = collections.deque(maxlen=GAPS_KEPT)
-        self.cycles: Deque[float] = collections.deque(maxlen=GAPS_KEPT)
-        self.last_collection: Optional[float] = None
+        self.start = []  # type: List[float]  # window start times (sorted)
+        self.end = []  # type: List[float]
+        self.low_t = []  # type: List[float]  # when the window's minimum was seen
+        self.low = []  # type: List[int]
+        self.gaps = collections.deque(maxlen=GAPS_KEPT)  # type: Deque[float]
+        self.cycles = collections.deque(maxlen=GAPS_KEPT)  # type: Deque[float]
+        self.last_collection = None  # type: Optional[float]
         self.ignored = 0            # samples older than the oldest window (counted, not kept)
 
-    def __len__(self) -> int:
+    def __len__(self):  # type: () -> int
         return len(self.low)
 
-    def clear(self) -> None:
+    def clear(self):  # type: () -> None
         self.width = 0.0
         self.start, self.end, self.low_t, self.low = [], [], [], []
         self.gaps.clear()
         self.cycles.clear()
         self.last_collection = None
 
-    def period(self) -> float:
-        """Median spacing of the samples (0 until two arrived)."""
+    def period(self):  # type: () -> float
+        # Median spacing of the samples (0 until two arrived).
         return _median(self.gaps)
 
-    def cycle(self) -> float:
-        """Median time between full collections (0 until two were seen)."""
+    def cycle(self):  # type: () -> float
+        # Median time between full collections (0 until two were seen).
         return _median(self.cycles)
 
-    def add(self, t: float, kb: int, collected: bool = False) -> bool:
-        """One sample; late ones (a replay) land in their own window. True: a new window.
-
-        `collected`: a full collection ran since the previous sample (its
-        gc_collections[2] went up), which tells how long the sawtooth's teeth are.
-        """
+    def add(self, t, kb, collected=False):  # type: (float, int, bool) -> bool
+        # One sample; late ones (a replay) land in their own window. True: a new window.
+        #
+        # `collected`: a full collection ran since the previous sample (its
+        # gc_collections[2] went up), which tells how long the sawtooth's teeth are.
         if collected:
             if self.last_collection is not None and t > self.last_collection:
                 self.cycles.append(t - self.last_collection)
@@ -155,7 +153,7 @@ class Floors(object):
             self._merge()
         return True
 
-    def _merge(self) -> None:
+    def _merge(self):  # type: () -> None
         start, end, low_t, low = [], [], [], []
         for i in range(0, len(self.low) - 1, 2):
             j = i if self.low[i] <= self.low[i + 1] else i + 1
@@ -172,27 +170,26 @@ class Floors(object):
         span = self.end[-1] - self.start[0]
         self.width = max(self.width * 2, span / float(len(self.low)))
 
-    def points(self) -> "List[Tuple[float, int]]":
-        """(time, floor) per window, oldest first."""
+    def points(self):  # type: () -> List[Tuple[float, int]]
+        # (time, floor) per window, oldest first.
         return list(zip(self.low_t, self.low))
 
 
-def _median(values: "Sequence[float]") -> float:
+def _median(values):  # type: (Sequence[float]) -> float
     if not values:
         return 0.0
     ordered = sorted(values)
     return ordered[len(ordered) // 2]
 
 
-def rebin(points: "Sequence[Tuple[float, int]]", width: float) -> "List[Tuple[float, int]]":
-    """Windows merged so each spans `width` (a collection cycle), so each holds a floor.
-
-    The newest window, when it spans less than `width`, may hold no collection
-    (a garbage ramp, not a floor): it is left out.
-    """
+def rebin(points, width):  # type: (Sequence[Tuple[float, int]], float) -> List[Tuple[float, int]]
+    # Windows merged so each spans `width` (a collection cycle), so each holds a floor.
+    #
+    # The newest window, when it spans less than `width`, may hold no collection
+    # (a garbage ramp, not a floor): it is left out.
     if width <= 0 or len(points) < 2:
         return list(points)
-    out: List[Tuple[float, int]] = []
+    out = []  # type: List[Tuple[float, int]]
     begin = points[0][0]
     low = points[0]
     for t, kb in points[1:]:
@@ -206,8 +203,8 @@ def rebin(points: "Sequence[Tuple[float, int]]", width: float) -> "List[Tuple[fl
     return out
 
 
-def suffix_minima(values: "Sequence[int]") -> "List[int]":
-    """out[i] = min(values[i:]): the floor at i as seen from the end."""
+def suffix_minima(values):  # type: (Sequence[int]) -> List[int]
+    # out[i] = min(values[i:]): the floor at i as seen from the end.
     out = list(values)
     for i in range(len(out) - 2, -1, -1):
         if out[i + 1] < out[i]:
@@ -215,8 +212,8 @@ def suffix_minima(values: "Sequence[int]") -> "List[int]":
     return out
 
 
-def _fit(ts: "Sequence[float]", ys: "Sequence[float]") -> "Tuple[float, float]":
-    """Least-squares slope (per second) and r^2."""
+def _fit(ts, ys):  # type: (Sequence[float], Sequence[float]) -> Tuple[float, float]
+    # Least-squares slope (per second) and r^2.
     n = float(len(ts))
     mt, my = sum(ts) / n, sum(ys) / n
     stt = sum((t - mt) ** 2 for t in ts)
@@ -227,8 +224,8 @@ def _fit(ts: "Sequence[float]", ys: "Sequence[float]") -> "Tuple[float, float]":
     return sty / stt, sty * sty / (stt * syy)
 
 
-def _judge_span(ts: "Sequence[float]", floor: "Sequence[int]", ceiling_kb: int,
-                min_span: float) -> Verdict:
+def _judge_span(ts, floor, ceiling_kb, min_span):
+    # type: (Sequence[float], Sequence[int], int, float) -> Verdict
     span = ts[-1] - ts[0]
     if len(ts) < MIN_WINDOWS or span < min_span or span <= 0:
         return Verdict(False, span_s=span, why="too short")
@@ -257,15 +254,14 @@ def _judge_span(ts: "Sequence[float]", floor: "Sequence[int]", ceiling_kb: int,
                    "floor rose %d KB in %d s" % (rise, span))
 
 
-def judge(points: "Sequence[Tuple[float, int]]", ceiling_kb: int, period: float,
-          cycle: float = 0.0) -> Verdict:
-    """The verdict on (time, floor) windows, oldest first.
-
-    `period`: seconds between samples; `cycle`: seconds between full
-    collections (0: unknown), the length of a sawtooth tooth: windows shorter
-    than that hold a garbage ramp, not a floor, so they are merged first.
-    `ceiling_kb` 0 means unknown: a leak is judged without the room test and has no eta.
-    """
+def judge(points, ceiling_kb, period, cycle=0.0):
+    # type: (Sequence[Tuple[float, int]], int, float, float) -> Verdict
+    # The verdict on (time, floor) windows, oldest first.
+    #
+    # `period`: seconds between samples; `cycle`: seconds between full
+    # collections (0: unknown), the length of a sawtooth tooth: windows shorter
+    # than that hold a garbage ramp, not a floor, so they are merged first.
+    # `ceiling_kb` 0 means unknown: a leak is judged without the room test and has no eta.
     min_span = max(MIN_POINTS * period, MIN_WINDOWS * cycle)
     if len(points) < MIN_WINDOWS or points[-1][0] - points[0][0] < min_span:
         return Verdict(False, why="too short")
@@ -288,8 +284,8 @@ def judge(points: "Sequence[Tuple[float, int]]", ceiling_kb: int, period: float,
     return best
 
 
-def recent_rise_kb(points: "Sequence[Tuple[float, int]]", seconds: float) -> "Tuple[float, float]":
-    """(rise of the floor, span) over the last `seconds` of windows."""
+def recent_rise_kb(points, seconds):  # type: (Sequence[Tuple[float, int]], float) -> Tuple[float, float]
+    # (rise of the floor, span) over the last `seconds` of windows.
     if not points:
         return 0.0, 0.0
     t_end = points[-1][0]
@@ -301,44 +297,42 @@ def recent_rise_kb(points: "Sequence[Tuple[float, int]]", seconds: float) -> "Tu
 
 
 class LeakWatch(object):
-    """Feed it samples of one boot; it says when a leak starts and when it stops.
+    # Feed it samples of one boot; it says when a leak starts and when it stops.
+    #
+    # `feed` returns ("leak_suspected" | "leak_cleared", fields) on a change, else
+    # None; `verdict` is the latest judgement (while a leak is held, its rate and eta).
 
-    `feed` returns ("leak_suspected" | "leak_cleared", fields) on a change, else
-    None; `verdict` is the latest judgement (while a leak is held, its rate and eta).
-    """
-
-    def __init__(self, capacity: int = CAPACITY) -> None:
+    def __init__(self, capacity=CAPACITY):  # type: (int) -> None
         self.floors = Floors(capacity)
-        self.reported: Optional[Verdict] = None
+        self.reported = None  # type: Optional[Verdict]
         self.verdict = Verdict(False, why="no samples")
         self.ceiling_kb = 0
         self._full = None   # last cumulative count of full collections seen
         self._new_windows = 0
 
-    def reset(self) -> None:
-        """A new boot: the old baseline says nothing about the new process."""
+    def reset(self):  # type: () -> None
+        # A new boot: the old baseline says nothing about the new process.
         self._full = None
         self._new_windows = 0
         self.floors.clear()
         self.reported = None
         self.verdict = Verdict(False, why="new boot")
 
-    def observe(self, t: float, rss_kb: int, ceiling_kb: int,
-                gc_collections: "Sequence[int]") -> "Optional[Tuple[str, dict]]":
-        """One telemetry sample as reported (ts, rss_kb, ceiling, gc_collections).
-
-        The agent and the console both call this with the same samples, so they
-        reach the same verdict.
-        """
+    def observe(self, t, rss_kb, ceiling_kb, gc_collections):
+        # type: (float, int, int, Sequence[int]) -> Optional[Tuple[str, dict]]
+        # One telemetry sample as reported (ts, rss_kb, ceiling, gc_collections).
+        #
+        # The agent and the console both call this with the same samples, so they
+        # reach the same verdict.
         full = gc_collections[-1] if gc_collections else 0
         collected = self._full is not None and full > self._full
         self._full = full
         return self.feed(t, rss_kb, ceiling_kb, collected)
 
-    def feed(self, t: float, kb: int, ceiling_kb: int = 0,
-             collected: bool = False) -> "Optional[Tuple[str, dict]]":
-        """One sample (time, RSS), the ceiling then, and whether a full collection ran since
-        the previous sample; judged each time the windows grew by a sixteenth."""
+    def feed(self, t, kb, ceiling_kb=0, collected=False):
+        # type: (float, int, int, bool) -> Optional[Tuple[str, dict]]
+        # One sample (time, RSS), the ceiling then, and whether a full collection ran since
+        # the previous sample; judged each time the windows grew by a sixteenth.
         if ceiling_kb:
             self.ceiling_kb = ceiling_kb
         if not self.floors.add(t, kb, collected):
@@ -382,7 +376,7 @@ class LeakWatch(object):
         return None
 
 
-def _fields(verdict: Verdict) -> dict:
+def _fields(verdict):  # type: (Verdict) -> dict
     return {"rate_kb_per_hour": verdict.rate_kb_per_hour, "confidence": verdict.confidence,
             "ceiling_eta_s": verdict.ceiling_eta_s, "floor_kb": verdict.floor_kb,
             "span_s": round(verdict.span_s, 1)}

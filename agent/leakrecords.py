@@ -1,22 +1,21 @@
-"""The leak verdict on recorded telemetry: what the console and the bench judge.
-
-The verdict itself is `agent.leak` (one definition, docs/leaks.md); this feeds
-it the samples of stored `telemetry` messages, as the agent feeds it the
-samples it reports, skipping samples whose numbers make no sense.
-"""
+# The leak verdict on recorded telemetry: what the console and the bench judge.
+#
+# The verdict itself is `agent.leak` (one definition, docs/leaks.md); this feeds
+# it the samples of stored `telemetry` messages, as the agent feeds it the
+# samples it reports, skipping samples whose numbers make no sense.
 
 import math
 
 from .leak import LeakWatch
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Iterable
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Iterable  # noqa: F401 (type comments)
 
 
-def judge_stored(messages: "Iterable[dict]", device: dict) -> LeakWatch:
-    """A device's verdict from its recorded telemetry messages of its current boot
-    (`device`: `boot` and `ceiling_kb`). The console and the bench judge records with it."""
+def judge_stored(messages, device):  # type: (Iterable[dict], dict) -> LeakWatch
+    # A device's verdict from its recorded telemetry messages of its current boot
+    # (`device`: `boot` and `ceiling_kb`). The console and the bench judge records with it.
     watch = LeakWatch()
     boot = device.get("boot")
     samples = []
@@ -27,9 +26,9 @@ def judge_stored(messages: "Iterable[dict]", device: dict) -> LeakWatch:
     return watch
 
 
-def feed(watch: LeakWatch, samples: "Iterable[dict]", ceiling_kb: object) -> None:
-    """Samples oldest first; one whose numbers make no sense (a device's bug, or a row
-    another tool stored) is skipped: the schema checks types, not values."""
+def feed(watch, samples, ceiling_kb):  # type: (LeakWatch, Iterable[dict], object) -> None
+    # Samples oldest first; one whose numbers make no sense (a device's bug, or a row
+    # another tool stored) is skipped: the schema checks types, not values.
     good = []
     for sample in samples:
         try:

@@ -1,25 +1,24 @@
-"""Standard-library stand-ins that keep the agent light inside the application's process.
-
-The agent is a guest in someone else's process on a 256 MB device, so a few
-heavy standard modules are avoided on every path that runs there:
-
-- ``hashlib`` maps OpenSSL: ~4 MB of RSS. SHA-256 comes from the interpreter's
-  own module (``_sha256`` on CPython 3.6-3.11, ``_sha2`` on 3.12+), and
-  ``hmac`` (which imports hashlib) is replaced by ``_operator._compare_digest``
-  (what ``hmac.compare_digest`` is) plus an HMAC built on that SHA-256
-  (`agent.commands`). hashlib is only the fallback of an unusual build.
-- ``zipfile`` costs 49 modules and ~2.8 MB of RSS on Python 3.6. Files inside
-  a gc-bundle .pyz are read through ``zipimport``, which the interpreter has
-  already loaded to import the agent from that archive.
-- ``urllib.parse`` (with ``ipaddress`` on 3.11) costs 0.3-0.5 MB: the report
-  URLs the agent reads are plain, so `split_url`, `query_items` and
-  `encode_query` split and join them
-  by hand and hand anything unusual (escapes, brackets, spaces, non-ASCII) to
-  urllib.parse, so the result is always urllib.parse's.
-- ``typing`` costs 0.5-0.6 MB (docs/footprint.md). Modules import it only under
-  ``if TYPE_CHECKING:`` (always False when running) and annotations that name
-  it are strings; records are tuples with named fields through `record`.
-"""
+# Standard-library stand-ins that keep the agent light inside the application's process.
+#
+# The agent is a guest in someone else's process on a 256 MB device, so a few
+# heavy standard modules are avoided on every path that runs there:
+#
+# - ``hashlib`` maps OpenSSL: ~4 MB of RSS. SHA-256 comes from the interpreter's
+#   own module (``_sha256`` on CPython 3.6-3.11, ``_sha2`` on 3.12+), and
+#   ``hmac`` (which imports hashlib) is replaced by ``_operator._compare_digest``
+#   (what ``hmac.compare_digest`` is) plus an HMAC built on that SHA-256
+#   (`agent.commands`). hashlib is only the fallback of an unusual build.
+# - ``zipfile`` costs 49 modules and ~2.8 MB of RSS on Python 3.6. Files inside
+#   a gc-bundle .pyz are read through ``zipimport``, which the interpreter has
+#   already loaded to import the agent from that archive.
+# - ``urllib.parse`` (with ``ipaddress`` on 3.11) costs 0.3-0.5 MB: the report
+#   URLs the agent reads are plain, so `split_url`, `query_items` and
+#   `encode_query` split and join them
+#   by hand and hand anything unusual (escapes, brackets, spaces, non-ASCII) to
+#   urllib.parse, so the result is always urllib.parse's.
+# - ``typing`` costs 0.5-0.6 MB (docs/footprint.md). Modules import it only under
+#   ``if TYPE_CHECKING:`` (always False when running) for the PEP 484 type
+#   comments that name it; records are tuples with named fields through `record`.
 
 import os
 
@@ -28,12 +27,12 @@ try:
 except ImportError:
     from _operator import itemgetter
 
-    def _getter(index: int, doc: str) -> property:
+    def _getter(index, doc):  # type: (int, str) -> property
         return property(itemgetter(index), doc=doc)
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Any, Dict, List, Optional, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Dict, List, Optional, Tuple  # noqa: F401 (type comments)
 
 try:
     from _sha256 import sha256  # CPython 3.6-3.11
@@ -58,20 +57,20 @@ _QUERY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 
 class Record(tuple):
-    """What `record` classes share: namedtuple's behaviour (fields by name and by index,
-    defaults, keywords, `_replace`, `_fields`, a repr), with one class object per record."""
+    # What `record` classes share: namedtuple's behaviour (fields by name and by index,
+    # defaults, keywords, `_replace`, `_fields`, a repr), with one class object per record.
 
     __slots__ = ()
     _fields = ()              # type: Tuple[str, ...]
     _field_defaults = {}      # type: Dict[str, Any]
 
-    def __new__(cls, *args: "Any", **kwargs: "Any") -> "Any":
+    def __new__(cls, *args, **kwargs):  # type: (*Any, **Any) -> Any
         if kwargs or len(args) != len(cls._fields):
             args = cls._arrange(args, kwargs)
         return tuple.__new__(cls, args)
 
     @classmethod
-    def _arrange(cls, args: "Tuple[Any, ...]", kwargs: "Dict[str, Any]") -> "List[Any]":
+    def _arrange(cls, args, kwargs):  # type: (Tuple[Any, ...], Dict[str, Any]) -> List[Any]
         fields = cls._fields
         if len(args) > len(fields):
             raise TypeError("%s() takes %d arguments but %d were given"
@@ -91,37 +90,37 @@ class Record(tuple):
         return values
 
     @classmethod
-    def _make(cls, iterable: "Any") -> "Any":
+    def _make(cls, iterable):  # type: (Any) -> Any
         values = tuple(iterable)
         if len(values) != len(cls._fields):
             raise TypeError("Expected %d arguments, got %d" % (len(cls._fields), len(values)))
         return tuple.__new__(cls, values)
 
-    def _replace(self, **changes: "Any") -> "Any":
-        """A copy with some fields changed (as namedtuple's)."""
+    def _replace(self, **changes):  # type: (**Any) -> Any
+        # A copy with some fields changed (as namedtuple's).
         values = [changes.pop(field, value) for field, value in zip(self._fields, self)]
         if changes:
             raise ValueError("Got unexpected field names: %r" % sorted(changes))
         return tuple.__new__(type(self), values)
 
-    def _asdict(self) -> "Dict[str, Any]":
+    def _asdict(self):  # type: () -> Dict[str, Any]
         return dict(zip(self._fields, self))
 
-    def __getnewargs__(self) -> "Tuple[Any, ...]":
+    def __getnewargs__(self):  # type: () -> Tuple[Any, ...]
         return tuple(self)
 
-    def __repr__(self) -> str:
+    def __repr__(self):  # type: () -> str
         return "%s(%s)" % (type(self).__name__,
                            ", ".join("%s=%r" % pair for pair in zip(self._fields, self)))
 
 
-def record(name: str, *required: str, **defaults: "Any") -> type:
-    """A namedtuple-like class: the `required` fields, then the fields of `defaults`
-    with their default values, in the order written (what typing.NamedTuple gives,
-    without importing typing). Subclass it with ``__slots__ = ()`` to add methods.
-
-    Not collections.namedtuple: on 3.6 that compiles a class's worth of source per
-    record, about 15 KB each, 0.3 MB over the agent's records (docs/footprint.md)."""
+def record(name, *required, **defaults):  # type: (str, *str, **Any) -> type
+    # A namedtuple-like class: the `required` fields, then the fields of `defaults`
+    # with their default values, in the order written (what typing.NamedTuple gives,
+    # without importing typing). Subclass it with ``__slots__ = ()`` to add methods.
+    #
+    # Not collections.namedtuple: on 3.6 that compiles a class's worth of source per
+    # record, about 15 KB each, 0.3 MB over the agent's records (docs/footprint.md).
     fields = required + tuple(defaults)
     namespace = {"__slots__": (), "_fields": fields, "_field_defaults": defaults}
     for index, field in enumerate(fields):
@@ -131,17 +130,17 @@ def record(name: str, *required: str, **defaults: "Any") -> type:
 
 # A field's descriptor holds only its index, so every record shares one per index
 # rather than making one (and its doc string) per field: 30 KB on 3.6 (docs/footprint.md).
-_GETTERS: "Dict[int, Any]" = {}
+_GETTERS = {}  # type: Dict[int, Any]
 
 
-def _field_getter(index: int) -> "Any":
+def _field_getter(index):  # type: (int) -> Any
     getter = _GETTERS[index] = _getter(index, "Alias for field number %d" % index)
     return getter
 
 
-def split_url(url: str) -> "Tuple[str, str, str, str]":
-    """(scheme, netloc, path, query) as urllib.parse.urlsplit gives them (scheme lower-cased;
-    the fragment is dropped)."""
+def split_url(url):  # type: (str) -> Tuple[str, str, str, str]
+    # (scheme, netloc, path, query) as urllib.parse.urlsplit gives them (scheme lower-cased;
+    # the fragment is dropped).
     scheme, colon, rest = url.partition(":")
     if not (set(url) <= _PLAIN_URL and colon and scheme.isalpha() and not rest.isdigit()):
         from urllib.parse import urlsplit
@@ -156,8 +155,8 @@ def split_url(url: str) -> "Tuple[str, str, str, str]":
     return scheme.lower(), netloc, path, query
 
 
-def query_items(query: str) -> "List[Tuple[str, str]]":
-    """urllib.parse.parse_qsl(query, keep_blank_values=True): (name, value) pairs in order."""
+def query_items(query):  # type: (str) -> List[Tuple[str, str]]
+    # urllib.parse.parse_qsl(query, keep_blank_values=True): (name, value) pairs in order.
     if not set(query) <= _PLAIN_URL:
         from urllib.parse import parse_qsl
         return parse_qsl(query, keep_blank_values=True)
@@ -169,27 +168,27 @@ def query_items(query: str) -> "List[Tuple[str, str]]":
     return items
 
 
-def encode_query(pairs: "List[Tuple[str, str]]") -> str:
-    """urllib.parse.urlencode(pairs): plain names and values joined by hand, the rest by urllib."""
+def encode_query(pairs):  # type: (List[Tuple[str, str]]) -> str
+    # urllib.parse.urlencode(pairs): plain names and values joined by hand, the rest by urllib.
     if all(set(name + value) <= _QUERY_SAFE for name, value in pairs):
         return "&".join("%s=%s" % pair for pair in pairs)
     from urllib.parse import urlencode
     return urlencode(pairs)
 
 
-def sha256_hex(data: bytes) -> str:
-    """Hex SHA-256 of `data`, without hashlib."""
+def sha256_hex(data):  # type: (bytes) -> str
+    # Hex SHA-256 of `data`, without hashlib.
     return sha256(data).hexdigest()
 
 
-def zip_importer(archive: str):
-    """A zipimporter over `archive`: `get_data(member)` reads one file of it."""
+def zip_importer(archive):  # type: (str) -> Any
+    # A zipimporter over `archive`: `get_data(member)` reads one file of it.
     import zipimport
     return zipimport.zipimporter(archive)
 
 
-def is_zip(path: str) -> bool:
-    """A zip archive (a zipapp, shebang line or not)?"""
+def is_zip(path):  # type: (str) -> bool
+    # A zip archive (a zipapp, shebang line or not)?
     import zipimport
     try:
         zipimport.zipimporter(path)
@@ -198,9 +197,9 @@ def is_zip(path: str) -> bool:
     return True
 
 
-def read_from_zip(path: str) -> "Optional[bytes]":
-    """The bytes at `path` when it runs through a zip archive (ARCHIVE.pyz/member);
-    None when no archive is on the path; FileNotFoundError when the member is missing."""
+def read_from_zip(path):  # type: (str) -> Optional[bytes]
+    # The bytes at `path` when it runs through a zip archive (ARCHIVE.pyz/member);
+    # None when no archive is on the path; FileNotFoundError when the member is missing.
     archive = os.path.dirname(path)
     while archive and not os.path.isfile(archive) and os.path.dirname(archive) != archive:
         archive = os.path.dirname(archive)
@@ -218,8 +217,8 @@ def read_from_zip(path: str) -> "Optional[bytes]":
         raise FileNotFoundError(2, "%s is not inside %s" % (member, archive)) from exc
 
 
-def zip_names(archive: str) -> "List[str]":
-    """Every member of the archive, from zipimport's own table of contents."""
+def zip_names(archive):  # type: (str) -> List[str]
+    # Every member of the archive, from zipimport's own table of contents.
     try:
         table = zip_importer(archive)._files   # present on CPython 3.6 to 3.14
         return [name.replace(os.sep, "/") for name in table]

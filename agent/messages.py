@@ -1,11 +1,10 @@
-"""Message schema v1: building, encoding and decoding (shared with the tools).
-
-Every message has `v`, `type`, `device`, `boot`, `seq` and `ts`; see
-docs/messages.md for each type's fields. Payloads are compact
-UTF-8 JSON, or zlib-compressed JSON where a transport asks; `decode` tells
-them apart by the first byte ('{' against zlib's 0x78) and caps what it
-inflates, so a zlib bomb costs at most `max_bytes`.
-"""
+# Message schema v1: building, encoding and decoding (shared with the tools).
+#
+# Every message has `v`, `type`, `device`, `boot`, `seq` and `ts`; see
+# docs/messages.md for each type's fields. Payloads are compact
+# UTF-8 JSON, or zlib-compressed JSON where a transport asks; `decode` tells
+# them apart by the first byte ('{' against zlib's 0x78) and caps what it
+# inflates, so a zlib bomb costs at most `max_bytes`.
 
 import itertools
 import json
@@ -15,8 +14,8 @@ import time
 from .errors import MessageError
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Any, Callable, Dict, List, Optional
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, Dict, List, Optional  # noqa: F401 (type comments)
 
 VERSION = 1
 TYPES = ("status", "telemetry", "event", "resp")
@@ -41,31 +40,31 @@ _SAMPLE_TYPES = {"ts": _NUMBER, "mem_free_kb": int, "mem_total_kb": int, "rss_kb
                  "gc_uncollectable": int, "gc_pause_ms_total": _NUMBER, "gc_pause_ms_max": _NUMBER}
 
 
-def new_boot_id() -> str:
-    """A random id for this agent start (12 hex digits)."""
+def new_boot_id():  # type: () -> str
+    # A random id for this agent start (12 hex digits).
     return os.urandom(6).hex()
 
 
 class Envelope(object):
-    """Stamps messages for one device and one boot; `seq` rises by one per message."""
+    # Stamps messages for one device and one boot; `seq` rises by one per message.
 
-    def __init__(self, device: str, boot: "Optional[str]" = None,
-                 clock: "Callable[[], float]" = time.time) -> None:
+    def __init__(self, device, boot=None, clock=time.time):
+        # type: (str, Optional[str], Callable[[], float]) -> None
         self.device = device
         self.boot = boot or new_boot_id()
         self._seq = itertools.count(1)   # next() on a count is atomic under the GIL
         self._clock = clock
 
-    def make(self, type_: str, **fields: "Any") -> "Dict[str, Any]":
-        """A new message of `type_` with the envelope filled in."""
+    def make(self, type_, **fields):  # type: (str, **Any) -> Dict[str, Any]
+        # A new message of `type_` with the envelope filled in.
         message = {"v": VERSION, "type": type_, "device": self.device, "boot": self.boot,
                    "seq": next(self._seq), "ts": round(self._clock(), 3)}
         message.update(fields)
         return message
 
 
-def encode(message: "Dict[str, Any]", compress: bool = False) -> bytes:
-    """Compact UTF-8 JSON, zlib-compressed when asked."""
+def encode(message, compress=False):  # type: (Dict[str, Any], bool) -> bytes
+    # Compact UTF-8 JSON, zlib-compressed when asked.
     body = json.dumps(message, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False).encode("utf-8")
     if not compress:
@@ -74,8 +73,8 @@ def encode(message: "Dict[str, Any]", compress: bool = False) -> bytes:
     return zlib.compress(body, 9)
 
 
-def decode(payload: bytes, max_bytes: int = MAX_BYTES) -> "Dict[str, Any]":
-    """Payload -> validated message; MessageError says what is wrong (`reason`: a code)."""
+def decode(payload, max_bytes=MAX_BYTES):  # type: (bytes, int) -> Dict[str, Any]
+    # Payload -> validated message; MessageError says what is wrong (`reason`: a code).
     if len(payload) > max_bytes:
         raise MessageError("too_large", "payload of %d bytes is over the %d-byte cap"
                            % (len(payload), max_bytes))
@@ -101,18 +100,18 @@ def decode(payload: bytes, max_bytes: int = MAX_BYTES) -> "Dict[str, Any]":
     return message
 
 
-def _no_constant(name: str) -> None:
+def _no_constant(name):  # type: (str) -> None
     raise ValueError("%s is not JSON" % name)
 
 
-def _is(value: "Any", types: "Any") -> bool:
+def _is(value, types):  # type: (Any, Any) -> bool
     if isinstance(value, bool) and types is not bool:
         return False   # True is an int to Python, not to a schema
     return isinstance(value, types)
 
 
-def validate(message: "Any") -> "List[str]":
-    """Every way `message` departs from schema v1 (empty when it is valid)."""
+def validate(message):  # type: (Any) -> List[str]
+    # Every way `message` departs from schema v1 (empty when it is valid).
     if not isinstance(message, dict):
         return ["a message is a JSON object, not %s" % type(message).__name__]
     problems = []

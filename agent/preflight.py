@@ -1,29 +1,28 @@
-"""Say once, at start, what will keep a report from working, and what to do about it.
-
-A broker that cannot be reached looks like any outage to the transport, which
-keeps retrying quietly: an address typed wrong would then never be noticed.
-So at start a thread of its own (the application never waits for it) resolves
-each broker's host and opens one TCP connection to it; what fails is said once
-on stderr (the `gcagent` logger) and kept in `problems`, which status messages
-carry. The agent keeps running and retrying either way. See docs/field.md,
-"Start-up problems".
-"""
+# Say once, at start, what will keep a report from working, and what to do about it.
+#
+# A broker that cannot be reached looks like any outage to the transport, which
+# keeps retrying quietly: an address typed wrong would then never be noticed.
+# So at start a thread of its own (the application never waits for it) resolves
+# each broker's host and opens one TCP connection to it; what fails is said once
+# on stderr (the `gcagent` logger) and kept in `problems`, which status messages
+# carry. The agent keeps running and retrying either way. See docs/field.md,
+# "Start-up problems".
 
 import logging
 import socket
 import threading
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Any, Callable, List, Optional
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, List, Optional  # noqa: F401 (type comments)
 
 log = logging.getLogger("gcagent")
 TIMEOUT = 5.0   # seconds for one resolution and one connection
 
 
-def reach(url: str, timeout: float = TIMEOUT) -> "Optional[str]":
-    """What stops `url`'s server from being reached, for people; None when it answers
-    (or when `url` has no server to reach)."""
+def reach(url, timeout=TIMEOUT):  # type: (str, float) -> Optional[str]
+    # What stops `url`'s server from being reached, for people; None when it answers
+    # (or when `url` has no server to reach).
     from .transports import scheme_of
     if scheme_of(url) not in ("mqtt", "mqtts"):
         return None
@@ -53,17 +52,17 @@ def reach(url: str, timeout: float = TIMEOUT) -> "Optional[str]":
     return None
 
 
-def check_reporters(reporters: "List[Any]", problems: "List[str]") -> "Optional[threading.Thread]":
-    """`check_reports` for the agent's reporters whose transports opened."""
+def check_reporters(reporters, problems):  # type: (List[Any], List[str]) -> Optional[threading.Thread]
+    # `check_reports` for the agent's reporters whose transports opened.
     opened = [r.transport for r in reporters if getattr(r, "opened", False)]
     names = {t.url: t.describe() for t in opened}
     return check_reports([t.url for t in opened], problems, lambda url: names.get(url, url))
 
 
-def check_reports(urls: "List[str]", problems: "List[str]",
-                  describe: "Callable[[str], str]" = lambda url: url) -> "Optional[threading.Thread]":
-    """Check each URL on a daemon thread; each problem is logged once and appended to
-    `problems` (a list the agent's status reads)."""
+def check_reports(urls, problems, describe=lambda url: url):
+    # type: (List[str], List[str], Callable[[str], str]) -> Optional[threading.Thread]
+    # Check each URL on a daemon thread; each problem is logged once and appended to
+    # `problems` (a list the agent's status reads).
     from .transports import scheme_of
     # Only a broker has a server to reach: for other reports no thread is started at all,
     # since even a thread that ends at once leaves its stack's pages in the application's
@@ -72,7 +71,7 @@ def check_reports(urls: "List[str]", problems: "List[str]",
     if not urls:
         return None
 
-    def run() -> None:
+    def run():  # type: () -> None
         for url in urls:
             try:
                 problem = reach(url)

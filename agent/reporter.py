@@ -1,50 +1,52 @@
-"""One report destination: a transport, its outbox, and store-and-forward.
-
-Messages wait in the RAM outbox (bounded in bytes, oldest dropped and
-counted). A transport with acknowledgements (MQTT) takes a message in flight
-and the message leaves us only on its ack. When the link has been down for
-`spill_after`, the RAM backlog goes to the journal on flash, at most once per
-`spill_after` so the flash sees few, batched writes; at shutdown everything
-not yet acknowledged goes there too. After reconnecting (or at the next start)
-the journal is replayed first, oldest segment first, at `replay_rate`
-messages a second, each marked `historical: true`; a segment is removed only
-when every record in it was acknowledged.
-"""
+# One report destination: a transport, its outbox, and store-and-forward.
+#
+# Messages wait in the RAM outbox (bounded in bytes, oldest dropped and
+# counted). A transport with acknowledgements (MQTT) takes a message in flight
+# and the message leaves us only on its ack. When the link has been down for
+# `spill_after`, the RAM backlog goes to the journal on flash, at most once per
+# `spill_after` so the flash sees few, batched writes; at shutdown everything
+# not yet acknowledged goes there too. After reconnecting (or at the next start)
+# the journal is replayed first, oldest segment first, at `replay_rate`
+# messages a second, each marked `historical: true`; a segment is removed only
+# when every record in it was acknowledged.
 
 import json
 import os
 
 from .errors import AgentError, TransportError
-from .outbox import Outbox, Outgoing, outgoing
-from .transports.base import Transport, TransportEvent
+from .outbox import outgoing
+from .transports.base import TransportEvent
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Dict, List, Optional
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Dict, List, Optional  # noqa: F401 (type comments)
+
+    from .outbox import Outbox, Outgoing  # noqa: F401 (type comments)
+    from .transports.base import Transport  # noqa: F401 (type comments)
 
 MAX_BACKOFF = 60.0
 SEND_PER_TICK = 200
 JOURNAL_ERROR_EVERY = 60.0   # seconds between two error events about the journal
 
 
-def _jitter() -> float:
-    """0.8 to 1.2, so a fleet that lost its broker together does not retry in step
-    (os.urandom: `random` would add about 1 MB of imports to the process)."""
+def _jitter():  # type: () -> float
+    # 0.8 to 1.2, so a fleet that lost its broker together does not retry in step
+    # (os.urandom: `random` would add about 1 MB of imports to the process).
     return 0.8 + 0.4 * int.from_bytes(os.urandom(2), "big") / 65535.0
 
 
 class _Replay(object):
-    """The journal segment being replayed and what of it is still unacknowledged."""
+    # The journal segment being replayed and what of it is still unacknowledged.
 
-    def __init__(self, name: str, records: "List[bytes]") -> None:
+    def __init__(self, name, records):  # type: (str, List[bytes]) -> None
         self.name = name
         self.records = records
         self.next = 0
         self.outstanding = 0
 
 
-def historical(body: bytes) -> "Optional[Outgoing]":
-    """A journal record as a replayable message flagged historical (None if unusable)."""
+def historical(body):  # type: (bytes) -> Optional[Outgoing]
+    # A journal record as a replayable message flagged historical (None if unusable).
     try:
         message = json.loads(body.decode("utf-8"))
         message["historical"] = True
@@ -55,10 +57,10 @@ def historical(body: bytes) -> "Optional[Outgoing]":
 
 
 class Reporter(object):
-    """Moves messages from the outbox (and journal) to one transport."""
+    # Moves messages from the outbox (and journal) to one transport.
 
-    def __init__(self, transport: Transport, outbox: Outbox, journal=None,
-                 spill_after: float = 60.0, replay_rate: float = 20.0) -> None:
+    def __init__(self, transport, outbox, journal=None, spill_after=60.0, replay_rate=20.0):
+        # type: (Transport, Outbox, Any, float, float) -> None
         self.transport = transport
         self.outbox = outbox
         self.journal = journal
@@ -70,48 +72,47 @@ class Reporter(object):
         self.sent = 0
         self.acked = 0
         self.last_error = ""
-        self.link_up: Optional[bool] = None if transport.has_link else True
-        self._down_since: Optional[float] = None
+        self.link_up = None if transport.has_link else True  # type: Optional[bool]
+        self._down_since = None  # type: Optional[float]
         self._last_spill = 0.0
-        self._inflight: Dict[int, Outgoing] = {}   # id(item) -> item
-        self._replay: Optional[_Replay] = None
-        self._replay_of: Dict[int, _Replay] = {}   # id(item) -> its segment
+        self._inflight = {}  # type: Dict[int, Outgoing]  # id(item) -> item
+        self._replay = None  # type: Optional[_Replay]
+        self._replay_of = {}  # type: Dict[int, _Replay]  # id(item) -> its segment
         self._tokens = 0.0
-        self._tokens_at: Optional[float] = None
+        self._tokens_at = None  # type: Optional[float]
         self.journal_records = journal.pending() if journal is not None else 0
         self._spilled_this_run = 0
         self.journal_errors = 0
         self._journal_errors_said = 0
-        self._journal_said_at: Optional[float] = None
-        self._journaled: Dict[int, Outgoing] = {}   # in flight, with a copy on flash
+        self._journal_said_at = None  # type: Optional[float]
+        self._journaled = {}  # type: Dict[int, Outgoing]  # in flight, with a copy on flash
         self.lost = 0   # unacknowledged at shutdown and refused by the journal
 
     # -- numbers for telemetry ------------------------------------------------------
 
     @property
-    def buffered(self) -> int:
-        """Messages not yet acknowledged: in RAM, in flight, and on flash."""
+    def buffered(self):  # type: () -> int
+        # Messages not yet acknowledged: in RAM, in flight, and on flash.
         return len(self.outbox) + len(self._inflight) + self.journal_records
 
     @property
-    def dropped(self) -> int:
-        """Messages lost to a full outbox or a full journal since start."""
+    def dropped(self):  # type: () -> int
+        # Messages lost to a full outbox or a full journal since start.
         return self.outbox.dropped + self.lost + (self.journal.dropped if self.journal is not None else 0)
 
     # -- the tick -------------------------------------------------------------------------
 
-    def pump(self, now: float, hurry: bool = False, ungated: bool = False) -> "List[TransportEvent]":
-        """Open, drain the transport's events, spill or replay, send. Returns link/command/error events.
-
-        TransportError becomes an "error" event (first of a streak) and a back-off;
-        any other exception is a bug and propagates to the runtime's guard. At
-        shutdown `hurry` lifts the replay rate, and `ungated` lets new messages
-        (the final status offline) pass a replay still in progress: a clean
-        disconnect cancels the Will, so "offline" must get out.
-        """
+    def pump(self, now, hurry=False, ungated=False):  # type: (float, bool, bool) -> List[TransportEvent]
+        # Open, drain the transport's events, spill or replay, send. Returns link/command/error events.
+        #
+        # TransportError becomes an "error" event (first of a streak) and a back-off;
+        # any other exception is a bug and propagates to the runtime's guard. At
+        # shutdown `hurry` lifts the replay rate, and `ungated` lets new messages
+        # (the final status offline) pass a replay still in progress: a clean
+        # disconnect cancels the Will, so "offline" must get out.
         if now < self.next_try:
             return []
-        out: List[TransportEvent] = []
+        out = []  # type: List[TransportEvent]
         try:
             self.open()
             for event in self.transport.poll():
@@ -148,17 +149,17 @@ class Reporter(object):
         self.failures = 0
         return out
 
-    def open(self) -> None:
-        """Open the transport if it is not open yet; TransportError says why it cannot be."""
+    def open(self):  # type: () -> None
+        # Open the transport if it is not open yet; TransportError says why it cannot be.
         if not self.opened:
             self.transport.open()
             self.opened = True
 
-    def retry_now(self) -> None:
-        """Forget the back-off: the next `pump` tries at once (the last try at shutdown)."""
+    def retry_now(self):  # type: () -> None
+        # Forget the back-off: the next `pump` tries at once (the last try at shutdown).
         self.next_try = 0.0
-    def _report_journal_errors(self, now: float, out: "List[TransportEvent]") -> None:
-        """A full or failing flash is said as an error event, at most once a minute."""
+    def _report_journal_errors(self, now, out):  # type: (float, List[TransportEvent]) -> None
+        # A full or failing flash is said as an error event, at most once a minute.
         if self.journal_errors > self._journal_errors_said and (
                 self._journal_said_at is None or now - self._journal_said_at >= JOURNAL_ERROR_EVERY):
             self._journal_said_at = now
@@ -166,11 +167,11 @@ class Reporter(object):
             out.append(TransportEvent("error", "journal: %d errors so far, last: %s"
                                       % (self.journal_errors, self.last_error)))
 
-    def _link(self, up: bool, now: float) -> None:
+    def _link(self, up, now):  # type: (bool, float) -> None
         self.link_up = up
         self._down_since = None if up else now
 
-    def _send_new(self) -> None:
+    def _send_new(self):  # type: () -> None
         for _ in range(SEND_PER_TICK):
             if not self.transport.ready():
                 return
@@ -183,8 +184,8 @@ class Reporter(object):
             if not delivered:
                 self._inflight[id(item)] = item
 
-    def _send_replay(self, now: float, hurry: bool = False) -> bool:
-        """Replay journal records within the rate; True while the journal is not done."""
+    def _send_replay(self, now, hurry=False):  # type: (float, bool) -> bool
+        # Replay journal records within the rate; True while the journal is not done.
         if self.journal is None:
             return False
         if self._tokens_at is None:
@@ -228,12 +229,12 @@ class Reporter(object):
             self._finish(replay)
         return True
 
-    def _finish(self, replay: _Replay) -> None:
+    def _finish(self, replay):  # type: (_Replay) -> None
         self._journal_call(self.journal.remove, replay.name)
         if self._replay is replay:
             self._replay = None
 
-    def _acked(self, item: Outgoing) -> None:
+    def _acked(self, item):  # type: (Outgoing) -> None
         key = id(item)
         if self._inflight.pop(key, None) is None:
             return
@@ -246,8 +247,8 @@ class Reporter(object):
 
     # -- store-and-forward ----------------------------------------------------------------
 
-    def spill(self, include_inflight: bool) -> int:
-        """Move the RAM backlog (and, at shutdown, what is in flight) to the journal."""
+    def spill(self, include_inflight):  # type: (bool) -> int
+        # Move the RAM backlog (and, at shutdown, what is in flight) to the journal.
         if self.journal is None:
             return 0
         written = 0
@@ -291,12 +292,12 @@ class Reporter(object):
             self.last_error = str(exc)
             return False
 
-    def settled(self) -> bool:
-        """Nothing left to send or to wait for (the journal aside)."""
+    def settled(self):  # type: () -> bool
+        # Nothing left to send or to wait for (the journal aside).
         return not len(self.outbox) and not self._inflight
 
-    def close(self) -> None:
-        """Spill what is unacknowledged, then close the transport and the journal."""
+    def close(self):  # type: () -> None
+        # Spill what is unacknowledged, then close the transport and the journal.
         self.spill(include_inflight=True)
         try:
             self.transport.close()

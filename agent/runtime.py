@@ -1,17 +1,16 @@
-"""The agent thread: sample -> decide -> act -> report, once per tick.
-
-The agent is a guest in the application's process, so this module's first
-duty is to stay out of the way:
-
-- nothing here raises into the application: every step runs guarded
-  (agent/guard.py): an unexpected exception is counted and reported as an
-  `error` event, that part backs off, and after `MAX_FAILURES` in a row it is
-  disabled, never the application;
-- the application's calls (`event`, `collect`) only append to bounded queues
-  or run one measured collection in the caller's thread;
-- transports are written from this thread only, each behind its own outbox
-  and back-off, so one dead link does not hold up another.
-"""
+# The agent thread: sample -> decide -> act -> report, once per tick.
+#
+# The agent is a guest in the application's process, so this module's first
+# duty is to stay out of the way:
+#
+# - nothing here raises into the application: every step runs guarded
+#   (agent/guard.py): an unexpected exception is counted and reported as an
+#   `error` event, that part backs off, and after `MAX_FAILURES` in a row it is
+#   disabled, never the application;
+# - the application's calls (`event`, `collect`) only append to bounded queues
+#   or run one measured collection in the caller's thread;
+# - transports are written from this thread only, each behind its own outbox
+#   and back-off, so one dead link does not hold up another.
 
 import collections
 import logging
@@ -19,26 +18,28 @@ import threading
 import time
 
 from . import __version__
-from .actions import ActionResult
-from .assembly import Parts, build_parts, close_parts
+from .assembly import build_parts, close_parts
 from .cputime import CpuAccount
 from .errors import TransportError
 from .guard import Guard
 from .leak import LeakWatch
 from .messaging import Messaging
-from .probes import Sample
-from .profile import Profile
-from .reporter import Reporter
 from .rules import Decision, Policy
 from .telemetry import TelemetryBatch
 from .transports import scheme_of
-from .transports.base import TransportEvent
 from .tuning import TunerDriver
 from .wakeup import Wakeup
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple  # noqa: F401 (type comments)
+
+    from .actions import ActionResult  # noqa: F401 (type comments)
+    from .assembly import Parts  # noqa: F401 (type comments)
+    from .probes import Sample  # noqa: F401 (type comments)
+    from .profile import Profile  # noqa: F401 (type comments)
+    from .reporter import Reporter  # noqa: F401 (type comments)
+    from .transports.base import TransportEvent  # noqa: F401 (type comments)
 
 log = logging.getLogger("gcagent")
 
@@ -46,15 +47,14 @@ EVENT_QUEUE = 256         # application events waiting for the next tick
 
 
 class Agent(Messaging):
-    """One running agent. Use `agent.start()`, or `Agent.build(...)`, rather than this class directly."""
+    # One running agent. Use `agent.start()`, or `Agent.build(...)`, rather than this class directly.
 
     version = __version__   # what status says (agent/messaging.py)
 
     @classmethod
-    def build(cls, profile: Profile, reports: "Optional[Sequence[str]]" = None,
-              probe: "Optional[Any]" = None, clock: "Callable[[], float]" = time.time,
-              monotonic: "Callable[[], float]" = time.monotonic) -> "Agent":
-        """An agent made from its parts (agent.assembly); nothing is left behind if a step fails."""
+    def build(cls, profile, reports=None, probe=None, clock=time.time, monotonic=time.monotonic):
+        # type: (Profile, Optional[Sequence[str]], Optional[Any], Callable[[], float], Callable[[], float]) -> Agent
+        # An agent made from its parts (agent.assembly); nothing is left behind if a step fails.
         parts = build_parts(profile, __version__, reports, probe, clock, monotonic)
         try:
             return cls(profile, parts, clock, monotonic)
@@ -62,10 +62,10 @@ class Agent(Messaging):
             close_parts(parts.reporters, parts.probe)
             raise
 
-    def __init__(self, profile: Profile, parts: Parts, clock: "Callable[[], float]" = time.time,
-                 monotonic: "Callable[[], float]" = time.monotonic) -> None:
+    def __init__(self, profile, parts, clock=time.time, monotonic=time.monotonic):
+        # type: (Profile, Parts, Callable[[], float], Callable[[], float]) -> None
         self.profile = profile
-        self.problems: List[str] = []   # what keeps a report from working, said at start (preflight.py)
+        self.problems = []  # type: List[str]  # what keeps a report from working, said at start (preflight.py)
         self._problems_said = 0         # how many of them a status message carried
         self._clock = clock
         self._monotonic = monotonic
@@ -82,17 +82,17 @@ class Agent(Messaging):
         self._been_up = set()
         self._policy_lock = threading.RLock()
         self._emit_lock = threading.RLock()   # re-entrant: a signal handler may stop us mid-emit
-        self._events: Deque[Tuple[str, Dict]] = collections.deque(maxlen=EVENT_QUEUE)
+        self._events = collections.deque(maxlen=EVENT_QUEUE)  # type: Deque[Tuple[str, Dict]]
         self.events_dropped = 0
         self._wake = Wakeup()
         self._stopping = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread = None  # type: Optional[threading.Thread]
         self._guard = Guard(lambda: self.profile.agent.tick, monotonic, self._on_fault)
         self.disabled = self._guard.disabled   # parts given up on (shown by `status`)
         self.errors = 0
         self._telemetry_batch = TelemetryBatch(profile.report.interval, profile.report.batch,
                                                self.started_at)
-        self.last_sample: Optional[Sample] = None
+        self.last_sample = None  # type: Optional[Sample]
         self.leaks = LeakWatch()   # the floor of the reported samples (docs/leaks.md)
         self.cpu = CpuAccount()   # agent_cpu_ms: this thread, and start/stop elsewhere
         self._stopped = False
@@ -109,19 +109,19 @@ class Agent(Messaging):
 
     # -- the interface agent.control uses -------------------------------------------
 
-    def now(self) -> float:
-        """The agent's monotonic clock, in seconds."""
+    def now(self):  # type: () -> float
+        # The agent's monotonic clock, in seconds.
         return self._monotonic()
 
-    def policy_state(self) -> "Dict[str, Any]":
-        """The policy's rule names and state (low memory, budget), read under its lock."""
+    def policy_state(self):  # type: () -> Dict[str, Any]
+        # The policy's rule names and state (low memory, budget), read under its lock.
         with self._policy_lock:
             state = dict(self._policy.state())
             state["rules"] = [r.name for r in self._policy.rules]
         return state
 
-    def replace_policy(self, profile: Profile) -> None:
-        """Take `profile`'s rules, [agent] and [gc] now (report URLs, buffers, commands stay)."""
+    def replace_policy(self, profile):  # type: (Profile) -> None
+        # Take `profile`'s rules, [agent] and [gc] now (report URLs, buffers, commands stay).
         with self._policy_lock:
             self.profile = self.profile._replace(rules=profile.rules, agent=profile.agent,
                                                  gc=profile.gc, sha256=profile.sha256,
@@ -133,19 +133,18 @@ class Agent(Messaging):
                 self.tuner.take_rules(profile)
 
     @property
-    def policy(self) -> Policy:
-        """The policy deciding now (read-only: change it with `replace_policy`)."""
+    def policy(self):  # type: () -> Policy
+        # The policy deciding now (read-only: change it with `replace_policy`).
         return self._policy
 
     # -- life cycle ---------------------------------------------------------------
 
-    def start(self) -> None:
-        """Apply start-up settings, announce ourselves, start the thread.
-
-        If a step raises, all this agent holds is closed (reporters, transport
-        threads, journals, the gc hook), gc thresholds are put back, and the
-        error goes on: a failed start leaves nothing behind.
-        """
+    def start(self):  # type: () -> None
+        # Apply start-up settings, announce ourselves, start the thread.
+        #
+        # If a step raises, all this agent holds is closed (reporters, transport
+        # threads, journals, the gc hook), gc thresholds are put back, and the
+        # error goes on: a failed start leaves nothing behind.
         before = None
         try:
             before, after = self.actor.set_thresholds(
@@ -180,16 +179,15 @@ class Agent(Messaging):
             self._close()
             raise
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Final telemetry, status offline, flush the outboxes, close. Safe to call twice.
-
-        One thread at a time drives the reporters: if the agent thread has not
-        ended within `timeout / 2` (slow, or wedged in a transport, probe or
-        callback), the shutdown is handed to it, to run when it comes back,
-        and this call waits for that until `timeout` at most, never touching
-        the reporters itself. If the process exits first, the broker publishes
-        the Will, as after a crash (docs/architecture.md).
-        """
+    def stop(self, timeout=5.0):  # type: (float) -> None
+        # Final telemetry, status offline, flush the outboxes, close. Safe to call twice.
+        #
+        # One thread at a time drives the reporters: if the agent thread has not
+        # ended within `timeout / 2` (slow, or wedged in a transport, probe or
+        # callback), the shutdown is handed to it, to run when it comes back,
+        # and this call waits for that until `timeout` at most, never touching
+        # the reporters itself. If the process exits first, the broker publishes
+        # the Will, as after a crash (docs/architecture.md).
         if self._stopped:
             return
         self.cpu.begin()   # the final telemetry, made below, counts this call so far
@@ -198,7 +196,7 @@ class Agent(Messaging):
         finally:
             self.cpu.end()
 
-    def _stop(self, timeout: float) -> None:
+    def _stop(self, timeout):  # type: (float) -> None
         self._stopped = True
         self._stopping.set()
         self._wake.set()
@@ -219,8 +217,8 @@ class Agent(Messaging):
             return
         self._finish(deadline)
 
-    def _finish(self, deadline: float) -> None:
-        """The shutdown sequence, run by the one thread that owns the reporters."""
+    def _finish(self, deadline):  # type: (float) -> None
+        # The shutdown sequence, run by the one thread that owns the reporters.
         self._guard.run("events", self._drain_events)   # the application's last words
         self._guard.run("telemetry", self._final_telemetry)
         self._guard.run("status", self._emit_status, "offline")
@@ -239,39 +237,39 @@ class Agent(Messaging):
                 time.sleep(0.02)
         self._close()
 
-    def _close(self) -> None:
+    def _close(self):  # type: () -> None
         if not self._closed:
             self._closed = True
             close_parts(self.reporters, self.probe)
 
     @property
-    def running(self) -> bool:
-        """True while the agent thread is alive."""
+    def running(self):  # type: () -> bool
+        # True while the agent thread is alive.
         return self._thread is not None and self._thread.is_alive()
 
     # -- what the application and signal handlers call --------------------------------
 
-    def post(self, trigger: str, fields: "Optional[Dict[str, Any]]" = None, wake: bool = False) -> None:
-        """Queue a trigger (app:NAME, signal, link_down...) for the next tick. Never blocks."""
+    def post(self, trigger, fields=None, wake=False):  # type: (str, Optional[Dict[str, Any]], bool) -> None
+        # Queue a trigger (app:NAME, signal, link_down...) for the next tick. Never blocks.
         if len(self._events) == self._events.maxlen:
             self.events_dropped += 1
         self._events.append((trigger, fields or {}))
         if wake:
             self._wake.set()
 
-    def collect(self, generation: int, reason: str) -> ActionResult:
-        """A collection asked for by the application or an operator, in the caller's thread."""
+    def collect(self, generation, reason):  # type: (int, str) -> ActionResult
+        # A collection asked for by the application or an operator, in the caller's thread.
         result = self.actor.collect(generation, reason)
         self._after_action(Decision("collect", reason, generation), result)
         return result
 
-    def add_low_memory_callback(self, callback: "Callable[[dict], object]") -> None:
-        """Register a callback for the low-memory `callbacks` step."""
+    def add_low_memory_callback(self, callback):  # type: (Callable[[dict], object]) -> None
+        # Register a callback for the low-memory `callbacks` step.
         self.actor.add_callback(callback)
 
     # -- the loop ----------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self):  # type: () -> None
         while not self._stopping.is_set():
             try:
                 delay = self._tick()
@@ -288,7 +286,7 @@ class Agent(Messaging):
             except Exception as exc:
                 log.info("gc-agent: late shutdown: %s: %s", type(exc).__name__, exc)
 
-    def _tick(self) -> float:
+    def _tick(self):  # type: () -> float
         now = self._monotonic()
         sample = self._guard.run("probe", self.probe.sample)
         if sample is not None:
@@ -307,12 +305,12 @@ class Agent(Messaging):
             self._pump(reporter)
         return self.profile.agent.tick
 
-    def _pump(self, reporter: Reporter, hurry: bool = False, ungated: bool = False) -> None:
+    def _pump(self, reporter, hurry=False, ungated=False):  # type: (Reporter, bool, bool) -> None
         part = "transport " + reporter.transport.describe()
         for event in self._guard.run(part, reporter.pump, self._monotonic(), hurry, ungated) or ():
             self._guard.run(part, self._transport_event, reporter, part, event)
 
-    def _transport_event(self, reporter: Reporter, part: str, event: TransportEvent) -> None:
+    def _transport_event(self, reporter, part, event):  # type: (Reporter, str, TransportEvent) -> None
         if event.kind == "error":
             self.errors += 1
             log.info("gc-agent: %s: %s", part, event.value)
@@ -330,11 +328,11 @@ class Agent(Messaging):
             from .control import handle_command
             handle_command(self, event.value)
 
-    def _decide(self, sample: Sample, triggers: "List[str]", now: float) -> "List[Decision]":
+    def _decide(self, sample, triggers, now):  # type: (Sample, List[str], float) -> List[Decision]
         with self._policy_lock:
             return self._policy.decide(sample, triggers, now)
 
-    def _drain_events(self) -> "List[str]":
+    def _drain_events(self):  # type: () -> List[str]
         triggers = []
         while self._events:
             try:
@@ -348,9 +346,9 @@ class Agent(Messaging):
                 self._emit_event(trigger, **fields)
         return triggers
 
-    def _tune(self, sample: Sample, triggers: "List[str]", decisions: "List[Decision]",
-              now: float) -> "List[Decision]":
-        """The tuner's changes, each a `tune` event; returns the rule decisions it keeps."""
+    def _tune(self, sample, triggers, decisions, now):
+        # type: (Sample, List[str], List[Decision], float) -> List[Decision]
+        # The tuner's changes, each a `tune` event; returns the rule decisions it keeps.
         kept, changes = self.tuner.step(sample, triggers, decisions, now)
         for change in changes:
             if change.what == "collect":
@@ -362,7 +360,7 @@ class Agent(Messaging):
                 self._emit_event("tune", **fields)
         return kept
 
-    def _act(self, decision: Decision) -> None:
+    def _act(self, decision):  # type: (Decision) -> None
         if decision.action == "event":
             fields = dict(decision.fields)
             if decision.rule:   # gc_disabled / gc_enabled belong to no rule
@@ -372,7 +370,7 @@ class Agent(Messaging):
         result = self.actor.perform(decision)
         self._after_action(decision, result)
 
-    def _after_action(self, decision: Decision, result: ActionResult) -> None:
+    def _after_action(self, decision, result):  # type: (Decision, ActionResult) -> None
         fields = dict(decision.fields)
         if not result.ok:
             self._emit_event("error", part="actions", rule=result.rule, action=result.action,

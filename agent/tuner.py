@@ -1,46 +1,47 @@
-"""The self-tuning collector (`[gc] tune = auto`): pure decisions, like agent/rules/.
-
-Nothing here reads a clock, calls gc or does I/O. Each tick the agent passes a
-`Reading` (the time, memory, the process's CPU time, the collector's thresholds,
-the longest pause per generation since the last tick from agent/gcwatch.py) and
-the rules' decisions; it gets back the rule decisions to carry out and the
-tuner's own `Change`s (new thresholds, gc.freeze(), a full collection), and
-reports each collection's outcome through `record()`. How it decides, and what
-it costs per workload, is in docs/tuner.md:
-
-- **Phase**: busy while the process used at least IDLE_CPU of a core over the
-  last window; idle below that, or at once when the application posts
-  `app:idle`.
-- **Latency**: on generational collectors a very high threshold2 keeps
-  automatic full collections (the long pauses) out of busy time; threshold0
-  comes down while young pauses exceed half of `pause_budget` (a young pause
-  delays every request queued behind it, so their length, not their number,
-  makes the latency tail) and drifts back up while they stay far under it.
-- **Full collections are the tuner's**: once per idle phase when collections
-  promoted objects since the last one, and at any time when RSS passes
-  `memory_target` of the ceiling having grown since the last full collection.
-- **Freeze** (3.7+): once RSS has stopped growing after start-up (flat over a
-  settle window), not at a fixed delay: right after the next idle full
-  collection, or after a young one if no idle phase comes.
-- **Memory wins**: as headroom nears the low-memory `below`, threshold0 and
-  threshold1 come back down (threshold2 stays high: full collections are the
-  tuner's and the rules' to time); the low-memory rules' escalation is never
-  held back while it still reclaims.
-- **Futility**: a full collection that gives back less than `min_reclaim`
-  marks the heap as live at that RSS. Then the low-memory rules' full
-  collections in busy phases wait for idle until half of `below` is all that
-  is left, the tuner's own wait until RSS grows a step past it, and idle ones
-  back off, doubling: collecting a live heap only costs pauses.
-"""
+# The self-tuning collector (`[gc] tune = auto`): pure decisions, like agent/rules/.
+#
+# Nothing here reads a clock, calls gc or does I/O. Each tick the agent passes a
+# `Reading` (the time, memory, the process's CPU time, the collector's thresholds,
+# the longest pause per generation since the last tick from agent/gcwatch.py) and
+# the rules' decisions; it gets back the rule decisions to carry out and the
+# tuner's own `Change`s (new thresholds, gc.freeze(), a full collection), and
+# reports each collection's outcome through `record()`. How it decides, and what
+# it costs per workload, is in docs/tuner.md:
+#
+# - **Phase**: busy while the process used at least IDLE_CPU of a core over the
+#   last window; idle below that, or at once when the application posts
+#   `app:idle`.
+# - **Latency**: on generational collectors a very high threshold2 keeps
+#   automatic full collections (the long pauses) out of busy time; threshold0
+#   comes down while young pauses exceed half of `pause_budget` (a young pause
+#   delays every request queued behind it, so their length, not their number,
+#   makes the latency tail) and drifts back up while they stay far under it.
+# - **Full collections are the tuner's**: once per idle phase when collections
+#   promoted objects since the last one, and at any time when RSS passes
+#   `memory_target` of the ceiling having grown since the last full collection.
+# - **Freeze** (3.7+): once RSS has stopped growing after start-up (flat over a
+#   settle window), not at a fixed delay: right after the next idle full
+#   collection, or after a young one if no idle phase comes.
+# - **Memory wins**: as headroom nears the low-memory `below`, threshold0 and
+#   threshold1 come back down (threshold2 stays high: full collections are the
+#   tuner's and the rules' to time); the low-memory rules' escalation is never
+#   held back while it still reclaims.
+# - **Futility**: a full collection that gives back less than `min_reclaim`
+#   marks the heap as live at that RSS. Then the low-memory rules' full
+#   collections in busy phases wait for idle until half of `below` is all that
+#   is left, the tuner's own wait until RSS grows a step past it, and idle ones
+#   back off, doubling: collecting a live heap only costs pauses.
 
 import collections
 
 from .lean import record
-from .rules import REQUESTED, Decision
+from .rules import REQUESTED
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Deque, Dict, List, Optional, Sequence, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Deque, Dict, List, Optional, Sequence, Tuple  # noqa: F401 (type comments)
+
+    from .rules import Decision  # noqa: F401 (type comments)
 
 IDLE_CPU = 0.05            # share of a core under which the process counts as idle
 HIGH_THRESHOLD2 = 1000000  # automatic full collections effectively off (gen1 runs this often)
@@ -69,7 +70,7 @@ class Reading(record(
         gc_ms=0.0,                  # all collection pauses since the last tick
         pending=0,                  # gc.get_count()[0]: young objects since the last young collection
 )):
-    """What the tuner sees each tick. Memory in KB, times in seconds, pauses in ms."""
+    # What the tuner sees each tick. Memory in KB, times in seconds, pauses in ms.
 
     __slots__ = ()
 
@@ -82,17 +83,17 @@ class Change(record(
         after=None,
         generation=2,               # int: for collect
 )):
-    """One thing the tuner does: `thresholds`, `freeze` or `collect` (generation)."""
+    # One thing the tuner does: `thresholds`, `freeze` or `collect` (generation).
 
     __slots__ = ()
 
 
 class Tuner(object):
-    """Decides thresholds, freeze and full collections from readings; see the module text."""
+    # Decides thresholds, freeze and full collections from readings; see the module text.
 
-    def __init__(self, start: float, pause_budget_ms: float = 2.0, memory_target: float = 0.70,
-                 flavour: str = "generational-700", can_freeze: bool = True, tick: float = 1.0,
-                 min_reclaim_kb: int = 256, rule_types: "Optional[Dict[str, str]]" = None) -> None:
+    def __init__(self, start, pause_budget_ms=2.0, memory_target=0.70, flavour="generational-700",
+                 can_freeze=True, tick=1.0, min_reclaim_kb=256, rule_types=None):
+        # type: (float, float, float, str, bool, float, int, Optional[Dict[str, str]]) -> None
         self.budget_ms = pause_budget_ms
         self.memory_target = memory_target
         self.flavour = flavour
@@ -104,15 +105,15 @@ class Tuner(object):
         self.freeze = "pending" if can_freeze else "unavailable"   # pending, ready, done
         self._ready_at = 0.0
         self._settled_why = ""
-        self.defaults: Optional[Tuple[int, ...]] = None   # the interpreter's, at first reading
-        self.applied: Optional[Tuple[int, ...]] = None
+        self.defaults = None  # type: Optional[Tuple[int, ...]]  # the interpreter's, at first reading
+        self.applied = None  # type: Optional[Tuple[int, ...]]
         self.young = (0, 0)                   # latency thresholds (threshold0, threshold1)
         self.level = "relaxed"                # relaxed | target | pressure
         self.busy = False
-        self._cpu: Deque[Tuple[float, float]] = collections.deque()
+        self._cpu = collections.deque()  # type: Deque[Tuple[float, float]]
         self._gc_s = 0.0
-        self._busy_since: Optional[float] = None
-        self._rss: Deque[Tuple[float, int]] = collections.deque()
+        self._busy_since = None  # type: Optional[float]
+        self._rss = collections.deque()  # type: Deque[Tuple[float, int]]
         self._calm = 0
         self._over = 0
         self._inside = False
@@ -121,9 +122,9 @@ class Tuner(object):
         self._idle_done = False               # one idle collection per idle phase
         self._idle_gap = 0.0                  # back-off between idle collections
         self._promoted = 0                    # gen1 collections since the last full one
-        self._last_full_at: Optional[float] = None
-        self._last_full_rss: Optional[int] = None
-        self._live_rss: Optional[int] = None  # a full collection reclaimed nothing at this RSS
+        self._last_full_at = None  # type: Optional[float]
+        self._last_full_rss = None  # type: Optional[int]
+        self._live_rss = None  # type: Optional[int]  # a full collection reclaimed nothing at this RSS
         self._live_step = 0
         self._owed = False                    # a full collection deferred to the next idle
         self.deferred = 0                     # rule collections held back from busy phases
@@ -132,9 +133,10 @@ class Tuner(object):
 
     # -- the decision ------------------------------------------------------------------
 
-    def decide(self, r: Reading, decisions: "Sequence[Decision]") -> "Tuple[List[Decision], List[Change]]":
-        """The rule decisions to carry out, and the tuner's own changes, at `r.now`."""
-        changes: List[Change] = []
+    def decide(self, r, decisions):
+        # type: (Reading, Sequence[Decision]) -> Tuple[List[Decision], List[Change]]
+        # The rule decisions to carry out, and the tuner's own changes, at `r.now`.
+        changes = []  # type: List[Change]
         if self.defaults is None:
             self.defaults = tuple(r.thresholds)
             self.young = (self.defaults[0], self.defaults[1] if len(self.defaults) > 1 else 10)
@@ -154,7 +156,7 @@ class Tuner(object):
             self._full_collection(r, changes)
         return kept, changes
 
-    def _phase(self, r: Reading) -> None:
+    def _phase(self, r):  # type: (Reading) -> None
         # CPU spent inside collections (the tuner's own idle ones too) is not the
         # application being busy.
         self._gc_s += r.gc_ms / 1000.0
@@ -179,7 +181,7 @@ class Tuner(object):
             self._idle_done = False            # a real busy phase earns a new idle collection
         self.busy = busy
 
-    def _settled_freeze(self, r: Reading, changes: "List[Change]") -> None:
+    def _settled_freeze(self, r, changes):  # type: (Reading, List[Change]) -> None
         self._rss.append((r.now, r.rss_kb))
         while len(self._rss) > 2 and self._rss[1][0] <= r.now - self.settle:
             self._rss.popleft()
@@ -200,11 +202,11 @@ class Tuner(object):
         self._settled_why = "start-up growth settled: RSS within %dK for %.0fs" % (
             max(values) - min(values), self.settle)
 
-    def _freeze(self, changes: "List[Change]") -> None:
+    def _freeze(self, changes):  # type: (List[Change]) -> None
         self.freeze = "done"
         changes.append(Change("freeze", self._settled_why, False, True))
 
-    def _level(self, r: Reading) -> str:
+    def _level(self, r):  # type: (Reading) -> str
         near = r.below_kb + r.ceiling_kb // 10
         self._inside = r.headroom_kb < r.below_kb
         if r.headroom_kb < near:
@@ -215,15 +217,15 @@ class Tuner(object):
             self.level = "relaxed"
         return self.level
 
-    def _adapt_young(self, r: Reading) -> None:
-        """threshold0 from the pause budget. Over YOUNG_SHARE of it three busy ticks
-        running (one long pause is as often the machine preempting us as the
-        collector): down. Shorter, more frequent young pauses make a shorter
-        latency tail for the same work (docs/tuner.md, "The young generation"),
-        at the cost of promoting more briefly-alive objects, which the idle full
-        collections free. Far under it (CALM_SHARE) for CALM_TICKS: up, past the
-        interpreter's value if need be, as fewer young collections promote less.
-        threshold1 stays the interpreter's: lower, it promotes more."""
+    def _adapt_young(self, r):  # type: (Reading) -> None
+        # threshold0 from the pause budget. Over YOUNG_SHARE of it three busy ticks
+        # running (one long pause is as often the machine preempting us as the
+        # collector): down. Shorter, more frequent young pauses make a shorter
+        # latency tail for the same work (docs/tuner.md, "The young generation"),
+        # at the cost of promoting more briefly-alive objects, which the idle full
+        # collections free. Far under it (CALM_SHARE) for CALM_TICKS: up, past the
+        # interpreter's value if need be, as fewer young collections promote less.
+        # threshold1 stays the interpreter's: lower, it promotes more.
         if not self.busy or sum(r.collections[:2]) == 0:
             return
         t0, t1 = self.young
@@ -239,7 +241,7 @@ class Tuner(object):
         else:
             self._over = self._calm = 0
 
-    def _wanted(self, level: str) -> "Tuple[int, ...]":
+    def _wanted(self, level):  # type: (str) -> Tuple[int, ...]
         d = self.defaults
         t0, t1 = self.young
         if self.flavour == "free-threaded":   # one generation: every collection is a full one
@@ -255,7 +257,7 @@ class Tuner(object):
             return (min(t0, d[0] // 2), t1, HIGH_THRESHOLD2)
         return (min(t0, d[0]), t1, HIGH_THRESHOLD2)
 
-    def _thresholds(self, r: Reading, level: str, changes: "List[Change]") -> None:
+    def _thresholds(self, r, level, changes):  # type: (Reading, str, List[Change]) -> None
         wanted = self._wanted(level)
         if self.applied is None:
             before = tuple(r.thresholds)
@@ -271,7 +273,7 @@ class Tuner(object):
         if tuple(before) != wanted:
             changes.append(Change("thresholds", why, list(before), list(wanted)))
 
-    def _why(self, r: Reading, level: str, wanted: "Tuple[int, ...]") -> str:
+    def _why(self, r, level, wanted):  # type: (Reading, str, Tuple[int, ...]) -> str
         if level == "pressure":
             return "headroom %dK nears below %dK: memory first" % (r.headroom_kb, r.below_kb)
         if level == "target":
@@ -283,11 +285,11 @@ class Tuner(object):
 
     # -- full collections -------------------------------------------------------------------
 
-    def _is_live(self, rss_kb: int) -> bool:
+    def _is_live(self, rss_kb):  # type: (int) -> bool
         return self._live_rss is not None and rss_kb < self._live_rss + self._live_step
 
-    def _gate(self, r: Reading, decisions: "Sequence[Decision]") -> "List[Decision]":
-        """Hold rule-driven full collections out of busy phases when they cannot help."""
+    def _gate(self, r, decisions):  # type: (Reading, Sequence[Decision]) -> List[Decision]
+        # Hold rule-driven full collections out of busy phases when they cannot help.
         kept = []
         for d in decisions:
             kind = self.rule_types.get(d.rule, "")
@@ -306,7 +308,7 @@ class Tuner(object):
             kept.append(d)
         return kept
 
-    def _quiet(self, r: Reading, d: Decision, kind: str) -> bool:
+    def _quiet(self, r, d, kind):  # type: (Reading, Decision, str) -> bool
         # A timer's or the idle trigger's full collection with nothing new to look at.
         # Nothing reaches the old generation but through a middle-generation
         # collection: with none since the last full collection, and fewer young
@@ -325,7 +327,7 @@ class Tuner(object):
             return False
         return self._promoted == 0 and r.pending < self.defaults[0]
 
-    def _full_collection(self, r: Reading, changes: "List[Change]") -> None:
+    def _full_collection(self, r, changes):  # type: (Reading, List[Change]) -> None
         target = self.memory_target * r.ceiling_kb
         grown = self._last_full_rss is None or r.rss_kb >= self._last_full_rss + max(
             1024, r.ceiling_kb // 20)
@@ -366,9 +368,9 @@ class Tuner(object):
             if self.freeze == "ready":
                 self._freeze(changes)
 
-    def record(self, generation: int, reclaimed_kb: int, collected: int, rss_after_kb: int,
-               now: float, ceiling_kb: int = 0) -> None:
-        """What a full collection (anyone's) did; young ones teach the tuner nothing here."""
+    def record(self, generation, reclaimed_kb, collected, rss_after_kb, now, ceiling_kb=0):
+        # type: (int, int, int, int, float, int) -> None
+        # What a full collection (anyone's) did; young ones teach the tuner nothing here.
         if generation < 2:
             return
         self._last_full_at = now
@@ -386,8 +388,8 @@ class Tuner(object):
         else:
             self._idle_gap = 0.0
 
-    def state(self) -> "Dict[str, object]":
-        """For status: what the tuner is doing and why."""
+    def state(self):  # type: () -> Dict[str, object]
+        # For status: what the tuner is doing and why.
         return {"phase": "busy" if self.busy else "idle", "level": self.level,
                 "thresholds": list(self.applied) if self.applied else None,
                 "freeze": self.freeze, "live_heap_kb": self._live_rss,

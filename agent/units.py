@@ -1,9 +1,8 @@
-"""Parsing of the profile's sizes and durations.
-
-Sizes use binary units (K = 1024 bytes) because that is what /proc and the
-DAL "Maximum memory" field use; a size may also be a share of the memory
-ceiling ("15%"), resolved once the ceiling is known.
-"""
+# Parsing of the profile's sizes and durations.
+#
+# Sizes use binary units (K = 1024 bytes) because that is what /proc and the
+# DAL "Maximum memory" field use; a size may also be a share of the memory
+# ceiling ("15%"), resolved once the ceiling is known.
 
 import re
 
@@ -22,24 +21,24 @@ class Amount(record(
         kb=None,                                # Optional[int]
         fraction=None,                          # Optional[float]
 )):
-    """A memory amount: absolute (`kb`) or a share of the ceiling (`fraction`)."""
+    # A memory amount: absolute (`kb`) or a share of the ceiling (`fraction`).
 
     __slots__ = ()
 
-    def resolve(self, ceiling_kb: int) -> int:
-        """Kilobytes this amount means under a ceiling of `ceiling_kb`."""
+    def resolve(self, ceiling_kb):  # type: (int) -> int
+        # Kilobytes this amount means under a ceiling of `ceiling_kb`.
         if self.fraction is not None:
             return int(self.fraction * ceiling_kb)
         return int(self.kb or 0)
 
-    def __str__(self) -> str:
+    def __str__(self):  # type: () -> str
         if self.fraction is not None:
             return "%g%%" % (self.fraction * 100)
         return format_kb(self.kb or 0)
 
 
-def parse_size(text: str) -> int:
-    """'40M' -> bytes. Raises ValueError with a message fit for a user."""
+def parse_size(text):  # type: (str) -> int
+    # '40M' -> bytes. Raises ValueError with a message fit for a user.
     m = _SIZE.match(text)
     if not m:
         raise ValueError("%r is not a size (examples: 512K, 40M, 1G)" % text)
@@ -49,8 +48,8 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
-def parse_amount(text: str, allow_percent: bool = True) -> Amount:
-    """'24M' or '15%' -> Amount. Raises ValueError with a message fit for a user."""
+def parse_amount(text, allow_percent=True):  # type: (str, bool) -> Amount
+    # '24M' or '15%' -> Amount. Raises ValueError with a message fit for a user.
     m = _PERCENT.match(text)
     if m:
         if not allow_percent:
@@ -65,16 +64,16 @@ def parse_amount(text: str, allow_percent: bool = True) -> Amount:
         raise ValueError("%r is not a size or a percentage (examples: 24M, 15%%)" % text) from exc
 
 
-def parse_percent(text: str) -> float:
-    """'5%' -> 0.05. Raises ValueError with a message fit for a user."""
+def parse_percent(text):  # type: (str) -> float
+    # '5%' -> 0.05. Raises ValueError with a message fit for a user.
     m = _PERCENT.match(text)
     if not m or float(m.group(1)) > 100:
         raise ValueError("%r is not a percentage between 0%% and 100%%" % text)
     return float(m.group(1)) / 100.0
 
 
-def parse_duration(text: str) -> float:
-    """'15m' -> 900.0 seconds; a bare number is seconds."""
+def parse_duration(text):  # type: (str) -> float
+    # '15m' -> 900.0 seconds; a bare number is seconds.
     m = _DURATION.match(text)
     if not m:
         raise ValueError("%r is not a duration (examples: 500ms, 30s, 15m, 2h, 1d)" % text)
@@ -84,21 +83,21 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def is_off(text: str) -> bool:
-    """True for the words that switch an optional setting off."""
+def is_off(text):  # type: (str) -> bool
+    # True for the words that switch an optional setting off.
     return text.strip().lower() in OFF_WORDS
 
 
-def format_kb(kb: float) -> str:
-    """1536 -> '1.5M': short, for messages people read."""
+def format_kb(kb):  # type: (float) -> str
+    # 1536 -> '1.5M': short, for messages people read.
     for unit, size in (("G", 1 << 20), ("M", 1 << 10)):
         if abs(kb) >= size:
             return "%g%s" % (round(kb / float(size), 1), unit)
     return "%dK" % kb
 
 
-def format_duration(seconds: float) -> str:
-    """900.0 -> '15m'."""
+def format_duration(seconds):  # type: (float) -> str
+    # 900.0 -> '15m'.
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return "%d%s" % (seconds // size, unit)

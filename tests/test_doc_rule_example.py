@@ -1,19 +1,21 @@
 """The worked example of docs/adding-a-rule-type.md works as written: its module,
 added to the table, is a rule type a profile can name, and its test passes."""
 
+import ast
 import importlib.util
 import os
 import re
 import sys
 
 from agent.rules import table
+from tests.test_no_annotations import annotations
 
-DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                   "docs", "adding-a-rule-type.md")
+DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
+DOC = os.path.join(DOCS, "adding-a-rule-type.md")
 
 
-def _blocks():
-    with open(DOC) as handle:
+def _blocks(doc=DOC):
+    with open(doc) as handle:
         text = handle.read()
     return re.findall(r"```python\n(.*?)```", text, re.S)
 
@@ -42,3 +44,14 @@ def test_the_documented_steady_rule_type_loads_validates_and_collects(monkeypatc
     else:
         raise AssertionError("a step above the ceiling was accepted")
     assert "every 4096K of growth" in module.describe(module.Settings("s", step_kb=4096))
+
+
+def test_the_documented_agent_modules_are_written_as_agent_modules_are():
+    # The rule type's module and the transport's: no annotations and no docstrings
+    # (tests/test_no_annotations.py, tests/test_no_docstrings.py), so a copy passes those tests.
+    for doc in (DOC, os.path.join(DOCS, "adding-a-transport.md")):
+        code = _blocks(doc)[0]
+        assert not annotations(code), (doc, annotations(code))
+        holders = (ast.Module, ast.ClassDef, ast.FunctionDef)
+        assert not [getattr(node, "lineno", 1) for node in ast.walk(ast.parse(code))
+                    if isinstance(node, holders) and ast.get_docstring(node) is not None], doc

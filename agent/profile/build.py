@@ -1,10 +1,9 @@
-"""Validating profiles: layered values -> a `Profile`, every problem collected at once.
-
-Problems read ``PATH:LINE: [section] key: what is wrong``; a profile either
-loads completely or raises `ProfileError` with all its problems. Rule
-sections are checked, built and described through the rule types' table
-(`agent.rules.table`), never by switching on a type here.
-"""
+# Validating profiles: layered values -> a `Profile`, every problem collected at once.
+#
+# Problems read ``PATH:LINE: [section] key: what is wrong``; a profile either
+# loads completely or raises `ProfileError` with all its problems. Rule
+# sections are checked, built and described through the rule types' table
+# (`agent.rules.table`), never by switching on a type here.
 
 import os
 
@@ -13,7 +12,7 @@ from ..errors import Problem, ProfileError
 from ..lean import sha256_hex
 from ..rules import table as rule_table
 from ..units import format_duration
-from .reading import Layered, Value, flatten, layer_text, read
+from .reading import flatten, layer_text, read
 from .schema import SCHEMA
 from .settings import (
     AgentSettings,
@@ -26,17 +25,18 @@ from .settings import (
 )
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Dict, List, Optional, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Dict, List, Optional, Tuple  # noqa: F401 (type comments)
 
-    from .schema import Key
+    from .reading import Layered, Value  # noqa: F401 (type comments)
+    from .schema import Key  # noqa: F401 (type comments)
 
 RULE_PREFIX = rule_table.PREFIX
 
 
-def load(path: str) -> Profile:
-    """Read and validate the profile at `path`; raise ProfileError listing every problem."""
-    problems: List[Problem] = []
+def load(path):  # type: (str) -> Profile
+    # Read and validate the profile at `path`; raise ProfileError listing every problem.
+    problems = []  # type: List[Problem]
     layer = read(path, problems, ())
     profile = None if problems else _build(layer, path, problems)
     if profile is None:
@@ -44,9 +44,9 @@ def load(path: str) -> Profile:
     return profile
 
 
-def loads(text: str, path: str = "<profile>") -> Profile:
-    """Validate profile text; `extends` is resolved relative to `path`."""
-    problems: List[Problem] = []
+def loads(text, path="<profile>"):  # type: (str, str) -> Profile
+    # Validate profile text; `extends` is resolved relative to `path`.
+    problems = []  # type: List[Problem]
     layer = layer_text(text, path, problems, (os.path.realpath(path),))
     profile = None if problems else _build(layer, path, problems)
     if profile is None:
@@ -54,8 +54,8 @@ def loads(text: str, path: str = "<profile>") -> Profile:
     return profile
 
 
-def describe(profile: Profile) -> str:
-    """A short human summary, used by `check -v` and the README's examples."""
+def describe(profile):  # type: (Profile) -> str
+    # A short human summary, used by `check -v` and the README's examples.
     lines = ["device %s (model %s), %d rule(s)" % (profile.device.id, profile.device.model,
                                                     len(profile.rules))]
     if profile.device.exit_action != "none":
@@ -71,8 +71,8 @@ def describe(profile: Profile) -> str:
     return "\n".join(lines)
 
 
-def _convert(section: str, given: "Dict[str, Value]", schema: "Dict[str, Key]",
-             header: "Tuple[str, int]", problems: "List[Problem]") -> "Dict[str, object]":
+def _convert(section, given, schema, header, problems):
+    # type: (str, Dict[str, Value], Dict[str, Key], Tuple[str, int], List[Problem]) -> Dict[str, object]
     fields = {}
     for key, value in given.items():
         spec = schema.get(key)
@@ -93,8 +93,8 @@ def _convert(section: str, given: "Dict[str, Value]", schema: "Dict[str, Key]",
     return fields
 
 
-def _rule(section: str, given: "Dict[str, Value]", header: "Tuple[str, int]",
-          problems: "List[Problem]"):
+def _rule(section, given, header, problems):
+    # type: (str, Dict[str, Value], Tuple[str, int], List[Problem]) -> Any
     name = section[len(RULE_PREFIX):].strip()
     if not name:
         problems.append(Problem(header[0], header[1], section, "", "a rule needs a name: [rule:NAME]"))
@@ -131,10 +131,10 @@ def _rule(section: str, given: "Dict[str, Value]", header: "Tuple[str, int]",
     return rule_table.settings(rule_type, name, fields)
 
 
-def _check_rules(rules: "List", device: "Dict[str, object]", layer: Layered,
-                 problems: "List[Problem]") -> None:
-    """Rules that validate key by key yet can never act, asked of each rule's type with
-    the memory the profile names (memory_limit, else ram) when it names one."""
+def _check_rules(rules, device, layer, problems):
+    # type: (List, Dict[str, object], Layered, List[Problem]) -> None
+    # Rules that validate key by key yet can never act, asked of each rule's type with
+    # the memory the profile names (memory_limit, else ram) when it names one.
     ceiling = device.get("memory_limit_kb") or device.get("ram_kb")
     for rule in rules:
         section = RULE_PREFIX + rule.name
@@ -145,7 +145,7 @@ def _check_rules(rules: "List", device: "Dict[str, object]", layer: Layered,
             problems.append(Problem(path, line, section, key, message))
 
 
-def _build(layer: Layered, path: str, problems: "List[Problem]") -> "Optional[Profile]":
+def _build(layer, path, problems):  # type: (Layered, str, List[Problem]) -> Optional[Profile]
     parts = {}
     rules = []
     for section, given in layer.sections.items():

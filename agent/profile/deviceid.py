@@ -1,5 +1,5 @@
-"""The device id: what a profile may write (`${hostname}`, `${serial}`, `${env:NAME}`)
-and what it becomes on the device."""
+# The device id: what a profile may write (`${hostname}`, `${serial}`, `${env:NAME}`)
+# and what it becomes on the device.
 
 import os
 import re
@@ -8,15 +8,15 @@ from .. import values
 from ..errors import Problem, ProfileError
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Dict, Optional
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Dict, Optional  # noqa: F401 (type comments)
 
 TEMPLATE = re.compile(r"\$\{([^}]*)\}")
 ID_CHARS = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def parse_device_id(value: str) -> str:
-    """[device] id as written: known templates only, and safe characters around them."""
+def parse_device_id(value):  # type: (str) -> str
+    # [device] id as written: known templates only, and safe characters around them.
     text = values.text(value)
     for name in TEMPLATE.findall(text):
         if name not in ("hostname", "serial") and not name.startswith("env:"):
@@ -28,11 +28,11 @@ def parse_device_id(value: str) -> str:
     return text
 
 
-def resolve_device_id(profile, environ: "Optional[Dict[str, str]]" = None) -> str:
-    """Fill `${hostname}`, `${serial}` and `${env:NAME}` in the device id."""
+def resolve_device_id(profile, environ=None):  # type: (Any, Optional[Dict[str, str]]) -> str
+    # Fill `${hostname}`, `${serial}` and `${env:NAME}` in the device id.
     env = os.environ if environ is None else environ
 
-    def fill(match: "re.Match") -> str:
+    def fill(match):  # type: (re.Match) -> str
         name = match.group(1)
         if name == "hostname":
             return os.uname()[1].split(".")[0]   # not socket: it costs ~0.8 MB of RSS
@@ -52,7 +52,7 @@ def resolve_device_id(profile, environ: "Optional[Dict[str, str]]" = None) -> st
     return device_id
 
 
-def _device_serial() -> str:
+def _device_serial():  # type: () -> str
     # DAL devices expose the serial in the device tree; x86 gateways in DMI.
     for path in ("/proc/device-tree/serial-number", "/sys/class/dmi/id/product_serial"):
         try:

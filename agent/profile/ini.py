@@ -1,27 +1,26 @@
-"""Plain INI without configparser: the profiles people write, read at a quarter of the cost.
-
-configparser is 0.2 MB of the application's memory on the device
-(docs/footprint.md), for features a profile rarely uses. `parse_plain` reads
-the plain subset (one `key = value` or `key: value` a line, `[section]`
-headers, `;` and `#` comments, inline after a space) exactly as the
-profile's configparser settings do (no interpolation, strict, keys
-lower-cased), and says None for anything else (a continuation line, a
-duplicate, a line it cannot parse), so that text goes through configparser
-and its messages. tests/test_profile_ini.py holds the two to the same result.
-"""
+# Plain INI without configparser: the profiles people write, read at a quarter of the cost.
+#
+# configparser is 0.2 MB of the application's memory on the device
+# (docs/footprint.md), for features a profile rarely uses. `parse_plain` reads
+# the plain subset (one `key = value` or `key: value` a line, `[section]`
+# headers, `;` and `#` comments, inline after a space) exactly as the
+# profile's configparser settings do (no interpolation, strict, keys
+# lower-cased), and says None for anything else (a continuation line, a
+# duplicate, a line it cannot parse), so that text goes through configparser
+# and its messages. tests/test_profile_ini.py holds the two to the same result.
 
 import re
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Dict, Optional
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Dict, Optional  # noqa: F401 (type comments)
 
 _HEADER = re.compile(r"\[([^\[\]]+)\]$")
 _OPTION = re.compile(r"(.*?)\s*([=:])\s*(.*)$")   # configparser's OPTCRE
 
 
-def _cut_comment(line: str) -> str:
-    """The line before an inline comment: a prefix at the start or after whitespace."""
+def _cut_comment(line):  # type: (str) -> str
+    # The line before an inline comment: a prefix at the start or after whitespace.
     for prefix in ";#":
         at = line.find(prefix)
         while at > 0 and not line[at - 1].isspace():
@@ -31,8 +30,8 @@ def _cut_comment(line: str) -> str:
     return line
 
 
-def parse_plain(text: str) -> "Optional[Dict[str, Dict[str, str]]]":
-    """section -> key -> value, in the order written; None when configparser must read it."""
+def parse_plain(text):  # type: (str) -> Optional[Dict[str, Dict[str, str]]]
+    # section -> key -> value, in the order written; None when configparser must read it.
     sections = {}   # type: Dict[str, Dict[str, str]]
     current = None
     for line in text.split("\n"):   # configparser's lines: split at \n only

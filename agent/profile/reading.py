@@ -1,13 +1,12 @@
-"""Reading profiles: INI text -> sections of values that remember where they were written.
-
-configparser without interpolation (so `${hostname}` stays as written), plus
-a line index configparser does not keep, so every problem can name its line.
-Plain text (most profiles) is read by `agent.profile.ini` instead, to the
-same result, so configparser is imported only for the rest.
-`[profile] extends = base.ini` layers a profile on another (path relative to
-the file naming it); keys set later win, key by key, rules included. A path
-inside a gc-bundle .pyz is read through zipimport (`agent.lean`).
-"""
+# Reading profiles: INI text -> sections of values that remember where they were written.
+#
+# configparser without interpolation (so `${hostname}` stays as written), plus
+# a line index configparser does not keep, so every problem can name its line.
+# Plain text (most profiles) is read by `agent.profile.ini` instead, to the
+# same result, so configparser is imported only for the rest.
+# `[profile] extends = base.ini` layers a profile on another (path relative to
+# the file naming it); keys set later win, key by key, rules included. A path
+# inside a gc-bundle .pyz is read through zipimport (`agent.lean`).
 
 import io
 import os
@@ -18,8 +17,8 @@ from ..lean import read_from_zip, record
 from .ini import parse_plain
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Dict, List, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Dict, List, Tuple  # noqa: F401 (type comments)
 
 MAX_EXTENDS_DEPTH = 8
 
@@ -30,26 +29,26 @@ class Value(record(
         "path",                                 # str
         "line",                                 # int
 )):
-    """One value as written, and where."""
+    # One value as written, and where.
 
     __slots__ = ()
 
 
 class Layered(object):
-    """Sections and keys merged across `extends`, each value with its location."""
+    # Sections and keys merged across `extends`, each value with its location.
 
-    def __init__(self) -> None:
-        self.sections: Dict[str, Dict[str, Value]] = {}
-        self.headers: Dict[str, Tuple[str, int]] = {}
+    def __init__(self):  # type: () -> None
+        self.sections = {}  # type: Dict[str, Dict[str, Value]]
+        self.headers = {}  # type: Dict[str, Tuple[str, int]]
 
-    def merge(self, other: "Layered") -> None:
+    def merge(self, other):  # type: (Layered) -> None
         for name, keys in other.sections.items():
             self.sections.setdefault(name, {}).update(keys)
             self.headers.setdefault(name, other.headers[name])
 
 
-def _index_lines(text: str) -> "Tuple[Dict[str, int], Dict[Tuple[str, str], int]]":
-    """Where each section header and key stands; configparser does not say."""
+def _index_lines(text):  # type: (str) -> Tuple[Dict[str, int], Dict[Tuple[str, str], int]]
+    # Where each section header and key stands; configparser does not say.
     headers, keys = {}, {}
     section = None
     for number, raw in enumerate(io.StringIO(text), 1):
@@ -69,7 +68,7 @@ def _index_lines(text: str) -> "Tuple[Dict[str, int], Dict[Tuple[str, str], int]
     return headers, keys
 
 
-def _parse_text(text: str, path: str, problems: "List[Problem]") -> Layered:
+def _parse_text(text, path, problems):  # type: (str, str, List[Problem]) -> Layered
     layer = Layered()
     plain = parse_plain(text)
     if plain is not None:
@@ -104,7 +103,7 @@ def _parse_text(text: str, path: str, problems: "List[Problem]") -> Layered:
     return layer
 
 
-def _fill(layer: Layered, sections: "Dict[str, Dict[str, str]]", text: str, path: str) -> None:
+def _fill(layer, sections, text, path):  # type: (Layered, Dict[str, Dict[str, str]], str, str) -> None
     headers, keys = _index_lines(text)
     for section, items in sections.items():
         layer.headers[section] = (path, headers.get(section, 1))
@@ -114,7 +113,7 @@ def _fill(layer: Layered, sections: "Dict[str, Dict[str, str]]", text: str, path
             values[key] = Value(value or "", path, line)
 
 
-def read(path: str, problems: "List[Problem]", seen: "Tuple[str, ...]") -> Layered:
+def read(path, problems, seen):  # type: (str, List[Problem], Tuple[str, ...]) -> Layered
     if "\x00" in path:
         problems.append(Problem(path.replace("\x00", "\\0"), 0, "", "",
                                 "cannot read profile: the path has a NUL byte"))
@@ -145,8 +144,8 @@ def read(path: str, problems: "List[Problem]", seen: "Tuple[str, ...]") -> Layer
     return layer_text(text, path, problems, seen + (real,))
 
 
-def _read_bytes(path: str, limit: int) -> bytes:
-    """A file's bytes; a path inside a zip (a gc-bundle .pyz) is read through zipimport."""
+def _read_bytes(path, limit):  # type: (str, int) -> bytes
+    # A file's bytes; a path inside a zip (a gc-bundle .pyz) is read through zipimport.
     try:
         with open(path, "rb") as handle:
             return handle.read(limit)
@@ -157,7 +156,7 @@ def _read_bytes(path: str, limit: int) -> bytes:
         return data[:limit]
 
 
-def layer_text(text: str, path: str, problems: "List[Problem]", seen: "Tuple[str, ...]") -> Layered:
+def layer_text(text, path, problems, seen):  # type: (str, str, List[Problem], Tuple[str, ...]) -> Layered
     own = _parse_text(text, path, problems)
     base_value = own.sections.get("profile", {}).get("extends")
     if base_value is None or not base_value.text.strip():
@@ -173,8 +172,8 @@ def layer_text(text: str, path: str, problems: "List[Problem]", seen: "Tuple[str
     return merged
 
 
-def flatten(layer: Layered) -> str:
-    """One INI text with extends resolved: what the profile hash covers."""
+def flatten(layer):  # type: (Layered) -> str
+    # One INI text with extends resolved: what the profile hash covers.
     out = []
     for section, values in layer.sections.items():
         keys = [(k, v) for k, v in values.items() if not (section == "profile" and k == "extends")]

@@ -1,9 +1,8 @@
-"""The profile's sections and keys: section -> key -> (field, parser, required).
-
-Parsers shared with the rule types are `agent.values`; the ones here belong to
-one section each. Rule sections (`[rule:NAME]`) are not here: each rule type
-owns its keys (`agent.rules.table`).
-"""
+# The profile's sections and keys: section -> key -> (field, parser, required).
+#
+# Parsers shared with the rule types are `agent.values`; the ones here belong to
+# one section each. Rule sections (`[rule:NAME]`) are not here: each rule type
+# owns its keys (`agent.rules.table`).
 
 from .. import bounds, values
 from ..rules import table as rule_table
@@ -11,8 +10,8 @@ from ..units import is_off, parse_duration, parse_percent
 from .deviceid import parse_device_id
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Callable, Optional, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Callable, Optional, Tuple  # noqa: F401 (type comments)
 
     Key = Tuple[str, Callable[[str], object], bool]
 
@@ -22,19 +21,19 @@ EXIT_ACTIONS = ("none", "restart", "reboot")   # DAL auto-start: what follows th
 COMMANDS = ("collect", "status", "set", "snapshot", "reload")
 
 
-def _app(value: str) -> str:
+def _app(value):  # type: (str) -> str
     from ..identity import check_app
     return check_app(value)
 
 
-def _model(value: str) -> str:
+def _model(value):  # type: (str) -> str
     model = values.text(value)
     if len(model) > bounds.NAME_MAX:   # every status carries it; readers refuse longer (agent/bounds.py)
         raise ValueError("is %d characters long; at most %d" % (len(model), bounds.NAME_MAX))
     return model
 
 
-def _memory_limit(value: str) -> "Optional[int]":
+def _memory_limit(value):  # type: (str) -> Optional[int]
     if value.strip().lower() == "auto":
         return None
     kb = values.kb(value)
@@ -43,14 +42,14 @@ def _memory_limit(value: str) -> "Optional[int]":
     return kb
 
 
-def _budget(value: str) -> float:
+def _budget(value):  # type: (str) -> float
     share = parse_percent(value)
     if share <= 0:
         raise ValueError("%r would forbid every collection; give a share above 0%%" % value)
     return share
 
 
-def _thresholds(value: str) -> "Optional[Tuple[int, ...]]":
+def _thresholds(value):  # type: (str) -> Optional[Tuple[int, ...]]
     if value.strip().lower() == "keep":
         return None
     parts = [p.strip() for p in value.split(",")]
@@ -62,21 +61,21 @@ def _thresholds(value: str) -> "Optional[Tuple[int, ...]]":
     return numbers
 
 
-def _pause_budget(value: str) -> float:
+def _pause_budget(value):  # type: (str) -> float
     seconds = values.positive_duration(value)
     if seconds > 10.0:
         raise ValueError("%r: a pause budget over 10s would never hold anything back" % value)
     return seconds
 
 
-def _memory_target(value: str) -> float:
+def _memory_target(value):  # type: (str) -> float
     share = parse_percent(value)
     if not 0.10 <= share <= 0.95:
         raise ValueError("%r: give a share of the ceiling between 10%% and 95%%" % value)
     return share
 
 
-def _urls(value: str) -> "Tuple[str, ...]":
+def _urls(value):  # type: (str) -> Tuple[str, ...]
     # Imported here: transports import profile-free modules only, keep it that way.
     from ..transports import check_url
     urls = values.word_list(value)
@@ -93,14 +92,14 @@ def _urls(value: str) -> "Tuple[str, ...]":
     return urls
 
 
-def _topic_prefix(value: str) -> str:
+def _topic_prefix(value):  # type: (str) -> str
     text = values.text(value)
     if any(c in text for c in "+#\x00") or text.startswith("/") or text.endswith("/"):
         raise ValueError("%r: a topic prefix has no +, #, or leading/trailing /" % value)
     return text
 
 
-def _keepalive(value: str) -> float:
+def _keepalive(value):  # type: (str) -> float
     seconds = parse_duration(value)
     if not 5 <= seconds <= 65535:
         raise ValueError("%r: keepalive is 5s to 18h (MQTT's limit); keep it under the "
@@ -108,11 +107,11 @@ def _keepalive(value: str) -> float:
     return seconds
 
 
-def _compress(value: str) -> bool:
+def _compress(value):  # type: (str) -> bool
     return values.choice(("none", "zlib"))(value) == "zlib"
 
 
-def _rate(value: str) -> float:
+def _rate(value):  # type: (str) -> float
     text = value.strip()
     text = text[:-2] if text.endswith("/s") else text
     try:
@@ -124,7 +123,7 @@ def _rate(value: str) -> float:
     return rate
 
 
-def _flash_dir(value: str) -> str:
+def _flash_dir(value):  # type: (str) -> str
     if is_off(value):
         return ""
     text = values.text(value)
@@ -134,7 +133,7 @@ def _flash_dir(value: str) -> str:
     return text
 
 
-def _command_names(value: str) -> "Tuple[str, ...]":
+def _command_names(value):  # type: (str) -> Tuple[str, ...]
     names = values.word_list(value)
     for name in names:
         if name not in COMMANDS:
@@ -143,7 +142,7 @@ def _command_names(value: str) -> "Tuple[str, ...]":
     return names
 
 
-def _settable(value: str) -> "Tuple[str, ...]":
+def _settable(value):  # type: (str) -> Tuple[str, ...]
     pairs = values.word_list(value)
     keys = [k for k in rule_table.all_keys() if k != "type"]
     for pair in pairs:
@@ -154,7 +153,7 @@ def _settable(value: str) -> "Tuple[str, ...]":
     return pairs
 
 
-def _bytes(value: str) -> int:
+def _bytes(value):  # type: (str) -> int
     return values.positive_kb(value) * 1024
 
 

@@ -1,8 +1,7 @@
-"""The settings a validated profile is made of: one immutable tuple per section.
-
-Rule settings are each rule type's own (`agent.rules.<type>.Settings`);
-`agent.profile.build` makes all of these from INI text.
-"""
+# The settings a validated profile is made of: one immutable tuple per section.
+#
+# Rule settings are each rule type's own (`agent.rules.<type>.Settings`);
+# `agent.profile.build` makes all of these from INI text.
 
 from ..lean import record
 
@@ -16,7 +15,7 @@ class DeviceSettings(record(
         python="",                  # str: the model's Python, for people and the emulator
         exit_action="none",         # str: the auto-start entry's exit action: none, restart, reboot
 )):
-    """[device]: who we are and how much memory we may use."""
+    # [device]: who we are and how much memory we may use.
 
     __slots__ = ()
 
@@ -30,7 +29,7 @@ class AgentSettings(record(
         probe="auto",               # str
         app="",                     # str: which application on the gateway (agent/identity.py)
 )):
-    """[agent]: the agent's own cadence and cost limits."""
+    # [agent]: the agent's own cadence and cost limits.
 
     __slots__ = ()
 
@@ -43,7 +42,7 @@ class GcSettings(record(
         pause_budget=0.002,         # float: seconds: longest pause wanted while busy
         memory_target=0.70,         # float: share of the ceiling garbage may fill
 )):
-    """[gc]: start-up actions on the collector, and the tuner's settings (docs/tuner.md)."""
+    # [gc]: start-up actions on the collector, and the tuner's settings (docs/tuner.md).
 
     __slots__ = ()
 
@@ -65,7 +64,7 @@ class ReportSettings(record(
         password_file="",           # str
         password_env="",            # str
 )):
-    """[report]: where messages go, how telemetry is batched, and the MQTT session."""
+    # [report]: where messages go, how telemetry is batched, and the MQTT session.
 
     __slots__ = ()
 
@@ -78,7 +77,7 @@ class BufferSettings(record(
         spill_after=60.0,           # float: link down this long: RAM backlog goes to flash
         sync_every=5.0,             # float: fsync at most this often (flash wear)
 )):
-    """[buffer]: the outbox bounds, and the journal on flash for long outages."""
+    # [buffer]: the outbox bounds, and the journal on flash for long outages.
 
     __slots__ = ()
 
@@ -90,7 +89,7 @@ class CommandSettings(record(
         allow=("collect", "status", "set", "snapshot", "reload"),  # Tuple[str, ...]
         settable=(),                # Tuple[str, ...]: RULE.KEY pairs `set` may change, e.g. low-memory.below
 )):
-    """[commands]: signed remote commands (off without a key file)."""
+    # [commands]: signed remote commands (off without a key file).
 
     __slots__ = ()
 
@@ -108,7 +107,7 @@ class Profile(record(
         "buffer",                   # BufferSettings
         commands=CommandSettings(), # CommandSettings
 )):
-    """A whole validated profile. `text` is the flattened INI (extends resolved)."""
+    # A whole validated profile. `text` is the flattened INI (extends resolved).
 
     __slots__ = ()
 

@@ -1,20 +1,21 @@
-"""``event``: a collection when a trigger arrives, at most once per `cooldown`.
-
-Triggers: `app:NAME` (or `app:*`) from the application, `link_down`,
-`link_up`, `signal`, and two this rule derives from samples itself: `idle`
-(CPU below `idle_cpu` over `idle_for`, on the edge into idleness) and
-`large_free` (RSS fell by at least `large_free` since the last sample).
-"""
+# ``event``: a collection when a trigger arrives, at most once per `cooldown`.
+#
+# Triggers: `app:NAME` (or `app:*`) from the application, `link_down`,
+# `link_up`, `signal`, and two this rule derives from samples itself: `idle`
+# (CPU below `idle_cpu` over `idle_for`, on the edge into idleness) and
+# `large_free` (RSS fell by at least `large_free` since the last sample).
 
 from .. import values
 from ..lean import record
 from ..units import parse_duration
 from . import base
-from .base import Decision, Tick
+from .base import Decision
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Collection, List, Optional, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Collection, List, Optional, Tuple  # noqa: F401 (type comments)
+
+    from .base import Tick  # noqa: F401 (type comments)
 
 TYPE = "event"
 TRIGGERS = ("idle", "large_free", "link_down", "link_up", "signal")
@@ -31,16 +32,16 @@ class Settings(record(
         idle_for=30.0,                          # float
         large_free_kb=8192,                     # int
 )):
-    """[rule:NAME] type = event."""
+    # [rule:NAME] type = event.
 
     __slots__ = ()
 
     @property
-    def type(self) -> str:
+    def type(self):  # type: () -> str
         return TYPE
 
 
-def _triggers(value: str) -> "Tuple[str, ...]":
+def _triggers(value):  # type: (str) -> Tuple[str, ...]
     triggers = values.word_list(value)
     if not triggers:
         raise ValueError("is empty; the rule would never fire")
@@ -70,8 +71,9 @@ SCHEMA = {
 }
 
 
-def check(rule: Settings, given: "Collection[str]", ceiling_kb: "Optional[int]") -> "List[Tuple[str, str]]":
-    """(key, message) for settings that validate one by one yet can never act."""
+def check(rule, given, ceiling_kb):
+    # type: (Settings, Collection[str], Optional[int]) -> List[Tuple[str, str]]
+    # (key, message) for settings that validate one by one yet can never act.
     out = []
     if "idle" in rule.on and rule.idle_cpu <= 0:
         out.append(("idle_cpu", "0% can never be reached; idle would never fire"))
@@ -81,20 +83,20 @@ def check(rule: Settings, given: "Collection[str]", ceiling_kb: "Optional[int]")
     return out
 
 
-def describe(rule: Settings) -> str:
+def describe(rule):  # type: (Settings) -> str
     return "on %s, generation %d" % (", ".join(rule.on), rule.generation)
 
 
 class Rule(base.Rule):
-    """Cooldown, and the idle edge, of one event rule."""
+    # Cooldown, and the idle edge, of one event rule.
 
-    def __init__(self, settings: Settings, start: float) -> None:
+    def __init__(self, settings, start):  # type: (Settings, float) -> None
         super(Rule, self).__init__(settings, start)
         self.cpu_window = settings.idle_for if "idle" in settings.on else 0.0
-        self.last: Optional[float] = None
+        self.last = None  # type: Optional[float]
         self.idle = False
 
-    def decide(self, tick: Tick, now: float) -> "List[Decision]":
+    def decide(self, tick, now):  # type: (Tick, float) -> List[Decision]
         rule = self.settings
         derived = set()
         if "large_free" in rule.on and tick.dropped is not None and tick.dropped >= rule.large_free_kb:
@@ -114,7 +116,7 @@ class Rule(base.Rule):
         self.last = now
         return [Decision("collect", rule.name, rule.generation, fields=(("trigger", fired[0]),))]
 
-    def _is_idle(self, tick: Tick, now: float) -> bool:
+    def _is_idle(self, tick, now):  # type: (Tick, float) -> bool
         then = None
         for at, cpu in tick.cpu:
             if at <= now - self.settings.idle_for:

@@ -1,25 +1,26 @@
-"""``low_memory``: act before headroom runs out, and back off rather than thrash.
-
-When headroom (ceiling - RSS, or device free memory if smaller) drops below
-`below`, or will by the next sample if it keeps shrinking as fast as it did
-since the last one (`ahead` samples), announce `low_memory` and walk the
-`escalate` steps, one per `step_every` (sooner when the room would be gone by
-the next sample and collections still work). A collection that reclaims at
-least `min_reclaim` resets the walk; one that does not moves on and doubles
-the back-off (up to `backoff_max`), so a real leak is not thrashed (it is
-reported from the memory floor: agent/leak.py, docs/leaks.md). Headroom above
-`rearm_above` ends the episode (`recovered`).
-"""
+# ``low_memory``: act before headroom runs out, and back off rather than thrash.
+#
+# When headroom (ceiling - RSS, or device free memory if smaller) drops below
+# `below`, or will by the next sample if it keeps shrinking as fast as it did
+# since the last one (`ahead` samples), announce `low_memory` and walk the
+# `escalate` steps, one per `step_every` (sooner when the room would be gone by
+# the next sample and collections still work). A collection that reclaims at
+# least `min_reclaim` resets the walk; one that does not moves on and doubles
+# the back-off (up to `backoff_max`), so a real leak is not thrashed (it is
+# reported from the memory floor: agent/leak.py, docs/leaks.md). Headroom above
+# `rearm_above` ends the episode (`recovered`).
 
 from .. import values
 from ..lean import record
 from ..units import Amount, format_kb, parse_amount
 from . import base
-from .base import Decision, Tick
+from .base import Decision
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Collection, List, Optional, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Collection, List, Optional, Tuple  # noqa: F401 (type comments)
+
+    from .base import Tick  # noqa: F401 (type comments)
 
 TYPE = "low_memory"
 ESCALATION_STEPS = ("collect0", "collect1", "collect2", "callbacks", "event")
@@ -39,16 +40,16 @@ class Settings(record(
         backoff_max=600.0,                      # float
         ahead=1,                                # int: samples of growth to anticipate
 )):
-    """[rule:NAME] type = low_memory."""
+    # [rule:NAME] type = low_memory.
 
     __slots__ = ()
 
     @property
-    def type(self) -> str:
+    def type(self):  # type: () -> str
         return TYPE
 
 
-def _escalate(value: str) -> "Tuple[str, ...]":
+def _escalate(value):  # type: (str) -> Tuple[str, ...]
     steps = values.word_list(value)
     if not steps:
         raise ValueError("is empty; the rule would never act (steps: %s)" % ", ".join(ESCALATION_STEPS))
@@ -77,8 +78,9 @@ SCHEMA = {
 }
 
 
-def check(rule: Settings, given: "Collection[str]", ceiling_kb: "Optional[int]") -> "List[Tuple[str, str]]":
-    """(key, message) for thresholds that validate one by one yet can never act."""
+def check(rule, given, ceiling_kb):
+    # type: (Settings, Collection[str], Optional[int]) -> List[Tuple[str, str]]
+    # (key, message) for thresholds that validate one by one yet can never act.
     out = []
     below, rearm = rule.below, rule.rearm_above
     if below.resolve(1 << 30) == 0 and below.resolve(1) == 0:
@@ -104,14 +106,14 @@ def check(rule: Settings, given: "Collection[str]", ceiling_kb: "Optional[int]")
     return out
 
 
-def describe(rule: Settings) -> str:
+def describe(rule):  # type: (Settings) -> str
     return "below %s (re-arm above %s): %s" % (rule.below, rule.rearm_above, " -> ".join(rule.escalate))
 
 
 class _Episode(object):
-    """Where the rule is in one episode of low memory."""
+    # Where the rule is in one episode of low memory.
 
-    def __init__(self, step_every: float) -> None:
+    def __init__(self, step_every):  # type: (float) -> None
         self.low = False
         self.step = 0
         self.next_at = 0.0
@@ -122,16 +124,16 @@ class _Episode(object):
 
 
 class Rule(base.Rule):
-    """The escalation walk through one episode, and what collections in it reclaimed."""
+    # The escalation walk through one episode, and what collections in it reclaimed.
 
-    def __init__(self, settings: Settings, start: float) -> None:
+    def __init__(self, settings, start):  # type: (Settings, float) -> None
         super(Rule, self).__init__(settings, start)
         self.st = _Episode(settings.step_every)
 
-    def alarmed(self) -> bool:
+    def alarmed(self):  # type: () -> bool
         return self.st.low
 
-    def decide(self, tick: Tick, now: float) -> "List[Decision]":
+    def decide(self, tick, now):  # type: (Tick, float) -> List[Decision]
         rule, st, sample, room = self.settings, self.st, tick.sample, tick.room
         # How much headroom the last sample interval ate: a process that grows 8M a
         # tick is killed between two samples if we wait for it to cross `below`.
@@ -171,7 +173,7 @@ class Rule(base.Rule):
         self._advance(now)
         return out
 
-    def _advance(self, now: float) -> None:
+    def _advance(self, now):  # type: (float) -> None
         rule, st = self.settings, self.st
         st.step += 1
         if st.step >= len(rule.escalate):   # walked every step: back off, then start over
@@ -179,7 +181,7 @@ class Rule(base.Rule):
             st.next_at = now + st.backoff
             st.backoff = min(st.backoff * 2, rule.backoff_max)
 
-    def record(self, decision: Decision, reclaimed_kb: int, now: float) -> "List[Decision]":
+    def record(self, decision, reclaimed_kb, now):  # type: (Decision, int, float) -> List[Decision]
         rule, st = self.settings, self.st
         if decision.action != "collect" or not st.low:
             return []

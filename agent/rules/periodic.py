@@ -1,20 +1,21 @@
-"""``periodic``: a collection every `every` seconds.
-
-    [rule:NAME]
-    type = periodic
-    every = 10m          (required)
-    generation = 2
-"""
+# ``periodic``: a collection every `every` seconds.
+#
+# [rule:NAME]
+# type = periodic
+# every = 10m          (required)
+# generation = 2
 
 from .. import values
 from ..lean import record
 from ..units import format_duration
 from . import base
-from .base import Decision, Tick
+from .base import Decision
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Collection, List, Optional, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Collection, List, Optional, Tuple  # noqa: F401 (type comments)
+
+    from .base import Tick  # noqa: F401 (type comments)
 
 TYPE = "periodic"
 
@@ -26,12 +27,12 @@ class Settings(record(
         every=0.0,                              # float
         generation=2,                           # int
 )):
-    """[rule:NAME] type = periodic."""
+    # [rule:NAME] type = periodic.
 
     __slots__ = ()
 
     @property
-    def type(self) -> str:
+    def type(self):  # type: () -> str
         return TYPE
 
 
@@ -42,23 +43,24 @@ SCHEMA = {
 }
 
 
-def check(rule: Settings, given: "Collection[str]", ceiling_kb: "Optional[int]") -> "List[Tuple[str, str]]":
-    """(key, message) for settings that validate one by one yet can never act: none here."""
+def check(rule, given, ceiling_kb):
+    # type: (Settings, Collection[str], Optional[int]) -> List[Tuple[str, str]]
+    # (key, message) for settings that validate one by one yet can never act: none here.
     return []
 
 
-def describe(rule: Settings) -> str:
+def describe(rule):  # type: (Settings) -> str
     return "every %s, generation %d" % (format_duration(rule.every), rule.generation)
 
 
 class Rule(base.Rule):
-    """When the next collection is due."""
+    # When the next collection is due.
 
-    def __init__(self, settings: Settings, start: float) -> None:
+    def __init__(self, settings, start):  # type: (Settings, float) -> None
         super(Rule, self).__init__(settings, start)
         self.next_at = start + settings.every
 
-    def decide(self, tick: Tick, now: float) -> "List[Decision]":
+    def decide(self, tick, now):  # type: (Tick, float) -> List[Decision]
         if now < self.next_at:
             return []
         self.next_at = now + self.settings.every

@@ -1,29 +1,29 @@
-"""The policy: every rule's decisions for one tick, within the collection budget.
-
-`Policy` derives once per tick what every rule reads (headroom, how fast it
-shrinks, how much RSS fell, CPU history) and the collector's own events
-(`gc_disabled` / `gc_enabled`), asks each rule (built through `table.make`),
-then drops rule collections once their share of wall time is spent. What a
-rule type decides is its own module's business; this file never looks at a
-rule's type.
-"""
+# The policy: every rule's decisions for one tick, within the collection budget.
+#
+# `Policy` derives once per tick what every rule reads (headroom, how fast it
+# shrinks, how much RSS fell, CPU history) and the collector's own events
+# (`gc_disabled` / `gc_enabled`), asks each rule (built through `table.make`),
+# then drops rule collections once their share of wall time is spent. What a
+# rule type decides is its own module's business; this file never looks at a
+# rule's type.
 
 import collections
 
-from ..probes import Sample
 from . import table
 from .base import REQUESTED, Decision, Tick, headroom_kb
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Deque, Dict, List, Optional, Sequence, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Deque, Dict, List, Optional, Sequence, Tuple  # noqa: F401 (type comments)
+
+    from ..probes import Sample  # noqa: F401 (type comments)
 
 
 class Policy(object):
-    """Decides, tick by tick, which collections and events the rules call for."""
+    # Decides, tick by tick, which collections and events the rules call for.
 
-    def __init__(self, rules: "Sequence", start: float, budget: float = 0.02,
-                 budget_window: float = 60.0, freeze_after: "Optional[float]" = None) -> None:
+    def __init__(self, rules, start, budget=0.02, budget_window=60.0, freeze_after=None):
+        # type: (Sequence, float, float, float, Optional[float]) -> None
         self.rules = tuple(r for r in rules if r.enabled)
         self._rules = [table.make(r, start) for r in self.rules]   # UnknownRuleType: refused
         self._by_name = {r.name: r for r in self._rules}
@@ -31,19 +31,19 @@ class Policy(object):
         self.budget_window = budget_window
         self._freeze_at = None if freeze_after is None else start + freeze_after
         self._cpu_window = max([r.cpu_window for r in self._rules] + [0.0])
-        self._cpu: Deque[Tuple[float, float]] = collections.deque()
-        self._spent: Deque[Tuple[float, float]] = collections.deque()
-        self._budget_said_at: Optional[float] = None
-        self._last_rss: Optional[int] = None
-        self._last_room: Optional[int] = None
-        self._gc_enabled: Optional[bool] = None
+        self._cpu = collections.deque()  # type: Deque[Tuple[float, float]]
+        self._spent = collections.deque()  # type: Deque[Tuple[float, float]]
+        self._budget_said_at = None  # type: Optional[float]
+        self._last_rss = None  # type: Optional[int]
+        self._last_room = None  # type: Optional[int]
+        self._gc_enabled = None  # type: Optional[bool]
         self.skipped_for_budget = 0
 
     # -- the decision ------------------------------------------------------------
 
-    def decide(self, sample: Sample, events: "Sequence[str]", now: float) -> "List[Decision]":
-        """Everything the rules call for at `now`, given this sample and these events."""
-        out: List[Decision] = []
+    def decide(self, sample, events, now):  # type: (Sample, Sequence[str], float) -> List[Decision]
+        # Everything the rules call for at `now`, given this sample and these events.
+        out = []  # type: List[Decision]
         # A collector already off at our first look (the application, or a library it
         # imported, disabled it before the agent started) is reported like a change.
         if sample.gc_enabled != (True if self._gc_enabled is None else self._gc_enabled):
@@ -69,7 +69,7 @@ class Policy(object):
             out.extend(rule.decide(tick, now))
         return self._within_budget(out, now)
 
-    def _within_budget(self, decisions: "List[Decision]", now: float) -> "List[Decision]":
+    def _within_budget(self, decisions, now):  # type: (List[Decision], float) -> List[Decision]
         while self._spent and self._spent[0][0] < now - self.budget_window:
             self._spent.popleft()
         spent = sum(d for _, d in self._spent)
@@ -92,16 +92,16 @@ class Policy(object):
 
     # -- feedback from actions -------------------------------------------------------
 
-    def record(self, decision: Decision, reclaimed_kb: int, duration_s: float,
-               now: float) -> "List[Decision]":
-        """Learn what a collection did (back-off); returns follow-up events, if any."""
+    def record(self, decision, reclaimed_kb, duration_s, now):
+        # type: (Decision, int, float, float) -> List[Decision]
+        # Learn what a collection did (back-off); returns follow-up events, if any.
         if decision.action == "collect":
             self._spent.append((now, duration_s))
         rule = self._by_name.get(decision.rule)
         return [] if rule is None else rule.record(decision, reclaimed_kb, now)
 
-    def state(self) -> "Dict[str, object]":
-        """A summary for status and the `status` command."""
+    def state(self):  # type: () -> Dict[str, object]
+        # A summary for status and the `status` command.
         return {
             "low": sorted(r.name for r in self._rules if r.alarmed()),
             "budget_skipped": self.skipped_for_budget,

@@ -1,35 +1,34 @@
-"""`drm:` : reports to Digi Remote Manager as data points, through `digidevice.datapoint`.
-
-Each message becomes one data point of type JSON on the stream
-`PREFIX/TYPE` (`gcagent/status`, `gcagent/telemetry`, `gcagent/event`,
-`gcagent/resp`; Remote Manager prepends the device id itself), stamped
-with the message's own `ts`. Each telemetry sample also becomes numeric
-points on `PREFIX/rss_kb` and `PREFIX/mem_free_kb`, so Remote Manager can
-chart memory without parsing JSON.
-
-Points are sent in batches with `upload_multiple`, the call a device makes
-over its one management connection: a batch goes when it holds `batch`
-messages, when its oldest has waited `flush` seconds, or at once with a
-status message (online at start, offline at stop). A message leaves the
-agent's outbox only when its batch uploaded (the same acknowledgement path
-as MQTT's PUBACK); a failed upload marks the link down, keeps the batch,
-and retries with a doubling delay, while new messages wait in the outbox and
-spill to the journal as with any other link.
-
-`upload_multiple` blocks for as long as the management connection takes (up
-to its 20 s timeout on a stalled cellular link), so it runs on an uploader
-thread of this transport's own, one batch at a time: the agent thread only
-hands batches over and collects results in `poll()`, and keeps sampling and
-collecting meanwhile.
-
-Remote Manager's limits (250 points and 2 MB an upload, `rate` uploads a
-minute, one at a time) are kept by agent/drmlimits.py: a message too big for
-one upload goes up in parts, uploads are spaced, and a throttled or refused
-upload backs off without counting as a lost link.
-
-URL: `drm:` or `drm:?batch=20&flush=5s&stream=gcagent&rate=60` (`rate=12` for
-Developer accounts).
-"""
+# `drm:` : reports to Digi Remote Manager as data points, through `digidevice.datapoint`.
+#
+# Each message becomes one data point of type JSON on the stream
+# `PREFIX/TYPE` (`gcagent/status`, `gcagent/telemetry`, `gcagent/event`,
+# `gcagent/resp`; Remote Manager prepends the device id itself), stamped
+# with the message's own `ts`. Each telemetry sample also becomes numeric
+# points on `PREFIX/rss_kb` and `PREFIX/mem_free_kb`, so Remote Manager can
+# chart memory without parsing JSON.
+#
+# Points are sent in batches with `upload_multiple`, the call a device makes
+# over its one management connection: a batch goes when it holds `batch`
+# messages, when its oldest has waited `flush` seconds, or at once with a
+# status message (online at start, offline at stop). A message leaves the
+# agent's outbox only when its batch uploaded (the same acknowledgement path
+# as MQTT's PUBACK); a failed upload marks the link down, keeps the batch,
+# and retries with a doubling delay, while new messages wait in the outbox and
+# spill to the journal as with any other link.
+#
+# `upload_multiple` blocks for as long as the management connection takes (up
+# to its 20 s timeout on a stalled cellular link), so it runs on an uploader
+# thread of this transport's own, one batch at a time: the agent thread only
+# hands batches over and collects results in `poll()`, and keeps sampling and
+# collecting meanwhile.
+#
+# Remote Manager's limits (250 points and 2 MB an upload, `rate` uploads a
+# minute, one at a time) are kept by agent/drmlimits.py: a message too big for
+# one upload goes up in parts, uploads are spaced, and a throttled or refused
+# upload backs off without counting as a lost link.
+#
+# URL: `drm:` or `drm:?batch=20&flush=5s&stream=gcagent&rate=60` (`rate=12` for
+# Developer accounts).
 
 import json
 import threading
@@ -38,21 +37,23 @@ import time
 from ..drmlimits import MAX_BYTES, MAX_POINTS, RateLimit, classify, plan, sizes_of
 from ..errors import TransportError
 from ..lean import query_items
-from ..outbox import Outgoing
 from ..units import parse_duration
-from .base import Context, Transport, TransportEvent
+from .base import Transport, TransportEvent
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import List, Optional, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, List, Optional, Tuple  # noqa: F401 (type comments)
+
+    from ..outbox import Outgoing  # noqa: F401 (type comments)
+    from .base import Context  # noqa: F401 (type comments)
 
 UPLOAD_TIMEOUT = 20.0
 MAX_RETRY = 60.0
 _NUMERIC = ("rss_kb", "mem_free_kb")
 
 
-def parse_drm_url(url: str):
-    """drm:[?batch=N&flush=S&stream=PREFIX] -> (batch, flush_s, prefix or None)."""
+def parse_drm_url(url):  # type: (str) -> Any
+    # drm:[?batch=N&flush=S&stream=PREFIX] -> (batch, flush_s, prefix or None).
     rest = url.partition(":")[2]
     if rest.startswith("//"):
         raise ValueError("%r: write drm: (no host: the device's own Remote Manager connection "
@@ -81,8 +82,8 @@ def parse_drm_url(url: str):
     return batch, flush, stream
 
 
-def drm_rate(url: str) -> int:
-    """Uploads a minute the URL allows (`rate=`, 1..60; 60 by default, 12 for Developer accounts)."""
+def drm_rate(url):  # type: (str) -> int
+    # Uploads a minute the URL allows (`rate=`, 1..60; 60 by default, 12 for Developer accounts).
     values = [value for name, value in query_items(url.partition("?")[2]) if name == "rate" and value]
     if not values:
         return 60
@@ -97,26 +98,26 @@ def drm_rate(url: str) -> int:
 
 
 class DigiTransport(Transport):
-    """Status, telemetry and events as Remote Manager data points."""
+    # Status, telemetry and events as Remote Manager data points.
 
     scheme = "drm"
     has_link = True
 
     @classmethod
-    def check_url(cls, url: str) -> None:
+    def check_url(cls, url):  # type: (str) -> None
         parse_drm_url(url)
 
-    def __init__(self, url: str, context: "Optional[Context]" = None,
-                 clock=time.monotonic) -> None:
+    def __init__(self, url, context=None, clock=time.monotonic):
+        # type: (str, Optional[Context], Any) -> None
         super(DigiTransport, self).__init__(url, context)
         self.batch, self.flush, stream = parse_drm_url(url)
         self.prefix = stream or self.context.settings.prefix
         self._clock = clock
         self._datapoint = None
-        self._pending: List[Outgoing] = []   # in flight first, then waiting
+        self._pending = []  # type: List[Outgoing]  # in flight first, then waiting
         self._oldest = 0.0
-        self._events: List[TransportEvent] = []
-        self._up: Optional[bool] = None
+        self._events = []  # type: List[TransportEvent]
+        self._up = None  # type: Optional[bool]
         self._failures = 0
         self._retry_at = 0.0
         self.uploads = 0
@@ -127,13 +128,13 @@ class DigiTransport(Transport):
         self.throttled = 0              # uploads Remote Manager throttled or refused
         # The hand-over to the uploader thread: one batch at a time.
         self._cond = threading.Condition()
-        self._job: Optional[Tuple[int, list]] = None           # (messages, points) to upload
-        self._done: Optional[Tuple[int, Optional[BaseException]]] = None
+        self._job = None  # type: Optional[Tuple[int, list]]  # (messages, points) to upload
+        self._done = None  # type: Optional[Tuple[int, Optional[BaseException]]]
         self._inflight = 0                                     # messages handed over, not yet done
-        self._thread: Optional[threading.Thread] = None
+        self._thread = None  # type: Optional[threading.Thread]
         self._closes = 0                                       # an uploader ends when this moves on
 
-    def open(self) -> None:
+    def open(self):  # type: () -> None
         if self._datapoint is not None:
             return
         try:
@@ -144,11 +145,11 @@ class DigiTransport(Transport):
         self._datapoint = datapoint
         self._set_link(True)
 
-    def ready(self) -> bool:
+    def ready(self):  # type: () -> bool
         # A full batch waits for its upload before more are taken.
         return self._up is True and len(self._pending) < self.batch
 
-    def send(self, item: Outgoing) -> bool:
+    def send(self, item):  # type: (Outgoing) -> bool
         if self._datapoint is None:
             self.open()
         if not self._pending:
@@ -162,7 +163,7 @@ class DigiTransport(Transport):
             self._hand_over()
         return False   # acknowledged from poll() once its batch is uploaded
 
-    def poll(self) -> "List[TransportEvent]":
+    def poll(self):  # type: () -> List[TransportEvent]
         self._collect()
         if self._pending and self._datapoint is not None and not self._inflight:
             now = self._clock()
@@ -175,10 +176,10 @@ class DigiTransport(Transport):
         out, self._events = self._events, []
         return out
 
-    def _urgent(self) -> bool:
+    def _urgent(self):  # type: () -> bool
         return len(self._pending) >= self.batch or any(i.type == "status" for i in self._pending)
 
-    def _points(self, items: "List[Outgoing]") -> list:
+    def _points(self, items):  # type: (List[Outgoing]) -> list
         dp = self._datapoint
         points = []
         for item in items:
@@ -199,8 +200,8 @@ class DigiTransport(Transport):
 
     # -- the uploader thread ---------------------------------------------------------
 
-    def _hand_over(self) -> None:
-        """Give the pending messages to the uploader, unless a batch is on its way already."""
+    def _hand_over(self):  # type: () -> None
+        # Give the pending messages to the uploader, unless a batch is on its way already.
         if self._inflight or not self._pending:
             return
         per_message = [self._points([item]) for item in self._pending]
@@ -218,7 +219,7 @@ class DigiTransport(Transport):
                                             name="gc-agent drm upload", daemon=True)
             self._thread.start()
 
-    def _uploader(self, datapoint, closes: int) -> None:
+    def _uploader(self, datapoint, closes):  # type: (Any, int) -> None
         while True:
             with self._cond:
                 while self._job is None and self._closes == closes:
@@ -227,7 +228,7 @@ class DigiTransport(Transport):
                     return
                 count, points = self._job
                 self._job = None
-            error: Optional[BaseException] = None
+            error = None  # type: Optional[BaseException]
             try:
                 if points:
                     datapoint.upload_multiple(points, timeout=UPLOAD_TIMEOUT)
@@ -237,8 +238,8 @@ class DigiTransport(Transport):
                 self._done = (count, error)
                 self._cond.notify_all()
 
-    def _collect(self) -> None:
-        """Take the uploader's result, if it has one."""
+    def _collect(self):  # type: () -> None
+        # Take the uploader's result, if it has one.
         if not self._inflight:
             return
         with self._cond:
@@ -279,20 +280,20 @@ class DigiTransport(Transport):
         self._set_link(True)
         self._events.extend(TransportEvent("ack", item) for item in batch)
 
-    def _set_link(self, up: bool) -> None:
+    def _set_link(self, up):  # type: (bool) -> None
         if self._up is not up:
             self._up = up
             self._events.append(TransportEvent("link", up))
 
-    def close(self) -> None:
-        """Let the uploader thread end once it is idle; never waits for it. The agent's
-        stop pumps until its deadline first, so the final status has had its chance;
-        whatever is still unacknowledged has gone to the journal by now."""
+    def close(self):  # type: () -> None
+        # Let the uploader thread end once it is idle; never waits for it. The agent's
+        # stop pumps until its deadline first, so the final status has had its chance;
+        # whatever is still unacknowledged has gone to the journal by now.
         with self._cond:
             self._closes += 1
             self._cond.notify_all()
         self._thread = None
         self._datapoint = None
 
-    def describe(self) -> str:
+    def describe(self):  # type: () -> str
         return "drm:"

@@ -1,25 +1,29 @@
-"""`stdout:` and `file:///path` transports: schema-v1 JSON, one message a line.
-
-`stdout:` writes whole lines straight to file descriptor 1, never through
-`sys.stdout`: the application's own writes hold that object's lock, and the
-agent must not wait on it (nor make the application wait on ours).
-
-`file:///path?max=10M&keep=1` appends to a file and rotates it to PATH.1 ...
-PATH.KEEP when it passes `max`, so a device's flash never fills up.
-"""
+# `stdout:` and `file:///path` transports: schema-v1 JSON, one message a line.
+#
+# `stdout:` writes whole lines straight to file descriptor 1, never through
+# `sys.stdout`: the application's own writes hold that object's lock, and the
+# agent must not wait on it (nor make the application wait on ours).
+#
+# `file:///path?max=10M&keep=1` appends to a file and rotates it to PATH.1 ...
+# PATH.KEEP when it passes `max`, so a device's flash never fills up.
 
 import os
 
 from ..errors import TransportError
 from ..lean import query_items, split_url
-from ..outbox import Outgoing
 from ..units import parse_size
 from .base import Transport
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any  # noqa: F401 (type comments)
+
+    from ..outbox import Outgoing  # noqa: F401 (type comments)
 
 DEFAULT_MAX = 10 * 1024 * 1024
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd, data):  # type: (int, bytes) -> None
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
@@ -27,11 +31,11 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class StdoutTransport(Transport):
-    """JSON lines on the process's standard output."""
+    # JSON lines on the process's standard output.
 
     scheme = "stdout"
 
-    def send(self, item: Outgoing) -> bool:
+    def send(self, item):  # type: (Outgoing) -> bool
         try:
             _write_all(1, item.body + b"\n")
         except OSError as exc:
@@ -39,8 +43,8 @@ class StdoutTransport(Transport):
         return True
 
 
-def parse_file_url(url: str):
-    """file:///path?max=10M&keep=1 -> (path, max_bytes, keep); ValueError says what is wrong."""
+def parse_file_url(url):  # type: (str) -> Any
+    # file:///path?max=10M&keep=1 -> (path, max_bytes, keep); ValueError says what is wrong.
     _, netloc, path, query = split_url(url)
     if netloc or not path.startswith("/"):
         raise ValueError("%r: a file URL needs three slashes and an absolute path: file:///path"
@@ -61,21 +65,21 @@ def parse_file_url(url: str):
 
 
 class FileTransport(Transport):
-    """JSON lines appended to a file, rotated at a size bound."""
+    # JSON lines appended to a file, rotated at a size bound.
 
     scheme = "file"
 
     @classmethod
-    def check_url(cls, url: str) -> None:
+    def check_url(cls, url):  # type: (str) -> None
         parse_file_url(url)
 
-    def __init__(self, url: str, context=None) -> None:
+    def __init__(self, url, context=None):  # type: (str, Any) -> None
         super(FileTransport, self).__init__(url, context)
         self.path, self.max_bytes, self.keep = parse_file_url(url)
         self._fd = -1
         self._size = 0
 
-    def open(self) -> None:
+    def open(self):  # type: () -> None
         try:
             directory = os.path.dirname(self.path)
             if directory and not os.path.isdir(directory):
@@ -85,7 +89,7 @@ class FileTransport(Transport):
         except OSError as exc:
             raise TransportError("%s: %s" % (self.path, _why(self.path, exc))) from exc
 
-    def send(self, item: Outgoing) -> bool:
+    def send(self, item):  # type: (Outgoing) -> bool
         if self._fd < 0:
             self.open()
         line = item.body + b"\n"
@@ -99,7 +103,7 @@ class FileTransport(Transport):
             raise TransportError("%s: %s" % (self.path, exc.strerror or exc)) from exc
         return True
 
-    def _rotate(self) -> None:
+    def _rotate(self):  # type: () -> None
         os.close(self._fd)
         self._fd = -1
         if self.keep == 0:
@@ -111,7 +115,7 @@ class FileTransport(Transport):
             os.replace(self.path, self.path + ".1")
         self.open()
 
-    def close(self) -> None:
+    def close(self):  # type: () -> None
         if self._fd >= 0:
             try:
                 os.close(self._fd)
@@ -119,9 +123,9 @@ class FileTransport(Transport):
                 self._fd = -1
 
 
-def _why(path: str, exc: OSError) -> str:
-    """What is wrong with `path`, for people: "File exists" from makedirs means a file
-    sits where a directory of the path should be."""
+def _why(path, exc):  # type: (str, OSError) -> str
+    # What is wrong with `path`, for people: "File exists" from makedirs means a file
+    # sits where a directory of the path should be.
     parent = os.path.dirname(path)
     while parent and parent != os.path.dirname(parent):
         if os.path.exists(parent) and not os.path.isdir(parent):

@@ -1,25 +1,24 @@
-"""`mqtt://[user@]host[:port]` and `mqtts://...` (TLS): reports to a broker.
-
-Built on paho-mqtt, with the 1.6 client API (what a Python 3.6 device can
-run) and the 2.x one (`CallbackAPIVersion.VERSION2`), imported only here and
-only when a URL asks for MQTT. The rules we keep, from paho's issue tracker:
-
-- paho owns one network thread (`loop_start`); we never wait on the network:
-  `connect_async`, and publishing only while connected and under `window`
-  messages in flight (`max_inflight_messages_set`, `max_queued_messages_set`,
-  so paho's own queue is bounded too: #158);
-- callbacks only append to bounded deques (or set plain attributes) and never raise: paho calls `on_publish`
-  holding its outbox mutex, and a lock of ours there deadlocks against
-  `publish()` (#354, #177); the agent thread drains them in `poll()`;
-- QoS 1 everywhere. A message leaves our outbox on its PUBACK. paho itself
-  resends in-flight messages after a reconnect (with DUP), so we publish each
-  message once per process; a crash leaves it in our outbox or journal, and
-  it is sent again after the restart (a duplicate only where an ack was lost).
-
-Session shape: retained `status` online is the agent's first message; the Last
-Will is the retained `status` offline of this boot (seq 0); a clean stop
-publishes `offline` itself before disconnecting.
-"""
+# `mqtt://[user@]host[:port]` and `mqtts://...` (TLS): reports to a broker.
+#
+# Built on paho-mqtt, with the 1.6 client API (what a Python 3.6 device can
+# run) and the 2.x one (`CallbackAPIVersion.VERSION2`), imported only here and
+# only when a URL asks for MQTT. The rules we keep, from paho's issue tracker:
+#
+# - paho owns one network thread (`loop_start`); we never wait on the network:
+#   `connect_async`, and publishing only while connected and under `window`
+#   messages in flight (`max_inflight_messages_set`, `max_queued_messages_set`,
+#   so paho's own queue is bounded too: #158);
+# - callbacks only append to bounded deques (or set plain attributes) and never raise: paho calls `on_publish`
+#   holding its outbox mutex, and a lock of ours there deadlocks against
+#   `publish()` (#354, #177); the agent thread drains them in `poll()`;
+# - QoS 1 everywhere. A message leaves our outbox on its PUBACK. paho itself
+#   resends in-flight messages after a reconnect (with DUP), so we publish each
+#   message once per process; a crash leaves it in our outbox or journal, and
+#   it is sent again after the restart (a duplicate only where an ack was lost).
+#
+# Session shape: retained `status` online is the agent's first message; the Last
+# Will is the retained `status` offline of this boot (seq 0); a clean stop
+# publishes `offline` itself before disconnecting.
 
 import collections
 import os
@@ -31,20 +30,22 @@ from urllib.parse import urlsplit
 
 from ..errors import TransportError
 from ..limits import COMMAND_QUEUE, ERROR_QUEUE, MAX_COMMAND_BYTES
-from ..outbox import Outgoing
-from .base import Context, Transport, TransportEvent
+from .base import Transport, TransportEvent
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Deque, Dict, List, Optional
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Deque, Dict, List, Optional  # noqa: F401 (type comments)
+
+    from ..outbox import Outgoing  # noqa: F401 (type comments)
+    from .base import Context  # noqa: F401 (type comments)
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 _ERROR_LOGS_KEPT = 20
 DIAGNOSE_EVERY = 300.0   # seconds between two diagnoses of a failing connection
 
 
-def parse_mqtt_url(url: str):
-    """mqtt://[user@]host[:port] -> (tls, host, port, user); ValueError says what is wrong."""
+def parse_mqtt_url(url):  # type: (str) -> Any
+    # mqtt://[user@]host[:port] -> (tls, host, port, user); ValueError says what is wrong.
     parts = urlsplit(url)
     if parts.scheme.lower() not in DEFAULT_PORTS:
         raise ValueError("%r is not an MQTT URL: mqtt://host[:port] or mqtts://host[:port]" % url)
@@ -77,15 +78,15 @@ def _paho():
 
 
 class MqttTransport(Transport):
-    """One MQTT session per agent start, kept alive across reconnects."""
+    # One MQTT session per agent start, kept alive across reconnects.
 
     has_link = True
 
     @classmethod
-    def check_url(cls, url: str) -> None:
+    def check_url(cls, url):  # type: (str) -> None
         parse_mqtt_url(url)
 
-    def __init__(self, url: str, context: "Optional[Context]" = None) -> None:
+    def __init__(self, url, context=None):  # type: (str, Optional[Context]) -> None
         super(MqttTransport, self).__init__(url, context)
         self.scheme = urlsplit(url).scheme.lower()
         self.tls, self.host, self.port, self.username = parse_mqtt_url(url)
@@ -96,25 +97,26 @@ class MqttTransport(Transport):
         self.username = self.username or settings.username
         self._client = None
         self._connected = False
-        self._inflight: Dict[int, Outgoing] = {}
+        self._inflight = {}  # type: Dict[int, Outgoing]
         # Filled by paho's thread, drained by ours; deque operations are atomic.
         # Commands and errors each have a bounded queue of their own, and the link
         # state is two plain attributes, so no flood can push a link change out
         # (agent/limits.py, docs/hardening.md).
-        self._acks: Deque[int] = collections.deque()
-        self._events: Deque[TransportEvent] = collections.deque(maxlen=ERROR_QUEUE)
-        self._commands: Deque[bytes] = collections.deque()
+        self._acks = collections.deque()  # type: Deque[int]
+        self._events = collections.deque(maxlen=ERROR_QUEUE)  # type: Deque[TransportEvent]
+        self._commands = collections.deque()  # type: Deque[bytes]
         self._connects = 0          # successful connections so far (paho's thread)
         self._connects_seen = 0     # ... as far as poll() has told the agent
         self._said_up = False       # the link state poll() last told the agent
         self.commands_dropped = 0   # too large, or past COMMAND_QUEUE
         self._errors_seen = 0
         self._connect_fails = 0
-        self._diagnosed_at: Optional[float] = None
+        self._diagnosed_at = None  # type: Optional[float]
 
     # -- paho's thread: append, never raise, never lock -----------------------------
 
-    def _on_connect(self, client, userdata, flags, rc, *properties) -> None:
+    def _on_connect(self, client, userdata, flags, rc, *properties):
+        # type: (Any, Any, Any, Any, *Any) -> None
         try:
             code = getattr(rc, "value", rc)
             if code == 0:
@@ -130,13 +132,13 @@ class MqttTransport(Transport):
         except Exception:
             pass
 
-    def _on_disconnect(self, client, userdata, *args) -> None:
+    def _on_disconnect(self, client, userdata, *args):  # type: (Any, Any, *Any) -> None
         self._connected = False
 
-    def _on_publish(self, client, userdata, mid, *args) -> None:
+    def _on_publish(self, client, userdata, mid, *args):  # type: (Any, Any, Any, *Any) -> None
         self._acks.append(mid)
 
-    def _on_message(self, client, userdata, message) -> None:
+    def _on_message(self, client, userdata, message):  # type: (Any, Any, Any) -> None
         try:
             if getattr(message, "topic", self.prefix + "/cmd") != self.prefix + "/cmd":
                 return   # not ours: some brokers hand out retained messages of other topics
@@ -149,10 +151,10 @@ class MqttTransport(Transport):
         except Exception:
             pass
 
-    def _on_connect_fail(self, client, userdata) -> None:
+    def _on_connect_fail(self, client, userdata):  # type: (Any, Any) -> None
         self._connect_fails += 1
 
-    def _on_log(self, client, userdata, level, text) -> None:
+    def _on_log(self, client, userdata, level, text):  # type: (Any, Any, Any, Any) -> None
         # paho reports connection failures (TLS errors, refused sockets) only here.
         try:
             if level <= 8 and self._errors_seen < _ERROR_LOGS_KEPT:   # MQTT_LOG_ERR / WARNING
@@ -163,7 +165,7 @@ class MqttTransport(Transport):
 
     # -- the agent's thread ---------------------------------------------------------------
 
-    def open(self) -> None:
+    def open(self):  # type: () -> None
         mqtt = _paho()
         client_id = "gcagent-%s" % self.context.device
         try:
@@ -198,7 +200,7 @@ class MqttTransport(Transport):
             raise TransportError("%s: %s: %s" % (self.describe(), type(exc).__name__, exc)) from exc
         self._client = client
 
-    def _password(self) -> "Optional[str]":
+    def _password(self):  # type: () -> Optional[str]
         settings = self.context.settings
         path = settings.password_file
         if path:
@@ -214,7 +216,7 @@ class MqttTransport(Transport):
             return os.environ[name]
         return None
 
-    def _set_tls(self, client) -> None:
+    def _set_tls(self, client):  # type: (Any) -> None
         settings = self.context.settings
         ca = settings.ca_file or None
         cert = settings.cert_file or None
@@ -229,10 +231,10 @@ class MqttTransport(Transport):
         except (ssl.SSLError, ValueError, OSError) as exc:
             raise TransportError("TLS set-up (ca_file, cert_file, key_file): %s" % exc) from exc
 
-    def ready(self) -> bool:
+    def ready(self):  # type: () -> bool
         return self._client is not None and self._connected and len(self._inflight) < self.window
 
-    def send(self, item: Outgoing) -> bool:
+    def send(self, item):  # type: (Outgoing) -> bool
         topic = "%s/%s" % (self.prefix, item.type)
         payload = item.body
         if self.context.settings.compress:
@@ -244,7 +246,7 @@ class MqttTransport(Transport):
         self._inflight[info.mid] = item
         return False
 
-    def poll(self) -> "List[TransportEvent]":
+    def poll(self):  # type: () -> List[TransportEvent]
         if self._connect_fails and (self._diagnosed_at is None
                                     or time.monotonic() - self._diagnosed_at > DIAGNOSE_EVERY):
             # paho retries silently (the reason is only at DEBUG, without the
@@ -266,8 +268,8 @@ class MqttTransport(Transport):
             out.append(TransportEvent("command", self._commands.popleft()))
         return out
 
-    def _link_events(self) -> "List[TransportEvent]":
-        """Link changes since the last poll, from state rather than a queue."""
+    def _link_events(self):  # type: () -> List[TransportEvent]
+        # Link changes since the last poll, from state rather than a queue.
         out = []
         up = self._connected          # first: a connection is counted before it is up
         connects = self._connects
@@ -281,8 +283,8 @@ class MqttTransport(Transport):
             out.append(TransportEvent("link", up))
         return out
 
-    def _diagnose(self) -> None:
-        """One connection attempt of our own, to say why paho's keep failing."""
+    def _diagnose(self):  # type: () -> None
+        # One connection attempt of our own, to say why paho's keep failing.
         try:
             sock = socket.create_connection((self.host, self.port), timeout=10)
             try:
@@ -300,7 +302,7 @@ class MqttTransport(Transport):
         self._events.append(TransportEvent("error", "cannot connect to %s: %s"
                                            % (self.describe(), reason)))
 
-    def close(self) -> None:
+    def close(self):  # type: () -> None
         client, self._client = self._client, None
         if client is None:
             return
@@ -319,6 +321,6 @@ class MqttTransport(Transport):
         except Exception:
             pass
 
-    def describe(self) -> str:
+    def describe(self):  # type: () -> str
         user = (self.username + "@") if self.username else ""
         return "%s://%s%s:%d" % (self.scheme, user, self.host, self.port)

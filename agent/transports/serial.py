@@ -1,31 +1,30 @@
-"""Serial reporting: `JSON*CRC` lines over RS-232/USB, or any pyserial URL.
-
-    serial:///dev/ttyS1?baud=115200        a real port (or a pty)
-    /dev/ttyUSB0?baud=9600                 the same, scheme left out
-    loop://  socket://host:port  rfc2217://host:port  spy://...   pyserial URLs
-
-Our query keys (`baud`, `ack`, `max`, `resend`) are taken out; the rest of
-the URL goes to pyserial as it is. A device path at a standard baud is opened
-with the standard library (agent/transports/ttyport.py: termios), which
-saves the application pyserial's memory (docs/footprint.md); pyserial opens
-its own URLs and any baud termios has no constant for.
-
-One I/O thread owns the port: it opens it (again, with back-off, after a USB
-unplug or a pty closing), writes queued frames under a write timeout, and
-reads frames. The agent thread never touches the port, so a stalled line can
-never block the agent loop; the two sides meet only in deques.
-
-Delivery (`ack=`):
-- `on`: a message leaves the outbox when the far end acknowledges it
-  (`{"type":"ack","boot":B,"seq":[N,...]}`, see agent/framing.py);
-  unacknowledged messages are written again every `resend` seconds and after
-  the port comes back, so a pulled cable loses nothing within the outbox bound.
-- `off`: fire-and-forget; a message counts as delivered once written.
-- `auto` (default): acknowledged delivery until `ackwait` (10s) passes with
-  written messages and no acknowledgement ever seen on this opening of the
-  port (a plain terminal), then fire-and-forget; an acknowledgement switches
-  back. The mode is shown in `status` (`reports`).
-"""
+# Serial reporting: `JSON*CRC` lines over RS-232/USB, or any pyserial URL.
+#
+#     serial:///dev/ttyS1?baud=115200        a real port (or a pty)
+#     /dev/ttyUSB0?baud=9600                 the same, scheme left out
+#     loop://  socket://host:port  rfc2217://host:port  spy://...   pyserial URLs
+#
+# Our query keys (`baud`, `ack`, `max`, `resend`) are taken out; the rest of
+# the URL goes to pyserial as it is. A device path at a standard baud is opened
+# with the standard library (agent/transports/ttyport.py: termios), which
+# saves the application pyserial's memory (docs/footprint.md); pyserial opens
+# its own URLs and any baud termios has no constant for.
+#
+# One I/O thread owns the port: it opens it (again, with back-off, after a USB
+# unplug or a pty closing), writes queued frames under a write timeout, and
+# reads frames. The agent thread never touches the port, so a stalled line can
+# never block the agent loop; the two sides meet only in deques.
+#
+# Delivery (`ack=`):
+# - `on`: a message leaves the outbox when the far end acknowledges it
+#   (`{"type":"ack","boot":B,"seq":[N,...]}`, see agent/framing.py);
+#   unacknowledged messages are written again every `resend` seconds and after
+#   the port comes back, so a pulled cable loses nothing within the outbox bound.
+# - `off`: fire-and-forget; a message counts as delivered once written.
+# - `auto` (default): acknowledged delivery until `ackwait` (10s) passes with
+#   written messages and no acknowledgement ever seen on this opening of the
+#   port (a plain terminal), then fire-and-forget; an acknowledgement switches
+#   back. The mode is shown in `status` (`reports`).
 
 import collections
 import json
@@ -36,13 +35,15 @@ from .. import framing
 from ..errors import TransportError
 from ..lean import encode_query, query_items
 from ..limits import COMMAND_QUEUE, MAX_COMMAND_BYTES
-from ..outbox import Outgoing
 from ..units import parse_duration
-from .base import Context, Transport, TransportEvent
+from .base import Transport, TransportEvent
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Any, Deque, Dict, List, Optional, Tuple
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Any, Deque, Dict, List, Optional, Tuple  # noqa: F401 (type comments)
+
+    from ..outbox import Outgoing  # noqa: F401 (type comments)
+    from .base import Context  # noqa: F401 (type comments)
 
 DEFAULT_BAUD = 115200
 WRITE_TIMEOUT = 1.0       # seconds one write may stall before we drop the port's turn
@@ -53,10 +54,10 @@ _OUR_KEYS = ("baud", "ack", "max", "resend", "ackwait")
 
 
 class SerialSettings(object):
-    """A serial report URL, parsed: the pyserial port plus our options."""
+    # A serial report URL, parsed: the pyserial port plus our options.
 
-    def __init__(self, port: str, baud: int, ack: str, max_line: int, resend: float,
-                 ack_wait: float) -> None:
+    def __init__(self, port, baud, ack, max_line, resend, ack_wait):
+        # type: (str, int, str, int, float, float) -> None
         self.port = port
         self.baud = baud
         self.ack = ack
@@ -65,10 +66,10 @@ class SerialSettings(object):
         self.ack_wait = ack_wait
 
 
-def parse_serial_url(url: str) -> SerialSettings:
-    """Split a serial report URL; ValueError says what is wrong."""
+def parse_serial_url(url):  # type: (str) -> SerialSettings
+    # Split a serial report URL; ValueError says what is wrong.
     head, _, query = url.partition("?")
-    ours: Dict[str, str] = {}
+    ours = {}  # type: Dict[str, str]
     rest = []
     for key, value in query_items(query):
         if key in _OUR_KEYS:
@@ -113,7 +114,7 @@ def parse_serial_url(url: str) -> SerialSettings:
 
 
 def _pyserial():
-    """pyserial, or TransportError saying how to get it."""
+    # pyserial, or TransportError saying how to get it.
     try:
         import serial
     except ImportError as exc:
@@ -123,11 +124,11 @@ def _pyserial():
 
 
 class _Pending(object):
-    """A message written (or waiting to be) whose fate is not known yet."""
+    # A message written (or waiting to be) whose fate is not known yet.
 
     __slots__ = ("item", "key", "sent_at", "written")
 
-    def __init__(self, item: Outgoing, key: "Tuple[str, int]") -> None:
+    def __init__(self, item, key):  # type: (Outgoing, Tuple[str, int]) -> None
         self.item = item
         self.key = key
         self.sent_at = 0.0
@@ -135,44 +136,44 @@ class _Pending(object):
 
 
 class SerialTransport(Transport):
-    """Frames to and from a serial port, from one I/O thread."""
+    # Frames to and from a serial port, from one I/O thread.
 
     scheme = "serial"
     has_link = True
 
     @classmethod
-    def check_url(cls, url: str) -> None:
+    def check_url(cls, url):  # type: (str) -> None
         parse_serial_url(url)
 
-    def __init__(self, url: str, context: "Optional[Context]" = None) -> None:
+    def __init__(self, url, context=None):  # type: (str, Optional[Context]) -> None
         super().__init__(url, context)
         self.settings = parse_serial_url(url)
         self.ack_wait = self.settings.ack_wait
         self.window = max(1, int(self.context.settings.window or 20))
         self.reader = framing.LineReader(self.settings.max_line)
-        self.acking: Optional[bool] = {"on": True, "off": False}.get(self.settings.ack)
+        self.acking = {"on": True, "off": False}.get(self.settings.ack)  # type: Optional[bool]
         self.write_timeouts = 0
         self._boot = ""
-        self._pending: Dict[Tuple[str, int], _Pending] = collections.OrderedDict()
+        self._pending = collections.OrderedDict()  # type: Dict[Tuple[str, int], _Pending]
         # I/O thread <-> agent thread: deques only (append/popleft are atomic).
-        self._tx: Deque[Tuple[Tuple[str, int], bytes]] = collections.deque()
-        self._rx: Deque[Tuple[str, Any]] = collections.deque()
+        self._tx = collections.deque()  # type: Deque[Tuple[Tuple[str, int], bytes]]
+        self._rx = collections.deque()  # type: Deque[Tuple[str, Any]]
         # What the far end sends has bounded queues of its own (agent/limits.py):
         # a flood of frames can neither grow memory nor delay the port's own news.
-        self._rx_acks: Deque[Tuple[Optional[str], List[int]]] = collections.deque(maxlen=4 * self.window)
-        self._rx_commands: Deque[bytes] = collections.deque()
+        self._rx_acks = collections.deque(maxlen=4 * self.window)  # type: Deque[Tuple[Optional[str], List[int]]]
+        self._rx_commands = collections.deque()  # type: Deque[bytes]
         self.commands_dropped = 0
         self.acks_dropped = 0
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread = None  # type: Optional[threading.Thread]
         self._up = False
         self._reported_bad = 0
         self._bad_reported_at = 0.0
-        self._first_unacked: Optional[float] = None
+        self._first_unacked = None  # type: Optional[float]
 
     # -- agent thread -----------------------------------------------------------------
 
-    def open(self) -> None:
+    def open(self):  # type: () -> None
         if self._thread is not None:
             return
         self._library()   # fail now, with the reason, rather than inside the thread
@@ -180,10 +181,10 @@ class SerialTransport(Transport):
         self._thread = threading.Thread(target=self._run, name="gc-agent-serial", daemon=True)
         self._thread.start()
 
-    def ready(self) -> bool:
+    def ready(self):  # type: () -> bool
         return self._up and len(self._pending) < self.window
 
-    def send(self, item: Outgoing) -> bool:
+    def send(self, item):  # type: (Outgoing) -> bool
         if not self._boot and not item.historical:
             self._boot = item.boot   # acks that name no boot are for this one
         pending = _Pending(item, (item.boot, item.seq))
@@ -191,12 +192,12 @@ class SerialTransport(Transport):
         self._write(pending)
         return False
 
-    def _write(self, pending: _Pending) -> None:
+    def _write(self, pending):  # type: (_Pending) -> None
         pending.sent_at = time.monotonic()
         self._tx.append((pending.key, framing.frame(pending.item.body)))
 
-    def poll(self) -> "List[TransportEvent]":
-        out: List[TransportEvent] = []
+    def poll(self):  # type: () -> List[TransportEvent]
+        out = []  # type: List[TransportEvent]
         now = time.monotonic()
         while self._rx:
             kind, value = self._rx.popleft()
@@ -229,7 +230,7 @@ class SerialTransport(Transport):
         self._report_bad_lines(now, out)
         return out
 
-    def _written(self, key: "Tuple[str, int]", now: float, out: "List[TransportEvent]") -> None:
+    def _written(self, key, now, out):  # type: (Tuple[str, int], float, List[TransportEvent]) -> None
         pending = self._pending.get(key)
         if pending is None:
             return
@@ -240,7 +241,7 @@ class SerialTransport(Transport):
         elif self._first_unacked is None:
             self._first_unacked = now
 
-    def _acked(self, boot: "Optional[str]", seqs: "List[int]", out: "List[TransportEvent]") -> None:
+    def _acked(self, boot, seqs, out):  # type: (Optional[str], List[int], List[TransportEvent]) -> None
         if self.acking is not True and self.settings.ack == "auto":
             self.acking = True
             out.append(TransportEvent("mode", self.note()))
@@ -250,7 +251,7 @@ class SerialTransport(Transport):
             if pending is not None:
                 out.append(TransportEvent("ack", pending.item))
 
-    def _resend_or_give_up(self, now: float, out: "List[TransportEvent]") -> None:
+    def _resend_or_give_up(self, now, out):  # type: (float, List[TransportEvent]) -> None
         if not self._up or not self._pending:
             return
         if self.acking is None and self._first_unacked is not None \
@@ -268,7 +269,7 @@ class SerialTransport(Transport):
                 pending.written = False
                 self._write(pending)
 
-    def _report_bad_lines(self, now: float, out: "List[TransportEvent]") -> None:
+    def _report_bad_lines(self, now, out):  # type: (float, List[TransportEvent]) -> None
         dropped = self.reader.dropped
         if dropped > self._reported_bad and now - self._bad_reported_at >= BAD_LINE_REPORT_EVERY:
             self._bad_reported_at = now
@@ -278,29 +279,29 @@ class SerialTransport(Transport):
                                           "%s %d" % kv for kv in sorted(self.reader.bad.items()) if kv[1]),
                                           self.reader.good)))
 
-    def note(self) -> str:
+    def note(self):  # type: () -> str
         return {True: "acknowledged", False: "fire-and-forget", None: "waiting for acks"}[self.acking]
 
-    def close(self) -> None:
+    def close(self):  # type: () -> None
         thread, self._thread = self._thread, None
         if thread is not None:
             self._stop.set()
             thread.join(WRITE_TIMEOUT + 2.0)
 
-    def describe(self) -> str:
+    def describe(self):  # type: () -> str
         return self.url
 
     # -- I/O thread ----------------------------------------------------------------
 
     def _library(self):
-        """What opens the port: agent.transports.ttyport for a device path at a standard
-        baud (it offers the few names of pyserial's used here), else pyserial."""
+        # What opens the port: agent.transports.ttyport for a device path at a standard
+        # baud (it offers the few names of pyserial's used here), else pyserial.
         from . import ttyport
         if ttyport.supports(self.settings.port, self.settings.baud):
             return ttyport
         return _pyserial()
 
-    def _run(self) -> None:
+    def _run(self):  # type: () -> None
         serial = self._library()
         delay = 0.5
         first = True
@@ -335,8 +336,8 @@ class SerialTransport(Transport):
                 self._rx.append(("lost", ("%s: %s" % (self.settings.port, reason), False)))
                 self._stop.wait(delay)
 
-    def _serve(self, port, serial) -> "Optional[str]":
-        """Read and write until stopped (None) or the port fails (the reason)."""
+    def _serve(self, port, serial):  # type: (Any, Any) -> Optional[str]
+        # Read and write until stopped (None) or the port fails (the reason).
         broken = False   # a timed-out write may have left half a line on the wire
         while not self._stop.is_set():
             try:
@@ -361,7 +362,7 @@ class SerialTransport(Transport):
                 return str(exc) or type(exc).__name__
         return None
 
-    def _received(self, body: bytes) -> None:
+    def _received(self, body):  # type: (bytes) -> None
         # Before parsing: no command, nor an ack of a full window, is this long.
         if len(body) > MAX_COMMAND_BYTES + 12 * self.window:
             self.reader.bad["too_long"] += 1

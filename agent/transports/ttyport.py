@@ -1,19 +1,18 @@
-"""A serial port from the standard library: termios, a non-blocking descriptor, poll.
-
-For plain device paths (`serial:///dev/ttyS1?baud=115200`, `/dev/ttyUSB0`),
-the serial transport opens the port with this module instead of pyserial,
-which costs the application a third of a megabyte of RSS (docs/footprint.md).
-It offers the few names of pyserial's that agent/transports/serial.py uses
-(`serial_for_url`, `SerialException`, `SerialTimeoutException`, and a port's
-`read`, `write`, `in_waiting` and `close`), with pyserial's behaviour for
-them: raw 8N1, no flow control, the baud from the URL, reads that wait up to
-`timeout` for data, writes that give up after `write_timeout`, and an error
-(so the transport reopens the port) when the device vanishes.
-
-pyserial stays the backend for its own URLs (`loop://`, `socket://`,
-`rfc2217://`, `spy://`) and for a baud termios has no constant for
-(`supports`), which needs pyserial's Linux-specific ioctls.
-"""
+# A serial port from the standard library: termios, a non-blocking descriptor, poll.
+#
+# For plain device paths (`serial:///dev/ttyS1?baud=115200`, `/dev/ttyUSB0`),
+# the serial transport opens the port with this module instead of pyserial,
+# which costs the application a third of a megabyte of RSS (docs/footprint.md).
+# It offers the few names of pyserial's that agent/transports/serial.py uses
+# (`serial_for_url`, `SerialException`, `SerialTimeoutException`, and a port's
+# `read`, `write`, `in_waiting` and `close`), with pyserial's behaviour for
+# them: raw 8N1, no flow control, the baud from the URL, reads that wait up to
+# `timeout` for data, writes that give up after `write_timeout`, and an error
+# (so the transport reopens the port) when the device vanishes.
+#
+# pyserial stays the backend for its own URLs (`loop://`, `socket://`,
+# `rfc2217://`, `spy://`) and for a baud termios has no constant for
+# (`supports`), which needs pyserial's Linux-specific ioctls.
 
 import errno
 import os
@@ -26,40 +25,42 @@ except ImportError:   # a Python built without it: pyserial's turn (supports() s
     termios = None
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # annotations only: importing typing costs the device RSS (docs/footprint.md)
-    from typing import Optional
+if TYPE_CHECKING:   # type comments only: importing typing costs the device RSS (docs/footprint.md)
+    from typing import Optional  # noqa: F401 (type comments)
 
 READ_CHUNK = 65536
 _AGAIN = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
 
 
 class SerialException(IOError):
-    """The port failed (as pyserial's exception of the same name)."""
+    # The port failed (as pyserial's exception of the same name).
+    pass
 
 
 class SerialTimeoutException(SerialException):
-    """A write did not finish within the write timeout."""
+    # A write did not finish within the write timeout.
+    pass
 
 
-def speed(baud: int) -> "Optional[int]":
-    """termios's constant for `baud` (B115200 for 115200), or None when there is none."""
+def speed(baud):  # type: (int) -> Optional[int]
+    # termios's constant for `baud` (B115200 for 115200), or None when there is none.
     if termios is None:
         return None
     return getattr(termios, "B%d" % baud, None)
 
 
-def supports(port: str, baud: int) -> bool:
-    """Whether this module can open `port` at `baud`: a device path and a standard baud."""
+def supports(port, baud):  # type: (str, int) -> bool
+    # Whether this module can open `port` at `baud`: a device path and a standard baud.
     return port.startswith("/") and "?" not in port and speed(baud) is not None
 
 
-def _flag(name: str) -> int:
+def _flag(name):  # type: (str) -> int
     return getattr(termios, name, 0)   # some flags are not on every platform
 
 
-def raw_mode(fd: int, baud: int) -> None:
-    """Raw bytes both ways at `baud`, 8 data bits, no parity, one stop bit, no flow
-    control, no echo, no line editing or signals: what pyserial's defaults set."""
+def raw_mode(fd, baud):  # type: (int, int) -> None
+    # Raw bytes both ways at `baud`, 8 data bits, no parity, one stop bit, no flow
+    # control, no echo, no line editing or signals: what pyserial's defaults set.
     iflag, oflag, cflag, lflag, _, _, cc = termios.tcgetattr(fd)
     iflag &= ~(termios.INLCR | termios.IGNCR | termios.ICRNL | termios.IGNBRK | _flag("IUCLC")
                | _flag("PARMRK") | termios.INPCK | termios.ISTRIP
@@ -79,16 +80,16 @@ def raw_mode(fd: int, baud: int) -> None:
 
 
 class TtyPort(object):
-    """One open device: non-blocking, raw, timeouts done with poll."""
+    # One open device: non-blocking, raw, timeouts done with poll.
 
     in_waiting = 0   # the transport asks; read() takes whatever has arrived anyway
 
-    def __init__(self, path: str, baud: int, timeout: float, write_timeout: float) -> None:
+    def __init__(self, path, baud, timeout, write_timeout):  # type: (str, int, float, float) -> None
         self.timeout = timeout
         self.write_timeout = write_timeout
         # O_NOCTTY: the port must never become the application's controlling terminal.
         # Linux raises DTR and RTS on open, as pyserial's default asks.
-        self.fd: Optional[int] = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)  # type: Optional[int]
         try:
             raw_mode(self.fd, baud)
             termios.tcflush(self.fd, termios.TCIFLUSH)   # what was queued before we opened
@@ -101,8 +102,8 @@ class TtyPort(object):
             self.fd = None
             raise
 
-    def read(self, size: int = 1) -> bytes:
-        """What has arrived (up to 64 KB), after waiting up to `timeout` for the first byte."""
+    def read(self, size=1):  # type: (int) -> bytes
+        # What has arrived (up to 64 KB), after waiting up to `timeout` for the first byte.
         fd = self._fd()
         if not _wait(fd, select.POLLIN, self.timeout):
             return b""
@@ -117,8 +118,8 @@ class TtyPort(object):
                                   "(device disconnected?)")
         return data
 
-    def write(self, data: bytes) -> int:
-        """All of `data`, or SerialTimeoutException once `write_timeout` has passed."""
+    def write(self, data):  # type: (bytes) -> int
+        # All of `data`, or SerialTimeoutException once `write_timeout` has passed.
         fd = self._fd()
         view = memoryview(data)
         deadline = time.monotonic() + self.write_timeout
@@ -135,25 +136,25 @@ class TtyPort(object):
             _wait(fd, select.POLLOUT, left)
         return len(data)
 
-    def close(self) -> None:
+    def close(self):  # type: () -> None
         fd, self.fd = self.fd, None
         if fd is not None:
             os.close(fd)
 
-    def _fd(self) -> int:
+    def _fd(self):  # type: () -> int
         if self.fd is None:
             raise SerialException("port not open")
         return self.fd
 
 
-def serial_for_url(url: str, baudrate: int, timeout: float, write_timeout: float) -> TtyPort:
-    """The port at device path `url`, open and configured (pyserial's call, for paths)."""
+def serial_for_url(url, baudrate, timeout, write_timeout):  # type: (str, int, float, float) -> TtyPort
+    # The port at device path `url`, open and configured (pyserial's call, for paths).
     return TtyPort(url, baudrate, timeout, write_timeout)
 
 
-def _wait(fd: int, events: int, timeout: float) -> bool:
-    """Whether `fd` is ready for `events` within `timeout` seconds. poll, not select:
-    select refuses a descriptor of 1024 or more, which a busy application can give us."""
+def _wait(fd, events, timeout):  # type: (int, int, float) -> bool
+    # Whether `fd` is ready for `events` within `timeout` seconds. poll, not select:
+    # select refuses a descriptor of 1024 or more, which a busy application can give us.
     poller = select.poll()
     poller.register(fd, events | select.POLLERR | select.POLLHUP)
     return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000))))
