@@ -350,6 +350,8 @@ class Agent(Messaging):
         # type: (Sample, List[str], List[Decision], float) -> List[Decision]
         # The tuner's changes, each a `tune` event; returns the rule decisions it keeps.
         kept, changes = self.tuner.step(sample, triggers, decisions, now)
+        with self._policy_lock:
+            self._policy.dropped([d for d in decisions if d not in kept], now)
         for change in changes:
             if change.what == "collect":
                 self._guard.run("actions", self._act, Decision(

@@ -49,6 +49,7 @@ MIN_THRESHOLD0 = 100
 MAX_THRESHOLD0 = 8000      # and at most 4x the interpreter's
 FUTILE_OBJECTS = 100       # an idle collection freeing fewer objects (and no RSS) was not worth it
 IDLE_BACKOFF_MAX = 300.0
+QUIET_MAX = 300.0          # a quiet heap still gets a rule's full collection this often
 FREEZE_WAIT = 10           # settle windows to wait for an idle phase before freezing anyway
 CALM_TICKS = 8             # busy ticks with small young pauses before thresholds drift back up
 YOUNG_SHARE = 0.5          # young pauses longer than this share of pause_budget: threshold0 down
@@ -69,6 +70,7 @@ class Reading(record(
         idle_hint=False,            # the application posted app:idle
         gc_ms=0.0,                  # all collection pauses since the last tick
         pending=0,                  # gc.get_count()[0]: young objects since the last young collection
+        gc_enabled=True,            # gc.isenabled()
 )):
     # What the tuner sees each tick. Memory in KB, times in seconds, pauses in ms.
 
@@ -309,15 +311,13 @@ class Tuner(object):
         return kept
 
     def _quiet(self, r, d, kind):  # type: (Reading, Decision, str) -> bool
-        # A timer's or the idle trigger's full collection with nothing new to look at.
-        # Nothing reaches the old generation but through a middle-generation
-        # collection: with none since the last full collection, and fewer young
-        # objects waiting than one young collection takes, a full collection can
-        # find only what the automatic collector would find as soon as the
-        # application allocates again. On an idle application that is pauses for
-        # nothing (docs/tuner.md, "Quiet heaps"). The application's own events,
-        # requests and the low-memory rules are never held back; an application
-        # that disabled gc piles up young objects, so it is never quiet.
+        # A timer's or the idle edge's full collection with nothing new to look at: no
+        # middle-generation collection (nothing promoted) since the last full one, and
+        # fewer young objects waiting than one young collection takes; on an idle
+        # application a pause for nothing (docs/tuner.md, "Quiet heaps"). Old objects
+        # can die without any allocation (a cache of cycles cleared) and threshold2 is
+        # off: so only while memory is relaxed, for QUIET_MAX at most, never with the
+        # collector off. Application events, requests and low-memory rules always run.
         if not self.flavour.startswith("generational") or self._last_full_at is None:
             return False
         if d.action != "collect" or d.generation != 2 or d.rule in REQUESTED:
@@ -325,7 +325,8 @@ class Tuner(object):
         trigger = dict(d.fields).get("trigger")
         if not (kind == "periodic" or (kind != "low_memory" and trigger == "idle")):
             return False
-        return self._promoted == 0 and r.pending < self.defaults[0]
+        return (self._promoted == 0 and r.pending < self.defaults[0] and r.gc_enabled
+                and self.level == "relaxed" and r.now - self._last_full_at < QUIET_MAX)
 
     def _full_collection(self, r, changes):  # type: (Reading, List[Change]) -> None
         target = self.memory_target * r.ceiling_kb

@@ -60,7 +60,8 @@ class TunerDriver(object):
         pauses, counts, _ = self.probe.pauses.take_generations()
         reading = Reading(now, sample.rss_kb, ceiling, headroom_kb(sample), below, sample.cpu_s,
                           tuple(gc.get_threshold()), pauses, counts, "app:idle" in triggers,
-                          sample.gc_pause_ms_total, sample.gc_count[0] if sample.gc_count else 0)
+                          sample.gc_pause_ms_total, sample.gc_count[0] if sample.gc_count else 0,
+                          sample.gc_enabled)
         return self.tuner.decide(reading, decisions)
 
     def apply(self, change):  # type: (Change) -> Optional[Dict[str, Any]]

@@ -265,6 +265,22 @@ def test_link_events_fire_the_rules_that_list_them():
 IDLE = "[rule:idle]\ntype = event\non = idle\nidle_cpu = 5%\nidle_for = 10s\n"
 
 
+def test_an_event_with_the_idle_edge_is_named_and_a_held_back_collection_spends_no_cooldown():
+    policy = Policy(rules("[rule:idle]\ntype = event\non = idle, app:checkpoint\nidle_cpu = 5%\n"
+                          "idle_for = 5s\ncooldown = 10s\n"), start=0.0)
+    for t in range(0, 5):
+        assert not collects(policy.decide(sample(cpu_s=0.0), [], float(t)))
+    # Idle from the start: the edge comes at 5 s, with the application's event.
+    [d] = collects(policy.decide(sample(cpu_s=0.0), ["app:checkpoint"], 5.0))
+    assert dict(d.fields)["trigger"] == "app:checkpoint"    # what the application did, not idle
+    # The tuner held it back (docs/tuner.md, "Quiet heaps"): nothing ran, so the
+    # application's next event, within the cooldown, still collects.
+    policy.dropped([d], 6.0)
+    [again] = collects(policy.decide(sample(cpu_s=0.0), ["app:checkpoint"], 8.0))
+    assert dict(again.fields)["trigger"] == "app:checkpoint"
+    assert not collects(policy.decide(sample(cpu_s=0.0), ["app:checkpoint"], 9.0))   # cooldown
+
+
 def test_idle_fires_once_on_entering_idle_and_again_only_after_being_busy():
     policy = Policy(rules(IDLE), start=0.0)
     busy = set(range(0, 30)) | set(range(60, 70))

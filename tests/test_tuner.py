@@ -1,7 +1,7 @@
 """The tuner (agent/tuner.py) driven with a fake clock and synthetic series: no gc, no sleeping."""
 
 from agent.rules import Decision
-from agent.tuner import HIGH_THRESHOLD2, Reading, Tuner
+from agent.tuner import HIGH_THRESHOLD2, QUIET_MAX, Reading, Tuner
 
 MB = 1024
 CEILING = 64 * MB
@@ -292,6 +292,7 @@ def test_timers_and_idle_get_no_full_collection_when_nothing_new_reached_the_old
     checkpoint = Decision("collect", "idle", 2, fields=(("trigger", "app:checkpoint"),))
     low = Decision("collect", "low-memory", 2)
     # An idle application: no young collection since, so nothing was promoted.
+    # (An event rule names the application's event when it fires with the idle edge.)
     kept, _ = dev.tick(busy=False, young=0, decisions=[periodic, idle, checkpoint, low])
     assert kept == [checkpoint, low]     # the application's own event and memory still collect
     assert dev.tuner.state()["skipped"] == 2
@@ -307,12 +308,31 @@ def test_an_application_that_disabled_gc_is_never_quiet():
     dev.run(2, busy=False, young=0)
     dev.tuner.record(2, 2048, 5000, dev.rss, dev.now, CEILING)
     periodic = Decision("collect", "periodic", 2)
-    dev.now += TICK
-    # No young collections at all, but young objects pile up past threshold0.
-    reading = Reading(dev.now, dev.rss, CEILING, CEILING - dev.rss, 0, dev.cpu, dev.thresholds,
-                      collections=(0, 0, 0), pending=50000)
-    kept, _ = dev.tuner.decide(reading, [periodic])
-    assert kept == [periodic]
+    # No young collections at all: young objects pile up past threshold0, or only a
+    # few hundred of them, each holding megabytes (an exception's traceback and frame).
+    for pending, enabled in ((50000, True), (400, False)):
+        dev.now += TICK
+        reading = Reading(dev.now, dev.rss, CEILING, CEILING - dev.rss, 0, dev.cpu, dev.thresholds,
+                          collections=(0, 0, 0), pending=pending, gc_enabled=enabled)
+        kept, _ = dev.tuner.decide(reading, [periodic])
+        assert kept == [periodic], (pending, enabled)
+
+
+def test_a_quiet_heap_is_collected_anyway_past_quiet_max_or_when_memory_is_not_relaxed():
+    # Old objects that die without any allocation (a cleared cache of cycles) show
+    # in no count: the rules' collections still run now and then, and at once when
+    # memory is past the target.
+    dev = Device(tuner())
+    dev.run(3, busy=True)
+    dev.run(2, busy=False, young=0)
+    dev.tuner.record(2, 2048, 5000, dev.rss, dev.now, CEILING)
+    periodic = Decision("collect", "periodic", 2)
+    assert dev.tick(busy=False, young=0, decisions=[periodic])[0] == []
+    dev.now += QUIET_MAX
+    assert dev.tick(busy=False, young=0, decisions=[periodic])[0] == [periodic]
+    dev.tuner.record(2, 0, 5000, dev.rss, dev.now, CEILING)
+    dev.rss = int(CEILING * 0.75)                          # past memory_target, not growing
+    assert dev.tick(busy=False, young=0, decisions=[periodic])[0] == [periodic]
 
 
 def test_quiet_heaps_are_only_judged_on_generational_collectors():

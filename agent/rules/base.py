@@ -72,6 +72,10 @@ class Rule(object):
         # Learn what one of this rule's collections did; follow-up events, if any.
         return []
 
+    def dropped(self, decision, now):  # type: (Decision, float) -> None
+        # One of this rule's decisions was held back before it ran.
+        return None
+
     def alarmed(self):  # type: () -> bool
         # True while the rule is in an episode (a low_memory rule below its threshold).
         return False

@@ -94,6 +94,7 @@ class Rule(base.Rule):
         super(Rule, self).__init__(settings, start)
         self.cpu_window = settings.idle_for if "idle" in settings.on else 0.0
         self.last = None  # type: Optional[float]
+        self._before = None  # type: Optional[float]
         self.idle = False
 
     def decide(self, tick, now):  # type: (Tick, float) -> List[Decision]
@@ -113,8 +114,14 @@ class Rule(base.Rule):
             return []
         if self.last is not None and now - self.last < rule.cooldown:
             return []
-        self.last = now
-        return [Decision("collect", rule.name, rule.generation, fields=(("trigger", fired[0]),))]
+        self._before, self.last = self.last, now
+        # Named by what the application or the link did, when that fired with the idle edge.
+        trigger = next((t for t in fired if t != "idle"), fired[0])
+        return [Decision("collect", rule.name, rule.generation, fields=(("trigger", trigger),))]
+
+    def dropped(self, decision, now):  # type: (Decision, float) -> None
+        # Held back before it ran (the tuner's quiet-heap gate): it spent no cooldown.
+        self.last = self._before
 
     def _is_idle(self, tick, now):  # type: (Tick, float) -> bool
         then = None

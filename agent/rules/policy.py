@@ -100,6 +100,13 @@ class Policy(object):
         rule = self._by_name.get(decision.rule)
         return [] if rule is None else rule.record(decision, reclaimed_kb, now)
 
+    def dropped(self, decisions, now):  # type: (Sequence[Decision], float) -> None
+        # Decisions the tuner held back: their rules learn that nothing ran.
+        for decision in decisions:
+            rule = self._by_name.get(decision.rule)
+            if rule is not None:
+                rule.dropped(decision, now)
+
     def state(self):  # type: () -> Dict[str, object]
         # A summary for status and the `status` command.
         return {

@@ -109,7 +109,7 @@ def settings(rule_type, name, fields):  # type: (str, str, Dict[str, object]) ->
 
 
 def check(rule, given, ceiling_kb):  # type: (Any, Any, Any) -> List[Tuple[str, str]]
-    # (key, message) for a rule that can never act; see the module docstring.
+    # (key, message) for a rule that can never act; see the module's opening comment.
     return of(rule).check(rule, given, ceiling_kb)
 
 
