@@ -8,29 +8,20 @@
 # reports each collection's outcome through `record()`. How it decides, and what
 # it costs per workload, is in docs/tuner.md:
 #
-# - **Phase**: busy while the process used at least IDLE_CPU of a core over the
-#   last window; idle below that, or at once when the application posts
-#   `app:idle`.
-# - **Latency**: on generational collectors a very high threshold2 keeps
-#   automatic full collections (the long pauses) out of busy time; threshold0
-#   comes down while young pauses exceed half of `pause_budget` (a young pause
-#   delays every request queued behind it, so their length, not their number,
-#   makes the latency tail) and drifts back up while they stay far under it.
-# - **Full collections are the tuner's**: once per idle phase when collections
-#   promoted objects since the last one, and at any time when RSS passes
-#   `memory_target` of the ceiling having grown since the last full collection.
-# - **Freeze** (3.7+): once RSS has stopped growing after start-up (flat over a
-#   settle window), not at a fixed delay: right after the next idle full
-#   collection, or after a young one if no idle phase comes.
-# - **Memory wins**: as headroom nears the low-memory `below`, threshold0 and
-#   threshold1 come back down (threshold2 stays high: full collections are the
-#   tuner's and the rules' to time); the low-memory rules' escalation is never
-#   held back while it still reclaims.
-# - **Futility**: a full collection that gives back less than `min_reclaim`
-#   marks the heap as live at that RSS. Then the low-memory rules' full
-#   collections in busy phases wait for idle until half of `below` is all that
-#   is left, the tuner's own wait until RSS grows a step past it, and idle ones
-#   back off, doubling: collecting a live heap only costs pauses.
+# - **Phase**: busy while the process used IDLE_CPU of a core or more over the last
+#   window; idle below that, or at once when the application posts `app:idle`.
+# - **Latency**: a very high threshold2 keeps automatic full collections out of
+#   busy time; threshold0 follows the young pauses against `pause_budget`.
+# - **Full collections are the tuner's**: once per idle phase when objects were
+#   promoted since the last one, and when RSS passes `memory_target` growing.
+#   Timers' and the idle edge's are skipped while nothing was promoted.
+# - **Freeze** (3.7+): once start-up RSS is flat over a settle window, right after
+#   the next idle full collection, or after a young one if no idle phase comes.
+# - **Memory wins**: as headroom nears the low-memory `below`, threshold0 comes
+#   back down; the low-memory rules' escalation is never held back.
+# - **Futility**: a full collection giving back less than `min_reclaim` marks the
+#   heap live at that RSS: then busy-phase full collections wait for idle (until
+#   half of `below` is left) and idle ones back off, doubling.
 
 import collections
 
@@ -124,6 +115,7 @@ class Tuner(object):
         self._idle_done = False               # one idle collection per idle phase
         self._idle_gap = 0.0                  # back-off between idle collections
         self._promoted = 0                    # gen1 collections since the last full one
+        self._froze = False                   # froze last tick: its young collection promoted nothing
         self._last_full_at = None  # type: Optional[float]
         self._last_full_rss = None  # type: Optional[int]
         self._live_rss = None  # type: Optional[int]  # a full collection reclaimed nothing at this RSS
@@ -147,6 +139,8 @@ class Tuner(object):
             # the old generation's garbage costs more RSS than the pauses buy.
             self._min0 = max(MIN_THRESHOLD0, self.defaults[0] // 2)
         self._promoted += r.collections[1] if len(r.collections) > 1 else 0
+        if self._froze:   # what the collection before the freeze promoted is frozen too
+            self._promoted, self._froze = 0, False
         self._phase(r)
         self._settled_freeze(r, changes)
         level = self._level(r)
@@ -187,10 +181,13 @@ class Tuner(object):
         self._rss.append((r.now, r.rss_kb))
         while len(self._rss) > 2 and self._rss[1][0] <= r.now - self.settle:
             self._rss.popleft()
-        if self.freeze == "ready" and r.now - self._ready_at >= FREEZE_WAIT * self.settle:
-            # Settled, but no idle phase came: freeze after a young collection (short)
-            # rather than wait for ever; the old generation's garbage is frozen with it.
-            changes.append(Change("collect", "before freeze (no idle phase came)", generation=1))
+        # Settled, but no idle phase came (or this one's full collection ran before start-up
+        # settled, and nothing was promoted since): freeze after a young collection (short)
+        # rather than wait; any old generation garbage is frozen with it.
+        spent = not self.busy and self._idle_done and self._promoted == 0
+        if self.freeze == "ready" and (spent or r.now - self._ready_at >= FREEZE_WAIT * self.settle):
+            changes.append(Change("collect", "before freeze (%s)" % (
+                "idle, its full collection done" if spent else "no idle phase came"), generation=1))
             self._freeze(changes)
             return
         if self.freeze != "pending" or r.now - self._rss[0][0] < self.settle * 0.99:
@@ -205,7 +202,7 @@ class Tuner(object):
             max(values) - min(values), self.settle)
 
     def _freeze(self, changes):  # type: (List[Change]) -> None
-        self.freeze = "done"
+        self.freeze, self._froze = "done", True
         changes.append(Change("freeze", self._settled_why, False, True))
 
     def _level(self, r):  # type: (Reading) -> str

@@ -343,3 +343,26 @@ def test_quiet_heaps_are_only_judged_on_generational_collectors():
         periodic = Decision("collect", "periodic", 2)
         kept, _ = dev.tick(busy=False, young=0, decisions=[periodic])
         assert kept == [periodic], flavour
+
+
+def test_an_application_idle_from_the_start_is_frozen_once_settled_and_then_left_alone():
+    # The idle phase's full collection comes at once, before start-up has settled;
+    # the freeze follows as soon as RSS is flat (after a young collection), not ten
+    # windows later, and what that young collection promoted is frozen with the
+    # rest: the timers' full collections find nothing new.
+    dev = Device(tuner())
+    dev.tick(busy=False, young=3)                # start-up's own young collections
+    dev.tick(busy=False, young=0)
+    assert len(dev.full_collections()) == 1     # the idle phase's, before RSS settled
+    dev.tuner.record(2, 0, 10, dev.rss, dev.now, CEILING)
+    while dev.tuner.state()["freeze"] != "done" and dev.now < 10:
+        dev.tick(busy=False, young=0)
+    done = [(t, c) for t, _, c in dev.log if c.what in ("collect", "freeze")][1:]
+    assert [(c.what, c.generation) for _, c in done] == [("collect", 1), ("freeze", 2)]
+    assert done[0][0] < 4 and "idle" in done[0][1].why
+    # The next reading counts the young collection that ran before the freeze.
+    dev.now += TICK
+    dev.tuner.decide(Reading(dev.now, dev.rss, CEILING, CEILING - dev.rss, 0, dev.cpu,
+                             dev.thresholds, collections=(1, 1, 0)), [])
+    kept, _ = dev.tick(busy=False, young=0, decisions=[Decision("collect", "periodic", 2)])
+    assert kept == []

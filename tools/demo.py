@@ -144,6 +144,16 @@ def stop_fleet(procs: list) -> None:
             proc.wait()
 
 
+def _stop_like_ctrl_c() -> None:
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    for name in ("SIGHUP", "SIGTERM"):
+        signal.signal(getattr(signal, name), stop)
+
+
 def fleet(args) -> int:
     """The console with its embedded broker, and three devices reporting to it."""
     from rich.console import Console
@@ -171,6 +181,9 @@ def fleet(args) -> int:
         console.print("the same view of your fleet: gc-console watch (this demo %s)" % (
             "stops on q or Ctrl-C" if duration is None else "stops after %.0fs" % duration),
             highlight=False)
+        # The devices run in sessions of their own (start_fleet): a closed terminal (SIGHUP)
+        # or a kill (SIGTERM) must stop them as Ctrl-C does, not leave them running for a day.
+        _stop_like_ctrl_c()
         procs = start_fleet(session.broker_url, tmp, (duration or 24 * 3600) + 30)
 
         deadline = time.monotonic() + duration if duration else float("inf")
@@ -181,7 +194,10 @@ def fleet(args) -> int:
         finally:
             stop_fleet(procs)
             time.sleep(1.0)   # the devices' "offline" status arrives
-            console.print(live.frame(session, DEMO_INTERVAL, console.width))
+            try:
+                console.print(live.frame(session, DEMO_INTERVAL, console.width))
+            except OSError:   # the terminal is gone (SIGHUP): nobody to show it to
+                pass
             if web is not None:
                 web.stop()
             session.stop()

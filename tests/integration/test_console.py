@@ -189,6 +189,43 @@ def test_make_demo_shows_three_devices_online(tmp_path):
     assert frames[-1].startswith("0 online, 3 offline"), "Ctrl-C/stop left devices running"
 
 
+def _emulated_devices() -> "list":
+    out = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                if b"tools.emulator\x00run" in handle.read():
+                    out.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def test_a_closed_terminal_or_a_kill_stops_the_demo_devices_too():
+    # The devices run in sessions of their own, so a hangup never reaches them: the
+    # demo must stop them itself, as it does on Ctrl-C.
+    before = set(_emulated_devices())
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        proc = subprocess.Popen([sys.executable, "-m", "tools.demo", "--no-web", "--duration", "60"],
+                                cwd=REPO, env=dict(env(), PYTHONPATH=REPO), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while len(set(_emulated_devices()) - before) < 3 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            started = set(_emulated_devices()) - before
+            assert len(started) == 3, "the demo did not start its three devices"
+            proc.send_signal(sig)
+            proc.wait(40)
+            left = set(_emulated_devices()) & started
+            assert not left, "%s left %d devices running" % (sig.name, len(left))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            for pid in set(_emulated_devices()) - before:
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_a_thousand_malformed_payloads_through_the_broker_are_refused_and_counted(tmp_path, broker):
     from agent import messages
     from tests.console.fleetdata import Device
