@@ -282,11 +282,17 @@ def test_past_the_target_a_live_heap_waits_for_idle_unless_room_runs_out():
     assert len(dev.full_collections(busy=True)) >= 2
 
 
-def test_timers_and_idle_get_no_full_collection_when_nothing_new_reached_the_old_generation():
+def after_an_idle_collection() -> Device:
+    """A busy phase, then idle: the tuner's full collection, which gave memory back."""
     dev = Device(tuner())
     dev.run(3, busy=True)
-    dev.run(2, busy=False, young=0)                       # the tuner's idle collection...
-    dev.tuner.record(2, 2048, 5000, dev.rss, dev.now, CEILING)   # ...and what it gave back
+    dev.run(2, busy=False, young=0)
+    dev.tuner.record(2, 2048, 5000, dev.rss, dev.now, CEILING)
+    return dev
+
+
+def test_timers_and_idle_get_no_full_collection_when_nothing_new_reached_the_old_generation():
+    dev = after_an_idle_collection()
     periodic = Decision("collect", "periodic", 2)
     idle = Decision("collect", "idle", 2, fields=(("trigger", "idle"),))
     checkpoint = Decision("collect", "idle", 2, fields=(("trigger", "app:checkpoint"),))
@@ -303,10 +309,7 @@ def test_timers_and_idle_get_no_full_collection_when_nothing_new_reached_the_old
 
 
 def test_an_application_that_disabled_gc_is_never_quiet():
-    dev = Device(tuner())
-    dev.run(3, busy=True)
-    dev.run(2, busy=False, young=0)
-    dev.tuner.record(2, 2048, 5000, dev.rss, dev.now, CEILING)
+    dev = after_an_idle_collection()
     periodic = Decision("collect", "periodic", 2)
     # No young collections at all: young objects pile up past threshold0, or only a
     # few hundred of them, each holding megabytes (an exception's traceback and frame).
@@ -322,10 +325,7 @@ def test_a_quiet_heap_is_collected_anyway_past_quiet_max_or_when_memory_is_not_r
     # Old objects that die without any allocation (a cleared cache of cycles) show
     # in no count: the rules' collections still run now and then, and at once when
     # memory is past the target.
-    dev = Device(tuner())
-    dev.run(3, busy=True)
-    dev.run(2, busy=False, young=0)
-    dev.tuner.record(2, 2048, 5000, dev.rss, dev.now, CEILING)
+    dev = after_an_idle_collection()
     periodic = Decision("collect", "periodic", 2)
     assert dev.tick(busy=False, young=0, decisions=[periodic])[0] == []
     dev.now += QUIET_MAX
