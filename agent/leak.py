@@ -120,6 +120,14 @@ class Floors(object):
         # Median time between full collections (0 until two were seen).
         return _median(self.cycles)
 
+    def tooth(self):  # type: () -> float
+        # The sawtooth's tooth. With one full collection seen so far it is at least the
+        # time since that one: what came after is a garbage ramp, not a floor (a program
+        # piling up garbage from its start looks like a leak until its next collection).
+        if self.cycles or self.last_collection is None or not self.end:
+            return self.cycle()
+        return max(0.0, self.end[-1] - self.last_collection)
+
     def add(self, t, kb, collected=False):  # type: (float, int, bool) -> bool
         # One sample; late ones (a replay) land in their own window. True: a new window.
         #
@@ -344,7 +352,7 @@ class LeakWatch(object):
             return None
         self._new_windows = 0
         points = self.floors.points()
-        verdict = judge(points, self.ceiling_kb, self.floors.period(), self.floors.cycle())
+        verdict = judge(points, self.ceiling_kb, self.floors.period(), self.floors.tooth())
         if verdict.leak:
             self.verdict = verdict
             if self.reported is None:

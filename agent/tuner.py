@@ -309,12 +309,12 @@ class Tuner(object):
 
     def _quiet(self, r, d, kind):  # type: (Reading, Decision, str) -> bool
         # A timer's or the idle edge's full collection with nothing new to look at: no
-        # middle-generation collection (nothing promoted) since the last full one, and
-        # fewer young objects waiting than one young collection takes; on an idle
-        # application a pause for nothing (docs/tuner.md, "Quiet heaps"). Old objects
-        # can die without any allocation (a cache of cycles cleared) and threshold2 is
-        # off: so only while memory is relaxed, for QUIET_MAX at most, never with the
-        # collector off. Application events, requests and low-memory rules always run.
+        # middle-generation collection (nothing promoted) since the last full one, fewer
+        # young objects waiting than one young collection takes, and RSS where that one
+        # left it (a few objects can hold megabytes: counts ignore size). On an idle
+        # application a pause for nothing (docs/tuner.md, "Quiet heaps"). Old objects can
+        # die without any allocation, and threshold2 is off: so only while memory is
+        # relaxed, for QUIET_MAX at most, never with the collector off.
         if not self.flavour.startswith("generational") or self._last_full_at is None:
             return False
         if d.action != "collect" or d.generation != 2 or d.rule in REQUESTED:
@@ -322,7 +322,8 @@ class Tuner(object):
         trigger = dict(d.fields).get("trigger")
         if not (kind == "periodic" or (kind != "low_memory" and trigger == "idle")):
             return False
-        return (self._promoted == 0 and r.pending < self.defaults[0] and r.gc_enabled
+        grown = r.rss_kb - (self._last_full_rss or 0) >= max(512, r.ceiling_kb // 64)
+        return (self._promoted == 0 and r.pending < self.defaults[0] and r.gc_enabled and not grown
                 and self.level == "relaxed" and r.now - self._last_full_at < QUIET_MAX)
 
     def _full_collection(self, r, changes):  # type: (Reading, List[Change]) -> None
@@ -375,6 +376,7 @@ class Tuner(object):
         self._last_full_rss = rss_after_kb
         self._promoted = 0
         self._owed = False
+        self._idle_done = self._idle_done or not self.busy   # a rule's counts as this idle phase's
         if reclaimed_kb >= self.min_reclaim_kb:
             self._live_rss = None
         else:

@@ -137,6 +137,22 @@ def test_a_long_idle_phase_with_growing_memory_collects_again():
     assert again and "grew" in again[0].why
 
 
+def test_a_rules_idle_collection_counts_as_the_idle_phases_and_growth_still_collects():
+    # An idle rule's full collection came first: the tuner does not run one more, and
+    # a leak growing through the idle phase still gets its sawtooth (docs/leaks.md).
+    # (An application idle from its start that promoted nothing, like the emulator's leak.)
+    dev = Device(tuner())
+    dev.run(2, busy=False, young=0)
+    rule = Decision("collect", "idle", 2, fields=(("trigger", "idle"),))
+    kept, _ = dev.tick(busy=False, young=0, decisions=[rule])
+    assert kept == [rule] and dev.full_collections() == []
+    dev.tuner.record(2, 0, 5000, dev.rss, dev.now, CEILING)
+    dev.run(2, busy=False)
+    assert dev.full_collections() == []
+    dev.run(2, busy=False, young=0, grow_kb=MB)   # +8M while idle
+    assert dev.full_collections() and "grew" in dev.full_collections()[0].why
+
+
 def test_the_idle_hint_collects_at_once():
     dev = Device(tuner())
     dev.run(3, busy=True)
@@ -333,6 +349,16 @@ def test_a_quiet_heap_is_collected_anyway_past_quiet_max_or_when_memory_is_not_r
     dev.tuner.record(2, 0, 5000, dev.rss, dev.now, CEILING)
     dev.rss = int(CEILING * 0.75)                          # past memory_target, not growing
     assert dev.tick(busy=False, young=0, decisions=[periodic])[0] == [periodic]
+
+
+def test_a_few_objects_holding_megabytes_are_not_a_quiet_heap():
+    # The collector counts objects and ignores their size: ten cycles each holding a
+    # 2 MB buffer are no young collection's worth of objects, but RSS shows them.
+    dev = after_an_idle_collection()
+    periodic = Decision("collect", "periodic", 2)
+    assert dev.tick(busy=False, young=0, decisions=[periodic])[0] == []
+    kept, _ = dev.tick(busy=False, young=0, grow_kb=20 * MB, decisions=[periodic])
+    assert kept == [periodic]
 
 
 def test_quiet_heaps_are_only_judged_on_generational_collectors():
