@@ -13,6 +13,7 @@ import sys
 
 from agent import messages
 from tests.conftest import REPO
+from tools.emulator.compare import merge
 from tools.emulator.gcpolicy import synapse_pick
 
 
@@ -41,6 +42,9 @@ def test_a_live_heap_inside_the_low_memory_line_gets_no_full_collections_while_b
     auto = rows["auto"]
     assert auto["outcome"] == "survived" and rows["default"]["outcome"] == "survived"
     assert auto["busy_full_automatic"] == 0
+    # the longest busy pause comes with the collector's own CPU time, never more than its wall time
+    for row in rows.values():
+        assert 0 < row["longest_busy_pause_cpu_ms"] <= row["longest_busy_pause_ms"] + 0.01
     assert auto["busy_full_explicit"] <= 1   # at most the first one, which found the heap live
     got = messages_of(tmp_path, 2)
     assert got and all(messages.validate(m) == [] for m in got)
@@ -58,6 +62,27 @@ def test_auto_survives_cycles_under_40M_where_the_default_is_killed(tmp_path):
                    "--seconds", "7")
     assert rows["default"]["oom_kills"] >= 1
     assert rows["auto"]["outcome"] == "survived" and rows["auto"]["oom_kills"] == 0
+
+
+def test_rounds_report_each_figure_s_median_and_the_worst_failure():
+    def run(p99, kills=0, full=0, outcome="survived"):
+        return {"policy": "agent, tune = auto", "kind": "auto", "outcome": outcome, "oom_kills": kills,
+                "p99_ms": p99, "p50_ms": 1.0, "max_ms": p99 * 2, "peak_rss_kb": 30000,
+                "busy_gc_ms": 100.0, "idle_gc_ms": 10.0, "longest_busy_pause_ms": p99,
+                "longest_busy_pause_cpu_ms": 1.0, "longest_pause_ms": p99,
+                "busy_full_automatic": full, "busy_full_explicit": 0, "collections": [1, 2, 3]}
+    one = merge([run(5.0)])
+    assert one["p99_ms"] == 5.0 and "rounds" not in one
+    got = merge([run(2.0), run(9.0, kills=1, full=2, outcome="OOM-killed"), run(3.0)])
+    assert (got["rounds"], got["p99_ms"], got["p99_ms_rounds"]) == (3, 3.0, [2.0, 9.0, 3.0])
+    assert (got["oom_kills"], got["busy_full_automatic"], got["outcome"]) == (1, 2, "OOM-killed")
+    assert merge([run(2.0), run(4.0)])["p99_ms"] == 3.0
+
+
+def test_compare_refuses_zero_rounds_and_says_what_to_give():
+    done = subprocess.run([sys.executable, "-m", "tools.emulator", "compare", "--workload", "server",
+                           "--rounds", "0"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--rounds: give 1 or more" in done.stderr
 
 
 def test_synapse_policy_collects_the_oldest_due_generation():

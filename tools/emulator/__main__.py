@@ -3,7 +3,7 @@
     gc-emulator run --profile PROFILE --workload NAME [--devices N] [--duration S]
                     [--report URL] [--fault SPEC ...] [--json] [-- WORKLOAD ARGS]
     gc-emulator compare --workload NAME [--profile PROFILE ...] [--json] [--seconds S]
-                    [--limit SIZE] [--base PROFILE] [-- WORKLOAD ARGS]
+                    [--limit SIZE] [--base PROFILE] [--rounds N] [-- WORKLOAD ARGS]
 """
 
 import argparse
@@ -24,13 +24,16 @@ REPO_PROFILES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 
 COMPARE_EPILOG = """examples:
   gc-emulator compare --workload server --seconds 24 -- --busy 3 --idle 3
+  gc-emulator compare --workload server --seconds 24 --rounds 3 --only default,floor,auto -- --busy 3 --idle 3
   gc-emulator compare --workload webheap --limit 128M --json
   gc-emulator compare --workload cycles --limit 40M --profile device_profiles/ix20.ini
 
 policies, one after another: CPython default; no collection (gc disabled, no
 memory limit: the latency floor only); gc.freeze() after start-up; Synapse's
 gc manager; the agent with each --profile; the agent with [gc] tune = auto over
---base. Arguments after -- go to the workload. docs/tuner.md reads the table.
+--base. Arguments after -- go to the workload. The longest busy pause is wall
+time, with the collector's own CPU time in brackets. docs/tuner.md reads the
+table.
 """
 
 EPILOG = """examples:
@@ -144,6 +147,10 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--workdir", metavar="DIR", help="keep each run's files here")
     cmp.add_argument("--only", metavar="KINDS", default=",".join(KINDS),
                      help="policies to run, comma-separated (default all: %s)" % ",".join(KINDS))
+    cmp.add_argument("--rounds", type=int, default=1, metavar="N",
+                     help="run every policy N times, taking turns, and report each figure's median "
+                          "(the worst round for OOM kills and full collections in busy phases); "
+                          "a virtual machine's latency moves between runs (default 1)")
     cmp.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     cmp.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return parser
@@ -174,8 +181,10 @@ def _compare(args: argparse.Namespace, workload_args: List[str]) -> int:
         unknown = sorted(set(only) - set(KINDS))
         if unknown:
             raise ValueError("--only: unknown %s (known: %s)" % (", ".join(unknown), ", ".join(KINDS)))
+        if args.rounds < 1:
+            raise ValueError("--rounds: give 1 or more (got %d)" % args.rounds)
         rows = compare(args.workload, args.profile, args.base, args.seconds, args.limit,
-                       workload_args, args.python, args.workdir or "", log, only)
+                       workload_args, args.python, args.workdir or "", log, only, args.rounds)
     except ProfileError as exc:
         for problem in exc.problems:
             sys.stderr.write(str(problem) + "\n")
@@ -188,7 +197,7 @@ def _compare(args: argparse.Namespace, workload_args: List[str]) -> int:
         return 130
     if args.json:
         sys.stdout.write(json.dumps({"workload": args.workload, "seconds": args.seconds,
-                                     "rows": rows}, indent=1) + "\n")
+                                     "rounds": args.rounds, "rows": rows}, indent=1) + "\n")
     else:
         sys.stdout.write(table(args.workload, rows) + "\n")
     return 0

@@ -33,9 +33,10 @@ import threading
 import time
 
 PHASE = "start"
-PAUSES = {"busy": [], "idle": []}   # phase -> [(generation, seconds)]
+PAUSES = {"busy": [], "idle": []}   # phase -> [(generation, seconds, cpu seconds)]
 FULL = {}                           # "busy automatic" -> count, ...
-_pause_started = [0.0, "start", False]
+_pause_started = [0.0, "start", False, 0.0]
+_THREAD_CPU = time.CLOCK_THREAD_CPUTIME_ID   # the collector's own time, as in server.py
 _explicit = set()                   # threads inside gc.collect() now
 _real_collect = gc.collect
 
@@ -73,9 +74,11 @@ def on_gc(what: str, info: dict) -> None:
     if what == "start":
         _pause_started[0], _pause_started[1] = time.perf_counter(), PHASE
         _pause_started[2] = threading.get_ident() in _explicit
+        _pause_started[3] = time.clock_gettime(_THREAD_CPU)
         return
     generation = info.get("generation", 2)
-    PAUSES.setdefault(_pause_started[1], []).append((generation, time.perf_counter() - _pause_started[0]))
+    PAUSES.setdefault(_pause_started[1], []).append((generation, time.perf_counter() - _pause_started[0],
+                                                     time.clock_gettime(_THREAD_CPU) - _pause_started[3]))
     if generation >= 2:
         key = "%s %s" % (_pause_started[1], "explicit" if _pause_started[2] else "automatic")
         FULL[key] = FULL.get(key, 0) + 1
@@ -89,10 +92,11 @@ def percentile(values: list, share: float) -> float:
 
 def pause_summary(pauses: list) -> dict:
     by_generation = [0, 0, 0]
-    for generation, _ in pauses:
-        by_generation[min(int(generation), 2)] += 1
-    return {"count": len(pauses), "total_ms": round(sum(s for _, s in pauses) * 1000, 3),
-            "max_ms": round(max([s for _, s in pauses] or [0.0]) * 1000, 3),
+    for pause in pauses:
+        by_generation[min(int(pause[0]), 2)] += 1
+    return {"count": len(pauses), "total_ms": round(sum(p[1] for p in pauses) * 1000, 3),
+            "max_ms": round(max([p[1] for p in pauses] or [0.0]) * 1000, 3),
+            "max_cpu_ms": round(max([p[2] for p in pauses] or [0.0]) * 1000, 3),
             "by_generation": by_generation}
 
 
