@@ -31,7 +31,7 @@ PYTHONS = (("3.6", os.path.expanduser("~/.pyenv/versions/3.6.15/bin/python"), PA
 PYSERIAL = os.path.join(REPO, ".venv", "wheels", "pyserial-3.5-py2.py3-none-any.whl")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 REPEAT = 3   # best of 3: allocator and scheduling noise only ever adds
-CPU_PAIRS = 3   # the CPU row's runs of each kind, side by side
+CPU_PAIRS = 5   # the CPU row's runs of each kind, side by side (3 let one slow start move the row 20%)
 
 # argv: seconds, mode (alone | start | paho | paho+start), report URL, profile, broker port
 TYPICAL_APP = """
