@@ -105,3 +105,13 @@ def test_the_injected_policies_do_what_they_say(tmp_path):
         seen[name] = json.loads(out.stdout)
     assert seen["floor"][0] is False and seen["synapse"][0] is False
     assert seen["freeze"][0] is True and seen["freeze"][1] > 0
+
+
+def test_compare_without_a_workdir_leaves_nothing_behind_in_the_temp_folder(tmp_path):
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-m", "tools.emulator", "compare", "--workload", "leak",
+                           "--only", "default", "--seconds", "2", "--quiet"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| CPython default |" in done.stdout
+    assert not [p for p in os.listdir(str(tmp_path)) if p.startswith("gc-emulator-compare-")]

@@ -144,7 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--limit", type=_size, metavar="SIZE",
                      help="the script's Maximum memory (default: the base profile's memory_limit)")
     cmp.add_argument("--python", default=sys.executable, metavar="PATH", help="the device's Python")
-    cmp.add_argument("--workdir", metavar="DIR", help="keep each run's files here")
+    cmp.add_argument("--workdir", metavar="DIR",
+                     help="keep each run's files (messages, logs) here; without it they go to a "
+                          "temporary folder removed at the end")
     cmp.add_argument("--only", metavar="KINDS", default=",".join(KINDS),
                      help="policies to run, comma-separated (default all: %s)" % ",".join(KINDS))
     cmp.add_argument("--rounds", type=int, default=1, metavar="N",

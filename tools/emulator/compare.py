@@ -161,9 +161,12 @@ def compare(workload: str, profiles: Sequence[str], base: str, seconds: float,
     With `rounds` > 1 every policy runs that many times, the policies taking turns, and
     each row is `merge` of its rounds.
     """
+    if not folder:   # nobody will read the runs' files: a folder of our own, removed after
+        with tempfile.TemporaryDirectory(prefix="gc-emulator-compare-") as own:
+            return compare(workload, profiles, base, seconds, limit_kb, workload_args, python, own,
+                           log, only, rounds)
     from .fleet import Run, RunOptions
     from .model import model_from_profile
-    folder = folder or tempfile.mkdtemp(prefix="gc-emulator-compare-")
     os.makedirs(folder, exist_ok=True)
     auto = os.path.join(folder, "auto.ini")
     with open(auto, "w") as handle:
