@@ -307,6 +307,24 @@ def _cgroup_limits(proc_root, sys_root):  # type: (str, str) -> Any
                 break
 
 
+def _address_space_limit(proc_root):  # type: (str) -> Optional[int]
+    # The soft RLIMIT_AS in bytes (-1: none), from /proc/self/limits where there is one:
+    # the resource module is an extension, about 30 KB of RSS (docs/footprint.md).
+    try:
+        with open(os.path.join(proc_root, "self", "limits")) as handle:
+            for line in handle:
+                if line.startswith("Max address space "):
+                    soft = line[18:].split()[0]
+                    return -1 if soft == "unlimited" else int(soft)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+        return resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, ValueError, OSError):
+        return None
+
+
 def find_ceiling(profile_limit_kb, mem_total_kb, proc_root="/proc", sys_root="/sys"):
     # type: (Optional[int], int, str, str) -> Ceiling
     # The smallest of the profile's limit, cgroup v1/v2, RLIMIT_AS and physical RAM.
@@ -315,13 +333,9 @@ def find_ceiling(profile_limit_kb, mem_total_kb, proc_root="/proc", sys_root="/s
         candidates.append(("profile", profile_limit_kb))
     for source, value in _cgroup_limits(proc_root, sys_root):
         candidates.append((source, value // 1024))
-    try:
-        import resource
-        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
-        if 0 < soft < _UNLIMITED:
-            candidates.append(("rlimit-as", soft // 1024))
-    except (ImportError, ValueError, OSError):
-        pass
+    soft = _address_space_limit(proc_root)
+    if soft is not None and 0 < soft < _UNLIMITED:
+        candidates.append(("rlimit-as", soft // 1024))
     if mem_total_kb:
         candidates.append(("ram", mem_total_kb))
     if not candidates:

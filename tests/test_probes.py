@@ -8,6 +8,7 @@ import pytest
 
 from agent import probes
 from agent.probes import Probe, find_ceiling, gc_flavour
+from tests.conftest import REPO
 
 MEMINFO = "MemTotal:         262144 kB\nMemFree:           10000 kB\nMemAvailable:     120000 kB\n"
 
@@ -51,6 +52,37 @@ def test_rlimit_as_counts(tmp_path, monkeypatch):
     proc, sys_root = make_tree(tmp_path, [], {})
     monkeypatch.setattr(resource, "getrlimit", lambda which: (50 * 1024 * 1024, -1))
     assert find_ceiling(None, 262144, proc, sys_root)[:2] == (50 * 1024, "rlimit-as")
+
+
+LIMITS = """Limit                     Soft Limit           Hard Limit           Units
+Max stack size            8388608              unlimited            bytes
+Max address space         %s            unlimited            bytes
+Max file locks            unlimited            unlimited            locks
+"""
+
+
+def test_rlimit_as_is_read_from_proc_self_limits_where_there_is_one(tmp_path, monkeypatch):
+    import resource
+    proc, sys_root = make_tree(tmp_path, [], {})
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (10 * 1024 * 1024, -1))
+    limits = tmp_path / "proc" / "self" / "limits"
+    limits.write_text(LIMITS % "52428800")
+    assert find_ceiling(None, 262144, proc, sys_root)[:2] == (50 * 1024, "rlimit-as")
+    limits.write_text(LIMITS % "unlimited")
+    assert find_ceiling(None, 262144, proc, sys_root).source == "ram"
+
+
+def test_a_processs_rlimit_as_counts_without_the_resource_module_loaded():
+    import resource
+    import subprocess
+    limit = 3 * 1024 ** 3
+    code = ("import sys; from agent.probes import find_ceiling; c = find_ceiling(None, 64 << 20); "
+            "print(c.kb, c.source, 'resource' in sys.modules)")
+    done = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, timeout=60,
+                          env={"PYTHONPATH": REPO},
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, -1)))
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().split() == [str(limit // 1024), "rlimit-as", "False"]
 
 
 def test_probe_reads_the_fixture_tree(tmp_path):

@@ -75,6 +75,69 @@ def _cooked(fd: int):
     return attrs
 
 
+@pytest.mark.skipif(ttyport.fcntl is None, reason="not a generic-layout Linux: termios sets the port here")
+def test_the_kernel_values_ttyport_sets_the_port_with_are_termios_own():
+    """The ioctl path hard-codes the kernel's generic values: they are the ones termios names."""
+    names = {"B%d" % baud: ttyport.speed(baud) for baud in ttyport.BAUDS}
+    assert names == {name: getattr(termios, name) for name in dir(termios)
+                     if name[:1] == "B" and name[1:].isdigit() and name != "B0"}
+    assert ttyport.speed(250000) is None and ttyport.speed(0) is None
+    t = termios
+    assert ttyport.IFLAG_OFF == (t.INLCR | t.IGNCR | t.ICRNL | t.IGNBRK | t.IUCLC | t.PARMRK | t.INPCK
+                                 | t.ISTRIP | t.IXON | t.IXOFF | t.IXANY)
+    assert ttyport.OFLAG_OFF == t.OPOST | t.ONLCR | t.OCRNL
+    assert ttyport.LFLAG_OFF == (t.ICANON | t.ECHO | t.ECHOE | t.ECHOK | t.ECHONL | t.ISIG | t.IEXTEN
+                                 | t.ECHOCTL | t.ECHOKE)
+    assert ttyport.CFLAG_OFF == t.CSIZE | t.CSTOPB | t.PARENB | t.PARODD | t.CRTSCTS | t.CBAUD
+    assert ttyport.CFLAG_ON == t.CLOCAL | t.CREAD | t.CS8
+    assert (ttyport.VMIN, ttyport.VTIME) == (t.VMIN, t.VTIME) and t.TCIFLUSH == 0
+    assert (ttyport.TCGETS, ttyport.TCSETS, ttyport.TCFLSH) == (t.TCGETS, t.TCSETS, t.TCFLSH)
+
+
+@pytest.mark.parametrize("baud", [9600, 115200, 4000000])
+def test_the_termios_module_where_the_ioctls_are_not_used_sets_the_port_the_same_way(monkeypatch, baud):
+    """Elsewhere (another kernel layout) termios sets the port: to the same settings, bit for bit."""
+    got = []
+    for path_taken in ("as chosen here", "termios"):
+        if path_taken == "termios":
+            monkeypatch.setattr(ttyport, "fcntl", None)
+            monkeypatch.setattr(ttyport, "termios", termios)
+            monkeypatch.setattr(ttyport, "_SET_FAILED", termios.error)
+        master, slave, path = pty_pair()
+        termios.tcsetattr(slave, termios.TCSANOW, _everything_on(slave))
+        os.write(master, b"typed before the agent opened the port\n")
+        port = ttyport.serial_for_url(path, baudrate=baud, timeout=0.05, write_timeout=1.0)
+        try:
+            got.append(termios.tcgetattr(slave))
+            assert port.read(1) == b""                     # what was queued before was dropped
+        finally:
+            port.close()
+            os.close(master)
+            os.close(slave)
+    assert got[0] == got[1]
+    assert got[0][4] == got[0][5] == getattr(termios, "B%d" % baud)
+
+
+def _everything_on(fd: int):
+    # Every flag raw_mode clears set, 7 data bits and a slow speed: a port left in any state.
+    t = termios
+    attrs = t.tcgetattr(fd)
+    attrs[0] |= (t.INLCR | t.IGNCR | t.ICRNL | t.IGNBRK | t.IUCLC | t.PARMRK | t.INPCK | t.ISTRIP
+                 | t.IXON | t.IXOFF | t.IXANY)
+    attrs[1] |= t.OPOST | t.ONLCR | t.OCRNL
+    attrs[2] = attrs[2] & ~t.CSIZE | t.CS7 | t.CSTOPB | t.PARENB | t.PARODD | t.CRTSCTS
+    attrs[3] |= (t.ICANON | t.ECHO | t.ECHOE | t.ECHOK | t.ECHONL | t.ISIG | t.IEXTEN | t.ECHOCTL
+                 | t.ECHOKE)
+    attrs[4] = attrs[5] = t.B300
+    attrs[6][t.VMIN], attrs[6][t.VTIME] = 0, 10
+    return attrs
+
+
+def test_a_path_that_is_no_terminal_is_refused_with_the_reason():
+    with pytest.raises(ttyport.SerialException, match="Inappropriate ioctl for device"):
+        ttyport.serial_for_url(os.devnull, baudrate=115200, timeout=0.05, write_timeout=1.0)
+
+
 def test_a_write_nobody_reads_gives_up_after_the_write_timeout():
     master, slave, path = pty_pair()
     port = ttyport.serial_for_url(path, baudrate=115200, timeout=0.05, write_timeout=0.3)
