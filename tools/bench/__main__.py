@@ -173,7 +173,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=os.path.join(REPO, "bench", "results.json"))
     parser.add_argument("--compare-seconds", type=float, metavar="S",
                         help="seconds each policy runs in the tuner's compares (default 8; 6 with --quick; "
-                             "server runs three times as long, relay twice)")
+                             "server, in 3 rounds, and the live-heap case run three times as long, relay "
+                             "twice)")
     args = parser.parse_args(argv)
     COMPARE_SECONDS[0] = args.compare_seconds
     machine = "%s, %d cores, Python %s, %s" % (platform.machine(), os.cpu_count() or 0,
