@@ -11,34 +11,71 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from agent import messages
 from tests.conftest import REPO
 from tools.emulator.compare import merge
 from tools.emulator.gcpolicy import synapse_pick
 
 
-def compare(tmp_path, *args):
-    done = subprocess.run([sys.executable, "-m", "tools.emulator", "compare", "--json",
-                           "--workdir", str(tmp_path / "runs")] + list(args),
-                          cwd=REPO, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "[1/" in done.stderr and "[2/" in done.stderr   # progress on stderr as it runs
-    return {row["kind"]: row for row in json.loads(done.stdout)["rows"]}
+class Compare(object):
+    """One `gc-emulator compare --json` in the background; `rows()` waits for its table."""
+
+    def __init__(self, folder, *args: str) -> None:
+        self.folder = folder
+        self.proc = subprocess.Popen([sys.executable, "-m", "tools.emulator", "compare", "--json",
+                                      "--workdir", str(folder / "runs")] + list(args),
+                                     cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def rows(self):
+        try:
+            stdout, stderr = self.proc.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise
+        assert self.proc.returncode == 0, stderr[-2000:]
+        assert "[1/" in stderr and "[2/" in stderr   # progress on stderr as it runs
+        return {row["kind"]: row for row in json.loads(stdout)["rows"]}
 
 
-def messages_of(tmp_path, index):
+# The two comparisons run their policies one after another (16-18 s each) and are
+# light (one emulated device at a time, a few percent of a core): they start
+# together, once for the module, and each test waits for its own.
+COMPARES = {
+    # The issue's case: ~60 MB of live heap under a 96M limit whose low-memory line is at 40%.
+    "webheap": ("--workload", "webheap", "--only", "default,auto", "--limit", "96M", "--seconds", "9",
+                "--", "--busy", "2", "--idle", "2", "--heap", "100000", "--keep", "100"),
+    "cycles": ("--workload", "cycles", "--only", "default,auto", "--limit", "40M", "--seconds", "7"),
+}
+
+
+@pytest.fixture(scope="module")
+def compares(tmp_path_factory):
+    started = {}
+    try:
+        for name, args in COMPARES.items():
+            started[name] = Compare(tmp_path_factory.mktemp("compare-" + name), *args)
+        yield started
+    finally:
+        for run in started.values():
+            if run.proc.poll() is None:
+                run.proc.kill()
+            run.proc.communicate()
+
+
+def messages_of(folder, index):
     found = []
-    for path in glob.glob(str(tmp_path / "runs" / str(index) / "*" / "messages.jsonl")):
+    for path in glob.glob(str(folder / "runs" / str(index) / "*" / "messages.jsonl")):
         with open(path) as handle:
             found += [json.loads(line) for line in handle if line.strip()]
     return found
 
 
-def test_a_live_heap_inside_the_low_memory_line_gets_no_full_collections_while_busy(tmp_path):
+def test_a_live_heap_inside_the_low_memory_line_gets_no_full_collections_while_busy(compares):
     """The issue's case: ~60 MB of live heap under a 96M limit whose low-memory line is at 40%."""
-    rows = compare(tmp_path, "--workload", "webheap", "--only", "default,auto", "--limit", "96M",
-                   "--seconds", "9", "--", "--busy", "2", "--idle", "2", "--heap", "100000",
-                   "--keep", "100")
+    rows = compares["webheap"].rows()
     auto = rows["auto"]
     assert auto["outcome"] == "survived" and rows["default"]["outcome"] == "survived"
     assert auto["busy_full_automatic"] == 0
@@ -46,7 +83,7 @@ def test_a_live_heap_inside_the_low_memory_line_gets_no_full_collections_while_b
     for row in rows.values():
         assert 0 < row["longest_busy_pause_cpu_ms"] <= row["longest_busy_pause_ms"] + 0.01
     assert auto["busy_full_explicit"] <= 1   # at most the first one, which found the heap live
-    got = messages_of(tmp_path, 2)
+    got = messages_of(compares["webheap"].folder, 2)
     assert got and all(messages.validate(m) == [] for m in got)
     tunes = [m for m in got if m.get("event") == "tune"]
     assert tunes and all(isinstance(m["why"], str) and m["why"] and m["what"] in ("thresholds", "freeze")
@@ -57,9 +94,8 @@ def test_a_live_heap_inside_the_low_memory_line_gets_no_full_collections_while_b
         else status[-1]["tune"]["freeze"] == "done"
 
 
-def test_auto_survives_cycles_under_40M_where_the_default_is_killed(tmp_path):
-    rows = compare(tmp_path, "--workload", "cycles", "--only", "default,auto", "--limit", "40M",
-                   "--seconds", "7")
+def test_auto_survives_cycles_under_40M_where_the_default_is_killed(compares):
+    rows = compares["cycles"].rows()
     assert rows["default"]["oom_kills"] >= 1
     assert rows["auto"]["outcome"] == "survived" and rows["auto"]["oom_kills"] == 0
 
@@ -97,12 +133,18 @@ def test_the_injected_policies_do_what_they_say(tmp_path):
     probe = ("import gc, time, json; time.sleep(2.6); "
              "print(json.dumps([gc.isenabled(), getattr(gc, 'get_freeze_count', lambda: -1)()]))")
     env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "tools", "emulator", "onboard"))
-    seen = {}
-    for name in ("floor", "freeze", "synapse"):
-        env["GC_EMULATOR_POLICY"] = name
-        out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
-                             timeout=30)
-        seen[name] = json.loads(out.stdout)
+    probes = {}   # the three at once: each waits 2.6 s in its own process
+    try:
+        for name in ("floor", "freeze", "synapse"):
+            probes[name] = subprocess.Popen([sys.executable, "-c", probe],
+                                            env=dict(env, GC_EMULATOR_POLICY=name),
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        seen = {name: json.loads(proc.communicate(timeout=30)[0]) for name, proc in probes.items()}
+    finally:
+        for proc in probes.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     assert seen["floor"][0] is False and seen["synapse"][0] is False
     assert seen["freeze"][0] is True and seen["freeze"][1] > 0
 

@@ -2,7 +2,8 @@
 
 The first tests play the device side with a plain writer of `JSON*CRC` lines
 (agent.framing, the same framing); the last runs the real agent's serial
-transport on the emulated console port, with and without line noise.
+transport on the emulated console port, with and without line noise (two runs
+that start early, with the first scenario test: conftest.py).
 """
 
 import json
@@ -11,6 +12,7 @@ import select
 import time
 
 from agent.framing import LineReader, frame
+from tests.scenarios.conftest import EMULATOR_INI, Emulation, background
 from tools.emulator.console import ConsolePort
 
 
@@ -86,13 +88,21 @@ def test_serial_noise_damages_frames_and_the_reader_counts_them():
         port.close()
 
 
-def test_the_real_agent_reports_over_the_emulated_console_port(tmp_path):
-    from tests.scenarios.conftest import EMULATOR_INI, Emulation
-    clean = Emulation(tmp_path / "clean", "--profile", EMULATOR_INI, "--workload", "cycles",
-                      "--duration", "6", "--report", "console")
-    noisy = Emulation(tmp_path / "noisy", "--profile", EMULATOR_INI, "--workload", "cycles",
-                      "--duration", "6", "--report", "console", "--fault", "serial-noise:share=0.2%,seed=3")
-    quiet, loud = clean.result()["devices"][0], noisy.result()["devices"][0]
+@background("console-clean", early=True)
+def _clean(folder):
+    return Emulation(folder, "--profile", EMULATOR_INI, "--workload", "cycles",
+                     "--duration", "6", "--report", "console")
+
+
+@background("console-noisy", early=True)
+def _noisy(folder):
+    return Emulation(folder, "--profile", EMULATOR_INI, "--workload", "cycles",
+                     "--duration", "6", "--report", "console", "--fault", "serial-noise:share=0.2%,seed=3")
+
+
+def test_the_real_agent_reports_over_the_emulated_console_port(launched_early):
+    quiet = launched_early["console-clean"].result()["devices"][0]
+    loud = launched_early["console-noisy"].result()["devices"][0]
     # Every message the agent sent reached the console port intact and was acknowledged.
     assert quiet["outcome"] == "survived"
     assert quiet["console_messages"] >= quiet["messages"] >= 3

@@ -9,7 +9,8 @@
   emulator keeps a copy of the journal as the power cut left it, and every
   record in it reaches the broker after the reboot, flagged historical.
 
-The four runs are light and start together, once for the module.
+The four runs are light and start early, with the first scenario test
+(conftest.py), each with a broker of its own.
 """
 
 import glob
@@ -20,7 +21,7 @@ import pytest
 
 from agent.journal import Journal
 from tests.integration.broker import Subscriber
-from tests.scenarios.conftest import EMULATOR_INI, PROFILES, Emulation, messages
+from tests.scenarios.conftest import EMULATOR_INI, PROFILES, Emulation, background, messages
 from tools.mosquitto import Mosquitto
 
 JOURNAL_INI = os.path.join(PROFILES, "journal.ini")
@@ -54,27 +55,37 @@ class Outcome(object):
         return messages(self.run.device_folder(device or self.device["device"]))
 
 
-@pytest.fixture(scope="module")
-def outcomes(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("outage")
-    started = {}
-    try:
-        for name, args in SCENARIOS.items():
-            (folder / name).mkdir()
-            broker = Mosquitto(str(folder / name)).start()
+def _starter(args):
+    def start(folder):
+        os.makedirs(folder)
+        broker = Mosquitto(folder).start()
+        try:
             subscriber = Subscriber(broker.port)
-            run = Emulation(folder / name / "run", "--workload", "cycles", "--report", broker.url,
-                            *args, "--", "--rate", "2")
-            started[name] = (broker, subscriber, run)
-        done = {}
-        for name, (_, subscriber, run) in started.items():
-            summary = run.result()
-            done[name] = Outcome(run, summary, subscriber.messages())
-        return done
-    finally:
-        for broker, subscriber, _ in started.values():
-            subscriber.close()
+        except BaseException:
             broker.stop()
+            raise
+        run = Emulation(os.path.join(folder, "run"), "--workload", "cycles", "--report", broker.url,
+                        *args, "--", "--rate", "2")
+        run.subscriber = subscriber
+        run.cleanups += [subscriber.close, broker.stop]
+        return run
+    return start
+
+
+for _name, _args in SCENARIOS.items():
+    background("outage-" + _name, early=True)(_starter(_args))
+
+
+@pytest.fixture(scope="module")
+def outcomes(launched_early):
+    done = {}
+    for name in SCENARIOS:
+        run = launched_early["outage-" + name]
+        summary = run.result()
+        done[name] = Outcome(run, summary, run.subscriber.messages())
+        while run.cleanups:   # its broker is no longer needed
+            run.cleanups.pop()()
+    return done
 
 
 def _keys(found):
