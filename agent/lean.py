@@ -123,6 +123,9 @@ def record(name, *required, **defaults):  # type: (str, *str, **Any) -> type
     # Not collections.namedtuple: on 3.6 that compiles a class's worth of source per
     # record, about 15 KB each, 0.3 MB over the agent's records (docs/footprint.md).
     fields = required + tuple(defaults)
+    for field in fields:   # as namedtuple: `_fields`, `_replace`, `_fresh` are the class's own
+        if field.startswith("_"):
+            raise ValueError("record %s: field names cannot start with an underscore: %r" % (name, field))
     namespace = {"__slots__": (), "_fields": fields, "_field_defaults": defaults, "_fresh": True}
     for index, field in enumerate(fields):
         namespace[field] = _GETTERS.get(index) or _field_getter(index)
@@ -136,7 +139,10 @@ class _Fresh(type):
     # the statement defines (bases Record, tuple). Two classes per record cost about
     # 40 KB on 3.6 and 3.11 over the agent's records (docs/footprint.md). Anything else
     # (another name, a second subclass, slots, several bases, a `__new__`, keywords)
-    # subclasses as usual.
+    # subclasses as usual. A body with `__eq__` and no `__hash__` leaves the class
+    # unhashable, as type() would. The one thing a metaclass rules out: mixing a
+    # record with a base that has a metaclass of its own (an ABC) raises TypeError
+    # ("metaclass conflict"); the agent's records never are.
 
     def __new__(mcs, name, bases, namespace, **keywords):  # type: (str, Any, Dict[str, Any], **Any) -> Any
         fresh = bases[0] if len(bases) == 1 else None
@@ -148,6 +154,8 @@ class _Fresh(type):
             if key not in ("__slots__", "__qualname__"):
                 setattr(fresh, key, value)
         fresh.__qualname__ = namespace.get("__qualname__", name)
+        if "__eq__" in namespace and "__hash__" not in namespace:
+            fresh.__hash__ = None   # what type() does: equal objects must hash alike
         for key, value in namespace.items():   # as type() does (a property has it on 3.10+)
             set_name = getattr(type(value), "__set_name__", None)
             if set_name is not None:

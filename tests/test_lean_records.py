@@ -1,5 +1,6 @@
 """agent.lean.record: namedtuple's behaviour, one class per record (docs/footprint.md)."""
 
+import abc
 import pickle
 
 import pytest
@@ -73,3 +74,42 @@ def test_a_descriptor_in_a_records_body_is_told_its_name_as_type_would_tell_it()
         tag = Named()
 
     assert Holder.__mro__[1] is Record and Holder.__dict__["tag"].seen == (Holder, "tag")
+
+
+def test_a_record_defining_eq_without_hash_is_unhashable_as_a_class_statement_makes_it():
+    class Key(record("Key", "a")):
+        __slots__ = ()
+
+        def __eq__(self, other):
+            return isinstance(other, Key) and self.a == other.a
+
+    with pytest.raises(TypeError):
+        hash(Key(1))
+
+    class Both(record("Both", "a")):
+        __slots__ = ()
+
+        def __eq__(self, other):
+            return self.a == other.a
+
+        def __hash__(self):
+            return hash(self.a)
+
+    assert hash(Both(3)) == hash(3)
+
+
+def test_field_names_cannot_start_with_an_underscore_as_in_namedtuple():
+    with pytest.raises(ValueError, match=r"underscore.*'_fresh'"):
+        record("R", "a", "_fresh")
+
+
+def test_mixing_a_record_with_a_metaclass_base_is_refused_at_once_not_silently():
+    # the one limit of one class per record (agent/lean.py, _Fresh); no agent record does it
+    class Shape(abc.ABC):
+        @abc.abstractmethod
+        def area(self):
+            pass
+
+    with pytest.raises(TypeError, match="metaclass conflict"):
+        class Square(record("Square", "side"), Shape):
+            __slots__ = ()

@@ -6,9 +6,9 @@
 #
 # Our query keys (`baud`, `ack`, `max`, `resend`) are taken out; the rest of
 # the URL goes to pyserial as it is. A device path at a standard baud is opened
-# with the standard library (agent/transports/ttyport.py: termios), which
+# with the standard library (agent/transports/ttyport.py: fcntl or termios), which
 # saves the application pyserial's memory (docs/footprint.md); pyserial opens
-# its own URLs and any baud termios has no constant for.
+# its own URLs and any baud the kernel has no constant for.
 #
 # One I/O thread owns the port: it opens it (again, with back-off, after a USB
 # unplug or a pty closing), writes queued frames under a write timeout, and

@@ -100,7 +100,7 @@ def test_auto_survives_cycles_under_40M_where_the_default_is_killed(compares):
     assert rows["auto"]["outcome"] == "survived" and rows["auto"]["oom_kills"] == 0
 
 
-def test_rounds_report_each_figure_s_median_and_the_worst_failure():
+def test_rounds_report_each_figure_s_median_and_the_worst_bound():
     def run(p99, kills=0, full=0, outcome="survived"):
         return {"policy": "agent, tune = auto", "kind": "auto", "outcome": outcome, "oom_kills": kills,
                 "p99_ms": p99, "p50_ms": 1.0, "max_ms": p99 * 2, "peak_rss_kb": 30000,
@@ -112,6 +112,7 @@ def test_rounds_report_each_figure_s_median_and_the_worst_failure():
     got = merge([run(2.0), run(9.0, kills=1, full=2, outcome="OOM-killed"), run(3.0)])
     assert (got["rounds"], got["p99_ms"], got["p99_ms_rounds"]) == (3, 3.0, [2.0, 9.0, 3.0])
     assert (got["oom_kills"], got["busy_full_automatic"], got["outcome"]) == (1, 2, "OOM-killed")
+    assert got["longest_busy_pause_ms"] == 9.0   # a bound: the worst round's longest pause
     assert merge([run(2.0), run(4.0)])["p99_ms"] == 3.0
 
 

@@ -151,7 +151,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="policies to run, comma-separated (default all: %s)" % ",".join(KINDS))
     cmp.add_argument("--rounds", type=int, default=1, metavar="N",
                      help="run every policy N times, taking turns, and report each figure's median "
-                          "(the worst round for OOM kills and full collections in busy phases); "
+                          "(the worst round for OOM kills, full collections in busy phases and the "
+                          "longest pauses); "
                           "a virtual machine's latency moves between runs (default 1)")
     cmp.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     cmp.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

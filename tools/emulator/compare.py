@@ -82,7 +82,7 @@ def _cell(value: Any, fmt: str = "%.2f") -> str:
 
 
 def _pause(r: Dict[str, Any]) -> str:
-    """Longest busy pause, wall time, and the longest collector CPU time in brackets."""
+    """The longest wall time of a busy pause, and the longest collector CPU time of one in brackets."""
     if r["longest_busy_pause_cpu_ms"] is None:
         return _cell(r["longest_busy_pause_ms"])
     return "%s (%s)" % (_cell(r["longest_busy_pause_ms"]), _cell(r["longest_busy_pause_cpu_ms"]))
@@ -91,8 +91,9 @@ def _pause(r: Dict[str, Any]) -> str:
 def table(workload: str, rows: List[Dict[str, Any]]) -> str:
     """The comparison as one Markdown table."""
     lines = ["workload %s" % workload,
-             "| policy | p50 ms | p99 ms | max ms | busy gc ms | idle gc ms | longest busy pause ms (cpu) "
-             "| peak RSS | OOM kills | collections g0/g1/g2 | automatic full in busy |",
+             "| policy | p50 ms | p99 ms | max ms | busy gc ms | idle gc ms "
+             "| longest busy pause ms: wall (CPU) | peak RSS | OOM kills | collections g0/g1/g2 "
+             "| automatic full in busy |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         gens = "/".join(str(n) for n in r["collections"]) if r["collections"] else "-"
@@ -117,11 +118,12 @@ def _kind(policy: Policy) -> str:
     return "auto" if policy.name.endswith("tune = auto") else "profiles"
 
 
-# Figures a round's median stands for; the rest take the worst round (kills,
-# automatic full collections in busy time) or the first (events, collections).
-_MEDIAN = ("peak_rss_kb", "p50_ms", "p99_ms", "max_ms", "busy_gc_ms", "idle_gc_ms",
-           "longest_busy_pause_ms", "longest_busy_pause_cpu_ms", "longest_pause_ms")
-_WORST = ("oom_kills", "busy_full_automatic", "busy_full_explicit")
+# Figures a round's median stands for; bounds take the worst round (kills, automatic
+# full collections in busy time, the longest pauses); the rest are the first round's
+# (collections by generation, events).
+_MEDIAN = ("peak_rss_kb", "p50_ms", "p99_ms", "max_ms", "busy_gc_ms", "idle_gc_ms")
+_WORST = ("oom_kills", "busy_full_automatic", "busy_full_explicit",
+          "longest_busy_pause_ms", "longest_busy_pause_cpu_ms", "longest_pause_ms")
 
 
 def _median(values: List[float]) -> float:
@@ -131,7 +133,7 @@ def _median(values: List[float]) -> float:
 
 
 def merge(rounds: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """One row for a policy run several times: medians of the figures, the worst of the failures.
+    """One row for a policy run several times: medians of the figures, the worst of the bounds.
 
     A single run of `server` on a virtual machine moves its p99 by 2x between runs (the
     floor's own p99 read 2.6 and 5.1 ms in two runs minutes apart): the median of rounds
