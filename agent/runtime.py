@@ -351,7 +351,7 @@ class Agent(Messaging):
         # The tuner's changes, each a `tune` event; returns the rule decisions it keeps.
         kept, changes = self.tuner.step(sample, triggers, decisions, now)
         with self._policy_lock:
-            self._policy.dropped([d for d in decisions if d not in kept], now)
+            self._policy.dropped([d for d in decisions if d not in kept], now, self.tuner.futile())
         for change in changes:
             if change.what == "collect":
                 self._guard.run("actions", self._act, Decision(

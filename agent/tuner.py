@@ -1,27 +1,15 @@
 # The self-tuning collector (`[gc] tune = auto`): pure decisions, like agent/rules/.
 #
 # Nothing here reads a clock, calls gc or does I/O. Each tick the agent passes a
-# `Reading` (the time, memory, the process's CPU time, the collector's thresholds,
-# the longest pause per generation since the last tick from agent/gcwatch.py) and
-# the rules' decisions; it gets back the rule decisions to carry out and the
-# tuner's own `Change`s (new thresholds, gc.freeze(), a full collection), and
-# reports each collection's outcome through `record()`. How it decides, and what
-# it costs per workload, is in docs/tuner.md:
-#
-# - **Phase**: busy while the process used IDLE_CPU of a core or more over the last
-#   window; idle below that, or at once when the application posts `app:idle`.
-# - **Latency**: a very high threshold2 keeps automatic full collections out of
-#   busy time; threshold0 follows the young pauses against `pause_budget`.
-# - **Full collections are the tuner's**: once per idle phase when objects were
-#   promoted since the last one, and when RSS passes `memory_target` growing.
-#   Timers' and the idle edge's are skipped while nothing was promoted.
-# - **Freeze** (3.7+): once start-up RSS is flat over a settle window, right after
-#   the next idle full collection, or after a young one if no idle phase comes.
-# - **Memory wins**: as headroom nears the low-memory `below`, threshold0 comes
-#   back down; the low-memory rules' escalation is never held back.
-# - **Futility**: a full collection giving back less than `min_reclaim` marks the
-#   heap live at that RSS: then busy-phase full collections wait for idle (until
-#   half of `below` is left) and idle ones back off, doubling.
+# `Reading` (time, memory, the process's CPU time, the thresholds, the longest
+# pause per generation since the last tick from agent/gcwatch.py) and the rules'
+# decisions; it gets back the rule decisions to carry out, those it judged futile
+# (`futile`), and its own `Change`s (thresholds, gc.freeze(), a full collection),
+# and hears each collection's outcome through `record()`. docs/tuner.md, "How it
+# decides", says what it does and why: busy or idle phases from CPU time; threshold2
+# off and threshold0 on the pause budget; full collections at idle and past
+# `memory_target`; freeze once start-up settles; memory first near `below`; a live
+# heap and a quiet heap left alone.
 
 import collections
 
@@ -122,7 +110,8 @@ class Tuner(object):
         self._live_step = 0
         self._owed = False                    # a full collection deferred to the next idle
         self.deferred = 0                     # rule collections held back from busy phases
-        self.skipped = 0                      # rule collections with nothing new to look at
+        self.skipped = 0                      # rule collections with nothing to look at or gain
+        self.futile = []  # type: List[Decision]  # this tick's rule collections on a live heap
         self.collections = 0                  # full collections the tuner ran
 
     # -- the decision ------------------------------------------------------------------
@@ -290,16 +279,25 @@ class Tuner(object):
     def _gate(self, r, decisions):  # type: (Reading, Sequence[Decision]) -> List[Decision]
         # Hold rule-driven full collections out of busy phases when they cannot help.
         kept = []
+        self.futile = []  # type: List[Decision]
+        # A live heap: the low-memory rule's full collections wait for idle until
+        # the room is really running out (half of `below` left): then memory wins.
+        live = self._live_rss is not None and r.headroom_kb >= r.below_kb // 2
         for d in decisions:
             kind = self.rule_types.get(d.rule, "")
-            # A live heap: the low-memory rule's full collections wait for idle until
-            # the room is really running out (half of `below` left): then memory wins.
-            live = self._live_rss is not None and r.headroom_kb >= r.below_kb // 2
-            if (self.busy and d.action == "collect" and d.generation == 2
-                    and d.rule not in REQUESTED and kind in ("low_memory", "periodic")
-                    and (kind == "periodic" or live)):
+            held = (d.action == "collect" and d.generation == 2 and d.rule not in REQUESTED
+                    and kind in ("low_memory", "periodic"))
+            if held and self.busy and (kind == "periodic" or live):
                 self.deferred += 1
                 self._owed = True
+                continue
+            # Idle, with RSS where a full collection found the heap live: another gives
+            # nothing back either, and one begun late in an idle phase runs into the
+            # next busy one. The rule hears it was futile, so its walk moves on to the
+            # application's callbacks (docs/tuner.md, "A live heap is left alone").
+            if held and kind == "low_memory" and live and self._is_live(r.rss_kb):
+                self.futile.append(d)
+                self.skipped += 1
                 continue
             if self._quiet(r, d, kind):
                 self.skipped += 1

@@ -83,5 +83,9 @@ class TunerDriver(object):
         self.tuner.record(generation, reclaimed_kb, collected, rss_after_kb, now,
                           self.probe.ceiling.kb)
 
+    def futile(self):  # type: () -> List[Decision]
+        # The rule collections this tick's step judged futile (a live heap).
+        return self.tuner.futile
+
     def state(self):  # type: () -> Dict[str, Any]
         return self.tuner.state()

@@ -1,6 +1,8 @@
 """The tuner (agent/tuner.py) driven with a fake clock and synthetic series: no gc, no sleeping."""
 
-from agent.rules import Decision
+from agent.probes import Sample
+from agent.profile import loads
+from agent.rules import Decision, Policy
 from agent.tuner import HIGH_THRESHOLD2, QUIET_MAX, Reading, Tuner
 
 MB = 1024
@@ -198,6 +200,64 @@ def test_a_live_heap_in_the_low_memory_zone_gets_no_more_full_collections_while_
     assert dev.tuner.state()["deferred"] > 10
     assert dev.tuner.state()["live_heap_kb"] == 44 * MB
     assert dev.thresholds[2] == HIGH_THRESHOLD2  # automatic full collections stay off too
+
+
+LOW_MEMORY = ("[rule:low-memory]\ntype = low_memory\nbelow = 40%\nrearm_above = 55%\n"
+              "escalate = collect2, collect2, callbacks, event\nstep_every = 250ms\n"
+              "min_reclaim = 1M\nbackoff_max = 30s\n")   # device_profiles/emulator.ini's
+
+
+def test_a_live_heap_gets_one_full_collection_per_idle_phase_and_the_rule_walk_goes_on():
+    """A healthy heap inside `below`, idle phases of 3 s: the low-memory rule's walk keeps
+    asking for full collections in them; one that starts late in an idle phase runs into
+    the next busy one. The tuner runs one at each idle phase's start; the rule's, on a
+    heap found live with RSS where it was, are futile: skipped, and the rule moves on to
+    the application's callbacks as if they had run and given nothing back."""
+    dev = Device(tuner(), rss_kb=44 * MB, below_kb=26 * MB)
+    policy = Policy(loads("[device]\nid = t\n" + LOW_MEMORY).rules, start=0.0)
+    ran, callbacks = [], []      # (now, busy) of each full collection; times of callbacks
+    for phase in range(8):
+        busy = phase % 2 == 0
+        for _ in range(12):
+            now = dev.now + TICK
+            sample = Sample(ts=now, mono=now, mem_free_kb=200 * MB, mem_total_kb=256 * MB,
+                            rss_kb=dev.rss, ceiling_kb=CEILING, cpu_s=dev.cpu, gc_enabled=True,
+                            gc_count=(0, 0, 0), gc_collections=(0, 0, 0), gc_collected=0,
+                            gc_uncollectable=0, gc_pause_ms_total=0.0, gc_pause_ms_max=0.0)
+            asked = policy.decide(sample, [], now)
+            kept, changes = dev.tick(busy=busy, young=3 if busy else 0, decisions=asked)
+            policy.dropped([d for d in asked if d not in kept], now, dev.tuner.futile)
+            full = [d for d in kept if d.action == "collect" and d.generation == 2]
+            full += [c for c in changes if c.what == "collect" and c.generation == 2]
+            callbacks += [now for d in kept if d.action == "callbacks"]
+            for d in full:           # each gives nothing back: the heap is live
+                ran.append((now, busy))
+                dev.tuner.record(2, 0, 40, dev.rss, now, CEILING)
+                if isinstance(d, Decision):
+                    policy.record(d, 0, 0.03, now)
+    assert [b for _, b in ran].count(True) == 1       # the first, which found the heap live
+    assert len(ran) <= 1 + 4                          # then one per idle phase at most
+    assert callbacks                                  # the escalation still reaches the application
+    assert dev.tuner.state()["skipped"] >= 2
+
+
+def test_a_live_heap_is_collected_again_once_rss_grows_past_it_or_room_runs_out():
+    dev = Device(tuner(), rss_kb=44 * MB, below_kb=26 * MB)
+    low = Decision("collect", "low-memory", 2, fields=(("step", "collect2"),))
+    dev.tick(busy=False, young=0)
+    dev.tuner.record(2, 0, 40, dev.rss, dev.now, CEILING)     # found live at 44M
+    kept, _ = dev.tick(busy=False, young=0, decisions=[low])
+    assert kept == [] and dev.tuner.futile == [low]
+    dev.tick(busy=False, young=0, grow_kb=4 * MB)              # past the live step (1/20)
+    kept, _ = dev.tick(busy=False, young=0, decisions=[low])
+    assert kept == [low] and dev.tuner.futile == []
+    dev.tuner.record(2, 0, 40, dev.rss, dev.now, CEILING)     # live at 48M too
+    dev.below = 30 * MB
+    kept, _ = dev.tick(busy=False, young=0, decisions=[low])
+    assert kept == []                                          # 16M left, half of below is 15M
+    dev.tick(busy=False, young=0, grow_kb=2 * MB)              # within the live step, 14M left
+    kept, _ = dev.tick(busy=False, young=0, decisions=[low])
+    assert kept == [low]                                       # memory wins
 
 
 def test_memory_wins_when_the_room_is_really_running_out():

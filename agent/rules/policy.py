@@ -100,11 +100,16 @@ class Policy(object):
         rule = self._by_name.get(decision.rule)
         return [] if rule is None else rule.record(decision, reclaimed_kb, now)
 
-    def dropped(self, decisions, now):  # type: (Sequence[Decision], float) -> None
-        # Decisions the tuner held back: their rules learn that nothing ran.
+    def dropped(self, decisions, now, futile=()):
+        # type: (Sequence[Decision], float, Sequence[Decision]) -> None
+        # Decisions the tuner held back: their rules learn that nothing ran, or, for
+        # collections it judged futile (a live heap, docs/tuner.md), that one gave
+        # nothing back, so a low-memory walk moves on as after a collection that ran.
         for decision in decisions:
             rule = self._by_name.get(decision.rule)
-            if rule is not None:
+            if rule is not None and decision in futile:
+                rule.record(decision, 0, now)
+            elif rule is not None:
                 rule.dropped(decision, now)
 
     def state(self):  # type: () -> Dict[str, object]
