@@ -31,8 +31,10 @@ IDLE_BACKOFF_MAX = 300.0
 QUIET_MAX = 300.0          # a quiet heap still gets a rule's full collection this often
 FREEZE_WAIT = 10           # settle windows to wait for an idle phase before freezing anyway
 CALM_TICKS = 8             # busy ticks with small young pauses before thresholds drift back up
-YOUNG_SHARE = 0.5          # young pauses longer than this share of pause_budget: threshold0 down
+YOUNG_SHARE = 0.5          # young or middle pauses longer than this share of pause_budget: down
 CALM_SHARE = 1.0 / 6       # shorter than this share, CALM_TICKS running: threshold0 up
+MIDDLE_SHARE = 0.25        # a run's longest middle pause is ~3x the median: threshold1 down (no RSS cost)
+MIN_THRESHOLD1 = 1         # middle pauses measured shortest at this floor (docs/tuner.md)
 
 
 class Reading(record(
@@ -206,23 +208,24 @@ class Tuner(object):
         return self.level
 
     def _adapt_young(self, r):  # type: (Reading) -> None
-        # threshold0 from the pause budget. Over YOUNG_SHARE of it three busy ticks
-        # running (one long pause is as often the machine preempting us as the
-        # collector): down. Shorter, more frequent young pauses make a shorter
-        # latency tail for the same work (docs/tuner.md, "The young generation"),
-        # at the cost of promoting more briefly-alive objects, which the idle full
-        # collections free. Far under it (CALM_SHARE) for CALM_TICKS: up, past the
-        # interpreter's value if need be, as fewer young collections promote less.
-        # threshold1 stays the interpreter's: lower, it promotes more.
+        # Three busy ticks running (one may be the machine preempting us), middle pauses
+        # (~threshold0 x threshold1 objects) over MIDDLE_SHARE of the budget lower threshold1,
+        # young ones over YOUNG_SHARE threshold0. Each middle collection promotes; one runs every
+        # t0 x (t1 + 2) objects, kept >= d0 / 2 x (d1 + 2) for RSS (docs/tuner.md, "The young generation").
         if not self.busy or sum(r.collections[:2]) == 0:
             return
         t0, t1 = self.young
-        young = max(r.pause_ms[0], r.pause_ms[1])
-        if young > self.budget_ms * YOUNG_SHARE:
+        young, middle = r.pause_ms[0], r.pause_ms[1]
+        lower1 = middle > self.budget_ms * MIDDLE_SHARE and middle >= young and t1 > MIN_THRESHOLD1 \
+            and self.flavour.startswith("generational")
+        if lower1 or max(young, middle) > self.budget_ms * YOUNG_SHARE:
             self._over, self._calm = self._over + 1, 0
-            if self._over >= 3 and t0 > self._min0:
-                self.young, self._over = (max(self._min0, int(t0 * 0.7)), t1), 0
-        elif young < self.budget_ms * CALM_SHARE:
+            if self._over >= 3:
+                t1 = max(MIN_THRESHOLD1, int(t1 * 0.7)) if lower1 else t1
+                d1 = self.defaults[1] if len(self.defaults) > 1 else 10
+                floor = min(self._max0, max(self._min0, -(-self._min0 * (d1 + 2) // (t1 + 2))))
+                self.young, self._over = (max(floor, t0 if lower1 else int(t0 * 0.7)), t1), 0
+        elif max(young, middle) < self.budget_ms * CALM_SHARE:   # CALM_TICKS of it: threshold0 up
             self._over, self._calm = 0, self._calm + 1
             if self._calm >= CALM_TICKS and t0 < self._max0:
                 self.young, self._calm = (min(self._max0, int(t0 * 1.25) + 1), t1), 0
@@ -238,12 +241,12 @@ class Tuner(object):
             return (min(t0, d[0] // 2) if level == "pressure" else t0,) + tuple(d[1:])
         if level == "relaxed":
             return (t0, t1, HIGH_THRESHOLD2)
-        # Memory wins: young garbage sooner, more so inside the low-memory zone.
-        # Full collections stay the tuner's (past memory_target) and the low-memory
-        # rules': automatic ones would come at random times, busy or not.
+        # Memory wins: young garbage sooner (more so inside the low-memory zone), threshold1
+        # the interpreter's (promoting less). Full collections stay the tuner's and the
+        # low-memory rules': automatic ones would come at random times, busy or not.
         if level == "pressure" and self._inside:
-            return (min(t0, d[0] // 2), t1, HIGH_THRESHOLD2)
-        return (min(t0, d[0]), t1, HIGH_THRESHOLD2)
+            return (min(t0, d[0] // 2), d[1], HIGH_THRESHOLD2)
+        return (min(t0, d[0]), d[1], HIGH_THRESHOLD2)
 
     def _thresholds(self, r, level, changes):  # type: (Reading, str, List[Change]) -> None
         wanted = self._wanted(level)
@@ -266,8 +269,10 @@ class Tuner(object):
             return "headroom %dK nears below %dK: memory first" % (r.headroom_kb, r.below_kb)
         if level == "target":
             return "RSS %dK past memory_target %d%%" % (r.rss_kb, self.memory_target * 100)
-        if self.applied and wanted[:2] < tuple(self.applied[:2]):
-            return "young pauses %.2f/%.2fms over half the %gms budget" % (
+        if self.applied and wanted[1] < self.applied[1]:
+            return "middle pauses %.2fms over a quarter of the %gms budget" % (r.pause_ms[1], self.budget_ms)
+        if self.applied and wanted[0] < self.applied[0]:
+            return "young/middle pauses %.2f/%.2fms over half the %gms budget" % (
                 r.pause_ms[0], r.pause_ms[1], self.budget_ms)
         return "young pauses well under the %gms budget" % self.budget_ms
 

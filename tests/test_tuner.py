@@ -296,7 +296,7 @@ def test_young_pauses_over_budget_lower_threshold0_and_calm_raises_it():
     assert lowered < 700
     dev.run(30, pause_ms=(0.2, 0.3, 0.0))
     assert dev.thresholds[0] > lowered and dev.thresholds[0] <= 4 * 700
-    assert dev.thresholds[1] == 10             # threshold1 is never lowered: it promotes more
+    assert dev.thresholds[1] == 10             # the young pauses were the long ones: threshold1 stays
 
 
 def test_young_pauses_are_kept_to_half_the_budget_down_to_half_the_interpreters_threshold():
@@ -304,14 +304,88 @@ def test_young_pauses_are_kept_to_half_the_budget_down_to_half_the_interpreters_
     # over half of it is still too long (docs/tuner.md, "The young generation").
     dev = Device(tuner(pause_budget_ms=2.0))
     dev.run(1)
-    dev.run(3, pause_ms=(0.2, 1.3, 0.0))
-    assert dev.thresholds[0] < 700
+    dev.run(3, pause_ms=(1.3, 0.45, 0.0))
+    assert dev.thresholds[0] < 700 and dev.thresholds[1] == 10
     change = [c for _, _, c in dev.log if c.what == "thresholds"][-1]
     assert "over half the 2ms budget" in change.why
-    dev.run(30, pause_ms=(0.2, 1.3, 0.0))      # never below half of 700: promotion costs RSS
-    assert dev.thresholds[0] == 350
-    dev.run(30, pause_ms=(0.2, 0.6, 0.0))      # between a sixth and a half: left alone
-    assert dev.thresholds[0] == 350
+    dev.run(30, pause_ms=(1.3, 0.45, 0.0))     # never below half of 700: promotion costs RSS
+    assert dev.thresholds[:2] == (350, 10)
+    dev.run(30, pause_ms=(0.4, 0.45, 0.0))     # between a sixth and a half (a quarter): left alone
+    assert dev.thresholds[:2] == (350, 10)
+
+
+def promoting_every(thresholds) -> int:
+    # Objects allocated between two middle collections: each promotes what is in flight.
+    return thresholds[0] * (thresholds[1] + 2)
+
+
+def test_long_middle_pauses_lower_threshold1_and_raise_threshold0_to_promote_no_more():
+    # A middle collection takes ~threshold0 x threshold1 objects: threshold1 comes
+    # down for it, and threshold0 up so that middle collections come no more often
+    # than with (350, 10), the young-pause floor (docs/tuner.md, "The young generation").
+    dev = Device(tuner(pause_budget_ms=2.0))
+    dev.run(1)
+    dev.run(0.5, pause_ms=(0.2, 1.3, 0.0))     # two ticks: not yet a trend
+    assert dev.thresholds[:2] == (700, 10)
+    dev.tick(pause_ms=(0.2, 1.3, 0.0))
+    assert dev.thresholds[:2] == (700, 7)       # middle collections no more frequent yet
+    change = [c for _, _, c in dev.log if c.what == "thresholds"][-1]
+    assert "middle pauses 1.30ms over a quarter of the 2ms budget" in change.why
+    assert change.before[:2] == [700, 10]
+    seen = []
+    for _ in range(40):
+        dev.tick(pause_ms=(0.2, 1.3, 0.0))
+        seen.append(dev.thresholds[:2])
+        assert promoting_every(dev.thresholds) >= promoting_every((350, 10))
+    assert seen[-1] == (1400, 1)                # threshold1's floor, threshold0 at 350 x 12 / 3
+    assert (700, 4) in seen and (1050, 2) in seen
+    dev.run(10, pause_ms=(1.3, 1.3, 0.0))       # young ones long too: no lower, RSS wins
+    assert dev.thresholds[:2] == (1400, 1)
+
+
+def test_middle_pauses_over_a_quarter_of_the_budget_lower_threshold1_not_threshold0():
+    # The longest of a busy phase's middle pauses is ~3x the longest of a tick's
+    # (docs/tuner.md, "The young generation"); threshold1 costs no RSS, threshold0 does.
+    dev = Device(tuner(pause_budget_ms=2.0))
+    dev.run(1)
+    dev.run(12, pause_ms=(0.2, 0.7, 0.0))
+    assert dev.thresholds[:2] == (1400, 1)
+    dev.run(12, pause_ms=(0.2, 0.7, 0.0))       # at threshold1's floor: threshold0 stays
+    assert dev.thresholds[:2] == (1400, 1)
+
+
+def test_short_young_pauses_after_middle_ones_came_down_let_threshold0_rise_not_threshold1():
+    dev = Device(tuner(pause_budget_ms=2.0))
+    dev.run(1)
+    dev.run(12, pause_ms=(0.2, 1.3, 0.0))
+    assert dev.thresholds[:2] == (1400, 1)
+    dev.run(30, pause_ms=(0.2, 0.3, 0.0))       # calm: threshold0 up, promoting less
+    assert dev.thresholds[0] > 1400 and dev.thresholds[1] == 1
+    assert dev.thresholds[0] <= 4 * 700
+    dev.run(30, pause_ms=(0.4, 1.3, 0.0))       # the middle ones long again: back down
+    assert dev.thresholds[:2] == (1400, 1)
+
+
+def test_memory_first_puts_threshold1_back_to_the_interpreters():
+    # Lower, threshold1 promotes more: near `below`, latency gives way.
+    dev = Device(tuner(pause_budget_ms=2.0), rss_kb=20 * MB, below_kb=16 * MB)
+    dev.run(1)
+    dev.run(12, pause_ms=(0.2, 1.3, 0.0))
+    assert dev.thresholds[:2] == (1400, 1)
+    dev.run(6, grow_kb=MB, pause_ms=(0.2, 1.3, 0.0))      # to 44M: headroom 20M < below + 10%
+    assert dev.thresholds == (700, 10, HIGH_THRESHOLD2)
+    dev.run(2, grow_kb=2 * MB, pause_ms=(0.2, 1.3, 0.0))  # to 52M: inside the low-memory zone
+    assert dev.thresholds == (350, 10, HIGH_THRESHOLD2)
+    dev.rss = 20 * MB                                      # room again: the latency thresholds
+    dev.tick(pause_ms=(0.2, 0.6, 0.0))
+    assert dev.thresholds == (1400, 1, HIGH_THRESHOLD2)
+
+
+def test_threshold1_is_left_alone_where_it_is_not_the_middle_generations():
+    dev = Device(tuner(pause_budget_ms=2.0, flavour="incremental"), thresholds=(2000, 10, 0))
+    dev.run(1)
+    dev.run(12, pause_ms=(0.2, 1.3, 0.0))
+    assert dev.thresholds == (1000, 10, 0)      # threshold0 down to half, the rest untouched
 
 
 def test_periodic_collections_in_busy_wait_for_idle():

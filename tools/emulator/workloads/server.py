@@ -27,7 +27,8 @@ It prints a line at each phase change (not with --quiet), a summary line for
 people, and, last, the same as one JSON object for the emulator: the common
 fields (see tools/emulator/workloads/__init__.py) and requests, busy_phases,
 idle_phases, latency_ms {p50, p99, max} (busy phases), busy_pauses and
-idle_pauses {count, total_ms, max_ms, by_generation}, hint, hints_sent,
+idle_pauses {count, total_ms, max_ms, max_cpu_ms, by_generation,
+median_cpu_ms_by_generation, max_cpu_ms_by_generation}, hint, hints_sent,
 agent_running, heap, and full_collections {busy, idle} x {automatic, explicit}:
 full collections by phase, automatic (the interpreter's thresholds) or
 explicit (somebody called gc.collect(): the agent, an injected policy).
@@ -119,14 +120,24 @@ def percentile(values: list, share: float) -> float:
 
 
 def pause_summary(pauses: list) -> dict:
-    """Count, total and longest of (generation, wall s, cpu s) pauses; max_cpu_ms is the collector's own."""
+    """Count, total and longest of (generation, wall s, cpu s) pauses; max_cpu_ms is the collector's own.
+
+    Per generation too: the median and longest CPU ms (which generation sets the
+    longest pause, and whether it is the tail or the typical one).
+    """
     by_generation = [0, 0, 0]
+    cpu = [[], [], []]
     for pause in pauses:
         by_generation[min(int(pause[0]), 2)] += 1
+        cpu[min(int(pause[0]), 2)].append(pause[2] * 1000)
+    for values in cpu:
+        values.sort()
     return {"count": len(pauses), "total_ms": round(sum(p[1] for p in pauses) * 1000, 3),
             "max_ms": round(max([p[1] for p in pauses] or [0.0]) * 1000, 3),
             "max_cpu_ms": round(max([p[2] for p in pauses] or [0.0]) * 1000, 3),
-            "by_generation": by_generation}
+            "by_generation": by_generation,
+            "median_cpu_ms_by_generation": [round(percentile(v, 0.5), 3) for v in cpu],
+            "max_cpu_ms_by_generation": [round(v[-1] if v else 0.0, 3) for v in cpu]}
 
 
 class Server(object):
