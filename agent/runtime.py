@@ -350,8 +350,6 @@ class Agent(Messaging):
         # type: (Sample, List[str], List[Decision], float) -> List[Decision]
         # The tuner's changes, each a `tune` event; returns the rule decisions it keeps.
         kept, changes = self.tuner.step(sample, triggers, decisions, now)
-        with self._policy_lock:
-            self._policy.dropped([d for d in decisions if d not in kept], now, self.tuner.futile())
         for change in changes:
             if change.what == "collect":
                 self._guard.run("actions", self._act, Decision(
@@ -360,6 +358,8 @@ class Agent(Messaging):
             fields = self.tuner.apply(change)
             if fields is not None:
                 self._emit_event("tune", **fields)
+        with self._policy_lock:   # last: should the above raise, every decision runs, none twice
+            self._policy.dropped([d for d in decisions if d not in kept], now, self.tuner.futile())
         return kept
 
     def _act(self, decision):  # type: (Decision) -> None

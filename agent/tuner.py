@@ -43,7 +43,7 @@ class Reading(record(
         "rss_kb",                   # int
         "ceiling_kb",               # int
         "headroom_kb",              # int
-        "below_kb",                 # int: the tightest low-memory `below`; 0 without one
+        "below_kb",                 # int: the largest low-memory `below` (crossed first); 0 without one
         "cpu_s",                    # float: the process's CPU time
         "thresholds",               # Tuple[int, ...]: gc.get_threshold() now
         pause_ms=(0.0, 0.0, 0.0),   # longest pause per generation since the last tick
@@ -130,6 +130,8 @@ class Tuner(object):
             # the old generation's garbage costs more RSS than the pauses buy.
             self._min0 = max(MIN_THRESHOLD0, self.defaults[0] // 2)
         self._promoted += r.collections[1] if len(r.collections) > 1 else 0
+        if self._live_rss is not None and r.rss_kb <= self._live_rss - self._live_step:
+            self._live_rss = None     # memory freed since, without a full collection: a new heap
         if self._froze:   # what the collection before the freeze promoted is frozen too
             self._promoted, self._froze = 0, False
         self._phase(r)
@@ -279,7 +281,7 @@ class Tuner(object):
     # -- full collections -------------------------------------------------------------------
 
     def _is_live(self, rss_kb):  # type: (int) -> bool
-        return self._live_rss is not None and rss_kb < self._live_rss + self._live_step
+        return self._live_rss is not None and abs(rss_kb - self._live_rss) < self._live_step
 
     def _gate(self, r, decisions):  # type: (Reading, Sequence[Decision]) -> List[Decision]
         # Hold rule-driven full collections out of busy phases when they cannot help.
@@ -296,11 +298,13 @@ class Tuner(object):
                 self.deferred += 1
                 self._owed = True
                 continue
-            # Idle, with RSS where a full collection found the heap live: another gives
-            # nothing back either, and one begun late in an idle phase runs into the
-            # next busy one. The rule hears it was futile, so its walk moves on to the
-            # application's callbacks (docs/tuner.md, "A live heap is left alone").
-            if held and kind == "low_memory" and live and self._is_live(r.rss_kb):
+            # Idle, RSS where a full collection found the heap live and nothing promoted
+            # since: another gives nothing back either, and one begun late in an idle
+            # phase runs into the next busy one. The rule hears it was futile, so a
+            # low-memory walk moves on to the application's callbacks (docs/tuner.md,
+            # "A live heap is left alone").
+            if held and live and self._is_live(r.rss_kb) and self._promoted == 0 \
+                    and r.now - (self._last_full_at or 0.0) < QUIET_MAX:
                 self.futile.append(d)
                 self.skipped += 1
                 continue

@@ -260,6 +260,25 @@ def test_a_live_heap_is_collected_again_once_rss_grows_past_it_or_room_runs_out(
     assert kept == [low]                                       # memory wins
 
 
+def test_a_live_verdict_holds_only_while_nothing_new_reached_the_old_generation_and_rss_stays():
+    dev = Device(tuner(), rss_kb=44 * MB, below_kb=26 * MB)
+    low = Decision("collect", "low-memory", 2, fields=(("step", "collect2"),))
+    periodic = Decision("collect", "periodic", 2)
+    dev.tick(busy=False, young=0)
+    dev.tuner.record(2, 0, 40, dev.rss, dev.now, CEILING)     # found live at 44M
+    kept, _ = dev.tick(busy=False, young=0, decisions=[low, periodic])
+    assert kept == [] and dev.tuner.futile == [low, periodic]  # a timer's would give nothing either
+    # Middle-generation collections promoted objects since: they may be garbage now.
+    kept, _ = dev.tick(busy=False, young=3, decisions=[low])
+    assert kept == [low]
+    dev.tuner.record(2, 0, 40, dev.rss, dev.now, CEILING)
+    # Memory freed without a full collection (a batch let go): the verdict is stale.
+    dev.tick(busy=False, young=0, grow_kb=-8 * MB)
+    assert dev.tuner.state()["live_heap_kb"] is None
+    kept, _ = dev.tick(busy=False, young=0, grow_kb=6 * MB, decisions=[low])
+    assert kept == [low]
+
+
 def test_memory_wins_when_the_room_is_really_running_out():
     dev = Device(tuner(), rss_kb=50 * MB, below_kb=26 * MB)
     low = Decision("collect", "low-memory", 2)
