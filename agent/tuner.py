@@ -210,10 +210,8 @@ class Tuner(object):
         return self.level
 
     def _adapt_young(self, r):  # type: (Reading) -> None
-        # Three busy ticks running (one may be the machine preempting us), middle pauses
-        # (~threshold0 x threshold1 objects) over MIDDLE_SHARE of the budget lower threshold1,
-        # young ones over YOUNG_SHARE threshold0. Each middle collection promotes; one runs every
-        # t0 x (t1 + 2) objects, kept >= d0 / 2 x (d1 + 2) for RSS (docs/tuner.md, "The young generation").
+        # 3 busy ticks running: middle pauses (~t0 x t1 objects) over MIDDLE_SHARE lower t1, young ones t0;
+        # t0 x (t1 + 2), objects per promoting middle collection, stays >= d0/2 x (d1 + 2) (docs/tuner.md).
         if not self.busy or sum(r.collections[:2]) == 0:
             return
         t0, t1 = self.young
@@ -223,8 +221,7 @@ class Tuner(object):
         if lower1 or max(young, middle) > self.budget_ms * YOUNG_SHARE:
             self._over, self._calm = self._over + 1, 0
             if self._over >= 3:
-                t1 = max(MIN_THRESHOLD1, int(t1 * 0.7)) if lower1 else t1
-                d1 = self.defaults[1] if len(self.defaults) > 1 else 10
+                t1, d1 = max(MIN_THRESHOLD1, int(t1 * 0.7)) if lower1 else t1, (self.defaults + (10,))[1]
                 floor = min(self._max0, max(self._min0, -(-self._min0 * (d1 + 2) // (t1 + 2))))
                 self.young, self._over = (max(floor, t0 if lower1 else int(t0 * 0.7)), t1), 0
         elif max(young, middle) < self.budget_ms * CALM_SHARE:   # CALM_TICKS of it: threshold0 up
@@ -243,9 +240,8 @@ class Tuner(object):
             return (min(t0, d[0] // 2) if level == "pressure" else t0,) + tuple(d[1:])
         if level == "relaxed":
             return (t0, t1, HIGH_THRESHOLD2)
-        # Memory wins: young garbage sooner (more so inside the low-memory zone), threshold1
-        # the interpreter's (promoting less). Full collections stay the tuner's and the
-        # low-memory rules': automatic ones would come at random times, busy or not.
+        # Memory wins: young garbage sooner (more so inside the low-memory zone), threshold1 the interpreter's
+        # (promoting less); full collections the tuner's and rules' (automatic ones come busy or not).
         if level == "pressure" and self._inside:
             return (min(t0, d[0] // 2), d[1], HIGH_THRESHOLD2)
         return (min(t0, d[0]), d[1], HIGH_THRESHOLD2)
