@@ -7,7 +7,7 @@
 # (`futile`), and its own `Change`s (thresholds, gc.freeze(), a full collection),
 # and hears each collection's outcome through `record()`. docs/tuner.md, "How it
 # decides", says what it does and why: busy or idle phases from CPU time; threshold2
-# off and threshold0 on the pause budget; full collections at idle and past
+# off, threshold0 and threshold1 on the pause budget; full collections at idle and past
 # `memory_target`; freeze once start-up settles; memory first near `below`; a live
 # heap and a quiet heap left alone.
 
